@@ -1,0 +1,5 @@
+import sys
+
+from gensight.cli import main
+
+sys.exit(main())
