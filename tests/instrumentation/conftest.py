@@ -63,3 +63,22 @@ def _metric_points(reader: InMemoryMetricReader) -> dict[str, list]:
 def metric_points(metric_reader):
     """Call it to collect: {metric name: [data points]}."""
     return lambda: _metric_points(metric_reader)
+
+
+@pytest.fixture(scope="module")
+def fake_provider():
+    """One fake OpenAI-compatible server per test module (127.0.0.1, ephemeral port)."""
+    from gensight.fake_provider import FakeProvider
+
+    with FakeProvider() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_provider):
+    """The module's fake provider, with its settings reset after each test."""
+    yield fake_provider
+    fake_provider.configure({
+        "latency_s": 0, "latency_per_token_s": 0, "error_rate": 0, "force_status": None,
+        "force_status_count": None, "break_stream_after": None, "usage_details": True, "incident": None,
+    })
