@@ -407,6 +407,18 @@ _KINDS: dict[str, tuple[Any, Any, Any]] = {
 }
 
 
+# ``with_raw_response`` / ``with_streaming_response`` results: the parsed object is one step away
+_RAW_RESPONSES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
+
+
+def _parsed(result: Any, kwargs: Mapping[str, Any]) -> Any:
+    """The parsed body of a ``with_raw_response`` result (already read; ``parse()`` caches), or
+    None when reading it would consume a body the app has not read yet (streamed responses)."""
+    if type(result).__name__ != "LegacyAPIResponse" or kwargs.get("stream") is True:
+        return None
+    return result.parse()
+
+
 def _attach(inv: Invocation) -> object | None:
     """Make the call's span current while the SDK sends the request (so HTTP-client spans nest
     under it); plain attach/detach rather than a context manager: this is the hot path."""
@@ -439,7 +451,8 @@ def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
             raise
         finally:
             _detach(token)
-        if stream_handlers is not None and kwargs.get("stream") is True:
+        raw = type(result).__name__ in _RAW_RESPONSES
+        if stream_handlers is not None and kwargs.get("stream") is True and not raw:
             try:
                 on_chunk, on_end = stream_handlers(telemetry)
                 return SyncStreamProxy(result, inv, on_chunk, on_end)
@@ -448,7 +461,7 @@ def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
                 inv.stop()
                 return result
         try:
-            on_response(inv, result)
+            on_response(inv, _parsed(result, kwargs) if raw else result)
         except Exception:
             logger.debug("gensight: could not read %s response", kind, exc_info=True)
         inv.stop()
@@ -472,7 +485,8 @@ def _async_wrapper(telemetry: Telemetry, kind: str) -> Any:
             raise
         finally:
             _detach(token)
-        if stream_handlers is not None and kwargs.get("stream") is True:
+        raw = type(result).__name__ in _RAW_RESPONSES
+        if stream_handlers is not None and kwargs.get("stream") is True and not raw:
             try:
                 on_chunk, on_end = stream_handlers(telemetry)
                 return AsyncStreamProxy(result, inv, on_chunk, on_end)
@@ -481,7 +495,7 @@ def _async_wrapper(telemetry: Telemetry, kind: str) -> Any:
                 inv.stop()
                 return result
         try:
-            on_response(inv, result)
+            on_response(inv, _parsed(result, kwargs) if raw else result)
         except Exception:
             logger.debug("gensight: could not read %s response", kind, exc_info=True)
         inv.stop()

@@ -381,3 +381,15 @@ def test_entry_point_is_registered():
 
     (ep,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "gensight_openai"]
     assert ep.load() is OpenAIInstrumentor
+
+
+def test_with_raw_response_call_still_records_usage(client, span_exporter):
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    parsed = raw.parse()
+    assert _span(span_exporter).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == parsed.usage.completion_tokens
+
+
+def test_with_raw_response_stream_is_left_unread_and_span_ended(client, span_exporter):
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    assert len(span_exporter.get_finished_spans()) == 1
+    assert len(list(raw.parse())) > 1  # the app can still read the whole stream
