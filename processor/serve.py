@@ -163,11 +163,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gensight serve: config error: {exc}", file=sys.stderr)
         return 2
-    try:
-        server.start()
-    except OSError as exc:
-        print(f"gensight serve: {exc}", file=sys.stderr)
-        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -176,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"gensight serve: {exc}", file=sys.stderr)
+        return 1
     ports = ", ".join(
         f"{name} {port}" for name, port in (("grpc", server.grpc_port), ("http", server.http_port)) if port
     )

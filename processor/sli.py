@@ -178,7 +178,7 @@ class SLIAnalyser:
         c.ok += a.calls - a.errors
         for et, n in a.error_types.items():
             c.error_types[et] = c.error_types.get(et, 0) + n
-        c.buckets = [x + y for x, y in zip(c.buckets, a.buckets)]
+        c.buckets = [x + y for x, y in zip(c.buckets, a.buckets, strict=True)]
         c.dur_sum += a.dur_sum
         c.dur_n += a.calls
         c.dur_min = min(c.dur_min, a.dur_min)
