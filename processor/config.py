@@ -212,7 +212,7 @@ def _replace_path(obj: Any, parts: list[str], value: Any, dotted: str) -> Any:
         new = _coerce(hints[name], value, dotted)
     else:
         new = _replace_path(getattr(obj, name), parts[1:], value, dotted)
-    return dataclasses.replace(obj, **{name: new})
+    return dataclasses.replace(obj, **{name: new})  # type: ignore[type-var]
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

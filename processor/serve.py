@@ -118,7 +118,7 @@ def build_sinks(config: Any) -> list[Any]:
 
 def _otlp_exporter(config: Any, endpoint: str) -> Any:
     try:
-        from gensight.processor import export as export_mod
+        from gensight.processor import export as export_mod  # type: ignore[attr-defined]
     except ImportError:
         return _GrpcMetricsClient(endpoint, config.export.timeout_s)
     return export_mod.build_exporter(config.export, endpoint=endpoint)  # type: ignore[attr-defined]
