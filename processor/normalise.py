@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gensight.pricing import PricingTable
+from gensight.pricing import TOKENS_PER_PRICE_UNIT, PricingTable
 from gensight.privacy import hash_id
 from gensight.processor.records import (
     CHAT,
@@ -93,6 +93,23 @@ MARKER_KEYS = frozenset((
     *OUTPUT_TOKEN_KEYS, *CACHE_READ_KEYS, COST, COST_AMOUNT, OI_COST, *TOOL_NAME_KEYS, DATA_SOURCE,
     OI_KIND, TL_KIND, LLM_REQUEST_TYPE, TOP_SCORE, CACHE_HIT, TTFC,
 ))
+# optional attributes -> handler id (cost dialects ranked: Gensight/OpenLIT, semconv PR, OpenInference)
+_H_ERROR, _H_FINISH, _H_CACHE_READ, _H_CACHE_WRITE, _H_TOP_SCORE, _H_CACHE_HIT, _H_TTFC = range(7)
+_H_COST_BASE = 10
+_H_TENANT_BASE = 20
+_OPTIONAL_KEYS: dict[str, int] = {
+    ERROR_TYPE: _H_ERROR,
+    FINISH_REASONS: _H_FINISH,
+    **dict.fromkeys(CACHE_READ_KEYS[::-1], _H_CACHE_READ),
+    **dict.fromkeys(CACHE_WRITE_KEYS[::-1], _H_CACHE_WRITE),
+    TOP_SCORE: _H_TOP_SCORE,
+    CACHE_HIT: _H_CACHE_HIT,
+    TTFC: _H_TTFC,
+    COST: _H_COST_BASE,
+    COST_AMOUNT: _H_COST_BASE + 1,
+    OI_COST: _H_COST_BASE + 2,
+}
+
 _OI_DOC_PREFIX = "retrieval.documents."
 _OI_DOC_SCORE_SUFFIX = ".document.score"
 
@@ -202,11 +219,19 @@ def _count(v: Any) -> int | None:
     return None if x is False or x is None else int(x)
 
 
+_provider_cache: dict[str, str] = {}
+
+
 def _provider(raw: str | None) -> str:
     if not raw:
         return ""
-    p = raw.strip().lower()
-    return _PROVIDER_ALIASES.get(p, p)
+    p = _provider_cache.get(raw)
+    if p is None:
+        p = raw.strip().lower()
+        p = _PROVIDER_ALIASES.get(p, p)
+        if len(_provider_cache) < _MAX_TENANT_CACHE:
+            _provider_cache[raw] = p
+    return p
 
 
 class Normaliser:
@@ -217,8 +242,10 @@ class Normaliser:
         self.config = config
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
-        self._tenant_keys = tuple(config.tenant_attributes)
-        self._prices: dict[tuple[str, str], Any] = {}
+        self._optional = dict(_OPTIONAL_KEYS)
+        for i, name in enumerate(config.tenant_attributes):
+            self._optional.setdefault(name, _H_TENANT_BASE + i)
+        self._prices: dict[tuple[str, str], tuple[float, float, float, float] | None] = {}
         self._tenant_attrs = frozenset(config.tenant_attributes)
         self._tenant_cache: dict[str, str] = {}
 
@@ -336,104 +363,88 @@ class Normaliser:
             else:
                 out_tok = _count(v)
                 bad += out_tok is None
-        kv = g("gen_ai.usage.cache_read.input_tokens") or g("gen_ai.usage.cache_read_input_tokens") \
-            or g("llm.token_count.prompt_details.cache_read")
-        if kv is not None:
-            cached = _count(kv.value)
-            bad += cached is None
-        kv = g("gen_ai.usage.cache_creation.input_tokens") or g("gen_ai.usage.cache_creation_input_tokens") \
-            or g("llm.token_count.prompt_details.cache_write")
-        if kv is not None:
-            cache_write = _count(kv.value)
-            bad += cache_write is None
-
-        # cost (USD only: a cost in another currency is not summable with the rest)
-        cost = None
-        for k in (COST, COST_AMOUNT, OI_COST):
-            kv = g(k)
-            if kv is None:
-                continue
-            if k == COST_AMOUNT:
-                cur = g(COST_CURRENCY)
-                if cur is not None and cur.value.string_value.upper() not in ("", "USD"):
+        # Optional attributes: one C-level set intersection finds which are present, so the
+        # common span pays nothing for the many it does not carry.
+        cached = cache_write = cost = relevance = cache_hit = ttfc = tenant = None
+        error_type = finish = None
+        cost_rank = 9
+        tenant_rank = 99
+        tenant_value = resource_tenant
+        opt = self._optional
+        for k in attrs.keys() & opt.keys():
+            h = opt[k]
+            v = attrs[k].value
+            if h < _H_COST_BASE:
+                if h == _H_ERROR:
+                    error_type = _str(v)
+                elif h == _H_FINISH:
+                    if v.WhichOneof("value") == "array_value":
+                        vals = v.array_value.values
+                        finish = _str(vals[0]) if len(vals) else None
+                    else:
+                        finish = _str(v)
+                elif h == _H_CACHE_READ:
+                    cached = _count(v)
+                    bad += cached is None
+                elif h == _H_CACHE_WRITE:
+                    cache_write = _count(v)
+                    bad += cache_write is None
+                elif h == _H_TOP_SCORE:
+                    x = _number(v)
+                    if x is False or x is None:
+                        bad += 1
+                    else:
+                        relevance = float(x)
+                elif h == _H_CACHE_HIT:
+                    x = _any_value(v)
+                    if isinstance(x, bool):
+                        cache_hit = x
+                    elif isinstance(x, str) and x.lower() in ("true", "false"):
+                        cache_hit = x.lower() == "true"
+                    else:
+                        bad += 1
+                elif h == _H_TTFC:
+                    x = _number(v)
+                    if x is False or x is None:
+                        bad += 1
+                    else:
+                        ttfc = float(x)
+            elif h < _H_TENANT_BASE:  # cost dialects, lower rank wins
+                rank = h - _H_COST_BASE
+                if rank == 1:  # gen_ai.usage.cost.amount: USD only, other currencies don't sum
+                    cur = g(COST_CURRENCY)
+                    if cur is not None and cur.value.string_value.upper() not in ("", "USD"):
+                        bad += 1
+                        continue
+                x = _number(v)
+                if x is False or x is None:
                     bad += 1
-                    continue
-            x = _number(kv.value)
-            if x is False or x is None:
-                bad += 1
-                continue
-            cost = float(x)
-            break
-        enriched = False
-        if cost is None and self._pricing is not None and (in_tok is not None or out_tok is not None):
-            cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write)
-            enriched = cost is not None
-
-        # outcome
-        kv = g(ERROR_TYPE)
-        error_type = _str(kv.value) if kv is not None else None
-        error = span.status.code == STATUS_CODE_ERROR or bool(error_type)
-        if error and not error_type:
-            error_type = ERROR_TYPE_OTHER
-
-        finish = None
-        kv = g(FINISH_REASONS)
-        if kv is not None:
-            v = kv.value
-            if v.WhichOneof("value") == "array_value":
-                vals = v.array_value.values
-                finish = _str(vals[0]) if len(vals) else None
-            else:
-                finish = _str(v)
-
-        # retrieval relevance: Gensight's top score, else the best OpenInference document score
-        relevance = None
-        kv = g(TOP_SCORE)
-        if kv is not None:
-            x = _number(kv.value)
-            if x is False or x is None:
-                bad += 1
-            else:
-                relevance = float(x)
-        elif kind == RETRIEVAL:
+                elif rank < cost_rank:
+                    cost, cost_rank = float(x), rank
+            else:  # tenant attributes, in configured order
+                rank = h - _H_TENANT_BASE
+                if rank < tenant_rank:
+                    tenant_value, tenant_rank = v, rank
+        if relevance is None and kind == RETRIEVAL:
             for k, kv in attrs.items():
                 if k.startswith(_OI_DOC_PREFIX) and k.endswith(_OI_DOC_SCORE_SUFFIX):
                     x = _number(kv.value)
                     if x is not False and x is not None and (relevance is None or x > relevance):
                         relevance = float(x)
 
-        cache_hit = None
-        kv = g(CACHE_HIT)
-        if kv is not None:
-            x = _any_value(kv.value)
-            if isinstance(x, bool):
-                cache_hit = x
-            elif isinstance(x, str) and x.lower() in ("true", "false"):
-                cache_hit = x.lower() == "true"
-            else:
-                bad += 1
+        enriched = False
+        if cost is None and self._pricing is not None and (in_tok is not None or out_tok is not None):
+            cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write)
+            enriched = cost is not None
 
-        ttfc = None
-        kv = g(TTFC)
-        if kv is not None:
-            x = _number(kv.value)
-            if x is False or x is None:
-                bad += 1
-            else:
-                ttfc = float(x)
+        error = bool(error_type) or span.status.code == STATUS_CODE_ERROR
+        if error and not error_type:
+            error_type = ERROR_TYPE_OTHER
 
-        tenant = None
-        if self._tenant_keys:
-            tv = resource_tenant
-            for k in self._tenant_keys:
-                kv = g(k)
-                if kv is not None:
-                    tv = kv.value
-                    break
-            if tv is not None:
-                raw = _str(tv)
-                if raw:
-                    tenant = self._hash_tenant(raw)
+        if tenant_value is not None:
+            raw = _str(tenant_value)
+            if raw:
+                tenant = self._hash_tenant(raw)
 
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         return (
@@ -447,17 +458,29 @@ class Normaliser:
 
     def _price(self, provider: str, model: str, in_tok: int | None, out_tok: int | None,
                cached: int | None, cache_write: int | None) -> float | None:
+        """Cost from the pricing table; per-model rates cached so a call is a few multiplications.
+        Same arithmetic as ``ModelPrice.cost_usd`` (input tokens include cache reads/writes)."""
         key = (provider, model)
         try:
-            price = self._prices[key]
+            rates = self._prices[key]
         except KeyError:
             price = self._pricing.lookup(provider, model) if self._pricing is not None and model else None
+            if price is None:
+                rates = None
+            else:
+                inp = price.input_usd_per_1m
+                read = inp if price.cached_input_usd_per_1m is None else price.cached_input_usd_per_1m
+                write = inp if price.cache_write_usd_per_1m is None else price.cache_write_usd_per_1m
+                rates = (inp, price.output_usd_per_1m, read, write)
             if len(self._prices) >= _MAX_TENANT_CACHE:
                 self._prices.clear()
-            self._prices[key] = price
-        if price is None:
+            self._prices[key] = rates
+        if rates is None:
             return None
-        return float(price.cost_usd(in_tok or 0, out_tok or 0, cached or 0, cache_write or 0))
+        i = in_tok or 0
+        cr = min(cached or 0, i)
+        cw = min(cache_write or 0, i - cr)
+        return ((i - cr - cw) * rates[0] + cr * rates[2] + cw * rates[3] + (out_tok or 0) * rates[1]) / TOKENS_PER_PRICE_UNIT
 
     def _hash_tenant(self, raw: str) -> str:
         h = self._tenant_cache.get(raw)
