@@ -62,6 +62,7 @@ class ProcessorServer:
         self.receivers: list[Any] = []
         self.grpc_port = 0
         self.http_port = 0
+        self.prometheus_port = 0
 
     def start(self) -> None:
         from gensight.processor.receiver_grpc import GrpcReceiver
@@ -69,6 +70,10 @@ class ProcessorServer:
         self.pipeline.start()
         ready = self.pipeline.ready
         try:
+            for sink in self.sinks:
+                if hasattr(sink, "start"):
+                    sink.start()
+                    self.prometheus_port = getattr(sink, "port", 0)
             if self.config.receivers.grpc is not None:
                 grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready)
                 grpc_rx.start()
@@ -117,7 +122,10 @@ def build_sinks(config: Any) -> list[Any]:
     if config.prometheus.endpoint:
         from gensight.processor import prometheus as prom_mod  # type: ignore[attr-defined]
 
-        sinks.append(prom_mod.build_endpoint(config.prometheus))  # type: ignore[attr-defined]
+        prom_cfg = config.prometheus
+        if not isinstance(prom_cfg, prom_mod.PrometheusConfig):
+            prom_cfg = prom_mod.PrometheusConfig(endpoint=prom_cfg.endpoint)
+        sinks.append(prom_mod.PrometheusEndpoint(prom_cfg))  # started by ProcessorServer.start
     return sinks
 
 
@@ -176,7 +184,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"gensight serve: {exc}", file=sys.stderr)
         return 1
     ports = ", ".join(
-        f"{name} {port}" for name, port in (("grpc", server.grpc_port), ("http", server.http_port)) if port
+        f"{name} {port}"
+        for name, port in (("grpc", server.grpc_port), ("http", server.http_port), ("prometheus", server.prometheus_port))
+        if port
     )
     print(f"gensight serve: listening ({ports})", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
