@@ -1,7 +1,7 @@
 """Anthropic Messages API routes for the fake provider (``POST /v1/messages``).
 
-Registered on :class:`gensight.fake_provider.FakeProvider` when this module is imported (the
-fake provider imports it), so ``anthropic.Anthropic(base_url=fake.url, api_key="x")`` talks to
+Registered on :class:`gensight.fake_provider.FakeProvider` by :func:`register`, which the fake
+provider module calls when it is imported, so ``anthropic.Anthropic(base_url=fake.url, api_key="x")`` talks to
 the same server as the OpenAI client. Behaviour mirrors the vendor where the instrumentation
 cares:
 
@@ -33,11 +33,13 @@ import threading
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gensight.fake_provider import CACHE_MIN_TOKENS, FakeProvider, Reply, Request, count_tokens
+if TYPE_CHECKING:  # imported lazily at run time: gensight.fake_provider imports this module
+    from gensight.fake_provider import FakeProvider, Reply, Request
 
 MESSAGES_PATH = "/v1/messages"
+CACHE_MIN_TOKENS = 1024  # the vendor's minimum cacheable prefix (Sonnet/Opus)
 STREAM_ERROR_HEADER = "x-fake-stream-error-after"
 _MAX_REMEMBERED_REQUESTS = 64
 _MAX_CACHE_ENTRIES = 1024
@@ -82,12 +84,22 @@ def recent_requests(fake: FakeProvider) -> list[Request]:
         return list(state.requests)
 
 
+def _fp() -> Any:
+    from gensight import fake_provider
+
+    return fake_provider
+
+
+def count_tokens(text: str) -> int:
+    return int(_fp().count_tokens(text))
+
+
 def error_reply(status: int, message: str | None = None) -> Reply:
     kind = _ERROR_TYPES.get(status, "api_error")
     headers = {"request-id": f"req_fake_{status}"}
     if status in (429, 529):
         headers["retry-after-ms"] = "10"
-    return Reply(
+    return _fp().Reply(
         status=status,
         body={"type": "error", "error": {"type": kind, "message": message or f"fake provider: injected {status}"}},
         headers=headers,
@@ -232,7 +244,7 @@ def messages_route(fake: FakeProvider, req: Request) -> Reply:
     message_id = "msg_" + hashlib.sha256(f"{plan.seed}:msg".encode()).hexdigest()[:24]
     headers = {"request-id": "req_" + message_id[4:]}
     if not body.get("stream"):
-        return Reply(
+        return _fp().Reply(
             body={
                 "id": message_id, "type": "message", "role": "assistant", "model": plan.response_model,
                 "content": blocks, "stop_reason": stop_reason, "stop_sequence": None,
@@ -245,7 +257,7 @@ def messages_route(fake: FakeProvider, req: Request) -> Reply:
     events = _stream_events(message_id, plan.response_model, blocks, stop_reason, usage_in, output_tokens)
     if error_after is not None:
         events = _with_error(events, error_after)
-    return Reply(events=events, headers=headers, output_tokens=output_tokens)
+    return _fp().Reply(events=events, headers=headers, output_tokens=output_tokens)
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -304,4 +316,6 @@ def _with_error(events: Iterable[tuple[str | None, str]], after: int) -> Iterabl
     yield _event("error", error={"type": "overloaded_error", "message": "fake provider: overloaded mid-stream"})
 
 
-FakeProvider.register_route("POST", MESSAGES_PATH, messages_route)
+def register(provider_cls: type[FakeProvider]) -> None:
+    """Serve ``POST /v1/messages`` on every ``provider_cls`` instance created afterwards."""
+    provider_cls.register_route("POST", MESSAGES_PATH, messages_route)
