@@ -6,9 +6,9 @@ series this is the tool error rate), ``cost_per_call`` (USD), ``output_tokens`` 
 
 1. Robust z (works from the ``min_history``-th window on): per series and feature,
    ``z = (x - median) / scale`` over the series' last ``history_windows`` windows, with
-   ``scale = max(1.4826 x MAD, 0.1 x |median|, floor)`` (floors: error rate 0.05, relevance 0.05,
-   latency 0.05 s, output tokens 5, cost 1e-6 USD) so a series that never errs does not alarm on
-   one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
+   ``scale = max(1.4826 x MAD, 0.1 x |median|, floor) x (1 + 10 / n)`` (floors: error rate 0.05,
+   relevance 0.05, latency 0.05 s, output tokens 5, cost 1e-6 USD; n = windows of history, so a
+   short history widens the scale) so a series that never errs does not alarm on one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
    ``z* = max |z|``, mapped to ``s_z = z* / (z* + 3)`` — z* = 3 -> 0.5, z* = 7 -> 0.7, z* = 27 -> 0.9.
 2. Isolation forest: once ``min_fit_rows`` windows have been seen across all series, one
    scikit-learn ``IsolationForest`` (seeded) is fitted on the z-vectors of all series (bounded
@@ -110,15 +110,18 @@ def iforest_score(raw: np.ndarray) -> np.ndarray:
 
 def robust_z(history: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Signed robust z of ``x`` against ``history`` (rows = windows); NaN where there is no reference."""
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(history, axis=0)
-            mad = np.nanmedian(np.abs(history - med), axis=0)
-        scale = np.maximum(np.maximum(1.4826 * mad, 0.1 * np.abs(med)), SCALE_FLOORS)
-        return (x - med) / scale
+    z = np.full(x.shape, np.nan)
+    for j in range(history.shape[1]):
+        col = history[:, j]
+        col = col[~np.isnan(col)]
+        if col.size == 0 or np.isnan(x[j]):
+            continue
+        med = float(np.median(col))
+        mad = float(np.median(np.abs(col - med)))
+        # few windows give an unsure median/MAD: widen the scale (x2 at 10 windows, x1.04 at 240)
+        scale = max(1.4826 * mad, 0.1 * abs(med), float(SCALE_FLOORS[j])) * (1.0 + 10.0 / col.size)
+        z[j] = (x[j] - med) / scale
+    return z
 
 
 def directional_max(z: np.ndarray) -> float:
@@ -234,7 +237,9 @@ class AnomalyAnalyser:
         scores = np.asarray(s_z)
         model = self._model
         if model is not None:
-            scores = np.maximum(scores, iforest_score(model.score_samples(zmat)))  # one batch per window
+            self.last_if = iforest_score(model.score_samples(zmat))  # one batch per window
+            self.last_z = scores
+            scores = np.maximum(scores, self.last_if)
         self._train.extend(zmat)
         out = []
         for key, score in zip(keys, scores.tolist(), strict=True):
