@@ -31,7 +31,7 @@ import base64
 import math
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -252,6 +252,11 @@ class AnomalyAnalyser:
                                      service=key.service, attributes=attrs)
         return out
 
+    def expire(self, keys: Iterable[SeriesKey]) -> None:
+        """Series the pipeline forgot (idle): drop their window history."""
+        for key in keys:
+            self._history.pop(key, None)
+
     # -- isolation forest --------------------------------------------------------------------
     def _maybe_refit(self) -> None:
         cfg = self.config
@@ -301,14 +306,14 @@ class AnomalyAnalyser:
             self._executor = None
 
     # -- state ---------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         return {
             "closes": self._closes,
             "history": {series_id(k): encode_array(np.asarray(h)) for k, h in self._history.items() if h},
             "train": encode_array(np.asarray(self._train)) if self._train else None,
         }
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         """Restore history; the forest is refitted from it (seeded, so it is the same model)."""
         cfg = self.config
         self._closes = int(data.get("closes", 0))

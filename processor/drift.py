@@ -452,6 +452,14 @@ class DriftAnalyser:
                 return counts, sums
         return None, None
 
+    def expire(self, keys: Iterable[SeriesKey]) -> None:
+        """Series the pipeline forgot (idle): drop them, unless a reference is pinned."""
+        with self._lock:
+            for key in keys:
+                feats = self._series.get(key)
+                if feats is not None and not any(f.ref.pinned for f in feats.values()):
+                    del self._series[key]
+
     # -- baseline management ------------------------------------------------------------------
     def show(self, patterns: Iterable[str] | None = None) -> list[dict[str, Any]]:
         rows = []
@@ -511,11 +519,11 @@ class DriftAnalyser:
         return n
 
     # -- state ----------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         with self._lock:
             return {series_id(k): {name: f.ref.to_json() for name, f in feats.items()} for k, feats in self._series.items()}
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         with self._lock:
             self._series.clear()
             for sid, feats in data.items():

@@ -203,5 +203,5 @@ def test_snapshot_round_trip_keeps_firing_alerts():
     e = AlertEngine()
     ev(e, True, T0)
     f = AlertEngine()
-    f.restore(json.loads(json.dumps(e.snapshot())))
+    f.import_state(json.loads(json.dumps(e.export_state())))
     assert f.active() == e.active()

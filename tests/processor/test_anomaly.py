@@ -117,9 +117,9 @@ def test_restore_refits_the_same_model_from_history():
     a = AnomalyAnalyser(cfg)
     scores_by_window(a, traffic(80, 9))
     b = AnomalyAnalyser(cfg)
-    b.restore(a.snapshot())
+    b.import_state(a.export_state())
     a2 = AnomalyAnalyser(cfg)
-    a2.restore(a.snapshot())
+    a2.import_state(a.export_state())
     tail = traffic(5, 10, start_min=80, lat_factor=2.0)
     assert scores_by_window(b, tail) == scores_by_window(a2, tail)
     assert b.model is not None

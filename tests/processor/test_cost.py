@@ -120,5 +120,5 @@ def test_snapshot_keeps_budget_spend():
     c.observe(w, [rec(T0 + 1, 4.0)])
     c.close(w)
     d = CostAnalyser(budget_cfg(10.0))
-    d.restore(c.snapshot())
+    d.import_state(c.export_state())
     assert d.budget_used("team-a") == pytest.approx(0.4)

@@ -182,7 +182,7 @@ def test_snapshot_round_trip_keeps_frozen_bins():
     d = DriftAnalyser(DriftConfig(reference_calls=100))
     run_windows([d], stream(3, 50, 14), 60)
     e = DriftAnalyser(DriftConfig(reference_calls=100))
-    e.restore(d.snapshot())
+    e.import_state(d.export_state())
     assert e.show() == d.show()
 
 
