@@ -67,7 +67,7 @@ def test_panels_stay_on_the_grid_without_overlap(path):
     cells: set[tuple[int, int]] = set()
     for p in _panels(_load(path)["panels"]):
         g = p["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, p["title"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24, p["title"]
         for x in range(g["x"], g["x"] + g["w"]):
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, f"{p['title']} overlaps another panel"
