@@ -277,8 +277,8 @@ def overview() -> Dashboard:
                        '{resource.service.name=~"$service" && span.gen_ai.operation.name != nil && status = error}',
                        description="Click a trace id to open it in Tempo."), 12, 9)
     d.add(timeseries("Processor: spans / s by outcome",
-                     [_target("sum by (outcome, instance) (rate(gensight_processor_spans[$__rate_interval]))",
-                              "{{instance}} {{outcome}}")],
+                     [_target("sum by (service_name, outcome) (rate(gensight_processor_spans[$__rate_interval]))",
+                              "{{service_name}} {{outcome}}")],
                      description="Self-telemetry of gensight serve: accepted, refused (queue full), late, dropped, skipped (non-GenAI).",
                      unit="short"), 12, 9)
     return d
