@@ -289,15 +289,15 @@ def cost() -> Dashboard:
                   "Spend by model and service, cost per call, token mix, cache savings and monthly budgets.",
                   [SERVICE_VAR, MODEL_VAR])
     d.add(stat("Spend in range", f"sum(increase(gensight_cost{{{SEL}}}[$__range]))", unit="currencyUSD", decimals=2), 6, 4)
-    d.add(stat("Spend rate now", f"sum(gensight_cost_rate{{{SVC}}})", unit="currencyUSD", decimals=3,
-               description="gensight.cost.rate, USD per minute."), 6, 4)
+    d.add(stat("Spend rate now", f'sum(gensight_cost_rate{{tenant="", {SVC}}})', unit="currencyUSD", decimals=3,
+               description="gensight.cost.rate, USD per minute (service totals; tenant points excluded)."), 6, 4)
     d.add(stat("Mean cost per call", f"avg(gensight_sli_cost_per_call{{{SEL}}})", unit="currencyUSD", decimals=5), 6, 4)
     d.add(stat("Budgets at or above 80 %", "count(gensight_budget_used >= 0.8) or vector(0)",
                thresholds=_thresholds((1, "orange"))), 6, 4)
 
     d.row("Where the money goes")
     d.add(timeseries("Spend rate by service (USD / min)",
-                     [_target(f"sum by (service_name) (gensight_cost_rate{{{SVC}}})", "{{service_name}}")],
+                     [_target(f'sum by (service_name) (gensight_cost_rate{{tenant="", {SVC}}})', "{{service_name}}")],
                      unit="currencyUSD", stack=True, links=TRACE_LINKS), 12, 8)
     d.add(bargauge("Spend by model in range",
                    f"sort_desc(sum by (gen_ai_request_model) (increase(gensight_cost{{{SEL}}}[$__range])))",
@@ -311,6 +311,17 @@ def cost() -> Dashboard:
     d.add(timeseries("Tokens / s by model and type",
                      [_target(f"sum by (gen_ai_request_model, gen_ai_token_type) (rate(gensight_tokens{{{SEL}}}[{RATE}]))",
                               "{{gen_ai_request_model}} {{gen_ai_token_type}}")], stack=True), 12, 8)
+
+    d.row("Tenants (hashed ids; processor cost.per_tenant: true)")
+    d.add(timeseries("Spend rate by tenant, top 10 (USD / min)",
+                     [_target(f'topk(10, sum by (tenant) (gensight_cost_rate{{tenant!="", {SVC}}}))', "{{tenant}}")],
+                     unit="currencyUSD",
+                     description="Tenant ids are keyed hashes; tenants beyond the processor's max_tenants per service "
+                                 "are folded into tenant=_overflow. Summed over services (and replicas)."), 12, 8)
+    d.add(bargauge("Spend by tenant in range, top 10",
+                   f'topk(10, sum by (tenant) (avg_over_time(gensight_cost_rate{{tenant!="", {SVC}}}[$__range])) * $__range_s / 60)',
+                   "{{tenant}}", unit="currencyUSD",
+                   description="Mean USD/min over the range times its length in minutes."), 12, 8)
 
     d.row("Budgets and cache")
     d.add(bargauge("Monthly budget used", "max by (budget) (gensight_budget_used)", "{{budget}}",
