@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +30,7 @@ from gensight.demo_scenario import (
     incident_at_fraction,
     make_clock,
 )
-from gensight.demo_view import DemoView
+from gensight.demo_view import DemoView, windows_from_request
 from gensight.processor.points import MetricPoint, Window
 
 SERVICE_START_TIMEOUT_S = 60.0  # importing openai + OTel on a loaded machine can take a while
@@ -121,15 +120,16 @@ class DemoRunner:
         self.out = out or sys.stdout
         self.windows: queue.Queue[tuple[Window, list[MetricPoint]]] = queue.Queue()
 
-    # the processor calls this from its own thread for every closed window
-    def on_window(self, window: Window, points: Sequence[MetricPoint]) -> None:
-        self.windows.put((window, list(points)))
+    # the processor's export stage calls this (its worker thread) for every exported request
+    def export(self, request: Any) -> None:
+        for window, points in windows_from_request(request, int(self.config.window_s * NS_PER_S)):
+            self.windows.put((window, points))
 
     def _print(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
     def run(self) -> int:
-        from gensight.demo_parts import start_fake_provider, start_processor
+        from gensight.demo_parts import JsonLinesFileSink, start_fake_provider, start_processor
 
         cfg = self.config
         started = time.monotonic()
@@ -138,7 +138,7 @@ class DemoRunner:
         provider = start_fake_provider(seed=cfg.seed, latency_scale=1.0 / cfg.speed)
         processor = start_processor(
             state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
-            output=cfg.output, on_window=self.on_window,
+            sinks=[self, JsonLinesFileSink(cfg.output)],
         )
         services: list[ServiceProcess] = []
         try:

@@ -32,8 +32,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from gensight.demo_scenario import (
     PROFILES,
     Chat,
-    EventClock,
     Embed,
+    EventClock,
     Retrieve,
     Step,
     Tool,
@@ -47,10 +47,7 @@ logger = logging.getLogger("gensight.demo_service")
 NS_PER_S = 1_000_000_000
 # Span attributes holding durations in seconds that the exporter must scale with the clock.
 _DURATION_ATTRIBUTES_S = ("gen_ai.response.time_to_first_chunk",)
-_WORDS = (
-    "order delivery refund invoice coupon account password shipping warranty return size colour price "
-    "stock store payment card address tracking parcel discount subscription upgrade plan support agent"
-).split()
+_WORDS = ["order", "delivery", "refund", "invoice", "coupon", "account", "password", "shipping", "warranty", "return", "size", "colour", "price", "stock", "store", "payment", "card", "address", "tracking", "parcel", "discount", "subscription", "upgrade", "plan", "support", "agent"]
 
 
 class EventTimeSpanExporter(SpanExporter):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gensight.processor.points import HistogramValue, MetricPoint, Window
 
@@ -135,7 +135,7 @@ class DemoView:
         alerts_now: dict[AlertId, float] = {}
         for point in points:
             name = point.name
-            if name == BURN_RATE or name == BUDGET_REMAINING:
+            if name in (BURN_RATE, BUDGET_REMAINING):
                 self._apply_slo(point)
                 continue
             if name == ALERTS_ACTIVE:
@@ -280,3 +280,61 @@ def _number(value: float | HistogramValue) -> float:
 def _increase(previous: float, current: float) -> float:
     """The increase of a cumulative sum; a value below the previous one means it restarted."""
     return current - previous if current >= previous else current
+
+
+# --- from the exported OTLP request ---------------------------------------------------------
+
+SELF_TELEMETRY_PREFIX = "gensight.processor."
+
+
+def _any_value(value: Any) -> str | int | float | bool:
+    kind = value.WhichOneof("value")
+    if kind in ("string_value", "int_value", "double_value", "bool_value"):
+        return getattr(value, kind)  # type: ignore[no-any-return]
+    return str(value)
+
+
+def windows_from_request(request: Any, window_ns: int) -> list[tuple[Window, list[MetricPoint]]]:
+    """Split an OTLP ``ExportMetricsServiceRequest`` back into per-window ``MetricPoint`` lists.
+
+    The demo's view listens where any OTLP backend would — on the exported metrics — so it
+    shows exactly what was exported. Points of one window share their time (the window end, in
+    event time); the processor's self-telemetry is stamped in wall time in live mode, so it is
+    attached to the latest window of the request.
+    """
+    by_end: dict[int, list[MetricPoint]] = {}
+    self_points: list[MetricPoint] = []
+    for rm in request.resource_metrics:
+        service = ""
+        for kv in rm.resource.attributes:
+            if kv.key == "service.name":
+                service = str(_any_value(kv.value))
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind not in ("sum", "gauge", "histogram"):
+                    continue
+                data = getattr(metric, kind)
+                monotonic = bool(getattr(data, "is_monotonic", True))
+                for dp in data.data_points:
+                    attrs = tuple((kv.key, _any_value(kv.value)) for kv in dp.attributes)
+                    value: float | HistogramValue
+                    if kind == "histogram":
+                        value = HistogramValue(
+                            int(dp.count), float(dp.sum), tuple(dp.bucket_counts), tuple(dp.explicit_bounds),
+                            dp.min if dp.HasField("min") else None, dp.max if dp.HasField("max") else None,
+                        )
+                    else:
+                        value = float(dp.as_int) if dp.WhichOneof("value") == "as_int" else float(dp.as_double)
+                    point = MetricPoint(
+                        metric.name, kind, metric.unit, service, attrs, value,
+                        int(dp.start_time_unix_nano), int(dp.time_unix_nano), monotonic,
+                    )
+                    if metric.name.startswith(SELF_TELEMETRY_PREFIX):
+                        self_points.append(point)
+                    else:
+                        by_end.setdefault(point.time_ns, []).append(point)
+    out = [(Window(end - window_ns, end), pts) for end, pts in sorted(by_end.items())]
+    if self_points and out:
+        out[-1][1].extend(self_points)
+    return out
