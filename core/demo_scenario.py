@@ -37,8 +37,8 @@ DATA_SOURCE = "product-docs"
 # that blows up output tokens), which shows up as latency, token and cost drift on every
 # service that uses it, while the other models stay healthy.
 INCIDENT_MODEL = GPT_4O_MINI
-INCIDENT_LATENCY_FACTOR = 4.0
-INCIDENT_TOKEN_FACTOR = 3.0
+INCIDENT_LATENCY_FACTOR = 2.0
+INCIDENT_TOKEN_FACTOR = 8.0
 
 
 class EventClock(NamedTuple):
@@ -164,14 +164,14 @@ def _lognormal(rng: random.Random, median: float, sigma: float, lo: float, hi: f
 def plan_request(service: str, rng: random.Random) -> list[Step]:
     """The calls one user request makes in ``service``: deterministic given ``rng``'s state."""
     if service == CHECKOUT:
-        steps: list[Step] = [Chat(GPT_4O, int(_lognormal(rng, 700, 0.35, 150, 3000)), 400, with_tools=True)]
+        steps: list[Step] = [Chat(GPT_4O, int(_lognormal(rng, 700, 0.35, 150, 3000)), 1000, with_tools=True)]
         steps.append(Tool(TOOL_LOOKUP_ORDER, _lognormal(rng, 0.12, 0.5, 0.02, 2.0), fails=rng.random() < 0.01))
         if rng.random() < 0.25:
             steps.append(Tool(TOOL_APPLY_COUPON, _lognormal(rng, 0.05, 0.4, 0.01, 1.0), fails=rng.random() < 0.05))
-        steps.append(Chat(GPT_4O, int(_lognormal(rng, 900, 0.3, 200, 3500)), 500))
+        steps.append(Chat(GPT_4O, int(_lognormal(rng, 900, 0.3, 200, 3500)), 1000))
         return steps
     if service == SUPPORT:
-        steps = [Chat(GPT_4O_MINI, int(_lognormal(rng, 400, 0.45, 60, 2500)), 350, stream=rng.random() < 0.5)]
+        steps = [Chat(GPT_4O_MINI, int(_lognormal(rng, 250, 0.45, 40, 2000)), 1000, stream=rng.random() < 0.5)]
         if rng.random() < 0.15:
             steps.append(Tool(TOOL_CREATE_TICKET, _lognormal(rng, 0.25, 0.4, 0.05, 3.0), fails=rng.random() < 0.02))
         return steps
@@ -182,7 +182,7 @@ def plan_request(service: str, rng: random.Random) -> list[Step]:
         return [
             Embed(EMBEDDING, 1, int(_lognormal(rng, 25, 0.4, 3, 200))),
             Retrieve(DATA_SOURCE, top_k, _lognormal(rng, 0.04, 0.4, 0.005, 0.5), scores),
-            Chat(GPT_4O_MINI, int(_lognormal(rng, 1200, 0.25, 300, 4000)), 300),
+            Chat(GPT_4O_MINI, int(_lognormal(rng, 900, 0.25, 200, 3000)), 1000),
         ]
     raise ValueError(f"unknown demo service {service!r}; expected one of {', '.join(SERVICES)}")
 
