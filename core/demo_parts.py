@@ -7,8 +7,7 @@ orchestrator does not depend on the parts' wider APIs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,19 +54,28 @@ def start_fake_provider(seed: int, latency_scale: float) -> ProviderHandle:
     return ProviderHandle(fake.start())
 
 
-@dataclass
-class ProcessorHandle:
-    """The in-process processor: its OTLP/gRPC endpoint, a flush for end of input, and stop."""
+# The demo's embedded analytics configuration: SLOs on the services' LLM calls, and baselines
+# short enough to be learnt in the first quarter of the run (the processor defaults assume days
+# of traffic). Thresholds sit well above the workload's normal tail so only the incident burns.
+DEMO_SLOS: list[dict[str, Any]] = [
+    {"name": "checkout-availability", "type": "availability", "target": 0.99,
+     "selector": {"service": "checkout-assistant", "kind": "chat"}},
+    {"name": "support-latency", "type": "latency", "target": 0.99, "threshold_s": 3.0,
+     "selector": {"service": "support-bot", "kind": "chat"}},
+    {"name": "search-latency", "type": "latency", "target": 0.99, "threshold_s": 3.0,
+     "selector": {"service": "search-rag", "kind": "chat"}},
+    {"name": "tools-availability", "type": "availability", "target": 0.95,
+     "selector": {"kind": "execute_tool"}},
+]
 
-    grpc_endpoint: str
-    _flush: Callable[[], None]
-    _stop: Callable[[], None]
 
-    def flush(self) -> None:
-        self._flush()
-
-    def stop(self) -> None:
-        self._stop()
+def demo_analytics_config(windows_total: int) -> dict[str, Any]:
+    return {
+        "slos": DEMO_SLOS,
+        "drift": {"reference_calls": 120, "min_eval_count": 40},
+        "anomaly": {"min_history": max(3, min(10, windows_total // 4)), "min_calls": 5},
+        "admin": {"enabled": False},  # no fixed admin port: other processes may use it
+    }
 
 
 class JsonLinesFileSink:
@@ -84,6 +92,8 @@ class JsonLinesFileSink:
 
         line = metrics_request_to_json_line(request)
         with self._lock:
+            if self._file.closed:
+                return
             self._file.write(line + "\n")
             self._file.flush()
             self.lines += 1
@@ -93,6 +103,55 @@ class JsonLinesFileSink:
             self._file.close()
 
 
-def start_processor(state_dir: Path, window_s: float, lateness_s: float, sinks: Sequence[Any]) -> ProcessorHandle:
-    """Start the processor in this process with the demo's embedded configuration."""
-    raise NotImplementedError("processor not merged yet")
+class ProcessorHandle:
+    """The in-process ``gensight serve``: its OTLP/gRPC endpoint, and stop (which flushes)."""
+
+    def __init__(self, server: Any, analytics: Any | None) -> None:
+        self._server = server
+        self._analytics = analytics
+        self._stopped = False
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"127.0.0.1:{self._server.grpc_port}"
+
+    def stop(self) -> None:
+        """Stop the receiver, drain the queue, close every open window and export it (once)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.stop()
+        if self._analytics is not None:
+            self._analytics.shutdown()
+
+
+def start_processor(
+    state_dir: Path, window_s: float, lateness_s: float, sinks: Sequence[Any], windows_total: int
+) -> ProcessorHandle:
+    """Start the processor in this process with the demo's embedded configuration.
+
+    The receivers bind 127.0.0.1 on ephemeral ports (the workload uses gRPC); no Prometheus.
+    """
+    from gensight.processor import pipeline as pipeline_mod
+    from gensight.processor.config import config_from_mapping
+    from gensight.processor.serve import ProcessorServer
+
+    analytics_cfg = demo_analytics_config(windows_total)
+    config = config_from_mapping(
+        {
+            "receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}},
+            "pipeline": {"window_s": window_s, "allowed_lateness_s": lateness_s, "idle_tick_s": 0.2},
+            "state": {"dir": str(state_dir)},
+            "analytics": analytics_cfg,
+        }
+    )
+    server = ProcessorServer(config, sinks=list(sinks))
+    analytics = None
+    if not any("analytics" in factory for factory in pipeline_mod.ANALYSER_FACTORIES):
+        # the analytics stage is not registered with the pipeline in this build: add it here
+        from gensight.processor.analytics import build_analysers
+
+        analytics = build_analysers(analytics_cfg, state_dir=str(state_dir))
+        server.pipeline.analysers.extend(analytics.analysers)
+    server.start()
+    return ProcessorHandle(server, analytics)

@@ -136,10 +136,17 @@ class DemoRunner:
         state_dir = cfg.workdir / "state"
         state_dir.mkdir(parents=True, exist_ok=True)
         provider = start_fake_provider(seed=cfg.seed, latency_scale=1.0 / cfg.speed)
-        processor = start_processor(
-            state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
-            sinks=[self, JsonLinesFileSink(cfg.output)],
-        )
+        windows_total = max(1, round(cfg.duration_s * cfg.speed / cfg.window_s))
+        file_sink = JsonLinesFileSink(cfg.output)
+        try:
+            processor = start_processor(
+                state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
+                sinks=[self, file_sink], windows_total=windows_total,
+            )
+        except BaseException:
+            file_sink.close()
+            provider.stop()
+            raise
         services: list[ServiceProcess] = []
         try:
             for name in cfg.services:
@@ -182,7 +189,7 @@ class DemoRunner:
             for svc in services:
                 if svc.proc.poll() is None:
                     svc.stop(SERVICE_STOP_TIMEOUT_S)
-            processor.stop()
+            processor.stop()  # idempotent
             provider.stop()
             shutil.rmtree(state_dir, ignore_errors=True)
         for line in summary_lines(view, info, str(cfg.output), time.monotonic() - started):
@@ -205,7 +212,9 @@ class DemoRunner:
 
         def drain(block_s: float) -> None:
             try:
-                item: tuple[Window, list[MetricPoint]] | None = self.windows.get(timeout=block_s)
+                item: tuple[Window, list[MetricPoint]] | None = (
+                    self.windows.get(timeout=block_s) if block_s > 0 else self.windows.get_nowait()
+                )
             except queue.Empty:
                 item = None
             while item is not None:
@@ -236,8 +245,8 @@ class DemoRunner:
                 code = svc.stop(SERVICE_STOP_TIMEOUT_S)
                 if code != 0:
                     self._print(f"warning: demo service {svc.service} exited with {code}:\n{svc.log_tail()}")
-            processor.flush()  # closes the last windows (end of input, as replay does)
-            drain(0.5)
+            processor.stop()  # drains, closes the last windows and exports them (as replay does)
+            drain(0.0)
         finally:
             if live is not None:
                 live.update(live_view(view, info, info.event_end_ns))

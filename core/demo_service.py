@@ -118,13 +118,12 @@ def _prompt(rng: random.Random, words: int) -> str:
 class ServiceRunner:
     """Executes one service's request plans with the real SDK, paced in event time."""
 
-    def __init__(self, service: str, seed: int, clock: EventClock, client: Any, telemetry: Any) -> None:
+    def __init__(self, service: str, seed: int, clock: EventClock, client: Any) -> None:
         self.service = service
         self.profile = PROFILES[service]
         self.rng = service_rng(seed, service)
         self.clock = clock
         self.client = client
-        self.telemetry = telemetry
         self.requests = 0
         self.failures = 0
 
@@ -181,23 +180,19 @@ class ServiceRunner:
             self._tool(step)
 
     def _tool(self, step: Tool) -> None:
-        with self.telemetry.start("execute_tool", name=step.name):
+        from gensight.instrumentation import tool
+
+        with tool(step.name, call_id=f"call_{self.requests}"):
             self._sleep_event(step.duration_s)
             if step.fails:
                 raise TimeoutError(f"{step.name} backend timed out")
 
     def _retrieve(self, step: Retrieve) -> None:
-        with self.telemetry.start(
-            "retrieval", name=step.data_source, attributes={"gen_ai.request.top_k": step.top_k}
-        ) as inv:
+        from gensight.instrumentation import retriever
+
+        with retriever(step.data_source, top_k=step.top_k) as call:
             self._sleep_event(step.duration_s)
-            inv.set_attributes(
-                {
-                    "gensight.retrieval.document_count": len(step.scores),
-                    "gensight.retrieval.top_score": max(step.scores),
-                    "gensight.retrieval.mean_score": sum(step.scores) / len(step.scores),
-                }
-            )
+            call.set_documents(ids=[f"doc-{i}" for i in range(len(step.scores))], scores=list(step.scores))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from gensight.instrumentation.lifecycle import Telemetry
+    from gensight.instrumentation import configure
     from gensight.instrumentation.openai import OpenAIInstrumentor
 
     clock = _DeferredClock()
@@ -245,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meter_provider = NoOpMeterProvider()
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    telemetry = Telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    configure(tracer_provider=tracer_provider, meter_provider=meter_provider)  # tool / retriever spans
     client = openai.OpenAI(base_url=args.provider_url, api_key="demo-not-a-real-key", max_retries=0, timeout=30.0)
     print("ready", flush=True)
     line = sys.stdin.readline()
@@ -253,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # the orchestrator went away before starting us
     start_clock, end_wall_ns = read_start(line)
     clock.set(start_clock)
-    runner = ServiceRunner(args.service, args.seed, start_clock, client, telemetry)
+    runner = ServiceRunner(args.service, args.seed, start_clock, client)
     try:
         runner.run_until(end_wall_ns)
     except KeyboardInterrupt:
