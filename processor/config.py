@@ -133,6 +133,7 @@ class PrometheusConfig:
 class StateConfig:
     dir: str | None = None
     snapshot_interval_s: float = 60.0
+    reset: bool = False  # --reset-state: move an unusable state file aside (*.bak-<time>) and start empty
 
     def validate(self, path: str) -> None:
         _check(self.snapshot_interval_s > 0, f"{path}.snapshot_interval_s", f"must be > 0, got {_n(self.snapshot_interval_s)}")

@@ -20,7 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-s", type=float, metavar="N", help="window length in seconds (default 60)")
     parser.add_argument("--state-dir", metavar="DIR", help="analyser state directory (baselines, budgets)")
     parser.add_argument("--logs-output", metavar="FILE",
-                        help="write alert log records (OTLP/JSON lines) here; default: not written")
+                        help="write alert transitions here as OTLP/JSON logs lines (one ExportLogsServiceRequest per line)")
+    parser.add_argument("--reset-state", action="store_true",
+                        help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
 
 
 class ReplaySink:
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config).with_values(
-            {"pipeline.window_s": args.window_s, "state.dir": args.state_dir}
+            {"pipeline.window_s": args.window_s, "state.dir": args.state_dir,
+             "state.reset": True if args.reset_state else None}
         )
     except ConfigError as exc:
         print(f"gensight replay: config error: {exc}", file=sys.stderr)
