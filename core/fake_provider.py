@@ -14,7 +14,7 @@ Use::
 
     python -m gensight.fake_provider --port 8000 --latency-s 0.4 --error-rate 0.02
 
-Routes: ``POST /v1/chat/completions`` (JSON or SSE with ``stream``; usage chunk when
+Routes: ``POST /v1/messages`` (Anthropic: :mod:`gensight.fake_anthropic`), ``POST /v1/chat/completions`` (JSON or SSE with ``stream``; usage chunk when
 ``stream_options.include_usage``; a tool call when ``tools`` are given and the last message is
 not a tool result), ``POST /v1/responses`` (JSON or SSE events), ``POST /v1/embeddings`` (float
 or base64 vectors), ``POST /v1/completions`` (legacy text completions, JSON or SSE), ``POST /_control`` and ``GET /_control`` (runtime settings), ``GET /healthz``.
@@ -630,6 +630,12 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # headers and body go out in separate writes: without TCP_NODELAY, Nagle + the
+            # client's delayed ACK add ~40 ms to every response
+            try:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             with fake._lock:
                 fake._connections.add(self.connection)
 
@@ -741,6 +747,12 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
     return _Handler
+
+
+# Other providers' routes live in their own modules and register themselves here.
+from gensight import fake_anthropic as _fake_anthropic  # noqa: E402
+
+_fake_anthropic.register(FakeProvider)
 
 
 def main(argv: list[str] | None = None) -> int:
