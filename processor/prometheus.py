@@ -10,6 +10,7 @@ Interface::
     prom.export(request) -> bool   # Sink protocol, like OtlpExporter/JsonLinesSink: update the store
     prom.force_flush(); prom.shutdown(timeout_s)
     PrometheusStore().update(request); .render() -> str    # the pure part, usable without a server
+    build_endpoint(section) -> PrometheusEndpoint           # started; section = config or YAML section
 
 Naming (a contract -- Grafana dashboards and alert rules are written against it; it matches the
 Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffixes: false`` and
@@ -383,6 +384,20 @@ class PrometheusEndpoint:
         if server is not None:
             server.stop(timeout_s)
         return True
+
+
+def build_endpoint(section: Any) -> PrometheusEndpoint:
+    """A *started* endpoint from ``PrometheusConfig`` or any object with the same attribute names
+    (the processor YAML's ``prometheus`` section). Stop it with ``shutdown()``."""
+    if isinstance(section, PrometheusConfig):
+        config = section
+    else:
+        known = {f: getattr(section, f) for f in PrometheusConfig.__dataclass_fields__ if hasattr(section, f)}
+        config = PrometheusConfig(**known)
+    config.validate("prometheus")
+    endpoint = PrometheusEndpoint(config)
+    endpoint.start()
+    return endpoint
 
 
 class _ScrapeHandler(http.server.BaseHTTPRequestHandler):

@@ -292,3 +292,16 @@ def _prometheus_port(proc: subprocess.Popen) -> int:
             pass
         time.sleep(0.1)
     pytest.fail("prometheus did not start listening")
+
+
+def test_build_endpoint_starts_from_a_yaml_section():
+    from types import SimpleNamespace
+
+    from gensight.processor.prometheus import build_endpoint
+
+    prom = build_endpoint(SimpleNamespace(endpoint="127.0.0.1:0"))
+    try:
+        prom.export(contract_request(2))
+        assert 'service_name="chat-app"} 2' in get(prom.port)[2]
+    finally:
+        prom.shutdown(1.0)
