@@ -66,7 +66,8 @@ def window_line(view: DemoView, info: RunInfo) -> str:
     number = round((window.end_ns - info.event_base_ns) / (info.window_s * NS_PER_S))
     calls, errors = view.window_totals()
     parts = [
-        f"window {number:>3}/{info.windows_total} {info.minute(window.end_ns):>7}",
+        (f"window {number:>3}/{info.windows_total}" if number <= info.windows_total else f"window {number:>3} tail")
+        + f" {info.minute(window.end_ns):>7}",
         "INCIDENT" if view.incident_active(window) else "normal  ",
         f"calls={calls:.0f} err={(errors / calls if calls else 0.0):.1%}",
     ]
@@ -113,7 +114,12 @@ def summary_lines(view: DemoView, info: RunInfo, output_path: str | None, wall_s
         for alert, index in sorted(view.fired_alerts.items(), key=lambda item: item[1]):
             where = f"{alert.service}/{alert.target}".rstrip("/")
             when = info.minute(view.windows[index].end_ns)
-            pre = " (before the incident)" if alert in view.false_alarms else ""
+            if alert in view.false_alarms:
+                pre = " (before the incident)"
+            elif not view.affected_service(alert.service):
+                pre = f" (a service that does not call {info.incident_model})"
+            else:
+                pre = ""
             lines.append(f"  - {alert.name} [{alert.severity or '-'}] on {where} at {when}{pre}")
     else:
         lines.append("alerts fired: none")

@@ -29,6 +29,7 @@ from gensight.demo_scenario import (
     IncidentSchedule,
     incident_at_fraction,
     make_clock,
+    services_using,
 )
 from gensight.demo_view import DemoView, windows_from_request
 from gensight.processor.points import MetricPoint, Window
@@ -135,7 +136,9 @@ class DemoRunner:
         started = time.monotonic()
         state_dir = cfg.workdir / "state"
         state_dir.mkdir(parents=True, exist_ok=True)
-        provider = start_fake_provider(seed=cfg.seed, latency_scale=1.0 / cfg.speed)
+        provider = start_fake_provider(
+            seed=cfg.seed, latency_scale=1.0 / cfg.speed, log_path=cfg.workdir / "fake-provider.log"
+        )
         windows_total = max(1, round(cfg.duration_s * cfg.speed / cfg.window_s))
         file_sink = JsonLinesFileSink(cfg.output)
         try:
@@ -160,7 +163,7 @@ class DemoRunner:
             now_ns = time.time_ns() + int(START_DELAY_S * NS_PER_S)
             clock = make_clock(now_ns, cfg.duration_s, cfg.speed, cfg.window_s)
             end_wall_ns = now_ns + int(cfg.duration_s * NS_PER_S)
-            incident = incident_at_fraction(clock, cfg.duration_s)
+            incident = incident_at_fraction(clock, cfg.duration_s, window_s=cfg.window_s)
             info = RunInfo(
                 event_base_ns=clock.event_base_ns,
                 event_end_ns=clock.event_ns(end_wall_ns),
@@ -174,7 +177,7 @@ class DemoRunner:
                 ),
                 services=cfg.services,
             )
-            view = DemoView(incident.start_event_ns, incident.model)
+            view = DemoView(incident.start_event_ns, incident.model, services_using(incident.model))
             if not cfg.live:
                 self._print(
                     f"gensight demo: {len(services)} services ({', '.join(cfg.services)}) -> OTLP/gRPC "

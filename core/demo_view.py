@@ -103,7 +103,12 @@ def series_of(point: MetricPoint) -> SeriesId:
 class DemoView:
     """Latest values per series / SLO / alert, fed window by window, in window order."""
 
-    def __init__(self, incident_start_ns: int | None = None, incident_model: str | None = None) -> None:
+    def __init__(
+        self,
+        incident_start_ns: int | None = None,
+        incident_model: str | None = None,
+        incident_services: Iterable[str] | None = None,
+    ) -> None:
         self.series: dict[SeriesId, SeriesState] = {}
         self.slos: dict[str, SloState] = {}
         self.active_alerts: dict[AlertId, float] = {}
@@ -113,7 +118,10 @@ class DemoView:
         self.incident_start_ns = incident_start_ns
         self.incident_model = incident_model
         self.detection: Detection | None = None
+        # services that call the incident model (None: any service counts)
+        self.incident_services = set(incident_services) if incident_services is not None else None
         self.false_alarms: set[AlertId] = set()  # alerts active before the incident started
+        self._active_before_incident: set[AlertId] = set()
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -219,14 +227,24 @@ class DemoView:
     def is_incident_series(self, sid: SeriesId) -> bool:
         return self.incident_model is not None and sid.target == self.incident_model
 
+    def affected_service(self, service: str) -> bool:
+        return self.incident_services is None or service in self.incident_services
+
     def signals(self) -> list[str]:
-        """Signals raised in the latest window that point at the incident model."""
+        """Signals in the latest window that point at the incident.
+
+        Counted: alerts on a service that calls the incident model which were not already
+        firing before the injection, and anomaly or drift scores over their alert levels on a
+        series of the incident model.
+        """
         found: list[str] = []
-        for alert in self.active_alerts:
-            if self.incident_model is None or alert.target in ("", self.incident_model):
-                found.append(f"alert {alert.name} ({alert.severity})" if alert.severity else f"alert {alert.name}")
+        for alert in sorted(self.active_alerts):
+            if alert in self._active_before_incident or not self.affected_service(alert.service):
+                continue
+            label = f"alert {alert.name}" + (f" ({alert.severity})" if alert.severity else "")
+            found.append(f"{label} on {alert.service}")
         index = self.window_index
-        for sid, state in self.series.items():
+        for sid, state in sorted(self.series.items()):
             if not self.is_incident_series(sid) or state.updated_window != index:
                 continue
             if state.anomaly is not None and state.anomaly >= ANOMALY_ALERT_THRESHOLD:
@@ -240,6 +258,7 @@ class DemoView:
             return
         if not self.incident_active(window):
             self.false_alarms.update(self.active_alerts)
+            self._active_before_incident = set(self.active_alerts)
             return
         if self.detection is not None:
             return
