@@ -210,23 +210,32 @@ def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableTyp
             for w in BURN_WINDOWS_SHOWN
         ]
         budget = slo.budget_remaining
-        slo_table.add_row(
-            name, slo.service, *cells,
-            Text(_fmt(None if budget is None else budget * 100, ".0f") + ("%" if budget is not None else ""),
-                 style="bold red" if budget is not None and budget <= 0 else ""),
-        )
+        if budget is None:
+            budget_text = Text("-", style="dim")
+        elif budget <= 0:
+            budget_text = Text("exhausted", style="bold red")
+        else:
+            budget_text = Text(f"{budget:.0%}", style=_style_ratio(1 - budget, 0.5, 0.8))
+        slo_table.add_row(name, slo.service, *cells, budget_text)
     if not view.slos:
         slo_table.add_row("(no SLO points yet)", "", *([""] * len(BURN_WINDOWS_SHOWN)), "")
 
     alerts = Text()
     if view.active_alerts:
-        for alert in sorted(view.active_alerts):
+        lines = []
+        for alert, count in sorted(view.active_alerts.items()):
             where = f"{alert.service}/{alert.target}".rstrip("/")
-            alerts.append(f"FIRING {alert.name} [{alert.severity or '-'}] {where}\n", style="bold red")
+            times = f" x{count:.0f}" if count > 1 else ""
+            lines.append(f"FIRING {alert.name} [{alert.severity or '-'}] {where}{times}")
+        alerts.append("\n".join(lines), style="bold red")
     else:
         alerts.append("no active alerts", style="green")
     calls, errors, cost = view.totals()
-    totals = Text(f"total calls {calls:.0f}, errors {errors:.0f}, cost ${cost:.4f}", style="dim")
+    rates = ", ".join(f"{svc} ${rate:.4f}/min" for svc, rate in sorted(view.service_cost_rate.items()))
+    totals = Text(
+        f"total calls {calls:.0f}, errors {errors:.0f}, cost ${cost:.4f}" + (f"; cost rate: {rates}" if rates else ""),
+        style="dim",
+    )
     return Group(
         Panel(Group(header, bar), border_style="cyan"),
         table,

@@ -50,12 +50,14 @@ class DemoConfig:
     workdir: Path
     live: bool
     services: tuple[str, ...] = SERVICES
-    allowed_lateness_s: float | None = None  # event time; default: a quarter window, at least 10 s
+    allowed_lateness_s: float | None = None  # event time; default below
 
     def lateness_s(self) -> float:
+        """Allowed lateness in event time: a second of wall clock (span batching, gRPC, a busy
+        machine), which compression turns into ``speed`` seconds, and at least a quarter window."""
         if self.allowed_lateness_s is not None:
             return self.allowed_lateness_s
-        return max(10.0, self.window_s / 4)
+        return max(self.speed * 1.0, self.window_s / 4)
 
 
 class ServiceProcess:

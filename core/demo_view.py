@@ -26,6 +26,8 @@ DRIFT_SCORE = "gensight.drift.score"
 ANOMALY_SCORE = "gensight.anomaly.score"
 ALERTS_ACTIVE = "gensight.alerts.active"
 PROCESSOR_SPANS = "gensight.processor.spans"
+COST_RATE = "gensight.cost.rate"
+SELF_TELEMETRY_PREFIX = "gensight.processor."
 
 ATTR_OPERATION = "gen_ai.operation.name"
 TARGET_ATTRS = ("gen_ai.request.model", "gen_ai.tool.name", "gen_ai.data_source.id")
@@ -115,6 +117,8 @@ class DemoView:
         self.fired_alerts: dict[AlertId, int] = {}  # alert -> first window index it was active
         self.windows: list[Window] = []
         self.spans: dict[str, float] = {}  # processor self-telemetry: outcome -> cumulative count
+        self.service_cost_rate: dict[str, float] = {}  # service -> USD per minute (latest)
+        self.service_drift: dict[str, float] = {}  # service -> drift score of its model mix
         self.incident_start_ns = incident_start_ns
         self.incident_model = incident_model
         self.detection: Detection | None = None
@@ -157,11 +161,18 @@ class DemoView:
                 if _number(point.value) > 0:
                     alerts_now[alert] = _number(point.value)
                 continue
-            if name == PROCESSOR_SPANS:
-                outcome = str(dict(point.attributes).get("outcome", "?"))
-                self.spans[outcome] = _number(point.value)
+            if name.startswith(SELF_TELEMETRY_PREFIX):
+                if name == PROCESSOR_SPANS:
+                    outcome = str(dict(point.attributes).get("outcome", "?"))
+                    self.spans[outcome] = _number(point.value)
                 continue
             sid = series_of(point)
+            if not sid.operation:  # a per-service point (cost rate, model-mix drift)
+                if name == COST_RATE:
+                    self.service_cost_rate[point.service] = _number(point.value)
+                elif name == DRIFT_SCORE:
+                    self.service_drift[point.service] = _number(point.value)
+                continue
             state = self.series.setdefault(sid, SeriesState())
             if sid not in touched:
                 touched.add(sid)
@@ -302,8 +313,6 @@ def _increase(previous: float, current: float) -> float:
 
 
 # --- from the exported OTLP request ---------------------------------------------------------
-
-SELF_TELEMETRY_PREFIX = "gensight.processor."
 
 
 def _any_value(value: Any) -> str | int | float | bool:
