@@ -171,7 +171,8 @@ def _cache_split(fake: FakeProvider, segments: list[tuple[str, bool]], total_tok
 
 def _wants_tool(body: Mapping[str, Any]) -> dict[str, Any] | None:
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
-    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+    raw_choice = body.get("tool_choice")
+    choice: dict[str, Any] = raw_choice if isinstance(raw_choice, dict) else {}
     if not tools or choice.get("type") == "none":
         return None
     messages = body.get("messages") or []

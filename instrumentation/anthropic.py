@@ -174,8 +174,10 @@ class _PassThroughTracer(trace.Tracer):
     def start_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> trace.Span:
         return trace.NonRecordingSpan(trace.get_current_span(context).get_span_context())
 
-    @contextmanager
-    def start_as_current_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:
+    @contextmanager  # the SDK only calls start_span; this is for completeness
+    def start_as_current_span(  # type: ignore[override]
+        self, name: str, context: Any = None, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
         span = self.start_span(name, context)
         with trace.use_span(span, end_on_exit=False):
             yield span
@@ -390,10 +392,11 @@ class _StreamState:
                 entry["size"] = 0
             self.blocks[index] = entry
         elif kind == "content_block_delta" and self.capture:
-            entry = self.blocks.get(_get(event, "index"))  # type: ignore[arg-type]
+            found = self.blocks.get(_get(event, "index"))
             delta = _get(event, "delta")
-            if entry is None or delta is None:
+            if found is None or delta is None:
                 return
+            entry = found
             piece = _get(delta, "text") or _get(delta, "thinking") or _get(delta, "partial_json")
             if not isinstance(piece, str) or entry["size"] >= _MAX_CAPTURED_CHARS:
                 return

@@ -152,6 +152,8 @@ class RetrievalCall:
         try:
             if documents is not None and (scores is None or ids is None):
                 split = split_results(documents)
+                if split is None and ids is None and scores is None and count is None:
+                    return  # not a sequence we can read without consuming it
                 if split is not None:
                     n, doc_ids, doc_scores = split
                     count = n if count is None else count
