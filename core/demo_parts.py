@@ -13,7 +13,7 @@ import threading
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 # Provider latency at demo speed 1: a fixed time to first byte plus a per-output-token time,
 # close to hosted gpt-4o-mini/gpt-4o figures. Divided by the demo speed (time compression).
@@ -110,31 +110,6 @@ def demo_analytics_config(windows_total: int) -> dict[str, Any]:
     }
 
 
-class JsonLinesFileSink:
-    """A metrics sink writing each exported request as one OTLP/JSON line (as ``replay`` does)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._lock = threading.Lock()
-        self.lines = 0
-
-    def export(self, request: Any) -> None:
-        from gensight.processor.decode import metrics_request_to_json_line
-
-        line = metrics_request_to_json_line(request)
-        with self._lock:
-            if self._file.closed:
-                return
-            self._file.write(line + "\n")
-            self._file.flush()
-            self.lines += 1
-
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
-
-
 class ProcessorHandle:
     """The in-process ``gensight serve``: its OTLP/gRPC endpoint, and stop (which flushes)."""
 
@@ -155,6 +130,13 @@ class ProcessorHandle:
         self._server.stop()
         if self._analytics is not None:
             self._analytics.shutdown()
+
+
+def metrics_file_sink(path: Path) -> Any:
+    """The processor's OTLP/JSON-lines sink (the one ``gensight replay --output`` uses)."""
+    from gensight.processor.export import JsonLinesSink
+
+    return JsonLinesSink(path, append=False)
 
 
 def start_processor(

@@ -132,7 +132,7 @@ class DemoRunner:
         print(line, file=self.out, flush=True)
 
     def run(self) -> int:
-        from gensight.demo_parts import JsonLinesFileSink, start_fake_provider, start_processor
+        from gensight.demo_parts import metrics_file_sink, start_fake_provider, start_processor
 
         cfg = self.config
         started = time.monotonic()
@@ -142,14 +142,14 @@ class DemoRunner:
             seed=cfg.seed, latency_scale=1.0 / cfg.speed, log_path=cfg.workdir / "fake-provider.log"
         )
         windows_total = max(1, round(cfg.duration_s * cfg.speed / cfg.window_s))
-        file_sink = JsonLinesFileSink(cfg.output)
+        file_sink = metrics_file_sink(cfg.output)
         try:
             processor = start_processor(
                 state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
                 sinks=[self, file_sink], windows_total=windows_total,
             )
         except BaseException:
-            file_sink.close()
+            file_sink.shutdown()
             provider.stop()
             raise
         services: list[ServiceProcess] = []
