@@ -104,7 +104,8 @@ def demo_analytics_config(windows_total: int) -> dict[str, Any]:
     # of event time; a few such stalls must not page, a real incident makes every call bad.
     return {
         "slos": [{**slo, "min_bad_events": 5} for slo in DEMO_SLOS],
-        "drift": {"reference_calls": 300, "min_eval_count": 100},
+        # few calls per window: fewer bins keep PSI sampling noise under the alert level
+        "drift": {"reference_calls": 400, "min_eval_count": 150, "bins": 6},
         "anomaly": {"min_history": max(3, min(10, windows_total // 4)), "min_calls": 5},
         "admin": {"enabled": False},  # no fixed admin port: other processes may use it
     }
