@@ -185,7 +185,7 @@ def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableTyp
     for sid, s in _series_rows(view):
         stale = s.updated_window != index
         row_style = "dim" if stale else ("bold" if view.is_incident_series(sid) and incident_on else "")
-        err = s.error_rate
+        err = None if stale else s.error_rate
         table.add_row(
             sid.service, sid.operation, sid.target,
             f"{s.window_calls:.0f}" if not stale else "0",
