@@ -146,7 +146,9 @@ def _series_rows(view: DemoView) -> list[tuple[SeriesId, SeriesState]]:
     return sorted(view.series.items(), key=lambda item: (item[0].service, item[0].operation, item[0].target))
 
 
-def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableType:
+def live_view(
+    view: DemoView, info: RunInfo, now_event_ns: int, alert_log: list[str] | None = None
+) -> RenderableType:
     """The full-screen layout for one refresh."""
     from rich.console import Group
     from rich.panel import Panel
@@ -230,6 +232,10 @@ def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableTyp
         alerts.append("\n".join(lines), style="bold red")
     else:
         alerts.append("no active alerts", style="green")
+    if alert_log:
+        alerts.append("\nlatest transitions (OTLP log records):", style="bold")
+        for entry in alert_log:
+            alerts.append("\n  " + entry, style="red" if entry.startswith("FIRING") else "dim")
     calls, errors, cost = view.totals()
     rates = ", ".join(f"{svc} ${rate:.4f}/min" for svc, rate in sorted(view.service_cost_rate.items()))
     totals = Text(

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +39,7 @@ SERVICE_START_TIMEOUT_S = 60.0  # importing openai + OTel on a loaded machine ca
 SERVICE_STOP_TIMEOUT_S = 30.0
 START_DELAY_S = 0.5  # wall-clock margin so every service is waiting when the clock starts
 LIVE_REFRESH_S = 0.25
+ALERT_LOG_LINES = 6
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,28 @@ class DemoRunner:
         self.config = config
         self.out = out or sys.stdout
         self.windows: queue.Queue[tuple[Window, list[MetricPoint]]] = queue.Queue()
+        self.alert_log: deque[str] = deque(maxlen=ALERT_LOG_LINES)  # latest alert transitions
+        self.alert_transitions = 0
+        self.logs_sink: Any = None  # OTLP/JSON lines of the alert transitions (log records)
 
     # the processor's export stage calls this (its worker thread) for every exported request
     def export(self, request: Any) -> None:
         for window, points in windows_from_request(request, int(self.config.window_s * NS_PER_S)):
             self.windows.put((window, points))
+
+    # ... and this for alert transitions, exported as OTLP log records
+    def export_logs(self, request: Any) -> None:
+        if self.logs_sink is not None:
+            self.logs_sink.export(request)
+        for rl in request.resource_logs:
+            for sl in rl.scope_logs:
+                for record in sl.log_records:
+                    self.alert_transitions += 1
+                    self.alert_log.append(record.body.string_value)
+
+    @property
+    def alerts_path(self) -> Path:
+        return self.config.output.with_name(self.config.output.stem.split(".")[0] + ".alerts.otlp.jsonl")
 
     def _print(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -143,6 +162,7 @@ class DemoRunner:
         )
         windows_total = max(1, round(cfg.duration_s * cfg.speed / cfg.window_s))
         file_sink = metrics_file_sink(cfg.output)
+        self.logs_sink = metrics_file_sink(self.alerts_path)
         try:
             processor = start_processor(
                 state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
@@ -150,6 +170,7 @@ class DemoRunner:
             )
         except BaseException:
             file_sink.shutdown()
+            self.logs_sink.shutdown()
             provider.stop()
             raise
         services: list[ServiceProcess] = []
@@ -195,10 +216,12 @@ class DemoRunner:
                 if svc.proc.poll() is None:
                     svc.stop(SERVICE_STOP_TIMEOUT_S)
             processor.stop()  # idempotent
+            self.logs_sink.shutdown()
             provider.stop()
             shutil.rmtree(state_dir, ignore_errors=True)
         for line in summary_lines(view, info, str(cfg.output), time.monotonic() - started):
             self._print(line)
+        self._print(f"alert transitions ({self.alert_transitions}) as OTLP/JSON log records: {self.alerts_path}")
         return 0
 
     def _drive(
@@ -231,7 +254,7 @@ class DemoRunner:
                 except queue.Empty:
                     item = None
             if live is not None:
-                live.update(live_view(view, info, clock.event_ns(time.time_ns())))
+                live.update(live_view(view, info, clock.event_ns(time.time_ns()), list(self.alert_log)))
 
         try:
             while time.time_ns() < end_wall_ns:
@@ -254,5 +277,5 @@ class DemoRunner:
             drain(0.0)
         finally:
             if live is not None:
-                live.update(live_view(view, info, info.event_end_ns))
+                live.update(live_view(view, info, info.event_end_ns, list(self.alert_log)))
                 live.stop()

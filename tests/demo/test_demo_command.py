@@ -105,3 +105,17 @@ def test_demo_rejects_an_unwritable_output(tmp_path):
     )
     assert proc.returncode == 2
     assert "cannot write --output" in proc.stderr
+
+
+def test_demo_writes_alert_transitions_as_otlp_log_records(demo_run):
+    proc, out = demo_run
+    alerts = out.with_name("metrics.alerts.otlp.jsonl")
+    assert f"as OTLP/JSON log records: {alerts}" in proc.stdout
+    bodies = [
+        record["body"]["stringValue"]
+        for line in alerts.read_text().splitlines()
+        for rl in json.loads(line)["resourceLogs"]
+        for sl in rl["scopeLogs"]
+        for record in sl["logRecords"]
+    ]
+    assert any(body.startswith("FIRING") for body in bodies)
