@@ -1,0 +1,89 @@
+"""Shared fixtures for processor tests.
+
+proc-ingest section: OTLP requests built by the real OTel SDK, self-signed certificates.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+
+def make_sdk_spans(n: int = 3, service: str = "chat-app", model: str = "gpt-4o-mini") -> list[ReadableSpan]:
+    """Finished GenAI spans from the real SDK (the objects OTLPSpanExporter.export takes)."""
+    mem = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("gensight.test")
+    for i in range(n):
+        with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.provider.name", "openai")
+            span.set_attribute("gen_ai.request.model", model)
+            span.set_attribute("gen_ai.usage.input_tokens", 10 + i)
+            span.set_attribute("gen_ai.usage.output_tokens", 5)
+    provider.shutdown()
+    return list(mem.get_finished_spans())
+
+
+def make_trace_request(n: int = 3, service: str = "chat-app") -> ExportTraceServiceRequest:
+    return encode_spans(make_sdk_spans(n, service))
+
+
+def count_spans(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+class CertFiles(NamedTuple):
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory) -> CertFiles:
+    """A throwaway CA, a server cert for 127.0.0.1/localhost and a client cert, via the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available")
+    d = tmp_path_factory.mktemp("certs")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=gensight-test-ca", cwd=d)
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=localhost", cwd=d)
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.pem", "-days", "2", "-extfile", "server.ext", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+             "-subj", "/CN=gensight-test-client", cwd=d)
+    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "client.pem", "-days", "2", cwd=d)
+    return CertFiles(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key")
+
+
+@pytest.fixture
+def make_request():
+    """``make_request(n=3, service="chat-app") -> ExportTraceServiceRequest`` encoded by the SDK."""
+    return make_trace_request
+
+
+@pytest.fixture
+def sdk_spans():
+    """``sdk_spans(n=3, service=..., model=...) -> [ReadableSpan]`` for OTLPSpanExporter.export."""
+    return make_sdk_spans
