@@ -54,6 +54,14 @@ UNKNOWN_SERVICE = "unknown_service"
 ERROR_TYPE_OTHER = "_OTHER"  # GenAI semconv fallback when the error class is unknown
 DEFAULT_TENANT_ATTRIBUTES = ("enduser.id", "user.id")
 _MAX_TENANT_CACHE = 10_000
+# Series-key strings (service, provider, model/tool/data source, error type, finish reason) are
+# clipped to this many characters: they become exported metric attributes, and one span with a
+# 10 MB model name must not make every metrics export too large for the backend to accept.
+MAX_KEY_CHARS = 256
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= MAX_KEY_CHARS else value[:MAX_KEY_CHARS]
 
 # -- slots -------------------------------------------------------------------------------------
 # Slot numbers are positions in a per-span list. Markers (a span carrying any of them is GenAI)
@@ -506,9 +514,9 @@ class Normaliser:
         return (
             CallRecord(
                 kind,
-                service,
-                provider,
-                target,
+                _clip(service),
+                _clip(provider),
+                _clip(target),
                 start,
                 end,
                 (end - start) / 1e9,
@@ -518,8 +526,8 @@ class Normaliser:
                 cost,  # type: ignore[arg-type]
                 enriched,
                 error,
-                error_type,
-                finish,
+                _clip(error_type) if error_type else error_type,
+                _clip(finish) if finish else finish,
                 relevance,
                 cache_hit,
                 tenant,
