@@ -31,7 +31,6 @@ precedes its start, or without timestamps, is rejected and counted, for ``partia
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -58,6 +57,12 @@ _MAX_TENANT_CACHE = 10_000
 # clipped to this many characters: they become exported metric attributes, and one span with a
 # 10 MB model name must not make every metrics export too large for the backend to accept.
 MAX_KEY_CHARS = 256
+
+
+# Token counts, costs and durations above 2**53 are not exactly representable as floats, and a
+# few of them sum past the float range: one analyser close then raises OverflowError on every
+# window from then on. They are treated as bad values (the span is kept, the value dropped).
+MAX_NUMBER = float(2**53)
 
 
 def _clip(value: str) -> str:
@@ -254,7 +259,7 @@ def _number(v: Any) -> float | None | bool:
             return False
     else:
         return False
-    if x != x or x < 0 or x in (math.inf, -math.inf):
+    if x != x or x < 0 or x > MAX_NUMBER:  # NaN, negative, inf and absurd values
         return False
     return x
 

@@ -41,6 +41,10 @@ LATENCY_QUANTILES = (0.5, 0.95, 0.99)
 SKETCH_RELATIVE_ACCURACY = 0.01
 # GenAI semconv duration buckets (s): 0.01, 0.02, 0.04 ... 81.92
 DURATION_BOUNDS_S: tuple[float, ...] = tuple(0.01 * 2**i for i in range(14))
+# Distinct ``error.type`` values kept per series; further ones count as ``_OTHER`` (the semconv
+# fallback). Without a cap, spans with random error types grow memory and exported points forever.
+MAX_ERROR_TYPES_PER_SERIES = 32
+ERROR_TYPE_OTHER = "_OTHER"
 
 
 class _WindowAgg:
@@ -119,7 +123,9 @@ class SLIAnalyser:
             a.calls += 1
             if r.error:
                 a.errors += 1
-                et = r.error_type or "_OTHER"
+                et = r.error_type or ERROR_TYPE_OTHER
+                if et not in a.error_types and len(a.error_types) >= MAX_ERROR_TYPES_PER_SERIES:
+                    et = ERROR_TYPE_OTHER
                 a.error_types[et] = a.error_types.get(et, 0) + 1
             d = r.duration_s
             a.sketch.add(d)
@@ -177,6 +183,8 @@ class SLIAnalyser:
     def _fold(c: _Cumulative, a: _WindowAgg) -> None:
         c.ok += a.calls - a.errors
         for et, n in a.error_types.items():
+            if et not in c.error_types and len(c.error_types) >= MAX_ERROR_TYPES_PER_SERIES:
+                et = ERROR_TYPE_OTHER
             c.error_types[et] = c.error_types.get(et, 0) + n
         c.buckets = [x + y for x, y in zip(c.buckets, a.buckets)]
         c.dur_sum += a.dur_sum

@@ -433,6 +433,15 @@ def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> lis
     ]
     for name, attrs in numeric:
         b.hostile_span(name, attrs, tags=("numbers",))
+    # two spans of one series whose tokens/costs sum past the float range
+    huge = genai_attrs(model="huge-model", input_tokens=1e308, output_tokens=1e308, gen_ai__usage__cost=1e308)
+    b.mixed("tokens-and-cost-sum-past-float-range",
+            [resource_spans("hostile", [make_span(b.ids, base_ns, huge), make_span(b.ids, base_ns, huge)])],
+            tags=("numbers",))
+    # thousands of distinct error types in one series (cardinality of the error.type attribute)
+    b.mixed("error-types-3k-distinct", [resource_spans("hostile", [
+        make_span(b.ids, base_ns, genai_attrs(model="error-model", error__type=f"Error{i}"), status_code=Status.STATUS_CODE_ERROR)
+        for i in range(3000)])], tags=("cardinality",), json_ok=False)
 
     # 10. absurd attribute types on GenAI keys
     absurd: list[tuple[str, dict[str, object]]] = [
