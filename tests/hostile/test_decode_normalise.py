@@ -33,8 +33,8 @@ def test_the_corpus_holds_at_least_200_requests():
 
 
 def test_the_corpus_is_deterministic():
-    again = build_corpus(BASE_NS)
-    assert [(c.name, c.body) for c in again] == [(c.name, c.body) for c in CASES]
+    first, again = build_corpus(BASE_NS, big=False), build_corpus(BASE_NS, big=False)
+    assert [(c.name, c.body, c.json_body) for c in again] == [(c.name, c.body, c.json_body) for c in first]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
