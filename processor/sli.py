@@ -186,7 +186,7 @@ class SLIAnalyser:
             if et not in c.error_types and len(c.error_types) >= MAX_ERROR_TYPES_PER_SERIES:
                 et = ERROR_TYPE_OTHER
             c.error_types[et] = c.error_types.get(et, 0) + n
-        c.buckets = [x + y for x, y in zip(c.buckets, a.buckets)]
+        c.buckets = [x + y for x, y in zip(c.buckets, a.buckets, strict=True)]
         c.dur_sum += a.dur_sum
         c.dur_n += a.calls
         c.dur_min = min(c.dur_min, a.dur_min)

@@ -91,8 +91,7 @@ def sdk_spans():
     return make_sdk_spans
 
 
-# ---- proc-pipeline section
-
+# ---------------------------------------------------------------- proc-pipeline section
 T0_NS = 1_700_000_040_000_000_000  # a minute boundary (divisible by 60 s)
 
 
