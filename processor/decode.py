@@ -5,7 +5,8 @@ share one set of rules and one error type.
 
 Interface (stable; the pipeline and receivers call only these):
 
-- ``DecodeError(message)``: every failure, with a message safe to return to the client.
+- ``DecodeError(message)``: every failure, with a message safe to return to the client;
+  ``TooLargeError`` (a subclass) when a decompressed body exceeds its limit.
 - ``decode_trace_request(data, *, encoding="protobuf"|"json", gzip=False,
   max_decompressed_bytes=...) -> ExportTraceServiceRequest``
 - ``trace_request_from_protobuf(data)``, ``trace_request_from_json(data)`` (bytes or str),
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "BadLine",
     "DecodeError",
+    "TooLargeError",
     "decode_trace_request",
     "gunzip",
     "iter_json_lines",
@@ -88,6 +90,10 @@ class DecodeError(ValueError):
         self.message = message
 
 
+class TooLargeError(DecodeError):
+    """The (decompressed) input exceeds a configured size limit (HTTP 413, not 400)."""
+
+
 class BadLine(NamedTuple):
     """A line of a JSON-lines input that was skipped, and why."""
 
@@ -115,7 +121,7 @@ def gunzip(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> byte
                 chunk = d.decompress(buf, max(1, max_bytes + 1 - len(out)))
                 out += chunk
                 if len(out) > max_bytes:
-                    raise DecodeError(f"decompressed body exceeds the limit of {max_bytes} bytes")
+                    raise TooLargeError(f"decompressed body exceeds the limit of {max_bytes} bytes")
                 buf = d.unconsumed_tail
                 if d.eof:
                     break
@@ -123,7 +129,7 @@ def gunzip(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> byte
                 # drain what zlib buffered internally
                 out += d.flush()
                 if len(out) > max_bytes:
-                    raise DecodeError(f"decompressed body exceeds the limit of {max_bytes} bytes")
+                    raise TooLargeError(f"decompressed body exceeds the limit of {max_bytes} bytes")
                 if not d.eof:
                     raise DecodeError("gzip body is truncated")
         except zlib.error as exc:
