@@ -63,6 +63,9 @@ MAX_KEY_CHARS = 256
 # few of them sum past the float range: one analyser close then raises OverflowError on every
 # window from then on. They are treated as bad values (the span is kept, the value dropped).
 MAX_NUMBER = float(2**53)
+# Span times past the int64 nanosecond range (year 2262) cannot be exported (OTLP consumers and
+# Prometheus use signed nanoseconds; our window end would not even fit the fixed64 field).
+MAX_TIME_NS = 2**63 - 1
 
 
 def _clip(value: str) -> str:
@@ -351,6 +354,8 @@ class Normaliser:
             return "span without start or end time"
         if end < start:
             return "span end time before start time"
+        if end > MAX_TIME_NS:
+            return "span end time beyond year 2262 (int64 nanoseconds)"
         bad = 0
 
         # kind

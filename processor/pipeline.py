@@ -138,6 +138,8 @@ class Pipeline:
             with self._lock:
                 self.counts["dropped"] += n
             return Admission(True, n, f"processor could not normalise the request: {type(exc).__name__}")
+        if res.records and self.live:
+            res = self._reject_future(res)
         with self._lock:
             self.counts["skipped"] += res.skipped
             self.counts["dropped"] += res.rejected
@@ -149,6 +151,16 @@ class Pipeline:
                 return Admission(False, res.rejected, "processor is shutting down")
             return Admission(False, res.rejected, "processor queue is full", RETRY_AFTER_S)
         return Admission(True, res.rejected, res.error_message)
+
+    def _reject_future(self, res: Any) -> Any:
+        """Live mode: spans ending beyond wall clock + ``max_future_skew_s`` are rejected."""
+        limit = self._wall_ns() + int(self.config.pipeline.max_future_skew_s * 1e9)
+        if max(r.end_ns for r in res.records) <= limit:
+            return res
+        kept = [r for r in res.records if r.end_ns <= limit]
+        n = len(res.records) - len(kept)
+        message = res.error_message or f"{n} span(s) end more than {self.config.pipeline.max_future_skew_s:g} s in the future"
+        return res._replace(records=kept, rejected=res.rejected + n, error_message=message)
 
     # -- replay side (caller's thread) ---------------------------------------------------------
     def submit(self, request: Any) -> None:

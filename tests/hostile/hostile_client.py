@@ -60,8 +60,16 @@ def send_http(port: int, body: bytes, *, content_type: str = "application/x-prot
     if content_encoding:
         hdrs["Content-Encoding"] = content_encoding
     try:
-        conn.request("POST", path, body=body, headers=hdrs)
-        resp = conn.getresponse()
+        try:
+            conn.request("POST", path, body=body, headers=hdrs)
+        except (BrokenPipeError, ConnectionResetError):
+            # the server answered and closed before reading the whole body (413/415/401):
+            # its response is still in our receive buffer
+            pass
+        try:
+            resp = conn.getresponse()
+        except (ConnectionError, http.client.HTTPException) as exc:
+            return Answer("http", False, "connection-closed", 0, repr(exc))
         data = resp.read()
         status = resp.status
         ctype = resp.getheader("Content-Type", "") or ""

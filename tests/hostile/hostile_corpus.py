@@ -63,6 +63,8 @@ class HostileCase:
     json_body: bytes | None = None  # the same request in OTLP/JSON, when it has one
     valid_service: str | None = None  # service whose valid spans must give unaffected results
     tags: tuple[str, ...] = field(default_factory=tuple)
+    http_status: int | None = None  # the exact HTTP status a rejection must carry, when one is right
+    grpc_status: str | None = None  # likewise for gRPC (default INVALID_ARGUMENT)
 
     def expected_outcome(self) -> str:
         """accept or reject, resolving ``parse`` with the reference protobuf parser."""
@@ -255,9 +257,11 @@ class _Builder:
         self.mixed(case, [resource_spans(service, [span])], json_ok=json_ok, tags=tags)
 
     def raw(self, name: str, body: bytes, *, expect: str, content_type: str = PROTOBUF,
-            content_encoding: str | None = None, transport: str = "protobuf", tags: tuple[str, ...] = ()) -> None:
+            content_encoding: str | None = None, transport: str = "protobuf", tags: tuple[str, ...] = (),
+            http_status: int | None = None, grpc_status: str | None = None) -> None:
         self.cases.append(HostileCase(name=name, body=body, transport=transport, content_type=content_type,
-                                      content_encoding=content_encoding, expect=expect, tags=tags))
+                                      content_encoding=content_encoding, expect=expect, tags=tags,
+                                      http_status=http_status, grpc_status=grpc_status))
 
 
 def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> list[HostileCase]:
@@ -296,23 +300,24 @@ def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> lis
     # 5. HTTP content types and encodings
     json_good = to_otlp_json(good_req)
     http = {"transport": "http"}
-    b.raw("ct-protobuf-body-as-json", good, content_type=JSON, expect="reject", **http)
-    b.raw("ct-json-body-as-protobuf", json_good, content_type=PROTOBUF, expect="reject", **http)
-    b.raw("ct-text-plain", good, content_type="text/plain", expect="reject", **http)
-    b.raw("ct-missing", good, content_type="", expect="reject", **http)
-    b.raw("ct-multipart", good, content_type="multipart/form-data; boundary=x", expect="reject", **http)
-    b.raw("ct-form-urlencoded", b"a=b&c=d", content_type="application/x-www-form-urlencoded", expect="reject", **http)
-    b.raw("ct-xml", b"<spans/>", content_type="application/xml", expect="reject", **http)
-    b.raw("ct-garbage", good, content_type="\x01\x02;;;===", expect="reject", **http)
-    b.raw("ce-gzip-not-gzip", good, content_encoding="gzip", expect="reject", **http)
+    b.raw("ct-protobuf-body-as-json", good, content_type=JSON, expect="reject", http_status=400, **http)
+    b.raw("ct-json-body-as-protobuf", json_good, content_type=PROTOBUF, expect="reject", http_status=400, **http)
+    b.raw("ct-text-plain", good, content_type="text/plain", expect="reject", http_status=415, **http)
+    b.raw("ct-missing", good, content_type="", expect="reject", http_status=415, **http)
+    b.raw("ct-multipart", good, content_type="multipart/form-data; boundary=x", expect="reject", http_status=415, **http)
+    b.raw("ct-form-urlencoded", b"a=b&c=d", content_type="application/x-www-form-urlencoded", expect="reject",
+          http_status=415, **http)
+    b.raw("ct-xml", b"<spans/>", content_type="application/xml", expect="reject", http_status=415, **http)
+    b.raw("ct-garbage", good, content_type="x/\x7f;;;===", expect="reject", http_status=415, **http)
+    b.raw("ce-gzip-not-gzip", good, content_encoding="gzip", expect="reject", http_status=400, **http)
     b.raw("ce-gzip-truncated", gzip.compress(good, mtime=0)[:20], content_encoding="gzip", expect="reject", **http)
-    b.raw("ce-unknown-br", good, content_encoding="br", expect="reject", **http)
+    b.raw("ce-unknown-br", good, content_encoding="br", expect="reject", http_status=415, **http)
     b.raw("ce-gzip-of-garbage", gzip.compress(rng.randbytes(2000), mtime=0), content_encoding="gzip", expect="parse", **http)
     b.raw("ce-gzip-json-invalid", gzip.compress(b"{not json", mtime=0), content_type=JSON, content_encoding="gzip",
           expect="reject", **http)
     # a gzip bomb: 96 MiB of zeros in ~100 kB; must be refused at the size bound, not inflated
     b.raw("ce-gzip-bomb-96MiB", gzip_bomb(96 << 20), content_encoding="gzip",
-          expect="reject", tags=("big", "bomb"), **http)
+          expect="reject", tags=("big", "bomb"), http_status=413, **http)
 
     # 6. invalid JSON
     bad_json: list[tuple[str, bytes]] = [
@@ -372,10 +377,10 @@ def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> lis
     if big:
         many = {f"attr.{i}": i for i in range(100_000)}
         many.update(genai_attrs(model="many-attrs-model"))
-        b.hostile_span("attributes-100k", many, tags=("big",))
+        b.hostile_span("attributes-100k", many, tags=("big",), json_ok=False)
         b.hostile_span("string-10MB-attribute", genai_attrs(model="big-attr-model", **{"app__blob": "x" * (10 << 20)}),
                        tags=("big",), json_ok=False)
-        b.hostile_span("string-10MB-model-name", genai_attrs(model="m" * (10 << 20)), tags=("big",), json_ok=False)
+        b.hostile_span("string-10MB-model-name", genai_attrs(model="m" * (10 << 20), gen_ai__response__model="r"), tags=("big",), json_ok=False)
         b.hostile_span("string-10MB-span-name", genai_attrs(model="big-name-model"), name="n" * (10 << 20),
                        tags=("big",), json_ok=False)
         b.hostile_span("string-1MB-service-name", service="s" * (1 << 20), tags=("big",))
@@ -392,7 +397,7 @@ def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> lis
                 tags=("big", "cardinality"), json_ok=False)
         b.raw("oversize-20MB", ExportTraceServiceRequest(resource_spans=[resource_spans("huge", [
             make_span(b.ids, base_ns, genai_attrs(model="x", app__blob="y" * (20 << 20)))])]).SerializeToString(),
-            expect="reject", tags=("big", "oversize"))
+            expect="reject", tags=("big", "oversize"), http_status=413, grpc_status="RESOURCE_EXHAUSTED")
 
     # 9. numbers: NaN/inf/negative/huge tokens and costs, absurd types
     nan, inf = float("nan"), float("inf")
