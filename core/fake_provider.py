@@ -14,7 +14,7 @@ Use::
 
     python -m gensight.fake_provider --port 8000 --latency-s 0.4 --error-rate 0.02
 
-Routes: ``POST /v1/chat/completions`` (JSON or SSE with ``stream``; usage chunk when
+Routes: ``POST /v1/messages`` (Anthropic: :mod:`gensight.fake_anthropic`), ``POST /v1/chat/completions`` (JSON or SSE with ``stream``; usage chunk when
 ``stream_options.include_usage``; a tool call when ``tools`` are given and the last message is
 not a tool result), ``POST /v1/responses`` (JSON or SSE events), ``POST /v1/embeddings`` (float
 or base64 vectors), ``POST /_control`` and ``GET /_control`` (runtime settings), ``GET /healthz``.
@@ -192,7 +192,7 @@ def _chat_completions(fake: FakeProvider, req: Request) -> Reply:
         return plan.error
     tools = body.get("tools") or []
     last_role = messages[-1].get("role") if messages and isinstance(messages[-1], dict) else None
-    tool_call = None
+    tool_call: dict[str, Any] | None = None
     if tools and body.get("tool_choice") != "none" and last_role != "tool":
         fn = tools[0].get("function", {}) if isinstance(tools[0], dict) else {}
         choice = body.get("tool_choice")
@@ -531,7 +531,7 @@ class FakeProvider:
     def start(self) -> FakeProvider:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
+        server = _Server((self.host, self.port), _make_handler(self))
         server.daemon_threads = False
         server.block_on_close = True
         self._server = server
@@ -576,6 +576,17 @@ class FakeProvider:
         self.stop()
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # clients that hang up (closed streams, killed tests) are normal for an LLM provider
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -584,6 +595,12 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # headers and body go out in separate writes: without TCP_NODELAY, Nagle + the
+            # client's delayed ACK add ~40 ms to every response
+            try:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             with fake._lock:
                 fake._connections.add(self.connection)
 
@@ -695,6 +712,12 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
     return _Handler
+
+
+# Other providers' routes live in their own modules and register themselves here.
+from gensight import fake_anthropic as _fake_anthropic  # noqa: E402
+
+_fake_anthropic.register(FakeProvider)
 
 
 def main(argv: list[str] | None = None) -> int:

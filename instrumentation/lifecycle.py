@@ -30,6 +30,7 @@ Public interface
     inv.set_response(model=..., id=..., finish_reasons=[...])
     inv.set_usage(input_tokens=, output_tokens=, cache_read_tokens=, cache_write_tokens=,
                   reasoning_tokens=)    # input INCLUDES cache read/write (semconv); None = keep
+    inv.set_cost(0.0)                   # caller-known cost wins over the pricing table
     inv.mark_first_chunk()              # streams: records time to first chunk (first call wins)
     inv.capture_content                 # ContentCapture: check .enabled before building messages
     inv.record_content(input_messages=[...], output_messages=[...], system_instructions=[...])
@@ -287,6 +288,12 @@ class Invocation:
         if reasoning_tokens is not None:
             self.reasoning_tokens = reasoning_tokens
 
+    def set_cost(self, cost_usd: float | None) -> None:
+        """A cost the caller knows (e.g. 0.0 for an application-cache hit); it wins over the
+        pricing table. Negative or non-finite values are ignored."""
+        if isinstance(cost_usd, (int, float)) and not isinstance(cost_usd, bool) and 0 <= cost_usd < float("inf"):
+            self.cost_usd = float(cost_usd)
+
     def mark_first_chunk(self) -> None:
         if self.time_to_first_chunk_s is None and not self._done:
             self.time_to_first_chunk_s = time.perf_counter() - self._start_s
@@ -394,7 +401,7 @@ class Invocation:
     def _finish(self, end_time_ns: int | None) -> None:
         duration_s = time.perf_counter() - self._start_s
         model_for_price = self.response_model or self.request_model
-        if self.input_tokens is not None or self.output_tokens is not None:
+        if self.cost_usd is None and (self.input_tokens is not None or self.output_tokens is not None):
             self.cost_usd = self._telemetry.pricing.cost_usd(
                 self.provider,
                 model_for_price,

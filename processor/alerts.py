@@ -29,7 +29,7 @@ import queue
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -208,6 +208,9 @@ class AlertEngine:
         self.suppressed = 0  # evaluations held back by a cooldown
         self.dropped_states = 0  # alerts not tracked because max_alerts was reached
         self.webhook: WebhookSender | None = WebhookSender(self.config.webhook) if self.config.webhook else None
+        # where transitions go at each close (the pipeline: OTLP log records); None = keep them
+        # for drain_transitions()
+        self.sink: Callable[[list[Transition]], None] | None = None
 
     # -- detectors call this ------------------------------------------------------------
     def evaluate(
@@ -303,6 +306,10 @@ class AlertEngine:
             # every alert name ever seen keeps a (possibly zero) point so the gauge drops to 0
             for (alert, _), st in self._states.items():
                 counts.setdefault((st.service or "gensight", alert, st.severity), 0)
+        if self.sink is not None:
+            transitions = self.drain_transitions()
+            if transitions:
+                self.sink(transitions)
         return [
             MetricPoint("gensight.alerts.active", GAUGE, "{alert}", svc, (("alert", alert), ("severity", sev)),
                         float(n), window.start_ns, window.end_ns)
@@ -324,7 +331,7 @@ class AlertEngine:
         return st.state if st else INACTIVE
 
     # -- state --------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "alerts": [
@@ -335,7 +342,7 @@ class AlertEngine:
                 "suppressed": self.suppressed,
             }
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         with self._lock:
             self._states.clear()
             for a, s, state, sev, since, last, resolved, value, thr, svc, attrs in data.get("alerts", []):

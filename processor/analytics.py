@@ -1,9 +1,11 @@
 """The analytics stage as one object: config, the analysers in order, state, admin.
 
-The pipeline builds it once (:func:`build_analysers`), registers ``analytics.analysers`` after
-its own SLI analyser (the alert engine must stay last: it closes after the detectors), calls
-``maybe_snapshot()`` now and then and ``shutdown()`` at the end. ``drain_transitions()`` hands
-over alert transitions for export as OTLP log records (:func:`gensight.processor.alerts.logs_request`).
+The pipeline builds it through the factory :func:`build` (listed in
+``pipeline.ANALYSER_FACTORIES`` after the SLI analyser): it returns the detectors, then the alert
+engine (it must close after the detectors), then the ``Analytics`` object itself, whose
+``snapshot()`` / ``expire()`` / ``shutdown()`` hooks the pipeline calls on its worker thread. Alert
+transitions go to ``PipelineContext.emit_logs`` as OTLP log records at each window close. In
+live mode (serve) the authenticated admin endpoint is started when a token is configured.
 
 Config (YAML section ``analytics``; every key optional)::
 
@@ -20,6 +22,7 @@ Config (YAML section ``analytics``; every key optional)::
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -32,6 +35,8 @@ from gensight.processor.cost import CostAnalyser, CostConfig
 from gensight.processor.drift import DriftAnalyser, DriftConfig
 from gensight.processor.slo import SLOAnalyser, SLOConfig
 from gensight.processor.state import StateStore
+
+log = logging.getLogger(__name__)
 
 KNOWN_KEYS = ("slos", "budgets", "drift", "anomaly", "cost", "alerts", "admin", "state")
 DEFAULT_ADMIN_ENDPOINT = "127.0.0.1:4321"
@@ -122,6 +127,7 @@ class Analytics:
         # order matters: the alert engine closes last, after every detector evaluated the window
         self.analysers: list[Any] = [self.slo, self.drift, self.anomaly, self.cost, self.alerts]
         self.store: StateStore | None = None
+        self.admin: Any = None
         self._last_snapshot = time.monotonic()
         if state_dir is not None:
             self.store = StateStore(state_dir, reset=reset_state)
@@ -136,12 +142,12 @@ class Analytics:
         data = self.store.load()
         for name, comp in self._components().items():
             if name in data:
-                comp.restore(data[name])
+                comp.import_state(data[name])
 
     def snapshot(self) -> None:
         if self.store is None:
             return
-        self.store.save({name: comp.snapshot() for name, comp in self._components().items()})
+        self.store.save({name: comp.export_state() for name, comp in self._components().items()})
         self._last_snapshot = time.monotonic()
 
     def maybe_snapshot(self) -> bool:
@@ -154,13 +160,69 @@ class Analytics:
     def drain_transitions(self) -> list[Transition]:
         return self.alerts.drain_transitions()
 
+    # -- the pipeline's optional hooks (Analytics is registered as a no-op analyser) -----------
+    def observe(self, window: Any, records: Any) -> None:
+        return None
+
+    def close(self, window: Any) -> list[Any]:
+        return []
+
+    def start_admin(self) -> Any:
+        """Start the admin endpoint (serve); returns it, or None when no token is configured."""
+        from gensight.processor.admin import AdminServer
+
+        adm = self.config.admin
+        if not adm.enabled or not adm.token:
+            if adm.enabled:
+                log.warning("gensight: admin endpoint off: set analytics.admin.token or %s", ADMIN_TOKEN_ENV)
+            return None
+        host, _, port = adm.endpoint.rpartition(":")
+        self.admin = AdminServer(self.drift, adm.token, host.strip("[]"), int(port), on_change=self._save_drift)
+        self.admin.start()
+        log.info("gensight: admin endpoint on %s", self.admin.url)
+        return self.admin
+
+    def _save_drift(self) -> None:
+        """After an admin edit: persist the baselines at once (runs on the admin thread)."""
+        if self.store is not None:
+            self.store.save({"drift": self.drift.export_state()})
+
     def shutdown(self) -> None:
+        if self.admin is not None:
+            self.admin.stop()
+            self.admin = None
         self.anomaly.shutdown()
         self.alerts.shutdown()
         if self.store is not None:
             self.snapshot()
             self.store.close()
             self.store = None
+
+
+def build(config: Any, context: Any) -> list[Any]:
+    """Analyser factory for ``pipeline.ANALYSER_FACTORIES`` (``gensight.processor.analytics:build``)."""
+    from gensight.processor.alerts import logs_request
+    from gensight.processor.config import ConfigError
+    from gensight.processor.state import StateError
+
+    try:
+        cfg = AnalyticsConfig.from_dict(getattr(config, "analytics", None) or {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    state_dir = str(context.state_dir) if context.state_dir is not None else None
+    try:
+        analytics = Analytics(cfg, state_dir=state_dir, reset_state=bool(getattr(config.state, "reset", False)),
+                              deterministic=not context.live)
+    except StateError as exc:
+        raise ConfigError(f"state.dir: {exc}") from None
+    analytics.alerts.sink = lambda transitions: context.emit_logs(logs_request(transitions))
+    if context.live:
+        try:
+            analytics.start_admin()
+        except OSError as exc:
+            analytics.shutdown()
+            raise ConfigError(f"analytics.admin.endpoint: cannot listen on {cfg.admin.endpoint}: {exc}") from None
+    return [*analytics.analysers, analytics]
 
 
 def build_analysers(config: Mapping[str, Any] | AnalyticsConfig | None = None, *, state_dir: str | None = None,

@@ -6,9 +6,9 @@ series this is the tool error rate), ``cost_per_call`` (USD), ``output_tokens`` 
 
 1. Robust z (works from the ``min_history``-th window on): per series and feature,
    ``z = (x - median) / scale`` over the series' last ``history_windows`` windows, with
-   ``scale = max(1.4826 x MAD, 0.1 x |median|, floor)`` (floors: error rate 0.05, relevance 0.05,
-   latency 0.05 s, output tokens 5, cost 1e-6 USD) so a series that never errs does not alarm on
-   one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
+   ``scale = max(1.4826 x MAD, 0.1 x |median|, floor) x (1 + 10 / n)`` (floors: error rate 0.05,
+   relevance 0.05, latency 0.05 s, output tokens 5, cost 1e-6 USD; n = windows of history, so a
+   short history widens the scale) so a series that never errs does not alarm on one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
    ``z* = max |z|``, mapped to ``s_z = z* / (z* + 3)`` — z* = 3 -> 0.5, z* = 7 -> 0.7, z* = 27 -> 0.9.
 2. Isolation forest: once ``min_fit_rows`` windows have been seen across all series, one
    scikit-learn ``IsolationForest`` (seeded) is fitted on the z-vectors of all series (bounded
@@ -31,7 +31,7 @@ import base64
 import math
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -110,15 +110,18 @@ def iforest_score(raw: np.ndarray) -> np.ndarray:
 
 def robust_z(history: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Signed robust z of ``x`` against ``history`` (rows = windows); NaN where there is no reference."""
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(history, axis=0)
-            mad = np.nanmedian(np.abs(history - med), axis=0)
-        scale = np.maximum(np.maximum(1.4826 * mad, 0.1 * np.abs(med)), SCALE_FLOORS)
-        return (x - med) / scale
+    z = np.full(x.shape, np.nan)
+    for j in range(history.shape[1]):
+        col = history[:, j]
+        col = col[~np.isnan(col)]
+        if col.size == 0 or np.isnan(x[j]):
+            continue
+        med = float(np.median(col))
+        mad = float(np.median(np.abs(col - med)))
+        # few windows give an unsure median/MAD: widen the scale (x2 at 10 windows, x1.04 at 240)
+        scale = max(1.4826 * mad, 0.1 * abs(med), float(SCALE_FLOORS[j])) * (1.0 + 10.0 / col.size)
+        z[j] = (x[j] - med) / scale
+    return z
 
 
 def directional_max(z: np.ndarray) -> float:
@@ -234,7 +237,9 @@ class AnomalyAnalyser:
         scores = np.asarray(s_z)
         model = self._model
         if model is not None:
-            scores = np.maximum(scores, iforest_score(model.score_samples(zmat)))  # one batch per window
+            self.last_if = iforest_score(model.score_samples(zmat))  # one batch per window
+            self.last_z = scores
+            scores = np.maximum(scores, self.last_if)
         self._train.extend(zmat)
         out = []
         for key, score in zip(keys, scores.tolist(), strict=True):
@@ -246,6 +251,11 @@ class AnomalyAnalyser:
                                      threshold=cfg.threshold, time_ns=window.end_ns, severity=TICKET,
                                      service=key.service, attributes=attrs)
         return out
+
+    def expire(self, keys: Iterable[SeriesKey]) -> None:
+        """Series the pipeline forgot (idle): drop their window history."""
+        for key in keys:
+            self._history.pop(key, None)
 
     # -- isolation forest --------------------------------------------------------------------
     def _maybe_refit(self) -> None:
@@ -296,14 +306,14 @@ class AnomalyAnalyser:
             self._executor = None
 
     # -- state ---------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         return {
             "closes": self._closes,
             "history": {series_id(k): encode_array(np.asarray(h)) for k, h in self._history.items() if h},
             "train": encode_array(np.asarray(self._train)) if self._train else None,
         }
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         """Restore history; the forest is refitted from it (seeded, so it is the same model)."""
         cfg = self.config
         self._closes = int(data.get("closes", 0))

@@ -61,14 +61,14 @@ def _via_state(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(str(exc)) from None
     try:
         drift = DriftAnalyser()
-        drift.restore(store.load().get("drift", {}))
+        drift.import_state(store.load().get("drift", {}))
         if args.action == "show":
             return {"baselines": drift.show(args.series)}
         if args.action == "pin":
             result = {"pinned": drift.pin(args.series)}
         else:
             result = {"reset": drift.reset(args.series, force=args.force)}
-        store.save({"drift": drift.snapshot()})
+        store.save({"drift": drift.export_state()})
         return result
     finally:
         store.close()

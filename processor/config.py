@@ -161,6 +161,7 @@ class PrometheusConfig:
 class StateConfig:
     dir: str | None = None
     snapshot_interval_s: float = 60.0
+    reset: bool = False  # --reset-state: move an unusable state file aside (*.bak-<time>) and start empty
 
     def validate(self, path: str) -> None:
         _check(self.snapshot_interval_s > 0, f"{path}.snapshot_interval_s", f"must be > 0, got {_n(self.snapshot_interval_s)}")
@@ -217,7 +218,7 @@ def _replace_path(obj: Any, parts: list[str], value: Any, dotted: str) -> Any:
         new = _coerce(hints[name], value, dotted)
     else:
         new = _replace_path(getattr(obj, name), parts[1:], value, dotted)
-    return dataclasses.replace(obj, **{name: new})
+    return dataclasses.replace(obj, **{name: new})  # type: ignore[type-var]
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

@@ -225,13 +225,13 @@ class CostAnalyser:
         b = next(b for b in self.config.budgets if b.name == name)
         return self._budget_spent[name] / b.limit_usd
 
-    def snapshot(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         return {
             "budgets": {n: {"month": self._budget_month.get(n), "spent_usd": s} for n, s in self._budget_spent.items()},
             "ring": {svc: [list(x) for x in ring] for svc, ring in self._ring.items()},
         }
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         for name, d in data.get("budgets", {}).items():
             if name in self._budget_spent:
                 self._budget_spent[name] = float(d["spent_usd"])

@@ -2,7 +2,7 @@
 
 Why frozen bins: a score is only comparable across windows if every window is binned the same
 way, so each reference is learnt once (the first ``reference_calls`` calls of the series, default
-500, or everything within ``reference_period_s`` of its first call when that is set, capped at
+1000, or everything within ``reference_period_s`` of its first call when that is set, capped at
 ``max_reference_sample``) and then frozen as quantile bin edges plus two open-ended outer bins.
 
 Numeric features — ``duration``, ``input_tokens``, ``output_tokens``, ``cost`` (USD per call),
@@ -17,9 +17,11 @@ Categorical mixes — ``finish_reason`` per series and ``model`` within a servic
 ``service|*|*|*``) — get the Jensen–Shannon distance (base 2, in [0, 1]) against the reference
 categories (top ``max_categories`` + ``_other``).
 
-Small samples make PSI biased upwards (about (bins - 1) / n under no drift), so a window is scored
-over the most recent windows that together hold at least ``min_eval_count`` values (default 200),
-up to ``max_eval_windows`` windows; with fewer values the feature is not scored.
+Small samples make PSI biased upwards (about (bins - 1) x (1/n + 1/N) under no drift, a scaled
+chi-square), so a window is scored over the most recent windows that together hold at least
+``min_eval_count`` values (default 500), up to ``max_eval_windows`` (30) windows; with fewer
+values the feature is not scored. With N = 1000 reference and n = 500 current values, no-drift PSI
+averages 0.03 and exceeds 0.2 with probability ~1e-10 per window.
 
 Composite score in [0, 1]: each feature's severity is ``min(1, stat / (2 x alert threshold))``
 (PSI for numeric, JS for categorical features), so a feature exactly at its alert threshold scores
@@ -69,12 +71,12 @@ FROZEN = "frozen"
 
 @dataclass(frozen=True)
 class DriftConfig:
-    reference_calls: int = 500
+    reference_calls: int = 1000
     reference_period_s: float | None = None
     max_reference_sample: int = 5000
     bins: int = 10
-    min_eval_count: int = 200
-    max_eval_windows: int = 15
+    min_eval_count: int = 500
+    max_eval_windows: int = 30
     psi_warn: float = 0.1
     psi_alert: float = 0.2
     js_alert: float = 0.1
@@ -450,6 +452,14 @@ class DriftAnalyser:
                 return counts, sums
         return None, None
 
+    def expire(self, keys: Iterable[SeriesKey]) -> None:
+        """Series the pipeline forgot (idle): drop them, unless a reference is pinned."""
+        with self._lock:
+            for key in keys:
+                feats = self._series.get(key)
+                if feats is not None and not any(f.ref.pinned for f in feats.values()):
+                    del self._series[key]
+
     # -- baseline management ------------------------------------------------------------------
     def show(self, patterns: Iterable[str] | None = None) -> list[dict[str, Any]]:
         rows = []
@@ -509,11 +519,11 @@ class DriftAnalyser:
         return n
 
     # -- state ----------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         with self._lock:
             return {series_id(k): {name: f.ref.to_json() for name, f in feats.items()} for k, feats in self._series.items()}
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         with self._lock:
             self._series.clear()
             for sid, feats in data.items():

@@ -11,8 +11,8 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gensight.processor.points import Attributes
-from gensight.processor.records import EXECUTE_TOOL, OVERFLOW_KEY, RETRIEVAL, CallRecord, SeriesKey
+from gensight.processor.metric_builder import series_attributes as _mb_series_attributes
+from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL, CallRecord, SeriesKey
 
 SEP = "|"
 
@@ -20,24 +20,8 @@ SEP = "|"
 DEFAULT_MAX_SERIES = 2000
 
 
-def target_attribute(kind: str) -> str:
-    """The data point attribute that carries the series target for a kind of call."""
-    if kind == EXECUTE_TOOL:
-        return "gen_ai.tool.name"
-    if kind == RETRIEVAL:
-        return "gen_ai.data_source.id"
-    return "gen_ai.request.model"
-
-
-def series_attributes(key: SeriesKey) -> Attributes:
-    """Data point attributes identifying a series (the processor's metric contract)."""
-    if key == OVERFLOW_KEY:
-        return (("otel.metric.overflow", True),)
-    return (
-        ("gen_ai.operation.name", key.kind),
-        ("gen_ai.provider.name", key.provider),
-        (target_attribute(key.kind), key.target),
-    )
+# Data point attributes identifying a series: the metric builder's, so SLI and analytics points agree.
+series_attributes = _mb_series_attributes
 
 
 def series_id(key: SeriesKey) -> str:

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 ANALYSER_FACTORIES: list[str] = [
     "gensight.processor.sli:build",
+    "gensight.processor.analytics:build",
 ]
 
 PROCESSOR_SPANS = "gensight.processor.spans"

@@ -17,19 +17,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines files ('-' = stdin, .gz ok)")
     parser.add_argument("--config", metavar="FILE", help="processor YAML config (pipeline, series, analytics ...)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write metrics here instead of stdout")
+    parser.add_argument("--logs-output", metavar="FILE",
+                        help="write alert transitions here as OTLP/JSON logs lines (one ExportLogsServiceRequest per line)")
     parser.add_argument("--window-s", type=float, metavar="N", help="window length in seconds (default 60)")
     parser.add_argument("--state-dir", metavar="DIR", help="analyser state directory (baselines, budgets)")
+    parser.add_argument("--reset-state", action="store_true",
+                        help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
 
 
 class JsonLinesSink:
     """A metrics sink writing one OTLP/JSON ``ExportMetricsServiceRequest`` per line."""
 
-    def __init__(self, stream: IO[str]):
-        from gensight.processor.decode import metrics_request_to_json_line
+    def __init__(self, stream: IO[str], logs_stream: IO[str] | None = None):
+        from gensight.processor.decode import logs_request_to_json_line, metrics_request_to_json_line
 
         self._encode = metrics_request_to_json_line
+        self._encode_logs = logs_request_to_json_line
         self._stream = stream
+        self._logs_stream = logs_stream
         self.lines = 0
+        self.log_lines = 0
+
+    def export_logs(self, request: Any) -> None:
+        """Alert transitions (OTLP logs), written only when ``--logs-output`` was given."""
+        if self._logs_stream is None or not request.resource_logs:
+            return
+        self._logs_stream.write(self._encode_logs(request) + "\n")
+        self.log_lines += 1
 
     def export(self, request: Any) -> None:
         if not request.resource_metrics:
@@ -39,6 +53,8 @@ class JsonLinesSink:
 
     def flush(self) -> None:
         self._stream.flush()
+        if self._logs_stream is not None:
+            self._logs_stream.flush()
 
 
 def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None) -> dict[str, int]:
@@ -70,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config).with_values(
-            {"pipeline.window_s": args.window_s, "state.dir": args.state_dir}
+            {"pipeline.window_s": args.window_s, "state.dir": args.state_dir,
+             "state.reset": True if args.reset_state else None}
         )
     except ConfigError as exc:
         print(f"gensight replay: config error: {exc}", file=sys.stderr)
@@ -80,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"gensight replay: no such file: {name}", file=sys.stderr)
             return 2
     out: IO[str] = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    logs_out: IO[str] | None = open(args.logs_output, "w", encoding="utf-8") if args.logs_output else None  # noqa: SIM115
     try:
-        sink = JsonLinesSink(out)
+        sink = JsonLinesSink(out, logs_out)
         try:
             counts = replay_files(list(args.files), config, sink)
         except ConfigError as exc:
@@ -91,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+        if logs_out is not None:
+            logs_out.close()
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"gensight replay: {summary}; {sink.lines} metric lines", file=sys.stderr)
     return 0

@@ -24,6 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-endpoint", metavar="HOST:PORT", help="OTLP/HTTP receiver (default 127.0.0.1:4318)")
     parser.add_argument("--window-s", type=float, metavar="N", help="event-time window length in seconds (default 60)")
     parser.add_argument("--state-dir", metavar="DIR", help="analyser state directory (SQLite)")
+    parser.add_argument("--reset-state", action="store_true",
+                        help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
     parser.add_argument("--prometheus-endpoint", metavar="HOST:PORT", help="serve /metrics for Prometheus here")
     parser.add_argument("--export-endpoint", metavar="URL", help="OTLP metrics endpoint (else OTEL_EXPORTER_OTLP_* env)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -35,6 +37,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "receivers.http.endpoint": args.http_endpoint,
         "pipeline.window_s": args.window_s,
         "state.dir": args.state_dir,
+        "state.reset": True if getattr(args, "reset_state", False) else None,
         "prometheus.endpoint": args.prometheus_endpoint,
         "export.endpoint": args.export_endpoint,
     }
@@ -118,7 +121,7 @@ def build_sinks(config: Any) -> list[Any]:
 
 def _otlp_exporter(config: Any, endpoint: str) -> Any:
     try:
-        from gensight.processor import export as export_mod
+        from gensight.processor import export as export_mod  # type: ignore[attr-defined]
     except ImportError:
         return _GrpcMetricsClient(endpoint, config.export.timeout_s)
     return export_mod.build_exporter(config.export, endpoint=endpoint)  # type: ignore[attr-defined]

@@ -203,13 +203,13 @@ class SLOCounter:
             return 1.0
         return 1.0 - (total - good) / ((1.0 - self.config.target) * total)
 
-    def snapshot(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         live = self.bucket_no >= 0
         return {"bucket_s": self.config.bucket_s, "period_s": self.config.period_s,
                 "buckets": self.bucket_no[live].tolist(), "good": self.good[live].tolist(),
                 "total": self.total[live].tolist(), "newest": int(self.newest)}
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         if data.get("bucket_s") != self.config.bucket_s:
             return  # bucket size changed in config: the old counts cannot be re-bucketed exactly
         for b, g, t in zip(data["buckets"], data["good"], data["total"], strict=True):
@@ -262,10 +262,10 @@ class SLOAnalyser:
             return False
         return lb > thr and sb > thr
 
-    def snapshot(self) -> dict[str, Any]:
-        return {name: c.snapshot() for name, c in self.counters.items()}
+    def export_state(self) -> dict[str, Any]:
+        return {name: c.export_state() for name, c in self.counters.items()}
 
-    def restore(self, data: Mapping[str, Any]) -> None:
+    def import_state(self, data: Mapping[str, Any]) -> None:
         for name, d in data.items():
             if name in self.counters:
-                self.counters[name].restore(d)
+                self.counters[name].import_state(d)

@@ -63,3 +63,81 @@ def _metric_points(reader: InMemoryMetricReader) -> dict[str, list]:
 def metric_points(metric_reader):
     """Call it to collect: {metric name: [data points]}."""
     return lambda: _metric_points(metric_reader)
+
+
+@pytest.fixture(scope="module")
+def fake_provider():
+    """One fake OpenAI-compatible server per test module (127.0.0.1, ephemeral port)."""
+    from gensight.fake_provider import FakeProvider
+
+    with FakeProvider() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_provider):
+    """The module's fake provider, with its settings reset after each test."""
+    yield fake_provider
+    fake_provider.configure({
+        "latency_s": 0, "latency_per_token_s": 0, "error_rate": 0, "force_status": None,
+        "force_status_count": None, "break_stream_after": None, "usage_details": True, "incident": None,
+    })
+
+
+class OtlpReceiver:
+    """A tiny real OTLP/gRPC receiver (TraceService + MetricsService) on 127.0.0.1, port 0."""
+
+    def __init__(self):
+        import threading
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        self.spans: list = []
+        self.metrics: list = []
+        self._changed = threading.Condition()
+        receiver = self
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):  # noqa: N802 - gRPC method name
+                with receiver._changed:
+                    for rs in request.resource_spans:
+                        for ss in rs.scope_spans:
+                            receiver.spans.extend((rs.resource, s) for s in ss.spans)
+                    receiver._changed.notify_all()
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request, context):  # noqa: N802 - gRPC method name
+                with receiver._changed:
+                    for rm in request.resource_metrics:
+                        for sm in rm.scope_metrics:
+                            receiver.metrics.extend(sm.metrics)
+                    receiver._changed.notify_all()
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def metric_names(self) -> set[str]:
+        with self._changed:
+            return {m.name for m in self.metrics}
+
+    def stop(self) -> None:
+        self._server.stop(grace=None).wait(5)
+
+
+@pytest.fixture
+def otlp_receiver():
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.stop()

@@ -162,5 +162,5 @@ def test_snapshot_restores_counts():
     a = SLOAnalyser([slo()])
     a.observe(Window(T0, T0 + MIN), [rec(T0 + 1), rec(T0 + 2, error=True)])
     b = SLOAnalyser([slo()])
-    b.restore(a.snapshot())
+    b.import_state(a.export_state())
     assert b.counters["avail"].counts(T0 + MIN, 300) == (1, 2)
