@@ -25,8 +25,12 @@ the generic ``OTEL_EXPORTER_OTLP_*``, then the default. For HTTP the signal path
 ``/v1/logs``) is appended only to the *generic* endpoint; a signal-specific endpoint is used as is.
 An explicit ``endpoint`` with no path (``http://collector:4318``) gets the signal path too, so
 ``--export-endpoint`` can name a collector by host; with a path it is used as is. The protocol
-defaults to ``http/protobuf`` as the specification says. For gRPC, ``http://`` means plaintext,
-``https://`` TLS, and a bare ``host:port`` follows ``insecure`` (default: TLS).
+defaults to ``grpc`` like the Python SDK (the specification's SHOULD is ``http/protobuf``);
+``http/json`` is supported too. For gRPC, ``http://`` means plaintext, ``https://`` TLS, and a
+bare ``host:port`` follows ``insecure`` (default: TLS).
+
+``build_exporter(section, endpoint=None)`` adapts any config object with the same attribute names
+(the processor YAML's ``export`` section) to an ``OtlpExporter``.
 
 Delivery: a bounded buffer (``max_queue_requests`` and ``max_queue_items``, items = data points or
 log records) drained by one background thread. When the buffer is full the **oldest** requests are
@@ -43,8 +47,10 @@ set), or shutdown's deadline. Anything else is dropped at once, counted and logg
 from __future__ import annotations
 
 import collections
+import dataclasses
 import email.utils
 import gzip
+import json
 import logging
 import os
 import random
@@ -59,6 +65,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple, Protocol
 
+from google.protobuf import json_format
 from google.protobuf import message as _pb_message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -75,9 +82,13 @@ _log = logging.getLogger(__name__)
 
 GRPC = "grpc"
 HTTP_PROTOBUF = "http/protobuf"
-PROTOCOLS = (GRPC, HTTP_PROTOBUF)
+HTTP_JSON = "http/json"
+PROTOCOLS = (GRPC, HTTP_PROTOBUF, HTTP_JSON)
 SIGNALS = ("metrics", "logs")
-DEFAULT_PROTOCOL = HTTP_PROTOBUF
+# The specification says SDKs SHOULD default to http/protobuf; the Python SDK's OTLP exporters
+# (opentelemetry-distro) default to grpc, and so do we: a bare ``--export-endpoint host:4317``
+# reaches a Collector's default gRPC receiver.
+DEFAULT_PROTOCOL = GRPC
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 DEFAULT_TIMEOUT_S = 10.0
@@ -102,7 +113,7 @@ class ExporterConfig:
     """Explicit settings; every ``None`` falls back to the OTEL_EXPORTER_OTLP_* environment."""
 
     endpoint: str | None = None
-    protocol: str | None = None  # "grpc" | "http/protobuf"
+    protocol: str | None = None  # "grpc" | "http/protobuf" | "http/json"
     headers: dict[str, str] | None = None
     timeout_s: float | None = None  # per attempt
     compression: str | None = None  # "gzip" | "none"
@@ -228,7 +239,7 @@ def resolve_settings(config: ExporterConfig, signal: str, env: Mapping[str, str]
     specific_var = f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
     if config.endpoint is not None:
         raw, from_generic, var = config.endpoint, False, "endpoint"
-        if protocol == HTTP_PROTOBUF and urllib.parse.urlparse(raw).path in ("", "/"):
+        if protocol != GRPC and urllib.parse.urlparse(raw).path in ("", "/"):
             from_generic = True  # a bare host: add the signal path
     elif env.get(specific_var, "").strip():
         raw, from_generic, var = env[specific_var].strip(), False, specific_var
@@ -433,13 +444,18 @@ class _HttpTransport:
                 ctx.load_cert_chain(s.client_certificate_file, s.client_key_file)
             handlers.append(urllib.request.HTTPSHandler(context=ctx))
         self._opener = urllib.request.build_opener(*handlers)
-        self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": "gensight-processor"}
+        self._json = s.protocol == HTTP_JSON
+        content_type = "application/json" if self._json else "application/x-protobuf"
+        self._headers = {"Content-Type": content_type, "User-Agent": "gensight-processor"}
         self._headers.update(s.headers)
         if s.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
 
     def send(self, request: _pb_message.Message) -> _Outcome:
-        body = request.SerializeToString()
+        if self._json:
+            body = json.dumps(message_to_otlp_json(request), separators=(",", ":")).encode()
+        else:
+            body = request.SerializeToString()
         if self._settings.compression == "gzip":
             body = gzip.compress(body, compresslevel=5)
         req = urllib.request.Request(self._settings.endpoint, data=body, headers=self._headers, method="POST")
@@ -459,10 +475,15 @@ class _HttpTransport:
         rejected, message = 0, ""
         if data:
             try:
-                ps = self._response.FromString(data).partial_success  # type: ignore[attr-defined]
+                if self._json:
+                    parsed = self._response()
+                    json_format.Parse(data, parsed, ignore_unknown_fields=True)
+                else:
+                    parsed = self._response.FromString(data)
+                ps = parsed.partial_success  # type: ignore[attr-defined]
                 rejected = int(getattr(ps, "rejected_data_points", 0) or getattr(ps, "rejected_log_records", 0))
                 message = ps.error_message
-            except _pb_message.DecodeError:
+            except (_pb_message.DecodeError, json_format.ParseError, ValueError):
                 pass
         return _Outcome(True, rejected_items=rejected, detail=message)
 
@@ -669,6 +690,31 @@ class OtlpExporter:
                 self._counts["retries"] += 1
 
 
+def build_exporter(
+    section: Any, *, endpoint: str | None = None, signal: str = "metrics", env: Mapping[str, str] | None = None
+) -> OtlpExporter:
+    """An ``OtlpExporter`` from ``ExporterConfig`` or any object with the same attribute names.
+
+    ``endpoint`` (e.g. already looked up by the caller) counts as explicit only when it is not
+    simply the value of an OTEL_EXPORTER_OTLP_*ENDPOINT variable, so env endpoints keep the
+    specification's path rules. Empty headers mean "not set" (the env may provide them).
+    """
+    env = os.environ if env is None else env
+    if isinstance(section, ExporterConfig):
+        config = section
+    else:
+        known = {f: getattr(section, f) for f in ExporterConfig.__dataclass_fields__ if hasattr(section, f)}
+        if "headers" in known:
+            known["headers"] = dict(known["headers"]) if known["headers"] else None
+        config = ExporterConfig(**known)
+    if config.endpoint is None and endpoint:
+        env_values = {env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"), env.get("OTEL_EXPORTER_OTLP_ENDPOINT")}
+        if endpoint not in env_values:
+            config = dataclasses.replace(config, endpoint=endpoint)
+    config.validate("export", env=env)
+    return OtlpExporter(config, signal, env=env)
+
+
 # --------------------------------------------------------------------------- JSON lines
 
 
@@ -693,8 +739,6 @@ class JsonLinesSink:
         self.lines_written = 0
 
     def export(self, request: Any) -> bool:
-        import json
-
         count_items(request)  # type check: metrics or logs requests only
         line = json.dumps(message_to_otlp_json(request), separators=(",", ":"))
         with self._lock:

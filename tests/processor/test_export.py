@@ -383,19 +383,24 @@ def settings(env, signal="metrics", **cfg):
     return resolve_settings(ExporterConfig(**cfg), signal, env)
 
 
-def test_defaults_are_http_protobuf_to_localhost():
+def test_defaults_are_grpc_to_localhost_like_the_python_sdk():
     s = settings({})
-    assert (s.protocol, s.endpoint, s.timeout_s, s.compression) == ("http/protobuf", "http://localhost:4318/v1/metrics", 10.0, "none")
+    assert (s.protocol, s.endpoint, s.insecure, s.timeout_s, s.compression) == ("grpc", "localhost:4317", True, 10.0, "none")
+
+
+def test_http_default_endpoint():
+    assert settings({}, protocol="http/protobuf").endpoint == "http://localhost:4318/v1/metrics"
 
 
 def test_generic_endpoint_gets_the_signal_path_for_http():
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/base/"}
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/base/", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     assert settings(env).endpoint == "http://collector:4318/base/v1/metrics"
     assert settings(env, "logs").endpoint == "http://collector:4318/base/v1/logs"
 
 
 def test_signal_endpoint_is_used_as_is_and_wins_over_generic():
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://b:9999/m"}
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://b:9999/m",
+           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     assert settings(env).endpoint == "http://b:9999/m"
     assert settings(env, "logs").endpoint == "http://a:4318/v1/logs"
 
@@ -440,7 +445,7 @@ def test_certificate_from_env(tmp_path):
 @pytest.mark.parametrize(
     ("env", "cfg", "message"),
     [
-        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, {}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/xml"}, {}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
         ({"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": "soon"}, {}, "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"),
         ({"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, {}, "OTEL_EXPORTER_OTLP_COMPRESSION"),
         ({"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, {}, "OTEL_EXPORTER_OTLP_HEADERS"),
@@ -487,3 +492,50 @@ def test_count_items_rejects_other_messages():
     assert count_items(metrics_request(1, points=3)) == 3
     with pytest.raises(TypeError):
         count_items(ExportTraceServiceRequest())
+
+
+def test_http_json_sends_otlp_json(http_sink, exporter):
+    exp = exporter(f"http://127.0.0.1:{http_sink.port}", protocol="http/json")
+    exp.export(metrics_request(4))
+    assert exp.force_flush(10)
+    path, headers, body = http_sink.bodies[0]
+    assert path == "/v1/metrics" and headers["Content-Type"] == "application/json"
+    doc = json.loads(body)
+    assert doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0]["asInt"] == "4"
+
+
+class _Section:
+    """A config section shaped like the processor YAML's ``export`` (not an ExporterConfig)."""
+
+    def __init__(self, **kw):
+        self.endpoint = None
+        self.protocol = None
+        self.headers: dict = {}
+        self.timeout_s = 10.0
+        self.insecure = None
+        self.__dict__.update(kw)
+
+
+def test_build_exporter_adapts_a_yaml_section(grpc_sink):
+    from gensight.processor.export import build_exporter
+
+    sink = grpc_sink()
+    exp = build_exporter(_Section(headers={"x-tenant": "a"}), endpoint=f"http://127.0.0.1:{sink.port}", env={})
+    try:
+        assert exp.settings.protocol == "grpc" and exp.settings.insecure
+        exp.export(metrics_request(1))
+        assert exp.force_flush(10)
+        assert sink.metadata[0]["x-tenant"] == "a"
+    finally:
+        exp.shutdown(1)
+
+
+def test_build_exporter_keeps_env_path_rules_for_an_env_endpoint():
+    from gensight.processor.export import build_exporter
+
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/base", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    exp = build_exporter(_Section(), endpoint="http://c:4318/base", env=env)
+    try:
+        assert exp.settings.endpoint == "http://c:4318/base/v1/metrics"
+    finally:
+        exp.shutdown(0.1)
