@@ -49,7 +49,7 @@ from gensight.processor.records import (
 
 _new_record = tuple.__new__
 # fields added to CallRecord later (with defaults) are filled from their defaults
-_RECORD_TAIL = tuple(CallRecord._field_defaults[f] for f in CallRecord._fields[20:])
+_RECORD_TAIL: tuple[Any, ...] = tuple(CallRecord._field_defaults[name] for name in list(CallRecord._fields)[20:])
 STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 UNKNOWN_SERVICE = "unknown_service"
 ERROR_TYPE_OTHER = "_OTHER"  # GenAI semconv fallback when the error class is unknown

@@ -194,21 +194,21 @@ class SLIAnalyser:
                         e = "_OTHER"
                     et[e] = et.get(e, 0) + 1
             _add_durations(a, [r[6] for r in recs])
-            a.in_tok += sum([x for r in recs if (x := r[7]) is not None])
-            a.out_tok += sum([x for r in recs if (x := r[8]) is not None])
-            costs = [x for r in recs if (x := r[10]) is not None]
+            a.in_tok += sum([t for r in recs if (t := r[7]) is not None])
+            a.out_tok += sum([t for r in recs if (t := r[8]) is not None])
+            costs = [c for r in recs if (c := r[10]) is not None]
             if costs:
                 a.cost += sum(costs)
                 a.cost_calls += len(costs)
-            ttfc = [x for r in recs if (x := r[18]) is not None]
+            ttfc = [f for r in recs if (f := r[18]) is not None]
             if ttfc:
                 a.ttfc_sum += sum(ttfc)
                 a.ttfc_n += len(ttfc)
-            rel = [x for r in recs if (x := r[15]) is not None]
+            rel = [v for r in recs if (v := r[15]) is not None]
             if rel:
                 a.rel_sum += sum(rel)
                 a.rel_n += len(rel)
-            hits = [x for r in recs if (x := r[16]) is not None]
+            hits = [h for r in recs if (h := r[16]) is not None]
             if hits:
                 a.hit_n += len(hits)
                 a.hits += sum(hits)
