@@ -55,6 +55,7 @@ PROCESSOR_SERIES = "gensight.processor.series"
 PROCESSOR_VALUES_DROPPED = "gensight.processor.values_dropped"
 OUTCOMES = ("accepted", "refused", "late", "dropped", "skipped")
 RETRY_AFTER_S = 1.0
+MAX_POINTS_PER_REQUEST = 2000
 
 
 class MetricsSink(Protocol):
@@ -109,7 +110,8 @@ class Pipeline:
         self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
         p = config.pipeline
         self.windows = WindowClock(
-            WindowConfig(p.window_s, p.allowed_lateness_s, p.idle_advance), live=live, monotonic=monotonic
+            WindowConfig(p.window_s, p.allowed_lateness_s, p.idle_advance), live=live, monotonic=monotonic,
+            wall_ns=wall_ns,
         )
         self.context = PipelineContext(
             config, live, Path(config.state.dir) if config.state.dir else None, pricing, key, self._emit_logs
@@ -241,7 +243,10 @@ class Pipeline:
                     except Exception:
                         self._analyser_failed(a, "expire")
         points.extend(self.self_points(windows[-1].end_ns))
-        self._export(build_request(points))
+        # one export request per MAX_POINTS_PER_REQUEST points: a single request with every
+        # series could exceed the 4 MiB a Collector's OTLP/gRPC receiver accepts by default
+        for i in range(0, len(points), MAX_POINTS_PER_REQUEST):
+            self._export(build_request(points[i:i + MAX_POINTS_PER_REQUEST]))
 
     def flush(self) -> None:
         """Close every open window now (end of replay; shutdown)."""
