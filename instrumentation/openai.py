@@ -20,8 +20,10 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.trace import set_span_in_context
 from wrapt import wrap_function_wrapper
 
 from gensight.instrumentation import attributes as A
@@ -405,6 +407,23 @@ _KINDS: dict[str, tuple[Any, Any, Any]] = {
 }
 
 
+def _attach(inv: Invocation) -> object | None:
+    """Make the call's span current while the SDK sends the request (so HTTP-client spans nest
+    under it); plain attach/detach rather than a context manager: this is the hot path."""
+    try:
+        return otel_context.attach(set_span_in_context(inv.span))
+    except Exception:  # pragma: no cover - defensive
+        return None
+
+
+def _detach(token: object | None) -> None:
+    if token is not None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:  # pragma: no cover - defensive
+            logger.debug("gensight: detach failed", exc_info=True)
+
+
 def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
     start, on_response, stream_handlers = _KINDS[kind]
 
@@ -412,12 +431,14 @@ def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         inv = start(telemetry, instance, kwargs)
+        token = _attach(inv)
         try:
-            with inv.activate():
-                result = wrapped(*args, **kwargs)
+            result = wrapped(*args, **kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
+        finally:
+            _detach(token)
         if stream_handlers is not None and kwargs.get("stream") is True:
             try:
                 on_chunk, on_end = stream_handlers(telemetry)
@@ -443,12 +464,14 @@ def _async_wrapper(telemetry: Telemetry, kind: str) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         inv = start(telemetry, instance, kwargs)
+        token = _attach(inv)
         try:
-            with inv.activate():
-                result = await wrapped(*args, **kwargs)
+            result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
+        finally:
+            _detach(token)
         if stream_handlers is not None and kwargs.get("stream") is True:
             try:
                 on_chunk, on_end = stream_handlers(telemetry)
