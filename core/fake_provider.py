@@ -595,6 +595,12 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # headers and body go out in separate writes: without TCP_NODELAY, Nagle + the
+            # client's delayed ACK add ~40 ms to every response
+            try:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             with fake._lock:
                 fake._connections.add(self.connection)
 

@@ -1,0 +1,388 @@
+"""Decode stage: bytes on the wire (or lines in a file) -> ``ExportTraceServiceRequest``.
+
+Everything that turns untrusted bytes into protobuf lives here, so receivers and ``gensight replay``
+share one set of rules and one error type.
+
+Interface (stable; the pipeline and receivers call only these):
+
+- ``DecodeError(message)``: every failure, with a message safe to return to the client;
+  ``TooLargeError`` (a subclass) when a decompressed body exceeds its limit.
+- ``decode_trace_request(data, *, encoding="protobuf"|"json", gzip=False,
+  max_decompressed_bytes=...) -> ExportTraceServiceRequest``
+- ``trace_request_from_protobuf(data)``, ``trace_request_from_json(data)`` (bytes or str),
+  ``trace_request_from_dict(obj)``
+- ``gunzip(data, max_bytes) -> bytes``: bounded decompression (zip-bomb safe).
+- ``iter_json_lines(source, *, on_bad_line=None) -> Iterator[ExportTraceServiceRequest]``: the
+  Collector ``file`` exporter format (one request as OTLP/JSON per line); ``"-"`` is stdin, ``.gz``
+  (or any gzip magic) is decompressed; bad lines are reported as ``BadLine(source, line_no, reason)``
+  to ``on_bad_line`` (default: logged as a warning) and reading continues.
+- ``metrics_request_to_json_line(request) -> str`` / ``logs_request_to_json_line(request) -> str``:
+  the OTLP/JSON encoding of one request on one line (no trailing newline).
+- ``message_to_otlp_json(message) -> dict``: the OTLP/JSON mapping of any OTLP message.
+
+OTLP/JSON is *not* protobuf's canonical JSON mapping (see the OTLP specification, "JSON Protobuf
+Encoding"): trace and span ids are hex strings (canonical JSON would use base64), enums are
+integers, int64 values may be strings or numbers, keys are lowerCamelCase (receivers should also
+accept the original snake_case names), and unknown fields must be ignored. ``json_format`` already
+handles everything except the ids, so we rewrite the id fields before and after it.
+
+Why not reject a whole request for one bad id? We do: an id that is neither hex nor base64 makes
+the request undecodable (the Collector does the same); ids of the wrong *length* are passed
+through so the normaliser can reject just that span via ``partial_success``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip as _gzip
+import io
+import json
+import logging
+import sys
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from google.protobuf import json_format
+from google.protobuf import message as _pb_message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+__all__ = [
+    "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
+    "BadLine",
+    "DecodeError",
+    "TooLargeError",
+    "decode_trace_request",
+    "gunzip",
+    "iter_json_lines",
+    "logs_request_to_json_line",
+    "message_to_otlp_json",
+    "metrics_request_to_json_line",
+    "trace_request_from_dict",
+    "trace_request_from_json",
+    "trace_request_from_protobuf",
+]
+
+_log = logging.getLogger(__name__)
+
+# A decompressed request may be at most this big: a 64 KiB gzip body can expand to gigabytes.
+DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+# One line of a JSON-lines file may be at most this big (the Collector file exporter writes one
+# request per line; a batch of 8192 spans is a few MiB).
+DEFAULT_MAX_LINE_BYTES = 256 * 1024 * 1024
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+_ID_KEYS_OUT = frozenset(("traceId", "spanId", "parentSpanId"))
+_CHUNK_BYTES = 64 * 1024
+
+
+class DecodeError(ValueError):
+    """The input could not be decoded; ``message`` is short, specific and safe to send back."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TooLargeError(DecodeError):
+    """The (decompressed) input exceeds a configured size limit (HTTP 413, not 400)."""
+
+
+class BadLine(NamedTuple):
+    """A line of a JSON-lines input that was skipped, and why."""
+
+    source: str
+    line_no: int  # 1-based
+    reason: str
+
+
+# --------------------------------------------------------------------------- gzip
+
+
+def gunzip(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompress gzip ``data`` (one or more members), refusing output larger than ``max_bytes``.
+
+    Decompression is incremental with ``max_length``, so a zip bomb costs at most ``max_bytes`` of
+    memory before it is refused.
+    """
+    out = bytearray()
+    view = data
+    while True:
+        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        buf = view
+        try:
+            while buf:
+                chunk = d.decompress(buf, max(1, max_bytes + 1 - len(out)))
+                out += chunk
+                if len(out) > max_bytes:
+                    raise TooLargeError(f"decompressed body exceeds the limit of {max_bytes} bytes")
+                buf = d.unconsumed_tail
+                if d.eof:
+                    break
+            if not d.eof:
+                # drain what zlib buffered internally
+                out += d.flush()
+                if len(out) > max_bytes:
+                    raise TooLargeError(f"decompressed body exceeds the limit of {max_bytes} bytes")
+                if not d.eof:
+                    raise DecodeError("gzip body is truncated")
+        except zlib.error as exc:
+            raise DecodeError(f"invalid gzip body: {exc}") from None
+        rest = d.unused_data
+        if not rest or not rest.lstrip(b"\x00"):  # trailing zero padding is tolerated, like gzip(1)
+            return bytes(out)
+        if rest[:2] != _GZIP_MAGIC:
+            raise DecodeError("trailing garbage after gzip body")
+        view = rest
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def trace_request_from_protobuf(data: bytes) -> ExportTraceServiceRequest:
+    """Parse binary protobuf; invalid wire data or invalid UTF-8 in strings -> ``DecodeError``."""
+    req = ExportTraceServiceRequest()
+    try:
+        req.ParseFromString(data)
+    except _pb_message.DecodeError as exc:
+        raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
+    except RecursionError:
+        raise DecodeError("invalid protobuf ExportTraceServiceRequest: nesting too deep") from None
+    return req
+
+
+def trace_request_from_json(data: bytes | str) -> ExportTraceServiceRequest:
+    """Parse one ExportTraceServiceRequest in the OTLP/JSON encoding."""
+    try:
+        obj = json.loads(data)
+    except RecursionError:
+        raise DecodeError("invalid JSON: nesting too deep") from None
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DecodeError(f"invalid JSON: {exc}") from None
+    return trace_request_from_dict(obj)
+
+
+def trace_request_from_dict(obj: Any) -> ExportTraceServiceRequest:
+    """Build a request from already-parsed OTLP/JSON (hex ids, int or string enums and int64s)."""
+    if not isinstance(obj, dict):
+        raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
+    try:
+        _hex_ids_to_base64(obj)
+        req = ExportTraceServiceRequest()
+        json_format.ParseDict(obj, req, ignore_unknown_fields=True)
+    except DecodeError:
+        raise
+    except RecursionError:
+        raise DecodeError("invalid OTLP/JSON: nesting too deep") from None
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise DecodeError(f"invalid OTLP/JSON ExportTraceServiceRequest: {_short(exc)}") from None
+    return req
+
+
+def decode_trace_request(
+    data: bytes,
+    *,
+    encoding: str = "protobuf",
+    gzip: bool = False,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> ExportTraceServiceRequest:
+    """Decode a request body: optional gzip, then ``encoding`` = ``"protobuf"`` or ``"json"``."""
+    if gzip:
+        data = gunzip(data, max_decompressed_bytes)
+    if encoding == "protobuf":
+        return trace_request_from_protobuf(data)
+    if encoding == "json":
+        return trace_request_from_json(data)
+    raise DecodeError(f"unsupported encoding {encoding!r} (expected 'protobuf' or 'json')")
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _id_to_base64(value: Any, where: str) -> Any:
+    """OTLP/JSON hex id -> the base64 json_format expects. Base64 (canonical JSON) is accepted too."""
+    if not isinstance(value, str) or not value:
+        return value  # non-strings: let json_format report them; "" = absent id
+    if len(value) % 2 == 0:
+        try:
+            return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+        except ValueError:
+            pass
+    try:
+        base64.b64decode(value, validate=True)
+        return value  # already base64 (protobuf canonical JSON)
+    except (binascii.Error, ValueError):
+        raise DecodeError(f"invalid {where} {value[:64]!r}: expected a hex string") from None
+
+
+def _convert_ids(d: dict[str, Any], where: str) -> None:
+    for key in _ID_KEYS:
+        if key in d:
+            d[key] = _id_to_base64(d[key], f"{where}.{key}")
+
+
+def _children(d: Any, *keys: str) -> list[Any]:
+    if not isinstance(d, dict):
+        return []
+    for key in keys:
+        val = d.get(key)
+        if isinstance(val, list):
+            return val
+    return []
+
+
+def _hex_ids_to_base64(obj: dict[str, Any]) -> None:
+    """Rewrite span/link ids in place along the known paths (cheap: no walk into attributes)."""
+    for rs in _children(obj, "resourceSpans", "resource_spans"):
+        for ss in _children(rs, "scopeSpans", "scope_spans"):
+            for span in _children(ss, "spans"):
+                if not isinstance(span, dict):
+                    continue
+                _convert_ids(span, "span")
+                for link in _children(span, "links"):
+                    if isinstance(link, dict):
+                        _convert_ids(link, "span.link")
+
+
+# --------------------------------------------------------------------------- JSON lines
+
+
+def iter_json_lines(
+    source: str | Path | IO[bytes],
+    *,
+    on_bad_line: Callable[[BadLine], None] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[ExportTraceServiceRequest]:
+    """Yield one ExportTraceServiceRequest per non-empty line of a Collector ``file`` exporter output.
+
+    ``source`` is a path, ``"-"`` for stdin, or a binary file object. Gzip input (``.gz`` or gzip
+    magic bytes) is decompressed on the fly. A line that cannot be decoded, that is longer than
+    ``max_line_bytes``, or that holds no ``resourceSpans`` (a metrics or logs line in a traces
+    file) is reported through ``on_bad_line`` and skipped; reading continues with the next line.
+    """
+    report = on_bad_line or _log_bad_line
+    name, stream, closers = _open_source(source)
+    try:
+        line_no = 0
+        while True:
+            line = stream.readline(max_line_bytes + 1)
+            if not line:
+                return
+            line_no += 1
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                # skip the rest of this oversized line without holding it in memory
+                while True:
+                    rest = stream.readline(_CHUNK_BYTES)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+                report(BadLine(name, line_no, f"line longer than {max_line_bytes} bytes"))
+                continue
+            stripped = line.strip()
+            if not stripped:
+                continue
+            try:
+                obj = json.loads(stripped)
+                if isinstance(obj, dict) and not any(k in obj for k in ("resourceSpans", "resource_spans")):
+                    raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
+                req = trace_request_from_dict(obj)
+            except DecodeError as exc:
+                report(BadLine(name, line_no, exc.message))
+                continue
+            except RecursionError:
+                report(BadLine(name, line_no, "invalid JSON: nesting too deep"))
+                continue
+            except ValueError as exc:
+                report(BadLine(name, line_no, f"invalid JSON: {_short(exc)}"))
+                continue
+            yield req
+    except (OSError, EOFError, zlib.error) as exc:
+        # a truncated/corrupt .gz or an I/O error ends this source, reported like a bad line
+        report(BadLine(name, line_no + 1, f"cannot read further: {_short(exc)}"))
+    finally:
+        for item in closers:
+            item.close()
+
+
+def _log_bad_line(bad: BadLine) -> None:
+    _log.warning("%s:%d: skipped: %s", bad.source, bad.line_no, bad.reason)
+
+
+def _open_source(source: str | Path | IO[bytes]) -> tuple[str, IO[bytes], list[Any]]:
+    """(display name, binary stream, things to close afterwards, innermost last)."""
+    closers: list[Any] = []
+    if isinstance(source, (str, Path)):
+        if str(source) == "-":
+            raw: IO[bytes] = sys.stdin.buffer
+            name = "<stdin>"
+        else:
+            raw = open(source, "rb")  # noqa: SIM115 - closed through ``closers``
+            closers.append(raw)
+            name = str(source)
+    else:
+        raw, name = source, str(getattr(source, "name", "<stream>"))
+    buffered: Any = raw if hasattr(raw, "peek") else io.BufferedReader(_Raw(raw))
+    if buffered.peek(2)[:2] == _GZIP_MAGIC:
+        gz = _gzip.GzipFile(fileobj=buffered, mode="rb")
+        closers.insert(0, gz)
+        return name, io.BufferedReader(_Raw(gz)), closers
+    return name, buffered, closers
+
+
+class _Raw(io.RawIOBase):
+    """Adapts any readable binary object to RawIOBase so BufferedReader can peek at it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._inner.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+
+# --------------------------------------------------------------------------- OTLP/JSON out
+
+
+def message_to_otlp_json(message: _pb_message.Message) -> dict[str, Any]:
+    """OTLP/JSON mapping of an OTLP message: camelCase keys, integer enums, hex trace/span ids."""
+    obj = json_format.MessageToDict(message, use_integers_for_enums=True)
+    _base64_ids_to_hex(obj)
+    return obj
+
+
+def metrics_request_to_json_line(request: ExportMetricsServiceRequest) -> str:
+    """One ExportMetricsServiceRequest as a single OTLP/JSON line (no trailing newline)."""
+    return json.dumps(message_to_otlp_json(request), separators=(",", ":"))
+
+
+def logs_request_to_json_line(request: ExportLogsServiceRequest) -> str:
+    """One ExportLogsServiceRequest as a single OTLP/JSON line (no trailing newline)."""
+    return json.dumps(message_to_otlp_json(request), separators=(",", ":"))
+
+
+def _base64_ids_to_hex(node: Any) -> None:
+    # Generic walk: only OTLP id fields use these key names (attribute keys are values, not keys).
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            for key, val in cur.items():
+                if key in _ID_KEYS_OUT and isinstance(val, str):
+                    cur[key] = base64.b64decode(val).hex()
+                elif isinstance(val, (dict, list)):
+                    stack.append(val)
+        elif isinstance(cur, list):
+            stack.extend(v for v in cur if isinstance(v, (dict, list)))

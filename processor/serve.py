@@ -1,0 +1,199 @@
+"""Run the Gensight processor: OTLP receivers → pipeline → OTLP metrics export (+ Prometheus).
+
+The export endpoint comes from ``--export-endpoint``, the config file's ``export.endpoint``, or
+the standard ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT`` variables.
+SIGTERM / SIGINT stop the receivers, drain the queue, flush open windows, export, and run the
+analysers' snapshot/shutdown hooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+logger = logging.getLogger("gensight.processor.serve")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="processor YAML config")
+    parser.add_argument("--grpc-endpoint", metavar="HOST:PORT", help="OTLP/gRPC receiver (default 127.0.0.1:4317)")
+    parser.add_argument("--http-endpoint", metavar="HOST:PORT", help="OTLP/HTTP receiver (default 127.0.0.1:4318)")
+    parser.add_argument("--window-s", type=float, metavar="N", help="event-time window length in seconds (default 60)")
+    parser.add_argument("--state-dir", metavar="DIR", help="analyser state directory (SQLite)")
+    parser.add_argument("--reset-state", action="store_true",
+                        help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
+    parser.add_argument("--prometheus-endpoint", metavar="HOST:PORT", help="serve /metrics for Prometheus here")
+    parser.add_argument("--export-endpoint", metavar="URL", help="OTLP metrics endpoint (else OTEL_EXPORTER_OTLP_* env)")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "receivers.grpc.endpoint": args.grpc_endpoint,
+        "receivers.http.endpoint": args.http_endpoint,
+        "pipeline.window_s": args.window_s,
+        "state.dir": args.state_dir,
+        "state.reset": True if getattr(args, "reset_state", False) else None,
+        "prometheus.endpoint": args.prometheus_endpoint,
+        "export.endpoint": args.export_endpoint,
+    }
+
+
+def export_configured(config: Any, environ: dict[str, str] | None = None) -> bool:
+    """Whether an OTLP metrics endpoint is set (config/flag or the standard env variables)."""
+    env = os.environ if environ is None else environ
+    return bool(
+        config.export.endpoint
+        or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+class ProcessorServer:
+    """Receivers + pipeline + sinks, startable in-process (tests, ``gensight demo``)."""
+
+    def __init__(self, config: Any, *, sinks: list[Any] | None = None, analysers: Any = None):
+        from gensight.processor.pipeline import Pipeline
+
+        self.config = config
+        self.sinks = list(sinks) if sinks is not None else build_sinks(config)
+        self.pipeline = Pipeline(config, self.sinks, live=True, analysers=analysers)
+        self.receivers: list[Any] = []
+        self.grpc_port = 0
+        self.http_port = 0
+        self.prometheus_port = 0
+
+    def start(self) -> None:
+        from gensight.processor.receiver_grpc import GrpcReceiver
+
+        self.pipeline.start()
+        ready = self.pipeline.ready
+        try:
+            for sink in self.sinks:
+                if hasattr(sink, "start"):
+                    sink.start()
+                    self.prometheus_port = getattr(sink, "port", 0)
+            if self.config.receivers.grpc is not None:
+                grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready)
+                grpc_rx.start()
+                self.receivers.append(grpc_rx)
+                self.grpc_port = grpc_rx.port
+            http_cfg = self.config.receivers.http
+            if http_cfg is not None:
+                from gensight.processor.receiver_http import HttpReceiver
+
+                http_rx = HttpReceiver(http_cfg, self.pipeline.consume, ready=ready)
+                http_rx.start()
+                self.receivers.append(http_rx)
+                self.http_port = http_rx.port
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        for rx in reversed(self.receivers):
+            try:
+                rx.stop(grace_s)
+            except Exception:
+                logger.exception("gensight: stopping receiver %r failed", rx)
+        self.receivers.clear()
+        self.pipeline.close(flush=True)
+        for sink in self.sinks:
+            for name in ("shutdown", "stop", "close"):
+                fn = getattr(sink, name, None)
+                if fn is not None:
+                    try:
+                        fn()
+                    except Exception:
+                        logger.exception("gensight: stopping sink %r failed", sink)
+                    break
+
+
+def build_sinks(config: Any) -> list[Any]:
+    """The OTLP metrics (+ alert logs) exporter when an endpoint is configured, and the
+    Prometheus scrape endpoint when enabled."""
+    sinks: list[Any] = []
+    if export_configured(config):
+        sinks.append(OtlpSink(config.export))
+    else:
+        logger.warning("gensight serve: no OTLP export endpoint (--export-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT); "
+                       "metrics are only served on the Prometheus endpoint, if enabled")
+    if config.prometheus.endpoint:
+        from gensight.processor import prometheus as prom_mod  # type: ignore[attr-defined]
+
+        prom_cfg = config.prometheus
+        if not isinstance(prom_cfg, prom_mod.PrometheusConfig):
+            prom_cfg = prom_mod.PrometheusConfig(endpoint=prom_cfg.endpoint)
+        sinks.append(prom_mod.PrometheusEndpoint(prom_cfg))  # started by ProcessorServer.start
+    return sinks
+
+
+class OtlpSink:
+    """Metrics to the OTLP metrics exporter; alert log records (``export_logs``) to a logs
+    exporter on the same settings, created on first use."""
+
+    def __init__(self, config: Any):
+        from gensight.processor.export import OtlpExporter
+
+        self._config = config
+        self.metrics = OtlpExporter(config, signal="metrics")
+        self._logs: Any = None
+
+    def export(self, request: Any) -> bool:
+        return bool(self.metrics.export(request))
+
+    def export_logs(self, request: Any) -> bool:
+        if self._logs is None:
+            from gensight.processor.export import OtlpExporter
+
+            self._logs = OtlpExporter(self._config, signal="logs")
+        return bool(self._logs.export(request))
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        ok = self.metrics.shutdown(timeout_s)
+        if self._logs is not None:
+            ok = self._logs.shutdown(timeout_s) and ok
+        return bool(ok)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    from gensight.processor.config import ConfigError, load_config
+
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config).with_values(cli_overrides(args))
+        server = ProcessorServer(config)
+    except ConfigError as exc:
+        print(f"gensight serve: config error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        logger.info("gensight serve: signal %d, shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"gensight serve: {exc}", file=sys.stderr)
+        return 1
+    ports = ", ".join(
+        f"{name} {port}"
+        for name, port in (("grpc", server.grpc_port), ("http", server.http_port), ("prometheus", server.prometheus_port))
+        if port
+    )
+    print(f"gensight serve: listening ({ports})", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop()
+    print("gensight serve: stopped", file=sys.stderr, flush=True)
+    return 0
