@@ -326,6 +326,8 @@ def _set_tool_calls(inv: Invocation, calls: list[tuple[str | None, str | None]])
 
 def _record_message(inv: Invocation, message: Any) -> None:
     """A complete ``Message`` (non-streamed response)."""
+    if message is None:
+        return
     try:
         stop_reason = _get(message, "stop_reason")
         model = _get(message, "model")
@@ -438,6 +440,24 @@ class _StreamState:
             inv.record_content(output_messages=[{"role": "assistant", "parts": parts, "finish_reason": self.stop_reason}])
 
 
+def _message_of(result: Any, streaming: bool) -> Any:
+    """The ``Message`` in a result: itself, or — for ``with_raw_response`` — the JSON body the
+    SDK already read (a dict; ``_record_message`` reads both). ``None`` when reading the body
+    would consume what the app has not read yet (``with_streaming_response``, raw streams)."""
+    http_response = getattr(result, "http_response", None)
+    if http_response is None:
+        return result
+    try:
+        if streaming or not http_response.is_closed:
+            return None
+        if "json" not in http_response.headers.get("content-type", ""):
+            return None
+        return http_response.json()
+    except Exception:
+        logger.debug("gensight: could not read a raw anthropic response", exc_info=True)
+        return None
+
+
 def _is_stream(result: Any) -> bool:
     try:
         from anthropic import AsyncStream, Stream
@@ -482,7 +502,7 @@ def _create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[..., Any]:
         if _is_stream(result):
             state = _StreamState(inv.capture_content.enabled)
             return SyncStreamProxy(result, inv, state.on_chunk, state.on_end)
-        _record_message(inv, result)
+        _record_message(inv, _message_of(result, streaming))
         inv.stop()
         return result
 
@@ -504,7 +524,7 @@ def _async_create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[...,
         if _is_stream(result):
             state = _StreamState(inv.capture_content.enabled)
             return AsyncStreamProxy(result, inv, state.on_chunk, state.on_end)
-        _record_message(inv, result)
+        _record_message(inv, _message_of(result, streaming))
         inv.stop()
         return result
 
