@@ -411,3 +411,33 @@ def test_legacy_text_completion_stream_takes_usage_from_final_chunk(client, span
     a = _span(span_exporter).attributes
     assert a[A.GEN_AI_USAGE_OUTPUT_TOKENS] == chunks[-1].usage.completion_tokens
     assert list(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]
+
+
+def test_azure_endpoint_sets_provider_and_default_https_port(instrument, span_exporter):
+    import httpx2
+
+    body = {"id": "chatcmpl-az", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=body))
+    instrument()
+    with openai.OpenAI(base_url="https://acme.openai.azure.com/openai/v1", api_key="k", max_retries=0,
+                       http_client=httpx2.Client(transport=transport)) as c:
+        c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    a = _span(span_exporter).attributes
+    assert a[A.GEN_AI_PROVIDER_NAME] == "azure.ai.openai"
+    assert a[A.SERVER_ADDRESS] == "acme.openai.azure.com" and a[A.SERVER_PORT] == 443
+    assert a[A.GEN_AI_USAGE_COST] == pytest.approx((5 * 0.15 + 1 * 0.6) / 1e6)  # azure alias priced
+
+
+def test_event_only_capture_puts_messages_on_an_event_not_the_span(instrument, fake, span_exporter, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "event_only")
+    instrument()
+    with openai.OpenAI(base_url=fake.base_url, api_key="t", max_retries=0) as c:
+        c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    span = _span(span_exporter)
+    assert A.GEN_AI_INPUT_MESSAGES not in span.attributes
+    (event,) = span.events
+    assert event.name == "gen_ai.client.inference.operation.details"
+    assert "Paris" in event.attributes[A.GEN_AI_INPUT_MESSAGES]
+    assert A.GEN_AI_OUTPUT_MESSAGES in event.attributes
