@@ -125,6 +125,7 @@ class AdminServer:
                 except ValueError as exc:
                     self._send(400, {"error": f"bad request: {exc}"})
                     return
+                result: dict[str, Any]
                 if path.endswith("/pin"):
                     result = {"pinned": server.drift.pin(series)}
                 else:

@@ -38,7 +38,9 @@ def _write_stream(path, minutes=120, per_min=20, burst=(60, 75)):
 
 def _transitions(path):
     out = []
-    for line in open(path):
+    with open(path) as f:
+        lines = f.readlines()
+    for line in lines:
         for rl in json.loads(line)["resourceLogs"]:
             for sl in rl["scopeLogs"]:
                 for rec in sl["logRecords"]:
@@ -67,7 +69,7 @@ def test_replayed_error_burst_pages_then_resolves(tmp_path):
     assert firing["runbook_url"] == "https://runbooks.example/gensight/slo_burn_fast"
     assert firing["gensight.alert.value"] > 14.4
     names = set()
-    for line in open(metrics):
+    for line in metrics.read_text().splitlines():
         for rm in json.loads(line)["resourceMetrics"]:
             for sm in rm["scopeMetrics"]:
                 names.update(m["name"] for m in sm["metrics"])
