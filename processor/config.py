@@ -11,8 +11,8 @@ Layout (every section and key optional)::
     pipeline:   {window_s, allowed_lateness_s, idle_advance, idle_tick_s}
     series:     {max_series, idle_expiry_s}
     normalise:  {tenant_attributes, enrich_cost, pricing_file}
-    export:     {endpoint, protocol, headers, timeout_s, insecure}
-    prometheus: {endpoint}
+    export:     {endpoint, protocol, headers, timeout_s, compression, insecure, ...} (else OTEL_EXPORTER_OTLP_*)
+    prometheus: {endpoint, series_ttl_s, max_series, tls, auth, ...}
     state:      {dir, snapshot_interval_s}
     self_telemetry: {service_name}
     analytics:  {slo: ..., drift: ..., ...}   # free-form; validated by the analyser factories
@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gensight.processor.export import ExporterConfig
 from gensight.processor.normalise import DEFAULT_TENANT_ATTRIBUTES
+from gensight.processor.prometheus import PrometheusConfig
 from gensight.processor.receiver_grpc import GrpcReceiverConfig
+from gensight.processor.receiver_http import HttpReceiverConfig
 
 
 class ConfigError(ValueError):
@@ -53,21 +56,12 @@ def _check_endpoint(value: str | None, key: str) -> None:
     _check(bool(sep) and port.isdigit() and 0 <= int(port) <= 65535, key, f"must be HOST:PORT, got {value!r}")
 
 
-def _http_receiver_config_type() -> Any:
-    try:  # the ingest side's HTTP receiver (may land after this module)
-        from gensight.processor.receiver_http import HttpReceiverConfig
-
-        return HttpReceiverConfig
-    except ImportError:
-        return None
-
-
 @dataclass(frozen=True)
 class ReceiversConfig:
     """``grpc`` / ``http``: the ingest side's receiver configs (``null`` disables one)."""
 
     grpc: GrpcReceiverConfig | None = field(default_factory=GrpcReceiverConfig)
-    http: Any = field(default_factory=lambda: (_http_receiver_config_type() or dict)())
+    http: HttpReceiverConfig | None = field(default_factory=HttpReceiverConfig)
 
     def validate(self, path: str) -> None:
         _check(self.grpc is not None or self.http is not None, path, "enable at least one of grpc, http")
@@ -98,11 +92,16 @@ class PipelineConfig:
     allowed_lateness_s: float = 5.0
     idle_advance: bool = True  # live mode only: advance the watermark by idle wall time
     idle_tick_s: float = 1.0  # how often the worker checks for windows to close when idle
+    # live mode: spans ending more than this after the wall clock are rejected (partial_success),
+    # else one client with a fast clock (or a hostile timestamp) would push the watermark ahead
+    # and make everyone else's spans late
+    max_future_skew_s: float = 300.0
 
     def validate(self, path: str) -> None:
         _check(self.window_s > 0, f"{path}.window_s", f"must be > 0, got {_n(self.window_s)}")
         _check(self.allowed_lateness_s >= 0, f"{path}.allowed_lateness_s", f"must be >= 0, got {_n(self.allowed_lateness_s)}")
         _check(self.idle_tick_s > 0, f"{path}.idle_tick_s", f"must be > 0, got {_n(self.idle_tick_s)}")
+        _check(self.max_future_skew_s >= 0, f"{path}.max_future_skew_s", f"must be >= 0, got {_n(self.max_future_skew_s)}")
 
 
 @dataclass(frozen=True)
@@ -126,30 +125,6 @@ class NormaliseSectionConfig:
             _check(bool(name), f"{path}.tenant_attributes[{i}]", "must be a non-empty attribute name")
         if self.pricing_file:
             _check(Path(self.pricing_file).is_file(), f"{path}.pricing_file", f"no such file: {self.pricing_file}")
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    endpoint: str | None = None  # else OTEL_EXPORTER_OTLP_METRICS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT
-    protocol: str | None = None  # grpc | http/protobuf; else OTEL_EXPORTER_OTLP_(METRICS_)PROTOCOL
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout_s: float = 10.0
-    insecure: bool | None = None
-
-    def validate(self, path: str) -> None:
-        _check(
-            self.protocol in (None, "grpc", "http/protobuf", "http/json"),
-            f"{path}.protocol", f"must be grpc, http/protobuf or http/json, got {self.protocol!r}",
-        )
-        _check(self.timeout_s > 0, f"{path}.timeout_s", f"must be > 0, got {_n(self.timeout_s)}")
-
-
-@dataclass(frozen=True)
-class PrometheusConfig:
-    endpoint: str | None = None  # HOST:PORT of the /metrics scrape endpoint; None = off
-
-    def validate(self, path: str) -> None:
-        _check_endpoint(self.endpoint, f"{path}.endpoint")
 
 
 @dataclass(frozen=True)
@@ -177,7 +152,7 @@ class ProcessorConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     series: SeriesSectionConfig = field(default_factory=SeriesSectionConfig)
     normalise: NormaliseSectionConfig = field(default_factory=NormaliseSectionConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
+    export: ExporterConfig = field(default_factory=ExporterConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     state: StateConfig = field(default_factory=StateConfig)
     self_telemetry: SelfTelemetryConfig = field(default_factory=SelfTelemetryConfig)
@@ -189,7 +164,12 @@ class ProcessorConfig:
         for f in dataclasses.fields(self):
             section = getattr(self, f.name)
             if hasattr(section, "validate"):
-                section.validate(f.name)
+                try:
+                    section.validate(f.name)
+                except ConfigError:
+                    raise
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
 
     def with_values(self, values: Mapping[str, Any]) -> ProcessorConfig:
         """A validated copy with dotted-key overrides (CLI flags), e.g.
@@ -204,8 +184,6 @@ class ProcessorConfig:
 
 def _replace_path(obj: Any, parts: list[str], value: Any, dotted: str) -> Any:
     name = parts[0]
-    if isinstance(obj, Mapping) and len(parts) == 1:  # placeholder section (module not installed)
-        return {**obj, name: value}
     if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
         raise ConfigError(f"{dotted}: unknown key")
     if len(parts) == 1:
@@ -236,10 +214,6 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             return value
         return _build(tp, value, key)
     if tp is Any:
-        if key.endswith(".http"):
-            http_type = _http_receiver_config_type()
-            if http_type is not None:
-                return _build(http_type, value, key)
         return value
     if tp is bool:
         _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")

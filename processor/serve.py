@@ -43,13 +43,13 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def export_endpoint(config: Any, environ: dict[str, str] | None = None) -> str | None:
+def export_configured(config: Any, environ: dict[str, str] | None = None) -> bool:
+    """Whether an OTLP metrics endpoint is set (config/flag or the standard env variables)."""
     env = os.environ if environ is None else environ
-    return (
+    return bool(
         config.export.endpoint
         or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
         or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or None
     )
 
 
@@ -65,6 +65,7 @@ class ProcessorServer:
         self.receivers: list[Any] = []
         self.grpc_port = 0
         self.http_port = 0
+        self.prometheus_port = 0
 
     def start(self) -> None:
         from gensight.processor.receiver_grpc import GrpcReceiver
@@ -72,13 +73,17 @@ class ProcessorServer:
         self.pipeline.start()
         ready = self.pipeline.ready
         try:
+            for sink in self.sinks:
+                if hasattr(sink, "start"):
+                    sink.start()
+                    self.prometheus_port = getattr(sink, "port", 0)
             if self.config.receivers.grpc is not None:
                 grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready)
                 grpc_rx.start()
                 self.receivers.append(grpc_rx)
                 self.grpc_port = grpc_rx.port
             http_cfg = self.config.receivers.http
-            if http_cfg is not None and not isinstance(http_cfg, dict):
+            if http_cfg is not None:
                 from gensight.processor.receiver_http import HttpReceiver
 
                 http_rx = HttpReceiver(http_cfg, self.pipeline.consume, ready=ready)
@@ -109,48 +114,47 @@ class ProcessorServer:
 
 
 def build_sinks(config: Any) -> list[Any]:
-    """The OTLP metrics exporter (when an endpoint is configured) and the Prometheus endpoint."""
+    """The OTLP metrics (+ alert logs) exporter when an endpoint is configured, and the
+    Prometheus scrape endpoint when enabled."""
     sinks: list[Any] = []
-    endpoint = export_endpoint(config)
-    if endpoint:
-        sinks.append(_otlp_exporter(config, endpoint))
+    if export_configured(config):
+        sinks.append(OtlpSink(config.export))
+    else:
+        logger.warning("gensight serve: no OTLP export endpoint (--export-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT); "
+                       "metrics are only served on the Prometheus endpoint, if enabled")
     if config.prometheus.endpoint:
-        sinks.append(_prometheus_endpoint(config))
+        from gensight.processor.prometheus import PrometheusEndpoint
+
+        sinks.append(PrometheusEndpoint(config.prometheus))  # started by ProcessorServer.start
     return sinks
 
 
-def _otlp_exporter(config: Any, endpoint: str) -> Any:
-    try:
-        from gensight.processor import export as export_mod  # type: ignore[attr-defined]
-    except ImportError:
-        return _GrpcMetricsClient(endpoint, config.export.timeout_s)
-    return export_mod.build_exporter(config.export, endpoint=endpoint)  # type: ignore[attr-defined]
+class OtlpSink:
+    """Metrics to the OTLP metrics exporter; alert log records (``export_logs``) to a logs
+    exporter on the same settings, created on first use."""
 
+    def __init__(self, config: Any):
+        from gensight.processor.export import OtlpExporter
 
-def _prometheus_endpoint(config: Any) -> Any:
-    from gensight.processor import prometheus as prom_mod  # type: ignore[attr-defined]
+        self._config = config
+        self.metrics = OtlpExporter(config, signal="metrics")
+        self._logs: Any = None
 
-    sink = prom_mod.build_endpoint(config.prometheus)  # type: ignore[attr-defined]
-    return sink
+    def export(self, request: Any) -> bool:
+        return bool(self.metrics.export(request))
 
+    def export_logs(self, request: Any) -> bool:
+        if self._logs is None:
+            from gensight.processor.export import OtlpExporter
 
-class _GrpcMetricsClient:
-    """Minimal OTLP/gRPC metrics client, used only until the ingest side's exporter is present."""
+            self._logs = OtlpExporter(self._config, signal="logs")
+        return bool(self._logs.export(request))
 
-    def __init__(self, endpoint: str, timeout_s: float):
-        import grpc
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-
-        target = endpoint.split("://", 1)[-1].rstrip("/")
-        self._channel = grpc.insecure_channel(target)
-        self._stub = metrics_service_pb2_grpc.MetricsServiceStub(self._channel)
-        self._timeout_s = timeout_s
-
-    def export(self, request: Any) -> None:
-        self._stub.Export(request, timeout=self._timeout_s)
-
-    def shutdown(self) -> None:
-        self._channel.close()
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        ok = self.metrics.shutdown(timeout_s)
+        if self._logs is not None:
+            ok = self._logs.shutdown(timeout_s) and ok
+        return bool(ok)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,7 +184,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"gensight serve: {exc}", file=sys.stderr)
         return 1
     ports = ", ".join(
-        f"{name} {port}" for name, port in (("grpc", server.grpc_port), ("http", server.http_port)) if port
+        f"{name} {port}"
+        for name, port in (("grpc", server.grpc_port), ("http", server.http_port), ("prometheus", server.prometheus_port))
+        if port
     )
     print(f"gensight serve: listening ({ports})", file=sys.stderr, flush=True)
     while not stop.wait(0.5):

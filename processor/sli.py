@@ -19,7 +19,9 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from ddsketch import DDSketch
+from ddsketch.mapping import LogarithmicMapping
 
 from gensight.processor.metric_builder import series_attributes
 from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
@@ -37,6 +39,9 @@ SLI_CACHE_HIT_RATIO = "gensight.sli.cache_hit_ratio"
 SLI_TTFC = "gensight.sli.time_to_first_chunk"
 SLI_TOOL_SUCCESS = "gensight.sli.tool_success"
 
+# Distinct ``error.type`` values kept per series; further ones count as ``_OTHER`` (the semconv
+# fallback). Without a cap, spans with random error types grow memory and exported points forever.
+MAX_ERROR_TYPES_PER_SERIES = 32
 LATENCY_QUANTILES = (0.5, 0.95, 0.99)
 SKETCH_RELATIVE_ACCURACY = 0.01
 # GenAI semconv duration buckets (s): 0.01, 0.02, 0.04 ... 81.92
@@ -93,6 +98,62 @@ class _Cumulative:
         self.has_cost = False
 
 
+_VECTOR_MIN = 32  # below this many values a plain loop beats numpy's call overhead
+
+
+def _add_durations(a: _WindowAgg, durs: list[float]) -> None:
+    """Add durations to the window's sketch and histogram; vectorised for larger groups."""
+    a.dur_sum += sum(durs)
+    lo, hi = min(durs), max(durs)
+    if lo < a.dur_min:
+        a.dur_min = lo
+    if hi > a.dur_max:
+        a.dur_max = hi
+    if len(durs) < _VECTOR_MIN or not _bulk_sketch_ok(a.sketch):
+        bounds, buckets, add = DURATION_BOUNDS_S, a.buckets, a.sketch.add
+        for d in durs:
+            add(d)
+            buckets[bisect_left(bounds, d)] += 1
+        return
+    arr = np.asarray(durs, dtype=np.float64)
+    idx = np.searchsorted(_BOUNDS_ARRAY, arr, side="left")
+    for i, c in enumerate(np.bincount(idx, minlength=len(a.buckets)).tolist()):
+        a.buckets[i] += c
+    _sketch_add_many(a.sketch, arr)
+
+
+_BOUNDS_ARRAY = np.asarray(DURATION_BOUNDS_S)
+
+
+def _bulk_sketch_ok(sketch: DDSketch) -> bool:
+    # the bulk path reproduces LogarithmicMapping.key(); any other mapping uses sketch.add()
+    return type(sketch._mapping) is LogarithmicMapping
+
+
+def _sketch_add_many(sketch: DDSketch, values: np.ndarray) -> None:
+    """``sketch.add(v)`` for every v, vectorised: same keys as ``LogarithmicMapping.key``
+    (``ceil(log2(v) * multiplier) + offset``), one store update per distinct key."""
+    m = sketch._mapping
+    pos = values[values > m.min_possible]
+    if len(pos):
+        keys = (np.ceil(np.log2(pos) * m._multiplier) + m._offset).astype(np.int64)
+        uniq, counts = np.unique(keys, return_counts=True)
+        store = sketch._store
+        ks, cs = uniq.tolist(), counts.tolist()
+        # extreme keys first: the store extends its range once instead of once per new key
+        order = [len(ks) - 1, *range(len(ks) - 1)] if len(ks) > 1 else [0]
+        for i in order:
+            store.add(ks[i], float(cs[i]))
+    sketch._zero_count += float(len(values) - len(pos))
+    sketch._count += float(len(values))
+    sketch._sum += float(values.sum())
+    lo, hi = float(values.min()), float(values.max())
+    if lo < sketch._min:
+        sketch._min = lo
+    if hi > sketch._max:
+        sketch._max = hi
+
+
 def _key(k: tuple) -> SeriesKey:
     # internal keys are record prefixes: (kind, service, provider, target)
     return SeriesKey(k[1], k[0], k[2], k[3])
@@ -107,45 +168,53 @@ class SLIAnalyser:
 
     # -- Analyser ------------------------------------------------------------------------------
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
+        """Group by series, then aggregate each group with comprehensions and one vectorised
+        sketch/histogram update: per-record Python work is what limits throughput."""
         aggs = self._windows.get(window.start_ns)
         if aggs is None:
             aggs = self._windows[window.start_ns] = {}
-        bounds = DURATION_BOUNDS_S
+        groups: dict[tuple, list[CallRecord]] = {}
         for r in records:
             k = r[:4]
+            g = groups.get(k)
+            if g is None:
+                groups[k] = [r]
+            else:
+                g.append(r)
+        for k, recs in groups.items():
             a = aggs.get(k)
             if a is None:
                 a = aggs[k] = _WindowAgg()
-            a.calls += 1
-            if r.error:
-                a.errors += 1
-                et = r.error_type or "_OTHER"
-                a.error_types[et] = a.error_types.get(et, 0) + 1
-            d = r.duration_s
-            a.sketch.add(d)
-            a.dur_sum += d
-            if d < a.dur_min:
-                a.dur_min = d
-            if d > a.dur_max:
-                a.dur_max = d
-            a.buckets[bisect_left(bounds, d)] += 1
-            if r.input_tokens is not None:
-                a.in_tok += r.input_tokens
-            if r.output_tokens is not None:
-                a.out_tok += r.output_tokens
-            if r.cost_usd is not None:
-                a.cost += r.cost_usd
-                a.cost_calls += 1
-            if r.ttfc_s is not None:
-                a.ttfc_sum += r.ttfc_s
-                a.ttfc_n += 1
-            if r.relevance is not None:
-                a.rel_sum += r.relevance
-                a.rel_n += 1
-            if r.cache_hit is not None:
-                a.hit_n += 1
-                if r.cache_hit:
-                    a.hits += 1
+            a.calls += len(recs)
+            # field positions: see CallRecord (6 duration, 7/8 tokens, 10 cost, 12/13 error,
+            # 15 relevance, 16 cache hit, 18 ttfc)
+            errs = [r[13] or "_OTHER" for r in recs if r[12]]
+            if errs:
+                a.errors += len(errs)
+                et = a.error_types
+                for e in errs:
+                    if e not in et and len(et) >= MAX_ERROR_TYPES_PER_SERIES:
+                        e = "_OTHER"
+                    et[e] = et.get(e, 0) + 1
+            _add_durations(a, [r[6] for r in recs])
+            a.in_tok += sum([t for r in recs if (t := r[7]) is not None])
+            a.out_tok += sum([t for r in recs if (t := r[8]) is not None])
+            costs = [c for r in recs if (c := r[10]) is not None]
+            if costs:
+                a.cost += sum(costs)
+                a.cost_calls += len(costs)
+            ttfc = [f for r in recs if (f := r[18]) is not None]
+            if ttfc:
+                a.ttfc_sum += sum(ttfc)
+                a.ttfc_n += len(ttfc)
+            rel = [v for r in recs if (v := r[15]) is not None]
+            if rel:
+                a.rel_sum += sum(rel)
+                a.rel_n += len(rel)
+            hits = [h for r in recs if (h := r[16]) is not None]
+            if hits:
+                a.hit_n += len(hits)
+                a.hits += sum(hits)
 
     def close(self, window: Window) -> list[MetricPoint]:
         aggs = self._windows.pop(window.start_ns, None)
@@ -177,6 +246,8 @@ class SLIAnalyser:
     def _fold(c: _Cumulative, a: _WindowAgg) -> None:
         c.ok += a.calls - a.errors
         for et, n in a.error_types.items():
+            if et not in c.error_types and len(c.error_types) >= MAX_ERROR_TYPES_PER_SERIES:
+                et = "_OTHER"
             c.error_types[et] = c.error_types.get(et, 0) + n
         c.buckets = [x + y for x, y in zip(c.buckets, a.buckets, strict=True)]
         c.dur_sum += a.dur_sum

@@ -14,8 +14,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from gensight.processor.config import config_from_mapping
 from gensight.processor.decode import message_to_otlp_json
+from gensight.processor.export import JsonLinesSink
 from gensight.processor.metric_builder import flatten
-from gensight.processor.replay import JsonLinesSink, replay_files
+from gensight.processor.replay import replay_files
 from gensight.processor.serve import ProcessorServer
 
 S = 1_000_000_000
@@ -105,8 +106,9 @@ def test_replay_equals_live_on_the_same_spans(tmp_path, otlp):
 
     # replay
     out = tmp_path / "replay.jsonl"
-    with open(out, "w") as f:
-        replay_files([str(src)], config_from_mapping({}), JsonLinesSink(f))
+    sink = JsonLinesSink(out, append=False)
+    replay_files([str(src)], config_from_mapping({}), sink)
+    sink.shutdown()
     replay_rows = metric_rows(out.read_text().splitlines())
 
     # live: same requests over real gRPC, in order, then graceful stop (flush)
@@ -117,9 +119,9 @@ def test_replay_equals_live_on_the_same_spans(tmp_path, otlp):
         def export(self, request):
             self.rows.extend(flatten(request))
 
-    sink = Sink()
+    live = Sink()
     srv = ProcessorServer(config_from_mapping({"receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None}}),
-                          sinks=[sink])
+                          sinks=[live])
     srv.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as ch:
@@ -128,5 +130,5 @@ def test_replay_equals_live_on_the_same_spans(tmp_path, otlp):
                 stub.Export(r, timeout=5)
     finally:
         srv.stop()
-    assert analysis_rows(replay_rows) == analysis_rows(sink.rows)
+    assert analysis_rows(replay_rows) == analysis_rows(live.rows)
     assert len(analysis_rows(replay_rows)) > 100

@@ -57,7 +57,7 @@ def metrics_sink():
 def serve_config(sink_port: int, **extra):
     data = {
         "receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None},
-        "export": {"endpoint": f"http://127.0.0.1:{sink_port}"},
+        "export": {"endpoint": f"http://127.0.0.1:{sink_port}", "protocol": "grpc"},
         "pipeline": {"idle_tick_s": 0.05},
     }
     data.update(extra)
@@ -116,15 +116,22 @@ def test_live_windows_close_on_idle_without_shutdown(metrics_sink, otlp):
 def test_build_sinks_reads_standard_env(monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
     sinks = build_sinks(config_from_mapping({}))
-    assert len(sinks) == 1
+    assert [type(s).__name__ for s in sinks] == ["OtlpSink"]
     for s in sinks:
-        getattr(s, "shutdown", lambda: None)()
+        s.shutdown(1.0)
+
+
+def test_no_export_endpoint_means_no_otlp_sink(monkeypatch):
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    assert build_sinks(config_from_mapping({})) == []
 
 
 def test_cli_serve_starts_and_stops_on_sigterm(tmp_path, metrics_sink):
     cfg = tmp_path / "gensight.yaml"
     cfg.write_text("pipeline:\n  window_s: 30\nreceivers:\n  http: null\n")
-    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{metrics_sink.port}"}
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{metrics_sink.port}",
+           "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gensight", "serve", "--config", str(cfg), "--grpc-endpoint", "127.0.0.1:0"],
         stderr=subprocess.PIPE, text=True, env=env,
@@ -150,3 +157,55 @@ def test_cli_serve_bad_config_fails_fast_naming_key(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gensight", "serve", "--config", str(cfg)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "pipeline.window_s: must be > 0, got -5" in proc.stderr
+
+
+def test_sdk_http_spans_become_otlp_metrics(metrics_sink, sdk_spans):
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+    cfg = config_from_mapping({
+        "receivers": {"grpc": None, "http": {"endpoint": "127.0.0.1:0"}},
+        "export": {"endpoint": f"http://127.0.0.1:{metrics_sink.port}", "protocol": "grpc"},
+    })
+    srv = ProcessorServer(cfg)
+    srv.start()
+    try:
+        exporter = HttpSpanExporter(endpoint=f"http://127.0.0.1:{srv.http_port}/v1/traces")
+        try:
+            assert exporter.export(sdk_spans(3, service="search", model="gpt-4o")) == SpanExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+    finally:
+        srv.stop()
+    calls = metrics_sink.rows("gensight.calls")
+    assert sum(r[3] for r in calls) == 3 and {r[0] for r in calls} == {"search"}
+    assert dict(calls[0][2])["gen_ai.request.model"] == "gpt-4o"
+    latency = {dict(r[2])["quantile"] for r in metrics_sink.rows("gensight.sli.latency")}
+    assert latency == {"0.5", "0.95", "0.99"}
+
+
+def test_prometheus_endpoint_serves_processor_metrics(otlp):
+    import urllib.request
+
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    cfg = config_from_mapping({
+        "receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None},
+        "prometheus": {"endpoint": "127.0.0.1:0"},
+        "pipeline": {"window_s": 0.2, "allowed_lateness_s": 0, "idle_tick_s": 0.02},
+    })
+    srv = ProcessorServer(cfg)
+    srv.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as ch:
+            trace_service_pb2_grpc.TraceServiceStub(ch).Export(
+                otlp.request([otlp.chat(), otlp.chat()], service="checkout"), timeout=5)
+        body = ""
+        deadline = time.monotonic() + 10
+        while "gensight_calls{" not in body and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with urllib.request.urlopen(f"http://127.0.0.1:{srv.prometheus_port}/metrics", timeout=5) as resp:
+                body = resp.read().decode()
+        line = next(ln for ln in body.splitlines() if ln.startswith("gensight_calls{"))
+        assert 'service_name="checkout"' in line and 'outcome="ok"' in line and line.endswith(" 2")
+    finally:
+        srv.stop()

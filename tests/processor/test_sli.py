@@ -147,3 +147,18 @@ def test_overflow_series_points_carry_overflow_flag():
 
 def test_closing_an_empty_window_emits_nothing():
     assert SLIAnalyser().close(W0) == []
+
+
+def test_vectorised_sketch_update_matches_ddsketch_add():
+    from ddsketch import DDSketch
+
+    from gensight.processor.sli import _sketch_add_many
+
+    values = np.random.default_rng(3).lognormal(-1, 1.5, 5000)
+    one_by_one, bulk = DDSketch(0.01), DDSketch(0.01)
+    for v in values:
+        one_by_one.add(float(v))
+    _sketch_add_many(bulk, values)
+    qs = np.linspace(0, 1, 41)
+    assert [one_by_one.get_quantile_value(q) for q in qs] == [bulk.get_quantile_value(q) for q in qs]
+    assert bulk.count == one_by_one.count and bulk.sum == pytest.approx(one_by_one.sum)

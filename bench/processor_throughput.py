@@ -1,0 +1,254 @@
+"""Processor throughput: the full pipeline over gRPC vs. the bare protobuf parse + walk.
+
+(a) baseline, measured in the same run: ``ParseFromString`` of the serialized requests plus a walk
+    of every span's attributes into Python lists — the practical ceiling for any Python OTLP
+    processor on one core.
+(b) the full processor: ``ProcessorServer`` in-process with every registered analyser (SLI + the
+    analytics), fed the same serialized requests over a real loopback gRPC channel; timed until the
+    worker has processed every span. (b') the same with the SLI analyser only.
+
+Prints spans/s for both and the ratio b/a (target >= 0.6), then the process RSS while 1 M
+distinct series are attempted (the cardinality cap must keep it flat).
+
+    python bench/processor_throughput.py [--spans 20000] [--batch 2048] [--rounds 3] [--series 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import random
+import time
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from gensight.processor.config import config_from_mapping
+from gensight.processor.serve import ProcessorServer
+
+SERVICES = ["checkout", "support-bot", "search", "agent-runner"]
+MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("openai", "gpt-4.1-mini"),
+          ("anthropic", "claude-sonnet-4"), ("anthropic", "claude-3-5-haiku"), ("openai", "text-embedding-3-small")]
+TOOLS = ["lookup_order", "search_docs", "get_weather"]
+T0_NS = 1_700_000_040_000_000_000
+
+
+def _kv(span, key, value):
+    kv = span.attributes.add()
+    kv.key = key
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    elif isinstance(value, float):
+        kv.value.double_value = value
+    else:
+        kv.value.string_value = value
+
+
+def build_payload(n_spans: int, batch: int, seed: int = 7) -> list[bytes]:
+    """Serialized ExportTraceServiceRequests: ~75 % LLM calls, 15 % tools, 10 % retrievals,
+    spread over services and models, in event-time order over ~10 minutes."""
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    made = 0
+    while made < n_spans:
+        req = ExportTraceServiceRequest()
+        per_service = {}
+        for i in range(min(batch, n_spans - made)):
+            svc = SERVICES[(made + i) % len(SERVICES)]
+            rs = per_service.get(svc)
+            if rs is None:
+                rs = req.resource_spans.add()
+                for k, v in (("service.name", svc), ("telemetry.sdk.language", "python"),
+                             ("telemetry.sdk.name", "opentelemetry"), ("service.version", "1.4.2")):
+                    _kv(rs.resource, k, v)
+                ss = rs.scope_spans.add()
+                ss.scope.name = "gensight.instrumentation.openai"
+                per_service[svc] = rs
+            span = rs.scope_spans[0].spans.add()
+            span.trace_id = rng.randbytes(16)
+            span.span_id = rng.randbytes(8)
+            span.parent_span_id = rng.randbytes(8)
+            start = T0_NS + (made + i) * 30_000_000
+            dur = int(rng.lognormvariate(-0.5, 0.6) * 1e9)
+            span.start_time_unix_nano = start
+            span.end_time_unix_nano = start + dur
+            span.kind = 3
+            r = rng.random()
+            provider, model = MODELS[rng.randrange(len(MODELS))]
+            if r < 0.75:
+                span.name = f"chat {model}"
+                _kv(span, "gen_ai.operation.name", "chat")
+                _kv(span, "gen_ai.provider.name", provider)
+                _kv(span, "gen_ai.request.model", model)
+                _kv(span, "gen_ai.response.model", model + "-2024-07-18")
+                _kv(span, "server.address", "api.example.com")
+                _kv(span, "server.port", 443)
+                _kv(span, "gen_ai.request.max_tokens", 512)
+                _kv(span, "gen_ai.request.temperature", 0.2)
+                _kv(span, "gen_ai.usage.input_tokens", rng.randrange(50, 4000))
+                _kv(span, "gen_ai.usage.output_tokens", rng.randrange(5, 800))
+                _kv(span, "gen_ai.response.finish_reasons", "stop")
+                if rng.random() < 0.5:
+                    _kv(span, "gen_ai.usage.cost", rng.random() / 100)
+                if rng.random() < 0.03:
+                    _kv(span, "error.type", "RateLimitError")
+                    span.status.code = 2
+            elif r < 0.9:
+                tool = TOOLS[rng.randrange(len(TOOLS))]
+                span.name = f"execute_tool {tool}"
+                _kv(span, "gen_ai.operation.name", "execute_tool")
+                _kv(span, "gen_ai.tool.name", tool)
+                _kv(span, "gen_ai.tool.call.id", "call_" + rng.randbytes(6).hex())
+                _kv(span, "gen_ai.tool.type", "function")
+            else:
+                span.name = "retrieval kb-main"
+                _kv(span, "gen_ai.operation.name", "retrieval")
+                _kv(span, "gen_ai.data_source.id", "kb-main")
+                _kv(span, "gen_ai.request.top_k", 5)
+                _kv(span, "gensight.retrieval.top_score", rng.random())
+                _kv(span, "db.system.name", "chroma")
+        made += min(batch, n_spans - made)
+        out.append(req.SerializeToString())
+    return out
+
+
+def baseline(payload: list[bytes]) -> tuple[int, float]:
+    """Parse + walk every span's attributes into Python lists."""
+    t = time.perf_counter()
+    n = 0
+    for data in payload:
+        req = ExportTraceServiceRequest()
+        req.ParseFromString(data)
+        for rs in req.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    keys = []
+                    values = []
+                    for kv in span.attributes:
+                        keys.append(kv.key)
+                        values.append(kv.value)
+                    n += 1
+    return n, time.perf_counter() - t
+
+
+def full_processor(payload: list[bytes], n_spans: int, *, sli_only: bool = False) -> float:
+    cfg = config_from_mapping({
+        "receivers": {"grpc": {"endpoint": "127.0.0.1:0", "max_workers": 2}, "http": None},
+        "queue": {"max_items": 100_000, "max_spans": 10_000_000},
+        "pipeline": {"idle_advance": False},
+    })
+    analysers = None
+    if sli_only:
+        from gensight.processor.sli import SLIAnalyser
+
+        analysers = [SLIAnalyser()]
+    srv = ProcessorServer(cfg, sinks=[], analysers=analysers)
+    srv.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}",
+                                   options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+            export = ch.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                    request_serializer=None, response_deserializer=None)
+            export(payload[0], timeout=30)  # warm up connection + code paths
+            pipeline = srv.pipeline
+            while pipeline.queue_size:
+                time.sleep(0.001)
+            done_before = pipeline.counts["accepted"] + pipeline.counts["late"]
+            t = time.perf_counter()
+            for data in payload:
+                export(data, timeout=60)
+            target = done_before + n_spans
+            while pipeline.counts["accepted"] + pipeline.counts["late"] < target:
+                time.sleep(0.0005)
+            elapsed = time.perf_counter() - t
+    finally:
+        srv.stop()
+    return elapsed
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def series_flood(total: int, batch: int = 10_000) -> list[tuple[int, float, int]]:
+    """Feed ``total`` spans, each a distinct series (model name), through a replay pipeline."""
+    from gensight.processor.pipeline import Pipeline
+
+    pipeline = Pipeline(config_from_mapping({}), [], live=False)
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    _kv(rs.resource, "service.name", "flood")
+    ss = rs.scope_spans.add()
+    model_values = []
+    for i in range(batch):
+        span = ss.spans.add()
+        span.start_time_unix_nano = T0_NS + i * 1000
+        span.end_time_unix_nano = T0_NS + i * 1000 + 500
+        _kv(span, "gen_ai.operation.name", "chat")
+        _kv(span, "gen_ai.provider.name", "openai")
+        _kv(span, "gen_ai.request.model", "m")
+        model_values.append(span.attributes[2].value)
+        _kv(span, "gen_ai.usage.input_tokens", 10)
+    marks = []
+    sent = 0
+    step = 0
+    while sent < total:
+        for i, v in enumerate(model_values):
+            v.string_value = f"model-{sent + i}"
+        for span in ss.spans:  # move event time forward so windows close as in a live stream
+            span.start_time_unix_nano += 60_000_000_000
+            span.end_time_unix_nano += 60_000_000_000
+        pipeline.submit(req)
+        sent += batch
+        step += 1
+        if step % max(1, total // batch // 5) == 0:
+            gc.collect()
+            marks.append((sent, rss_mib(), len(pipeline.series)))
+    pipeline.close()
+    return marks
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spans", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=2048)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--series", type=int, default=1_000_000)
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)  # the series flood names 1 M unknown models: no pricing warnings
+
+    payload = build_payload(args.spans, args.batch)
+    size = sum(map(len, payload))
+    print(f"payload: {args.spans} GenAI spans in {len(payload)} requests of <= {args.batch} "
+          f"({size / args.spans:.0f} B/span), {len(SERVICES)} services, {len(MODELS)} models")
+    ratios, ratios_sli = [], []
+    for r in range(args.rounds):
+        n, ta = baseline(payload)
+        tb = full_processor(payload, args.spans)
+        tc = full_processor(payload, args.spans, sli_only=True)
+        a, b, c = n / ta, args.spans / tb, args.spans / tc
+        ratios.append(b / a)
+        ratios_sli.append(c / a)
+        print(f"round {r + 1}: (a) parse+walk {a / 1e3:6.1f} k spans/s | (b) full processor over gRPC, all "
+              f"analysers {b / 1e3:6.1f} k spans/s, b/a = {b / a:.2f} | (b') SLI analyser only {c / 1e3:6.1f} k spans/s, "
+              f"b'/a = {c / a:.2f}")
+    ratios.sort()
+    ratios_sli.sort()
+    print(f"median ratio b/a = {ratios[len(ratios) // 2]:.2f} (all analysers), b'/a = {ratios_sli[len(ratios) // 2]:.2f} "
+          f"(SLI only); target >= 0.6; one Python process, pid {os.getpid()}")
+    if args.series:
+        print(f"RSS while attempting {args.series:,} distinct series (cap 2000):")
+        for sent, rss, live in series_flood(args.series):
+            print(f"  after {sent:>9,} spans: RSS {rss:6.1f} MiB, live series {live}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Chroma instrumentation: ``Collection.query`` as a ``retrieval`` span. Entry point ``gensight_chromadb``.
+
+The span (``retrieval {collection name}``) is current while Chroma runs the query, so the
+embedding function it calls for ``query_texts`` (e.g. OpenAI embeddings, instrumented by
+``gensight_openai``) produces its own span as a *child* of the retrieval span.
+
+Distances become similarities in [0, 1] by the collection's space (``hnsw:space`` metadata or
+the collection configuration; Chroma's default is ``l2``), see
+:func:`gensight.instrumentation.retrieval.similarity_from_distance`:
+
+=========  ==========================  ==================================
+space      Chroma distance ``d``       similarity
+=========  ==========================  ==================================
+``cosine`` ``1 - cos``                 ``clamp(1 - d, 0, 1)`` (= max(cos, 0))
+``ip``     ``1 - dot``                 ``clamp(1 - d, 0, 1)``
+``l2``     squared Euclidean           ``1 / (1 + d)``
+=========  ==========================  ==================================
+
+``document_count`` counts every returned id over all query texts; top/mean scores use every
+returned distance. Queries made with ``include=[]`` (no distances) get a count but no scores.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+
+from gensight.instrumentation.dependencies import require_library
+from gensight.instrumentation.lifecycle import Telemetry
+from gensight.instrumentation.retrieval import RetrievalCall, similarity_from_distance, start_retrieval
+
+logger = logging.getLogger(__name__)
+
+INSTRUMENTATION_SCOPE = "gensight.instrumentation.chromadb"
+DEFAULT_N_RESULTS = 10  # chromadb's default for Collection.query
+
+_TARGETS = (
+    ("chromadb.api.models.Collection", "Collection", False),
+    ("chromadb.api.models.AsyncCollection", "AsyncCollection", True),
+)
+
+
+class ChromaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments ``chromadb`` collections' ``query`` (sync and async clients)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wrapped: list[Any] = []
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("chromadb >= 0.5",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        require_library(self)  # the launcher skips its own check (see .dependencies)
+        import importlib
+
+        telemetry = Telemetry(
+            kwargs.get("tracer_provider"),
+            kwargs.get("meter_provider"),
+            pricing=kwargs.get("pricing"),
+            capture=kwargs.get("capture"),
+            scope=INSTRUMENTATION_SCOPE,
+        )
+        for module_name, class_name, is_async in _TARGETS:
+            try:
+                cls = getattr(importlib.import_module(module_name), class_name)
+            except Exception:
+                logger.debug("gensight: %s.%s not found; not instrumented", module_name, class_name)
+                continue
+            wrapper = _async_query_wrapper(telemetry) if is_async else _query_wrapper(telemetry)
+            wrapt.wrap_function_wrapper(cls, "query", wrapper)
+            self._wrapped.append(cls)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for cls in self._wrapped:
+            unwrap(cls, "query")
+        self._wrapped.clear()
+
+
+def collection_space(collection: Any) -> str:
+    """The collection's distance function: ``l2`` (default), ``cosine`` or ``ip``."""
+    try:
+        metadata = getattr(collection, "metadata", None) or {}
+        space = metadata.get("hnsw:space")
+        if isinstance(space, str) and space:
+            return space.lower()
+        config = getattr(collection, "configuration_json", None) or {}
+        for index in ("hnsw", "spann"):
+            section = config.get(index) if isinstance(config, dict) else None
+            if isinstance(section, dict) and isinstance(section.get("space"), str):
+                return str(section["space"]).lower()
+    except Exception:
+        logger.debug("gensight: could not read the chroma collection space", exc_info=True)
+    return "l2"
+
+
+def _start(telemetry: Telemetry, collection: Any, kwargs: dict[str, Any]) -> RetrievalCall:
+    n_results = kwargs.get("n_results", DEFAULT_N_RESULTS)
+    query = kwargs.get("query_texts")
+    if isinstance(query, list) and len(query) == 1:
+        query = query[0]
+    name = getattr(collection, "name", None)
+    return start_retrieval(
+        telemetry,
+        name if isinstance(name, str) else None,
+        top_k=n_results if isinstance(n_results, int) else None,
+        query=query,
+        attributes={"db.system.name": "chroma"},
+    )
+
+
+def _record(call: RetrievalCall, collection: Any, result: Any) -> None:
+    try:
+        ids = [i for per_query in (result.get("ids") or []) for i in per_query]
+        distances = [d for per_query in (result.get("distances") or []) for d in (per_query or [])]
+        space = collection_space(collection)
+        scores = [similarity_from_distance(d, space) for d in distances]
+        call.set_documents(ids=ids, scores=scores or None, count=len(ids))
+    except Exception:
+        logger.debug("gensight: could not read the chroma query result", exc_info=True)
+
+
+def _query_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        call = _start(telemetry, instance, kwargs)
+        try:
+            with call.invocation.activate():
+                result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        _record(call, instance, result)
+        call.stop()
+        return result
+
+    return wrapper
+
+
+def _async_query_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
+    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        call = _start(telemetry, instance, kwargs)
+        try:
+            with call.invocation.activate():
+                result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        _record(call, instance, result)
+        call.stop()
+        return result
+
+    return wrapper
