@@ -98,12 +98,3 @@ def test_every_service_has_a_profile():
     assert set(PROFILES) == set(SERVICES)
 
 
-
-def test_demo_without_its_extra_says_how_to_install_it(monkeypatch, capsys):
-    import gensight.demo
-    from gensight.cli import main
-
-    monkeypatch.setitem(gensight.demo.REQUIRED_MODULES, "gensight_no_such_module", "no-such-package")
-    assert main(["demo", "--duration-s", "1"]) == 2
-    err = capsys.readouterr().err
-    assert "missing no-such-package" in err and "pip install 'gensight[demo]'" in err
