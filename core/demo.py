@@ -103,8 +103,16 @@ def run(args: argparse.Namespace) -> int:
         live=not args.plain and sys.stdout.isatty() and os.environ.get("TERM") != "dumb",
     )
     started = time.monotonic()
+    print(
+        f"gensight demo: starting the fake provider, the processor and 3 instrumented services "
+        f"(work dir {workdir}) ...",
+        flush=True,
+    )
     try:
         return DemoRunner(config).run()
+    except RuntimeError as exc:  # a part did not start or died; its log tail is in the message
+        print(f"gensight demo: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ngensight demo: interrupted after {time.monotonic() - started:.0f} s", file=sys.stderr)
         return 130
