@@ -8,6 +8,8 @@ MeterProvider. Configurations, interleaved round by round so machine noise hits 
 
   (a) uninstrumented
   (b) one hand-written bare span around the call (the cheapest possible tracing)
+  (b') isolated table only: a hand-written span carrying the same ~15 attributes Gensight sets,
+      i.e. the floor for a semconv-complete span on this SDK
   (c) Gensight's OpenAIInstrumentor, spans only (no-op MeterProvider): the like-for-like
       comparison with (b) — one span, but with ~20 semconv attributes and the cost computed
   (c') Gensight with metrics too (token usage x2, duration, cost: 4 SDK measurements per call)
@@ -173,12 +175,32 @@ def main(argv: list[str] | None = None) -> int:
         with tracer.start_as_current_span("chat gpt-4o-mini"):
             return stub(**kwargs)
 
+    start_attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                   "gen_ai.request.model": "gpt-4o-mini", "server.address": "bench.local", "server.port": 80}
+
+    def stub_hand_semconv() -> Any:
+        # what a careful hand-written span carrying the same attributes costs (no metrics)
+        with tracer.start_as_current_span("chat gpt-4o-mini", attributes=start_attrs) as span:
+            r = stub(**kwargs)
+            u = r.usage
+            span.set_attributes({
+                "gen_ai.response.model": r.model, "gen_ai.response.id": r.id,
+                "gen_ai.response.finish_reasons": [c.finish_reason for c in r.choices],
+                "gen_ai.usage.input_tokens": u.prompt_tokens, "gen_ai.usage.output_tokens": u.completion_tokens,
+                "gen_ai.usage.cache_read.input_tokens": u.prompt_tokens_details.cached_tokens,
+                "gen_ai.usage.reasoning.output_tokens": u.completion_tokens_details.reasoning_tokens,
+                "gen_ai.usage.cost": 1e-5, "gen_ai.openai.response.system_fingerprint": "fp",
+                "gen_ai.openai.response.service_tier": "default",
+            })
+            return r
+
     spans_only = _sync_wrapper(Telemetry(tracer_provider, no_metrics), "chat")
     with_metrics = _sync_wrapper(Telemetry(tracer_provider, meter_provider), "chat")
     noop = lambda: None  # noqa: E731
     isolated = [
         ("uninstrumented", lambda: stub(**kwargs), noop, noop),
         ("bare span", stub_bare, noop, noop),
+        ("hand semconv span", stub_hand_semconv, noop, noop),
         ("gensight spans", lambda: spans_only(stub, instance, (), kwargs), noop, noop),
         ("gensight+metrics", lambda: with_metrics(stub, instance, (), kwargs), noop, noop),
     ]

@@ -12,7 +12,7 @@ Layout (every section and key optional)::
     series:     {max_series, idle_expiry_s}
     normalise:  {tenant_attributes, enrich_cost, pricing_file}
     export:     {endpoint, protocol, headers, timeout_s, compression, insecure, ...} (else OTEL_EXPORTER_OTLP_*)
-    prometheus: {endpoint}
+    prometheus: {endpoint, series_ttl_s, max_series, tls, auth, ...}
     state:      {dir, snapshot_interval_s}
     self_telemetry: {service_name}
     analytics:  {slo: ..., drift: ..., ...}   # free-form; validated by the analyser factories
@@ -31,6 +31,7 @@ from typing import Any
 
 from gensight.processor.export import ExporterConfig
 from gensight.processor.normalise import DEFAULT_TENANT_ATTRIBUTES
+from gensight.processor.prometheus import PrometheusConfig
 from gensight.processor.receiver_grpc import GrpcReceiverConfig
 from gensight.processor.receiver_http import HttpReceiverConfig
 
@@ -91,11 +92,16 @@ class PipelineConfig:
     allowed_lateness_s: float = 5.0
     idle_advance: bool = True  # live mode only: advance the watermark by idle wall time
     idle_tick_s: float = 1.0  # how often the worker checks for windows to close when idle
+    # live mode: spans ending more than this after the wall clock are rejected (partial_success),
+    # else one client with a fast clock (or a hostile timestamp) would push the watermark ahead
+    # and make everyone else's spans late
+    max_future_skew_s: float = 300.0
 
     def validate(self, path: str) -> None:
         _check(self.window_s > 0, f"{path}.window_s", f"must be > 0, got {_n(self.window_s)}")
         _check(self.allowed_lateness_s >= 0, f"{path}.allowed_lateness_s", f"must be >= 0, got {_n(self.allowed_lateness_s)}")
         _check(self.idle_tick_s > 0, f"{path}.idle_tick_s", f"must be > 0, got {_n(self.idle_tick_s)}")
+        _check(self.max_future_skew_s >= 0, f"{path}.max_future_skew_s", f"must be >= 0, got {_n(self.max_future_skew_s)}")
 
 
 @dataclass(frozen=True)
@@ -119,14 +125,6 @@ class NormaliseSectionConfig:
             _check(bool(name), f"{path}.tenant_attributes[{i}]", "must be a non-empty attribute name")
         if self.pricing_file:
             _check(Path(self.pricing_file).is_file(), f"{path}.pricing_file", f"no such file: {self.pricing_file}")
-
-
-@dataclass(frozen=True)
-class PrometheusConfig:
-    endpoint: str | None = None  # HOST:PORT of the /metrics scrape endpoint; None = off
-
-    def validate(self, path: str) -> None:
-        _check_endpoint(self.endpoint, f"{path}.endpoint")
 
 
 @dataclass(frozen=True)

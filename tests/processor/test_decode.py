@@ -314,3 +314,38 @@ def test_json_unknown_enum_numbers_are_kept():
 def test_json_wrong_types_are_decode_errors(override, field):
     with pytest.raises(DecodeError):
         trace_request_from_json(json.dumps(otlp_json(**override)))
+
+
+# ---------------------------------------------------------------- never crash on hostile input
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "kind", "attributes", "key",
+                         "value", "stringValue", "intValue", "arrayValue", "values", "status", "code", "name",
+                         "startTimeUnixNano", "links", "events", "resource", "scope", "x"]),
+        children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values)
+def test_any_json_document_decodes_or_raises_decode_error(doc):
+    try:
+        trace_request_from_json(json.dumps(doc))
+    except DecodeError:
+        pass
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_or_raise_decode_error(data):
+    for kwargs in ({}, {"encoding": "json"}, {"gzip": True}):
+        try:
+            decode_trace_request(data, **kwargs)
+        except DecodeError:
+            pass
