@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 ANALYSER_FACTORIES: list[str] = [
     "gensight.processor.sli:build",
     "gensight.processor.analytics:build",
+    "gensight.processor.content_checks:build",
 ]
 
 PROCESSOR_SPANS = "gensight.processor.spans"
@@ -106,7 +107,12 @@ class Pipeline:
         if pricing is None and n.enrich_cost:
             pricing = PricingTable.load(n.pricing_file)
         key = hash_key if hash_key is not None else hash_key_from_env()
-        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key)
+        checker = None
+        if config.content_checks.enabled:
+            from gensight.processor.content_checks import ContentChecker
+
+            checker = ContentChecker(config.content_checks)
+        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key, checker)
         self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
         p = config.pipeline
         self.windows = WindowClock(
