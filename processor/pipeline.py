@@ -126,6 +126,9 @@ class Pipeline:
         self.self_service = config.self_telemetry.service_name or self_service_name()
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.values_dropped = 0
+        # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
+        # callables returning (metric name, unit, attributes, value) rows, read at every window close
+        self.self_telemetry_sources: list[Callable[[], Any]] = []
         self.analyser_errors = 0
         self.export_errors = 0
         self._lock = threading.Lock()
@@ -274,6 +277,12 @@ class Pipeline:
         ]
         pts.append(MetricPoint(PROCESSOR_VALUES_DROPPED, SUM, "{value}", svc, (), float(dropped_values), start, now))
         pts.append(MetricPoint(PROCESSOR_SERIES, GAUGE, "{series}", svc, (), float(len(self.series)), start, now))
+        for source in self.self_telemetry_sources:
+            try:
+                for name, unit, attrs, value in source():
+                    pts.append(MetricPoint(name, SUM, unit, svc, attrs, float(value), start, now))
+            except Exception:
+                logger.exception("gensight: self-telemetry source %r failed", source)
         return pts
 
     def _export(self, request: Any) -> None:
