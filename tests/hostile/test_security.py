@@ -322,3 +322,22 @@ def test_content_checks_export_flag_counts_only(private_run):
     _, _, flags = private_run
     by_flag = {dict(attrs)["flag"]: value for (_, attrs), value in flags.items()}
     assert by_flag == {"pii.email": 10, "prompt_injection": 10}
+
+
+# --- state directory ----------------------------------------------------------------------------------
+
+
+def test_state_directory_and_files_are_owner_only(tmp_path):
+    import stat
+
+    from gensight.processor.state import STATE_FILE, StateStore
+
+    store = StateStore(tmp_path / "state")
+    try:
+        store.save({"probe": {"x": 1}})
+        assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+        for path in (tmp_path / "state").iterdir():
+            if path.name.startswith(STATE_FILE):
+                assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    finally:
+        store.close()
