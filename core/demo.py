@@ -7,7 +7,7 @@ state in a temporary directory), starts the bundled fake OpenAI-compatible provi
 exporting spans with the OTel SDK's OTLP/gRPC exporter to the processor's receiver. Halfway
 through, the provider's incident switch makes one model slow and verbose; the live view shows
 the SLIs, burn rates, drift and anomaly scores and alerts that detect it. Demo time is
-compressed (``--speed``): an hour of event-time traffic runs in about a minute and a half.
+compressed (``--speed``): half an hour of event-time traffic runs in a minute and a half.
 
 No Docker, no network beyond loopback, no API key. Without a terminal (CI, SSH without a TTY,
 a pipe) it prints one line per window instead of the live screen.
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 DEFAULT_DURATION_S = 90.0
-DEFAULT_SPEED = 40.0  # event seconds per wall-clock second: 90 s of wall time = 1 h of traffic
+DEFAULT_SPEED = 20.0  # event seconds per wall-clock second: 90 s of wall time = 30 min of traffic
 DEFAULT_WINDOW_S = 60.0  # event time
 DEFAULT_SEED = 7
 

@@ -126,7 +126,7 @@ class AdminServer:
                     self._send(400, {"error": f"bad request: {exc}"})
                     return
                 if path.endswith("/pin"):
-                    result = {"pinned": server.drift.pin(series)}
+                    result: dict[str, Any] = {"pinned": server.drift.pin(series)}
                 else:
                     result = {"reset": server.drift.reset(series, force=bool(body.get("force", False)))}
                 if server._on_change is not None:

@@ -117,11 +117,11 @@ class AlertsConfig:
         if data.get("webhook"):
             wd = dict(data["webhook"])
             _no_unknown(wd, {"url", "timeout_s", "max_queue", "max_attempts"}, f"{where}.webhook")
-            url = wd.get("url")
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            webhook_url: Any = wd.get("url")
+            if not isinstance(webhook_url, str) or not webhook_url.startswith(("http://", "https://")):
                 raise ValueError(f"{where}.webhook.url: must be an http:// or https:// URL")
             webhook = WebhookConfig(
-                url=url,
+                url=webhook_url,
                 timeout_s=_positive(wd.get("timeout_s", 5.0), f"{where}.webhook.timeout_s"),
                 max_queue=int(_positive(wd.get("max_queue", 1000), f"{where}.webhook.max_queue")),
                 max_attempts=int(_positive(wd.get("max_attempts", 3), f"{where}.webhook.max_attempts")),

@@ -12,7 +12,7 @@ Layout (every section and key optional)::
     series:     {max_series, idle_expiry_s}
     normalise:  {tenant_attributes, enrich_cost, pricing_file}
     export:     {endpoint, protocol, headers, timeout_s, compression, insecure, ...} (else OTEL_EXPORTER_OTLP_*)
-    prometheus: {endpoint}
+    prometheus: {endpoint, series_ttl_s, max_series, tls, auth, ...}
     state:      {dir, snapshot_interval_s}
     self_telemetry: {service_name}
     analytics:  {slo: ..., drift: ..., ...}   # free-form; validated by the analyser factories
@@ -32,6 +32,7 @@ from typing import Any
 from gensight.processor.content_checks import ContentChecksConfig
 from gensight.processor.export import ExporterConfig
 from gensight.processor.normalise import DEFAULT_TENANT_ATTRIBUTES
+from gensight.processor.prometheus import PrometheusConfig
 from gensight.processor.receiver_grpc import GrpcReceiverConfig
 from gensight.processor.receiver_http import HttpReceiverConfig
 
@@ -125,14 +126,6 @@ class NormaliseSectionConfig:
             _check(bool(name), f"{path}.tenant_attributes[{i}]", "must be a non-empty attribute name")
         if self.pricing_file:
             _check(Path(self.pricing_file).is_file(), f"{path}.pricing_file", f"no such file: {self.pricing_file}")
-
-
-@dataclass(frozen=True)
-class PrometheusConfig:
-    endpoint: str | None = None  # HOST:PORT of the /metrics scrape endpoint; None = off
-
-    def validate(self, path: str) -> None:
-        _check_endpoint(self.endpoint, f"{path}.endpoint")
 
 
 @dataclass(frozen=True)

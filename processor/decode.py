@@ -23,8 +23,9 @@ Interface (stable; the pipeline and receivers call only these):
 OTLP/JSON is *not* protobuf's canonical JSON mapping (see the OTLP specification, "JSON Protobuf
 Encoding"): trace and span ids are hex strings (canonical JSON would use base64), enums are
 integers, int64 values may be strings or numbers, keys are lowerCamelCase (receivers should also
-accept the original snake_case names), and unknown fields must be ignored. ``json_format`` already
-handles everything except the ids, so we rewrite the id fields before and after it.
+accept the original snake_case names), and unknown fields must be ignored. Decoding walks the
+message descriptors directly (``json_format`` is ~10x slower, which matters for replay);
+encoding uses ``json_format`` and rewrites the ids to hex.
 
 Why not reject a whole request for one bad id? We do: an id that is neither hex nor base64 makes
 the request undecodable (the Collector does the same); ids of the wrong *length* are passed
@@ -39,6 +40,7 @@ import gzip as _gzip
 import io
 import json
 import logging
+import math
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -47,6 +49,7 @@ from typing import IO, Any, NamedTuple
 
 from google.protobuf import json_format
 from google.protobuf import message as _pb_message
+from google.protobuf.descriptor import FieldDescriptor
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -77,7 +80,6 @@ DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 256 * 1024 * 1024
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 _ID_KEYS_OUT = frozenset(("traceId", "spanId", "parentSpanId"))
 _CHUNK_BYTES = 64 * 1024
 
@@ -172,15 +174,14 @@ def trace_request_from_dict(obj: Any) -> ExportTraceServiceRequest:
     """Build a request from already-parsed OTLP/JSON (hex ids, int or string enums and int64s)."""
     if not isinstance(obj, dict):
         raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
+    req = ExportTraceServiceRequest()
     try:
-        _hex_ids_to_base64(obj)
-        req = ExportTraceServiceRequest()
-        json_format.ParseDict(obj, req, ignore_unknown_fields=True)
+        _fill(req, obj)
     except DecodeError:
         raise
     except RecursionError:
         raise DecodeError("invalid OTLP/JSON: nesting too deep") from None
-    except (json_format.ParseError, ValueError, TypeError, AttributeError, KeyError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
         raise DecodeError(f"invalid OTLP/JSON ExportTraceServiceRequest: {_short(exc)}") from None
     return req
 
@@ -207,49 +208,144 @@ def _short(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _id_to_base64(value: Any, where: str) -> Any:
-    """OTLP/JSON hex id -> the base64 json_format expects. Base64 (canonical JSON) is accepted too."""
-    if not isinstance(value, str) or not value:
-        return value  # non-strings: let json_format report them; "" = absent id
+# OTLP/JSON -> protobuf, driven by the message descriptors. json_format.ParseDict does the same
+# generically but costs ~350 us per GenAI span here; this walks only what is present, caches the
+# key -> field maps, and decodes hex ids directly (about 10x faster), which matters for replay.
+
+_ID_FIELDS = frozenset(("trace_id", "span_id", "parent_span_id"))
+_INT_TYPES = frozenset((
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED32, FieldDescriptor.TYPE_SFIXED64, FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_SINT64,
+))
+_FLOAT_TYPES = frozenset((FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT))
+_SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_fields_cache: dict[Any, dict[str, tuple[Any, bool]]] = {}
+
+
+def _fields_for(descriptor: Any) -> dict[str, tuple[Any, bool]]:
+    fields = _fields_cache.get(descriptor)
+    if fields is None:
+        fields = {}
+        for f in descriptor.fields:
+            # protobuf >= 6 has is_repeated (and drops label from upb descriptors); older has label
+            repeated = f.is_repeated if hasattr(f, "is_repeated") else f.label == FieldDescriptor.LABEL_REPEATED
+            fields[f.name] = fields[f.json_name] = (f, repeated)
+        _fields_cache[descriptor] = fields
+    return fields
+
+
+def _fill(msg: Any, d: dict[str, Any]) -> None:
+    fields = _fields_for(msg.DESCRIPTOR)
+    for key, val in d.items():
+        entry = fields.get(key)
+        if entry is None or val is None:
+            continue  # unknown fields are ignored; null means "default"
+        f, repeated = entry
+        if f.message_type is not None:
+            if repeated:
+                if not isinstance(val, list):
+                    raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an array")
+                container = getattr(msg, f.name)
+                for item in val:
+                    if not isinstance(item, dict):
+                        raise DecodeError(f"invalid OTLP/JSON: {f.full_name} items must be objects")
+                    _fill(container.add(), item)
+            else:
+                if not isinstance(val, dict):
+                    raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an object")
+                sub = getattr(msg, f.name)
+                sub.SetInParent()
+                _fill(sub, val)
+        elif repeated:
+            if not isinstance(val, list):
+                raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an array")
+            getattr(msg, f.name).extend(_scalar(f, v) for v in val)
+        else:
+            value = _scalar(f, val)
+            if value is not _SKIP:
+                setattr(msg, f.name, value)
+
+
+_SKIP = object()
+
+
+def _scalar(f: Any, val: Any) -> Any:
+    t = f.type
+    if t in _INT_TYPES:
+        if isinstance(val, bool):
+            raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an integer, got {val!r}")
+        if isinstance(val, int):
+            return val
+        if isinstance(val, str):
+            try:
+                return int(val)
+            except ValueError:
+                raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an integer, got {val[:64]!r}") from None
+        if isinstance(val, float) and val.is_integer():
+            return int(val)
+        raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an integer, got {str(val)[:64]!r}")
+    if t == FieldDescriptor.TYPE_STRING:
+        if not isinstance(val, str):
+            raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be a string")
+        return val
+    if t in _FLOAT_TYPES:
+        if isinstance(val, bool):
+            raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be a number, got {val!r}")
+        if isinstance(val, (int, float)):
+            return float(val)
+        if isinstance(val, str):
+            special = _SPECIAL_FLOATS.get(val)
+            if special is not None:
+                return special
+            try:
+                return float(val)
+            except ValueError:
+                raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be a number, got {val[:64]!r}") from None
+        raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be a number")
+    if t == FieldDescriptor.TYPE_BOOL:
+        if not isinstance(val, bool):
+            raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be true or false")
+        return val
+    if t == FieldDescriptor.TYPE_ENUM:
+        if isinstance(val, bool):
+            raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an enum number or name")
+        if isinstance(val, int):
+            return val  # proto3 enums are open: unknown numbers are kept
+        if isinstance(val, str):
+            ev = f.enum_type.values_by_name.get(val)
+            return ev.number if ev is not None else _SKIP  # unknown names are ignored, like unknown fields
+        raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be an enum number or name")
+    if t == FieldDescriptor.TYPE_BYTES:
+        if not isinstance(val, str):
+            raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be a string")
+        if f.name in _ID_FIELDS:
+            return _decode_id(val, f)
+        try:
+            return base64.b64decode(val, validate=True)
+        except (binascii.Error, ValueError):
+            try:  # URL-safe alphabet / missing padding, both allowed by the proto3 JSON mapping
+                return base64.urlsafe_b64decode(val + "=" * (-len(val) % 4))
+            except (binascii.Error, ValueError):
+                raise DecodeError(f"invalid OTLP/JSON: {f.full_name} must be base64") from None
+    raise DecodeError(f"invalid OTLP/JSON: unsupported field type for {f.full_name}")
+
+
+def _decode_id(value: str, f: Any) -> bytes:
+    """OTLP/JSON ids are hex; protobuf canonical JSON (base64) is accepted too."""
+    if not value:
+        return b""
     if len(value) % 2 == 0:
         try:
-            return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+            return bytes.fromhex(value)
         except ValueError:
             pass
     try:
-        base64.b64decode(value, validate=True)
-        return value  # already base64 (protobuf canonical JSON)
+        return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise DecodeError(f"invalid {where} {value[:64]!r}: expected a hex string") from None
-
-
-def _convert_ids(d: dict[str, Any], where: str) -> None:
-    for key in _ID_KEYS:
-        if key in d:
-            d[key] = _id_to_base64(d[key], f"{where}.{key}")
-
-
-def _children(d: Any, *keys: str) -> list[Any]:
-    if not isinstance(d, dict):
-        return []
-    for key in keys:
-        val = d.get(key)
-        if isinstance(val, list):
-            return val
-    return []
-
-
-def _hex_ids_to_base64(obj: dict[str, Any]) -> None:
-    """Rewrite span/link ids in place along the known paths (cheap: no walk into attributes)."""
-    for rs in _children(obj, "resourceSpans", "resource_spans"):
-        for ss in _children(rs, "scopeSpans", "scope_spans"):
-            for span in _children(ss, "spans"):
-                if not isinstance(span, dict):
-                    continue
-                _convert_ids(span, "span")
-                for link in _children(span, "links"):
-                    if isinstance(link, dict):
-                        _convert_ids(link, "span.link")
+        where = "span.link" if f.containing_type.name == "Link" else "span"
+        raise DecodeError(f"invalid {where}.{f.json_name} {value[:64]!r}: expected a hex string") from None
 
 
 # --------------------------------------------------------------------------- JSON lines

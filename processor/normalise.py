@@ -346,7 +346,11 @@ class Normaliser:
                 kind = OTHER
 
         kv = g("gen_ai.provider.name") or g("gen_ai.system") or g("llm.provider") or g("llm.system") or g("llm.vendor")
-        provider = _provider(kv.value.string_value) if kv is not None else ""
+        if kv is not None:
+            raw = kv.value.string_value
+            provider = _provider_cache.get(raw) or _provider(raw)
+        else:
+            provider = ""
 
         kv = g("gen_ai.request.model") or g("llm.request.model")
         req_model = kv.value.string_value if kv is not None else ""
@@ -369,8 +373,11 @@ class Normaliser:
             or g("llm.token_count.prompt")
         if kv is not None:
             v = kv.value
-            if v.WhichOneof("value") == "int_value" and v.int_value >= 0:
-                in_tok = v.int_value
+            n = v.int_value  # 0 for a double/string value: those take the slow path
+            if n > 0:
+                in_tok = n
+            elif v.WhichOneof("value") == "int_value" and n == 0:
+                in_tok = 0
             else:
                 in_tok = _count(v)
                 bad += in_tok is None
@@ -378,8 +385,11 @@ class Normaliser:
             or g("llm.usage.completion_tokens") or g("llm.token_count.completion")
         if kv is not None:
             v = kv.value
-            if v.WhichOneof("value") == "int_value" and v.int_value >= 0:
-                out_tok = v.int_value
+            n = v.int_value  # 0 for a double/string value: those take the slow path
+            if n > 0:
+                out_tok = n
+            elif v.WhichOneof("value") == "int_value" and n == 0:
+                out_tok = 0
             else:
                 out_tok = _count(v)
                 bad += out_tok is None

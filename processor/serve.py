@@ -144,12 +144,9 @@ def build_sinks(config: Any) -> list[Any]:
         logger.warning("gensight serve: no OTLP export endpoint (--export-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT); "
                        "metrics are only served on the Prometheus endpoint, if enabled")
     if config.prometheus.endpoint:
-        from gensight.processor import prometheus as prom_mod  # type: ignore[attr-defined]
+        from gensight.processor.prometheus import PrometheusEndpoint
 
-        prom_cfg = config.prometheus
-        if not isinstance(prom_cfg, prom_mod.PrometheusConfig):
-            prom_cfg = prom_mod.PrometheusConfig(endpoint=prom_cfg.endpoint)
-        sinks.append(prom_mod.PrometheusEndpoint(prom_cfg))  # started by ProcessorServer.start
+        sinks.append(PrometheusEndpoint(config.prometheus))  # started by ProcessorServer.start
     return sinks
 
 

@@ -139,8 +139,11 @@ def _sketch_add_many(sketch: DDSketch, values: np.ndarray) -> None:
         keys = (np.ceil(np.log2(pos) * m._multiplier) + m._offset).astype(np.int64)
         uniq, counts = np.unique(keys, return_counts=True)
         store = sketch._store
-        for k, c in zip(uniq.tolist(), counts.tolist(), strict=True):
-            store.add(k, float(c))
+        ks, cs = uniq.tolist(), counts.tolist()
+        # extreme keys first: the store extends its range once instead of once per new key
+        order = [len(ks) - 1, *range(len(ks) - 1)] if len(ks) > 1 else [0]
+        for i in order:
+            store.add(ks[i], float(cs[i]))
     sketch._zero_count += float(len(values) - len(pos))
     sketch._count += float(len(values))
     sketch._sum += float(values.sum())

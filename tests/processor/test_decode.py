@@ -273,3 +273,79 @@ def test_logs_line_has_hex_ids():
     doc = json.loads(logs_request_to_json_line(req))
     got = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
     assert got["traceId"] == TRACE_ID and got["severityNumber"] == 13
+
+
+def test_json_any_values_of_every_kind():
+    attrs = [
+        {"key": "b", "value": {"boolValue": True}},
+        {"key": "d", "value": {"doubleValue": "NaN"}},
+        {"key": "i", "value": {"doubleValue": 1}},
+        {"key": "raw", "value": {"bytesValue": "aGk="}},
+        {"key": "arr", "value": {"arrayValue": {"values": [{"stringValue": "x"}, {"intValue": "2"}]}}},
+        {"key": "kv", "value": {"kvlistValue": {"values": [{"key": "k", "value": {"stringValue": "v"}}]}}},
+        {"key": "empty", "value": {}},
+    ]
+    span = the_span(trace_request_from_json(json.dumps(otlp_json(attributes=attrs))))
+    got = {a.key: a.value for a in span.attributes}
+    assert got["b"].bool_value is True
+    assert got["d"].double_value != got["d"].double_value  # NaN
+    assert got["i"].double_value == 1.0
+    assert got["raw"].bytes_value == b"hi"
+    assert got["arr"].array_value.values[1].int_value == 2
+    assert got["kv"].kvlist_value.values[0].value.string_value == "v"
+    assert got["empty"].WhichOneof("value") is None and span.attributes[6].HasField("value")
+
+
+def test_json_nulls_and_unknown_enum_names_are_ignored():
+    span = the_span(trace_request_from_json(json.dumps(otlp_json(kind="SPAN_KIND_FROM_THE_FUTURE", name=None))))
+    assert span.kind == 0 and span.name == ""
+
+
+def test_json_unknown_enum_numbers_are_kept():
+    assert the_span(trace_request_from_json(json.dumps(otlp_json(kind=42)))).kind == 42
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [({"kind": True}, "kind"), ({"name": 5}, "name"), ({"startTimeUnixNano": "soon"}, "start_time_unix_nano"),
+     ({"startTimeUnixNano": -1}, "start_time_unix_nano"), ({"attributes": {"key": "x"}}, "attributes"),
+     ({"status": "ok"}, "status"), ({"startTimeUnixNano": 2 ** 64}, "start_time_unix_nano")],
+)
+def test_json_wrong_types_are_decode_errors(override, field):
+    with pytest.raises(DecodeError):
+        trace_request_from_json(json.dumps(otlp_json(**override)))
+
+
+# ---------------------------------------------------------------- never crash on hostile input
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "kind", "attributes", "key",
+                         "value", "stringValue", "intValue", "arrayValue", "values", "status", "code", "name",
+                         "startTimeUnixNano", "links", "events", "resource", "scope", "x"]),
+        children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values)
+def test_any_json_document_decodes_or_raises_decode_error(doc):
+    try:
+        trace_request_from_json(json.dumps(doc))
+    except DecodeError:
+        pass
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_or_raise_decode_error(data):
+    for kwargs in ({}, {"encoding": "json"}, {"gzip": True}):
+        try:
+            decode_trace_request(data, **kwargs)
+        except DecodeError:
+            pass

@@ -288,3 +288,30 @@ def test_binding_a_busy_port_fails_with_a_clear_error(start_receiver):
     other = GrpcReceiver(GrpcReceiverConfig(endpoint=f"127.0.0.1:{rx.port}"), Recorder())
     with pytest.raises(OSError, match="cannot bind gRPC receiver"):
         other.start()
+
+
+def test_full_queue_refuses_then_recovers_when_drained(start_receiver, exporters, sdk_spans):
+    """A real BoundedQueue behind the receiver: when full, the SDK exporter is told to retry
+    (RESOURCE_EXHAUSTED + RetryInfo); once the queue drains, its retry is accepted."""
+    from gensight.processor.admission import QueueConsumer
+    from gensight.processor.queue import BoundedQueue
+
+    q: BoundedQueue = BoundedQueue(max_items=2)
+    rx = start_receiver(QueueConsumer(q, retry_after_s=0.05))
+    exp = exporters(rx.port, timeout=10)
+    assert exp.export(sdk_spans(1)) == SpanExportResult.SUCCESS
+    assert exp.export(sdk_spans(1)) == SpanExportResult.SUCCESS
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(exp.export(sdk_spans(3))))
+    t.start()
+    try:
+        for _ in range(200):  # wait (bounded) until the receiver has refused at least once
+            if rx.stats().refused:
+                break
+            threading.Event().wait(0.02)
+        assert rx.stats().refused >= 1
+        assert q.get(0) is not None and q.get(0) is not None  # the analysis side catches up
+    finally:
+        t.join(15)
+    assert result == [SpanExportResult.SUCCESS]
+    assert count_spans(q.get(0)) == 3

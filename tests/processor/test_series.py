@@ -25,7 +25,7 @@ def test_series_over_cap_fold_into_overflow():
     assert reg.overflowed == 2 and len(reg) == 2
 
 
-def test_cap_holds_under_a_million_distinct_series():
+def test_cap_holds_under_a_hundred_thousand_distinct_series():
     reg = SeriesRegistry(SeriesConfig(max_series=100))
     for i in range(0, 100_000, 1000):
         reg.admit([rec(f"m{j}") for j in range(i, i + 1000)])

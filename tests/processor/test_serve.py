@@ -181,3 +181,31 @@ def test_sdk_http_spans_become_otlp_metrics(metrics_sink, sdk_spans):
     assert dict(calls[0][2])["gen_ai.request.model"] == "gpt-4o"
     latency = {dict(r[2])["quantile"] for r in metrics_sink.rows("gensight.sli.latency")}
     assert latency == {"0.5", "0.95", "0.99"}
+
+
+def test_prometheus_endpoint_serves_processor_metrics(otlp):
+    import urllib.request
+
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    cfg = config_from_mapping({
+        "receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None},
+        "prometheus": {"endpoint": "127.0.0.1:0"},
+        "pipeline": {"window_s": 0.2, "allowed_lateness_s": 0, "idle_tick_s": 0.02},
+    })
+    srv = ProcessorServer(cfg)
+    srv.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as ch:
+            trace_service_pb2_grpc.TraceServiceStub(ch).Export(
+                otlp.request([otlp.chat(), otlp.chat()], service="checkout"), timeout=5)
+        body = ""
+        deadline = time.monotonic() + 10
+        while "gensight_calls{" not in body and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with urllib.request.urlopen(f"http://127.0.0.1:{srv.prometheus_port}/metrics", timeout=5) as resp:
+                body = resp.read().decode()
+        line = next(ln for ln in body.splitlines() if ln.startswith("gensight_calls{"))
+        assert 'service_name="checkout"' in line and 'outcome="ok"' in line and line.endswith(" 2")
+    finally:
+        srv.stop()
