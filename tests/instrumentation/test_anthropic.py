@@ -117,6 +117,12 @@ def test_non_streamed_tool_use_blocks_are_recorded(client, span_exporter):
     assert attrs[A.GENSIGHT_RESPONSE_TOOL_CALL_IDS] == (tool_use.id,)
 
 
+def test_stream_records_time_to_first_chunk_metric(client, metric_points):
+    list(client.messages.create(model=MODEL, max_tokens=100, messages=HELLO, stream=True))
+    (point,) = metric_points()["gen_ai.client.operation.time_to_first_chunk"]
+    assert point.count == 1 and dict(point.attributes)[A.GEN_AI_PROVIDER_NAME] == "anthropic"
+
+
 def test_stream_true_records_usage_from_events_when_read_to_the_end(client, span_exporter):
     stream = client.messages.create(model=MODEL, max_tokens=100, messages=HELLO, stream=True)
     events = list(stream)
