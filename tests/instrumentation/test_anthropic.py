@@ -395,3 +395,15 @@ def test_a_stream_with_odd_events_and_bad_usage_is_read_without_telemetry_errors
     assert A.GEN_AI_USAGE_INPUT_TOKENS not in attrs  # -4 is not a token count
     assert attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
     assert attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+
+
+def test_streamed_cache_tokens_come_from_message_start(client, span_exporter):
+    system = [{"type": "text", "text": "policy " * 1500, "cache_control": {"type": "ephemeral"}}]
+    client.messages.create(model=MODEL, max_tokens=50, system=system, messages=HELLO)  # writes the cache
+    with client.messages.stream(model=MODEL, max_tokens=50, system=system, messages=HELLO) as stream:
+        final = stream.get_final_message()
+    streamed = span_exporter.get_finished_spans()[-1].attributes
+    read = final.usage.cache_read_input_tokens
+    assert read > 1000
+    assert streamed[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == read
+    assert streamed[A.GEN_AI_USAGE_INPUT_TOKENS] == final.usage.input_tokens + read
