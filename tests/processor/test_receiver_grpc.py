@@ -315,3 +315,10 @@ def test_full_queue_refuses_then_recovers_when_drained(start_receiver, exporters
         t.join(15)
     assert result == [SpanExportResult.SUCCESS]
     assert count_spans(q.get(0)) == 3
+
+
+def test_sdk_exporter_treats_partial_success_as_success_without_retry(start_receiver, exporters, sdk_spans):
+    rec = Recorder(Admission(True, rejected_spans=1, error_message="1 span unusable"))
+    rx = start_receiver(rec)
+    assert exporters(rx.port).export(sdk_spans(2)) == SpanExportResult.SUCCESS
+    assert len(rec.requests) == 1 and rx.stats().partial == 1
