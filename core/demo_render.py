@@ -147,9 +147,12 @@ def _series_rows(view: DemoView) -> list[tuple[SeriesId, SeriesState]]:
 
 
 def live_view(
-    view: DemoView, info: RunInfo, now_event_ns: int, alert_log: list[str] | None = None
+    view: DemoView, info: RunInfo, now_event_ns: int, alert_log: list[str] | None = None,
+    height: int | None = None,
 ) -> RenderableType:
-    """The full-screen layout for one refresh."""
+    """The full-screen layout for one refresh; with ``height``, the list of alert transitions is
+    cut so the whole view fits the terminal (a live display taller than the screen flickers)."""
+    from rich import box
     from rich.console import Group
     from rich.panel import Panel
     from rich.progress_bar import ProgressBar
@@ -176,7 +179,7 @@ def live_view(
         )
     bar = ProgressBar(total=total_ns, completed=done_ns, width=60)
 
-    table = Table(title="per-series SLIs (latest window)", expand=True, title_justify="left")
+    table = Table(title="per-series SLIs (latest window)", expand=True, title_justify="left", box=box.SIMPLE_HEAD)
     for col, justify in (
         ("service", "left"), ("operation", "left"), ("model / tool / source", "left"), ("calls", "right"),
         ("err %", "right"), ("p95 s", "right"), ("cost/call $", "right"), ("cost $", "right"),
@@ -200,7 +203,9 @@ def live_view(
             style=row_style,
         )
 
-    slo_table = Table(title="SLO burn rates (page at 14.4 over 1h and 5m)", expand=True, title_justify="left")
+    slo_table = Table(
+        title="SLO burn rates (page at 14.4 over 1h and 5m)", expand=True, title_justify="left", box=box.SIMPLE_HEAD
+    )
     slo_table.add_column("slo", no_wrap=True)
     slo_table.add_column("service", no_wrap=True)
     for w in BURN_WINDOWS_SHOWN:
@@ -232,6 +237,11 @@ def live_view(
         alerts.append("\n".join(lines), style="bold red")
     else:
         alerts.append("no active alerts", style="green")
+    if alert_log and height is not None:
+        # header panel 5; tables: title, top edge, head, rule, bottom edge = 5 each; alerts panel 2; totals 1
+        used = 5 + 5 + len(view.series) + 5 + max(1, len(view.slos)) + 2 + max(1, len(view.active_alerts)) + 1
+        room = height - used - 1  # the transitions' own heading line
+        alert_log = alert_log[-room:] if room > 0 else []
     if alert_log:
         alerts.append("\nlatest transitions (OTLP log records):", style="bold")
         for entry in alert_log:

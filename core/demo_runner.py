@@ -254,7 +254,8 @@ class DemoRunner:
                 except queue.Empty:
                     item = None
             if live is not None:
-                live.update(live_view(view, info, clock.event_ns(time.time_ns()), list(self.alert_log)))
+                live.update(live_view(view, info, clock.event_ns(time.time_ns()), list(self.alert_log),
+                                      height=live.console.size.height))
 
         try:
             while time.time_ns() < end_wall_ns:
@@ -277,5 +278,6 @@ class DemoRunner:
             drain(0.0)
         finally:
             if live is not None:
-                live.update(live_view(view, info, info.event_end_ns, list(self.alert_log)))
+                live.update(live_view(view, info, info.event_end_ns, list(self.alert_log),
+                                      height=live.console.size.height))
                 live.stop()
