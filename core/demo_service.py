@@ -137,6 +137,7 @@ class ServiceRunner:
         self.requests = 0
         self.failures = 0
         self._lock = threading.Lock()
+        self.stop = threading.Event()  # set: no new requests
 
     def _sleep_event(self, event_s: float) -> None:
         time.sleep(self.clock.wall_duration_s(event_s))
@@ -160,8 +161,8 @@ class ServiceRunner:
                 steps = plan_request(self.service, self.rng)
                 salt = self.rng.getrandbits(32)
                 wait_s = (due_wall_ns - time.time_ns()) / NS_PER_S
-                if wait_s > 0:
-                    time.sleep(wait_s)
+                if self.stop.wait(wait_s) if wait_s > 0 else self.stop.is_set():
+                    return
                 self.requests += 1
                 pool.submit(self._request, steps, salt)
 
@@ -217,6 +218,12 @@ class ServiceRunner:
         with retriever(step.data_source, top_k=step.top_k) as call:
             self._sleep_event(step.duration_s)
             call.set_documents(ids=[f"doc-{i}" for i in range(len(step.scores))], scores=list(step.scores))
+
+
+def _stop_on_eof(runner: ServiceRunner) -> None:
+    while sys.stdin.buffer.read(4096):
+        pass
+    runner.stop.set()
 
 
 def warm_up(client: Any) -> None:
@@ -297,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start_clock, end_wall_ns = read_start(line)
     clock.set(start_clock)
     runner = ServiceRunner(args.service, args.seed, start_clock, client)
+    # end-of-file on stdin: the demo stopped us early, or died; finish the requests in flight
+    threading.Thread(target=_stop_on_eof, args=(runner,), daemon=True).start()
     try:
         runner.run_until(end_wall_ns)
     except KeyboardInterrupt:
