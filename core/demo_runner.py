@@ -100,7 +100,8 @@ class ServiceProcess:
         self.proc.stdin.flush()
 
     def log_tail(self, lines: int = 20) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:

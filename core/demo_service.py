@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import threading
@@ -221,7 +222,12 @@ class ServiceRunner:
 
 
 def _stop_on_eof(runner: ServiceRunner) -> None:
-    while sys.stdin.buffer.read(4096):
+    # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside a buffered
+    # reader's lock aborts the interpreter at exit
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
         pass
     runner.stop.set()
 
