@@ -7,7 +7,7 @@ state in a temporary directory), starts the bundled fake OpenAI-compatible provi
 exporting spans with the OTel SDK's OTLP/gRPC exporter to the processor's receiver. Halfway
 through, the provider's incident switch makes one model slow and verbose; the live view shows
 the SLIs, burn rates, drift and anomaly scores and alerts that detect it. Demo time is
-compressed (``--speed``): an hour of event-time traffic runs in about a minute and a half.
+compressed (``--speed``): half an hour of event-time traffic runs in a minute and a half.
 
 No Docker, no network beyond loopback, no API key. Without a terminal (CI, SSH without a TTY,
 a pipe) it prints one line per window instead of the live screen.
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 DEFAULT_DURATION_S = 90.0
-DEFAULT_SPEED = 40.0  # event seconds per wall-clock second: 90 s of wall time = 1 h of traffic
+DEFAULT_SPEED = 20.0  # event seconds per wall-clock second: 90 s of wall time = 30 min of traffic
 DEFAULT_WINDOW_S = 60.0  # event time
 DEFAULT_SEED = 7
 
@@ -65,7 +65,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# what the demo needs beyond the base install (the ``demo`` extra)
+REQUIRED_MODULES = {"openai": "openai", "rich": "rich", "grpc": "grpcio", "sklearn": "scikit-learn"}
+
+
+def missing_packages() -> list[str]:
+    import importlib.util
+
+    return [pkg for module, pkg in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None]
+
+
 def run(args: argparse.Namespace) -> int:
+    missing = missing_packages()
+    if missing:
+        print(
+            f"gensight demo: missing {', '.join(missing)}; install with: pip install 'gensight[demo]'",
+            file=sys.stderr,
+        )
+        return 2
     from gensight.demo_runner import DemoConfig, DemoRunner
 
     workdir = Path(tempfile.mkdtemp(prefix="gensight-demo-"))
@@ -86,8 +103,16 @@ def run(args: argparse.Namespace) -> int:
         live=not args.plain and sys.stdout.isatty() and os.environ.get("TERM") != "dumb",
     )
     started = time.monotonic()
+    print(
+        f"gensight demo: starting the fake provider, the processor and 3 instrumented services "
+        f"(work dir {workdir}) ...",
+        flush=True,
+    )
     try:
         return DemoRunner(config).run()
+    except RuntimeError as exc:  # a part did not start or died; its log tail is in the message
+        print(f"gensight demo: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ngensight demo: interrupted after {time.monotonic() - started:.0f} s", file=sys.stderr)
         return 130

@@ -6,101 +6,109 @@ orchestrator does not depend on the parts' wider APIs.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 # Provider latency at demo speed 1: a fixed time to first byte plus a per-output-token time,
 # close to hosted gpt-4o-mini/gpt-4o figures. Divided by the demo speed (time compression).
 PROVIDER_LATENCY_S = 0.35
 PROVIDER_LATENCY_PER_TOKEN_S = 0.012
-PROVIDER_ERROR_RATE = 0.004  # half 429, half 500
+PROVIDER_ERROR_RATE = 0.002  # half 429, half 500
 
 
 
 class ProviderHandle:
-    """The fake provider, compressed in time, with its incident switch."""
+    """The fake provider in its own process (as a remote provider would be), compressed in time.
 
-    def __init__(self, fake: Any) -> None:
-        self._fake = fake
+    Its incident switch is the real one: ``POST /_control``, as in the compose stack.
+    """
 
-    @property
-    def base_url(self) -> str:
-        return str(self._fake.base_url)
+    def __init__(self, proc: subprocess.Popen[bytes], base_url: str) -> None:
+        self._proc = proc
+        self.base_url = base_url
+
+    def _control(self, settings: dict[str, Any]) -> None:
+        control_url = self.base_url.rsplit("/v1", 1)[0] + "/_control"
+        request = urllib.request.Request(
+            control_url, data=json.dumps(settings).encode(), headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
     def set_incident(self, model: str, latency_factor: float, token_factor: float) -> None:
-        self._fake.configure(
-            {"incident": {"model": model, "latency_factor": latency_factor, "output_factor": token_factor}}
-        )
+        self._control({"incident": {"model": model, "latency_factor": latency_factor, "output_factor": token_factor}})
 
     def clear_incident(self) -> None:
-        self._fake.configure({"incident": None})
+        self._control({"incident": None})
 
     def stop(self) -> None:
-        self._fake.stop()
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
-def start_fake_provider(seed: int, latency_scale: float) -> ProviderHandle:
-    """Start ``gensight.fake_provider`` on 127.0.0.1 (ephemeral port), latencies x ``latency_scale``."""
-    from gensight.fake_provider import FakeProvider
+def start_fake_provider(seed: int, latency_scale: float, log_path: Path, timeout_s: float = 60.0) -> ProviderHandle:
+    """Start ``python -m gensight.fake_provider`` on 127.0.0.1 (ephemeral port), latencies x ``latency_scale``."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "gensight.fake_provider", "--host", "127.0.0.1", "--port", "0",
+                "--latency-s", repr(PROVIDER_LATENCY_S * latency_scale),
+                "--latency-per-token-s", repr(PROVIDER_LATENCY_PER_TOKEN_S * latency_scale),
+                "--error-rate", repr(PROVIDER_ERROR_RATE), "--seed", str(seed),
+            ],
+            stdout=subprocess.PIPE, stderr=log,
+        )
+    line: list[bytes] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout_s)
+    text = line[0].decode(errors="replace").strip() if line else ""
+    if not text.startswith("fake provider listening on "):
+        handle = ProviderHandle(proc, "")
+        handle.stop()
+        detail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+        raise RuntimeError(f"the fake provider did not start: {text or 'no output'}\n{detail}")
+    return ProviderHandle(proc, text.rsplit(" ", 1)[-1])
 
-    fake = FakeProvider(
-        latency_s=PROVIDER_LATENCY_S * latency_scale,
-        latency_per_token_s=PROVIDER_LATENCY_PER_TOKEN_S * latency_scale,
-        error_rate=PROVIDER_ERROR_RATE,
-        seed=seed,
-    )
-    return ProviderHandle(fake.start())
 
-
-# The demo's embedded analytics configuration: SLOs on the services' LLM calls, and baselines
-# short enough to be learnt in the first quarter of the run (the processor defaults assume days
-# of traffic). Thresholds sit well above the workload's normal tail so only the incident burns.
+# The demo's embedded analytics configuration: SLOs on the services' calls, and baselines short
+# enough to be learnt in the first part of the run (the processor's defaults assume days of
+# traffic). Latency thresholds sit well above the workload's normal tail, so only the incident
+# burns budget.
 DEMO_SLOS: list[dict[str, Any]] = [
     {"name": "checkout-availability", "type": "availability", "target": 0.99,
      "selector": {"service": "checkout-assistant", "kind": "chat"}},
-    {"name": "support-latency", "type": "latency", "target": 0.99, "threshold_s": 3.0,
+    {"name": "support-latency", "type": "latency", "target": 0.98, "threshold_s": 5.0,
      "selector": {"service": "support-bot", "kind": "chat"}},
-    {"name": "search-latency", "type": "latency", "target": 0.99, "threshold_s": 3.0,
+    {"name": "search-latency", "type": "latency", "target": 0.98, "threshold_s": 5.0,
      "selector": {"service": "search-rag", "kind": "chat"}},
-    {"name": "tools-availability", "type": "availability", "target": 0.95,
-     "selector": {"kind": "execute_tool"}},
 ]
 
 
 def demo_analytics_config(windows_total: int) -> dict[str, Any]:
+    # min_bad_events: time compression multiplies a 100 ms stall of a busy machine into seconds
+    # of event time; a few such stalls must not page, a real incident makes every call bad.
     return {
-        "slos": DEMO_SLOS,
-        "drift": {"reference_calls": 120, "min_eval_count": 40},
+        "slos": [{**slo, "min_bad_events": 5} for slo in DEMO_SLOS],
+        # few calls per window: fewer bins keep PSI sampling noise under the alert level
+        "drift": {"reference_calls": 400, "min_eval_count": 150, "bins": 6},
         "anomaly": {"min_history": max(3, min(10, windows_total // 4)), "min_calls": 5},
         "admin": {"enabled": False},  # no fixed admin port: other processes may use it
     }
-
-
-class JsonLinesFileSink:
-    """A metrics sink writing each exported request as one OTLP/JSON line (as ``replay`` does)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._lock = threading.Lock()
-        self.lines = 0
-
-    def export(self, request: Any) -> None:
-        from gensight.processor.decode import metrics_request_to_json_line
-
-        line = metrics_request_to_json_line(request)
-        with self._lock:
-            if self._file.closed:
-                return
-            self._file.write(line + "\n")
-            self._file.flush()
-            self.lines += 1
-
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
 
 
 class ProcessorHandle:
@@ -123,6 +131,13 @@ class ProcessorHandle:
         self._server.stop()
         if self._analytics is not None:
             self._analytics.shutdown()
+
+
+def metrics_file_sink(path: Path) -> Any:
+    """The processor's OTLP/JSON-lines sink (the one ``gensight replay --output`` uses)."""
+    from gensight.processor.export import JsonLinesSink
+
+    return JsonLinesSink(path, append=False)
 
 
 def start_processor(

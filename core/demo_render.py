@@ -66,7 +66,8 @@ def window_line(view: DemoView, info: RunInfo) -> str:
     number = round((window.end_ns - info.event_base_ns) / (info.window_s * NS_PER_S))
     calls, errors = view.window_totals()
     parts = [
-        f"window {number:>3}/{info.windows_total} {info.minute(window.end_ns):>7}",
+        (f"window {number:>3}/{info.windows_total}" if number <= info.windows_total else f"window {number:>3} tail")
+        + f" {info.minute(window.end_ns):>7}",
         "INCIDENT" if view.incident_active(window) else "normal  ",
         f"calls={calls:.0f} err={(errors / calls if calls else 0.0):.1%}",
     ]
@@ -113,7 +114,12 @@ def summary_lines(view: DemoView, info: RunInfo, output_path: str | None, wall_s
         for alert, index in sorted(view.fired_alerts.items(), key=lambda item: item[1]):
             where = f"{alert.service}/{alert.target}".rstrip("/")
             when = info.minute(view.windows[index].end_ns)
-            pre = " (before the incident)" if alert in view.false_alarms else ""
+            if alert in view.false_alarms:
+                pre = " (before the incident)"
+            elif not view.affected_service(alert.service):
+                pre = f" (a service that does not call {info.incident_model})"
+            else:
+                pre = ""
             lines.append(f"  - {alert.name} [{alert.severity or '-'}] on {where} at {when}{pre}")
     else:
         lines.append("alerts fired: none")
@@ -140,8 +146,13 @@ def _series_rows(view: DemoView) -> list[tuple[SeriesId, SeriesState]]:
     return sorted(view.series.items(), key=lambda item: (item[0].service, item[0].operation, item[0].target))
 
 
-def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableType:
-    """The full-screen layout for one refresh."""
+def live_view(
+    view: DemoView, info: RunInfo, now_event_ns: int, alert_log: list[str] | None = None,
+    height: int | None = None,
+) -> RenderableType:
+    """The full-screen layout for one refresh; with ``height``, the list of alert transitions is
+    cut so the whole view fits the terminal (a live display taller than the screen flickers)."""
+    from rich import box
     from rich.console import Group
     from rich.panel import Panel
     from rich.progress_bar import ProgressBar
@@ -168,7 +179,7 @@ def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableTyp
         )
     bar = ProgressBar(total=total_ns, completed=done_ns, width=60)
 
-    table = Table(title="per-series SLIs (latest window)", expand=True, title_justify="left")
+    table = Table(title="per-series SLIs (latest window)", expand=True, title_justify="left", box=box.SIMPLE_HEAD)
     for col, justify in (
         ("service", "left"), ("operation", "left"), ("model / tool / source", "left"), ("calls", "right"),
         ("err %", "right"), ("p95 s", "right"), ("cost/call $", "right"), ("cost $", "right"),
@@ -179,7 +190,7 @@ def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableTyp
     for sid, s in _series_rows(view):
         stale = s.updated_window != index
         row_style = "dim" if stale else ("bold" if view.is_incident_series(sid) and incident_on else "")
-        err = s.error_rate
+        err = None if stale else s.error_rate
         table.add_row(
             sid.service, sid.operation, sid.target,
             f"{s.window_calls:.0f}" if not stale else "0",
@@ -192,7 +203,9 @@ def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableTyp
             style=row_style,
         )
 
-    slo_table = Table(title="SLO burn rates (page at 14.4 over 1h and 5m)", expand=True, title_justify="left")
+    slo_table = Table(
+        title="SLO burn rates (page at 14.4 over 1h and 5m)", expand=True, title_justify="left", box=box.SIMPLE_HEAD
+    )
     slo_table.add_column("slo", no_wrap=True)
     slo_table.add_column("service", no_wrap=True)
     for w in BURN_WINDOWS_SHOWN:
@@ -204,23 +217,41 @@ def live_view(view: DemoView, info: RunInfo, now_event_ns: int) -> RenderableTyp
             for w in BURN_WINDOWS_SHOWN
         ]
         budget = slo.budget_remaining
-        slo_table.add_row(
-            name, slo.service, *cells,
-            Text(_fmt(None if budget is None else budget * 100, ".0f") + ("%" if budget is not None else ""),
-                 style="bold red" if budget is not None and budget <= 0 else ""),
-        )
+        if budget is None:
+            budget_text = Text("-", style="dim")
+        elif budget <= 0:
+            budget_text = Text("exhausted", style="bold red")
+        else:
+            budget_text = Text(f"{budget:.0%}", style=_style_ratio(1 - budget, 0.5, 0.8))
+        slo_table.add_row(name, slo.service, *cells, budget_text)
     if not view.slos:
         slo_table.add_row("(no SLO points yet)", "", *([""] * len(BURN_WINDOWS_SHOWN)), "")
 
     alerts = Text()
     if view.active_alerts:
-        for alert in sorted(view.active_alerts):
+        lines = []
+        for alert, count in sorted(view.active_alerts.items()):
             where = f"{alert.service}/{alert.target}".rstrip("/")
-            alerts.append(f"FIRING {alert.name} [{alert.severity or '-'}] {where}\n", style="bold red")
+            times = f" x{count:.0f}" if count > 1 else ""
+            lines.append(f"FIRING {alert.name} [{alert.severity or '-'}] {where}{times}")
+        alerts.append("\n".join(lines), style="bold red")
     else:
         alerts.append("no active alerts", style="green")
+    if alert_log and height is not None:
+        # header panel 5; tables: title, top edge, head, rule, bottom edge = 5 each; alerts panel 2; totals 1
+        used = 5 + 5 + len(view.series) + 5 + max(1, len(view.slos)) + 2 + max(1, len(view.active_alerts)) + 1
+        room = height - used - 1  # the transitions' own heading line
+        alert_log = alert_log[-room:] if room > 0 else []
+    if alert_log:
+        alerts.append("\nlatest transitions (OTLP log records):", style="bold")
+        for entry in alert_log:
+            alerts.append("\n  " + entry, style="red" if entry.startswith("FIRING") else "dim")
     calls, errors, cost = view.totals()
-    totals = Text(f"total calls {calls:.0f}, errors {errors:.0f}, cost ${cost:.4f}", style="dim")
+    rates = ", ".join(f"{svc} ${rate:.4f}/min" for svc, rate in sorted(view.service_cost_rate.items()))
+    totals = Text(
+        f"total calls {calls:.0f}, errors {errors:.0f}, cost ${cost:.4f}" + (f"; cost rate: {rates}" if rates else ""),
+        style="dim",
+    )
     return Group(
         Panel(Group(header, bar), border_style="cyan"),
         table,

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,7 @@ from gensight.demo_scenario import (
     IncidentSchedule,
     incident_at_fraction,
     make_clock,
+    services_using,
 )
 from gensight.demo_view import DemoView, windows_from_request
 from gensight.processor.points import MetricPoint, Window
@@ -37,6 +39,7 @@ SERVICE_START_TIMEOUT_S = 60.0  # importing openai + OTel on a loaded machine ca
 SERVICE_STOP_TIMEOUT_S = 30.0
 START_DELAY_S = 0.5  # wall-clock margin so every service is waiting when the clock starts
 LIVE_REFRESH_S = 0.25
+ALERT_LOG_LINES = 6
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,14 @@ class DemoConfig:
     workdir: Path
     live: bool
     services: tuple[str, ...] = SERVICES
-    allowed_lateness_s: float | None = None  # event time; default: a quarter window, at least 10 s
+    allowed_lateness_s: float | None = None  # event time; default below
 
     def lateness_s(self) -> float:
+        """Allowed lateness in event time: a second of wall clock (span batching, gRPC, a busy
+        machine), which compression turns into ``speed`` seconds, and at least a quarter window."""
         if self.allowed_lateness_s is not None:
             return self.allowed_lateness_s
-        return max(10.0, self.window_s / 4)
+        return max(self.speed * 1.0, self.window_s / 4)
 
 
 class ServiceProcess:
@@ -119,32 +124,53 @@ class DemoRunner:
         self.config = config
         self.out = out or sys.stdout
         self.windows: queue.Queue[tuple[Window, list[MetricPoint]]] = queue.Queue()
+        self.alert_log: deque[str] = deque(maxlen=ALERT_LOG_LINES)  # latest alert transitions
+        self.alert_transitions = 0
+        self.logs_sink: Any = None  # OTLP/JSON lines of the alert transitions (log records)
 
     # the processor's export stage calls this (its worker thread) for every exported request
     def export(self, request: Any) -> None:
         for window, points in windows_from_request(request, int(self.config.window_s * NS_PER_S)):
             self.windows.put((window, points))
 
+    # ... and this for alert transitions, exported as OTLP log records
+    def export_logs(self, request: Any) -> None:
+        if self.logs_sink is not None:
+            self.logs_sink.export(request)
+        for rl in request.resource_logs:
+            for sl in rl.scope_logs:
+                for record in sl.log_records:
+                    self.alert_transitions += 1
+                    self.alert_log.append(record.body.string_value)
+
+    @property
+    def alerts_path(self) -> Path:
+        return self.config.output.with_name(self.config.output.stem.split(".")[0] + ".alerts.otlp.jsonl")
+
     def _print(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
     def run(self) -> int:
-        from gensight.demo_parts import JsonLinesFileSink, start_fake_provider, start_processor
+        from gensight.demo_parts import metrics_file_sink, start_fake_provider, start_processor
 
         cfg = self.config
         started = time.monotonic()
         state_dir = cfg.workdir / "state"
         state_dir.mkdir(parents=True, exist_ok=True)
-        provider = start_fake_provider(seed=cfg.seed, latency_scale=1.0 / cfg.speed)
+        provider = start_fake_provider(
+            seed=cfg.seed, latency_scale=1.0 / cfg.speed, log_path=cfg.workdir / "fake-provider.log"
+        )
         windows_total = max(1, round(cfg.duration_s * cfg.speed / cfg.window_s))
-        file_sink = JsonLinesFileSink(cfg.output)
+        file_sink = metrics_file_sink(cfg.output)
+        self.logs_sink = metrics_file_sink(self.alerts_path)
         try:
             processor = start_processor(
                 state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
                 sinks=[self, file_sink], windows_total=windows_total,
             )
         except BaseException:
-            file_sink.close()
+            file_sink.shutdown()
+            self.logs_sink.shutdown()
             provider.stop()
             raise
         services: list[ServiceProcess] = []
@@ -160,7 +186,7 @@ class DemoRunner:
             now_ns = time.time_ns() + int(START_DELAY_S * NS_PER_S)
             clock = make_clock(now_ns, cfg.duration_s, cfg.speed, cfg.window_s)
             end_wall_ns = now_ns + int(cfg.duration_s * NS_PER_S)
-            incident = incident_at_fraction(clock, cfg.duration_s)
+            incident = incident_at_fraction(clock, cfg.duration_s, window_s=cfg.window_s)
             info = RunInfo(
                 event_base_ns=clock.event_base_ns,
                 event_end_ns=clock.event_ns(end_wall_ns),
@@ -174,7 +200,7 @@ class DemoRunner:
                 ),
                 services=cfg.services,
             )
-            view = DemoView(incident.start_event_ns, incident.model)
+            view = DemoView(incident.start_event_ns, incident.model, services_using(incident.model))
             if not cfg.live:
                 self._print(
                     f"gensight demo: {len(services)} services ({', '.join(cfg.services)}) -> OTLP/gRPC "
@@ -190,10 +216,12 @@ class DemoRunner:
                 if svc.proc.poll() is None:
                     svc.stop(SERVICE_STOP_TIMEOUT_S)
             processor.stop()  # idempotent
+            self.logs_sink.shutdown()
             provider.stop()
             shutil.rmtree(state_dir, ignore_errors=True)
         for line in summary_lines(view, info, str(cfg.output), time.monotonic() - started):
             self._print(line)
+        self._print(f"alert transitions ({self.alert_transitions}) as OTLP/JSON log records: {self.alerts_path}")
         return 0
 
     def _drive(
@@ -226,7 +254,8 @@ class DemoRunner:
                 except queue.Empty:
                     item = None
             if live is not None:
-                live.update(live_view(view, info, clock.event_ns(time.time_ns())))
+                live.update(live_view(view, info, clock.event_ns(time.time_ns()), list(self.alert_log),
+                                      height=live.console.size.height))
 
         try:
             while time.time_ns() < end_wall_ns:
@@ -249,5 +278,6 @@ class DemoRunner:
             drain(0.0)
         finally:
             if live is not None:
-                live.update(live_view(view, info, info.event_end_ns))
+                live.update(live_view(view, info, info.event_end_ns, list(self.alert_log),
+                                      height=live.console.size.height))
                 live.stop()

@@ -92,10 +92,20 @@ class IncidentSchedule:
         return event_ns >= self.start_event_ns
 
 
-def incident_at_fraction(clock: EventClock, duration_s: float, fraction: float = 0.5) -> IncidentSchedule:
+def incident_at_fraction(
+    clock: EventClock, duration_s: float, fraction: float = 0.5, window_s: float | None = None
+) -> IncidentSchedule:
+    """The incident ``fraction`` of the way through the run, on a window boundary when given.
+
+    On a boundary, "detected N windows after injection" counts whole incident windows.
+    """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"incident fraction must be in (0, 1), got {fraction}")
-    return IncidentSchedule(clock.event_base_ns + int(duration_s * fraction * clock.speed * NS_PER_S))
+    offset_ns = int(duration_s * fraction * clock.speed * NS_PER_S)
+    if window_s:
+        window_ns = int(window_s * NS_PER_S)
+        offset_ns = max(window_ns, round(offset_ns / window_ns) * window_ns)
+    return IncidentSchedule(clock.event_base_ns + offset_ns)
 
 
 # --- request plans -------------------------------------------------------------------------
@@ -144,9 +154,9 @@ class ServiceProfile:
 
 
 PROFILES: dict[str, ServiceProfile] = {
-    CHECKOUT: ServiceProfile(CHECKOUT, 14.0, (GPT_4O,)),
-    SUPPORT: ServiceProfile(SUPPORT, 18.0, (GPT_4O_MINI,)),
-    SEARCH: ServiceProfile(SEARCH, 16.0, (EMBEDDING, GPT_4O_MINI)),
+    CHECKOUT: ServiceProfile(CHECKOUT, 28.0, (GPT_4O,)),
+    SUPPORT: ServiceProfile(SUPPORT, 36.0, (GPT_4O_MINI,)),
+    SEARCH: ServiceProfile(SEARCH, 32.0, (EMBEDDING, GPT_4O_MINI)),
 }
 
 
@@ -190,3 +200,8 @@ def plan_request(service: str, rng: random.Random) -> list[Step]:
 def next_arrival_gap_s(profile: ServiceProfile, rng: random.Random) -> float:
     """Event-time gap to the next request: Poisson arrivals at the profile's rate."""
     return rng.expovariate(profile.requests_per_min / 60.0)
+
+
+def services_using(model: str) -> tuple[str, ...]:
+    """The services whose requests call ``model`` (the ones an incident on it affects)."""
+    return tuple(name for name, profile in PROFILES.items() if model in profile.models)

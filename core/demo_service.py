@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from gensight.demo_scenario import (
+    EMBEDDING,
+    GPT_4O_MINI,
     PROFILES,
     Chat,
     Embed,
@@ -45,6 +48,7 @@ from gensight.demo_scenario import (
 logger = logging.getLogger("gensight.demo_service")
 
 NS_PER_S = 1_000_000_000
+WORKERS_PER_SERVICE = 8  # concurrent requests per service
 # Span attributes holding durations in seconds that the exporter must scale with the clock.
 _DURATION_ATTRIBUTES_S = ("gen_ai.response.time_to_first_chunk",)
 _WORDS = ["order", "delivery", "refund", "invoice", "coupon", "account", "password", "shipping", "warranty", "return", "size", "colour", "price", "stock", "store", "payment", "card", "address", "tracking", "parcel", "discount", "subscription", "upgrade", "plan", "support", "agent"]
@@ -87,6 +91,8 @@ class EventTimeSpanExporter(SpanExporter):
         )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if isinstance(self._clock, _DeferredClock) and not self._clock.started:
+            return SpanExportResult.SUCCESS  # warm-up calls before the demo clock started: dropped
         return self._inner.export([self._restamp(s) for s in spans])
 
     def shutdown(self) -> None:
@@ -104,6 +110,10 @@ class _DeferredClock:
 
     def set(self, clock: EventClock) -> None:
         self._clock = clock
+
+    @property
+    def started(self) -> bool:
+        return self._clock is not None
 
     def __getattr__(self, name: str) -> Any:
         if self._clock is None:
@@ -126,31 +136,45 @@ class ServiceRunner:
         self.client = client
         self.requests = 0
         self.failures = 0
+        self._lock = threading.Lock()
 
     def _sleep_event(self, event_s: float) -> None:
         time.sleep(self.clock.wall_duration_s(event_s))
 
     def run_until(self, end_wall_ns: int) -> None:
-        next_event_ns = self.clock.event_ns(time.time_ns())
-        while True:
-            next_event_ns += int(next_arrival_gap_s(self.profile, self.rng) * NS_PER_S)
-            due_wall_ns = self.clock.wall_ns(next_event_ns)
-            if due_wall_ns >= end_wall_ns:
-                return
-            wait_s = (due_wall_ns - time.time_ns()) / NS_PER_S
-            if wait_s > 0:
-                time.sleep(wait_s)
-            # plan before executing so the random stream does not depend on call outcomes
-            steps = plan_request(self.service, self.rng)
-            words = [self.rng.randint(0, 10_000) for _ in steps]
-            self.requests += 1
-            for step, salt in zip(steps, words, strict=True):
-                try:
-                    self._execute(step, random.Random(salt))
-                except Exception as exc:  # the app handles its own failures; spans recorded them
+        """Start requests at their (Poisson) arrival times until ``end_wall_ns``; wait for them.
+
+        Requests run concurrently, as users of a real service do: a slow model makes requests
+        overlap instead of delaying the arrivals behind them.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        next_event_ns = self.clock.event_ns(max(time.time_ns(), self.clock.wall_base_ns))
+        with ThreadPoolExecutor(max_workers=WORKERS_PER_SERVICE, thread_name_prefix=self.service) as pool:
+            while True:
+                next_event_ns += int(next_arrival_gap_s(self.profile, self.rng) * NS_PER_S)
+                due_wall_ns = self.clock.wall_ns(next_event_ns)
+                if due_wall_ns >= end_wall_ns:
+                    return
+                # plan before executing so the random stream does not depend on call outcomes
+                steps = plan_request(self.service, self.rng)
+                salt = self.rng.getrandbits(32)
+                wait_s = (due_wall_ns - time.time_ns()) / NS_PER_S
+                if wait_s > 0:
+                    time.sleep(wait_s)
+                self.requests += 1
+                pool.submit(self._request, steps, salt)
+
+    def _request(self, steps: list[Step], salt: int) -> None:
+        rng = random.Random(salt)
+        for step in steps:
+            try:
+                self._execute(step, rng)
+            except Exception as exc:  # the app handles its own failures; the spans recorded them
+                with self._lock:
                     self.failures += 1
-                    logger.debug("%s: %s failed: %s", self.service, type(step).__name__, exc)
-                    break
+                logger.debug("%s: %s failed: %s", self.service, type(step).__name__, exc)
+                return
 
     def _execute(self, step: Step, rng: random.Random) -> None:
         if isinstance(step, Chat):
@@ -193,6 +217,24 @@ class ServiceRunner:
         with retriever(step.data_source, top_k=step.top_k) as call:
             self._sleep_event(step.duration_s)
             call.set_documents(ids=[f"doc-{i}" for i in range(len(step.scores))], scores=list(step.scores))
+
+
+def warm_up(client: Any) -> None:
+    """One call of each kind before the clock starts (imports, connection pool, pricing table),
+    so the first measured calls are not slow for reasons no real service would show."""
+    from gensight.instrumentation import retriever, tool
+
+    messages = [{"role": "user", "content": "warm up"}]
+    client.chat.completions.create(model=GPT_4O_MINI, messages=messages, max_tokens=5)
+    for _chunk in client.chat.completions.create(
+        model=GPT_4O_MINI, messages=messages, max_tokens=5, stream=True, stream_options={"include_usage": True}
+    ):
+        pass
+    client.embeddings.create(model=EMBEDDING, input=["warm up"])
+    with tool("warm_up"):
+        pass
+    with retriever("warm-up", top_k=1) as call:
+        call.set_documents(ids=["d"], scores=[0.5])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,6 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     configure(tracer_provider=tracer_provider, meter_provider=meter_provider)  # tool / retriever spans
     client = openai.OpenAI(base_url=args.provider_url, api_key="demo-not-a-real-key", max_retries=0, timeout=30.0)
+    try:
+        warm_up(client)
+    except Exception as exc:
+        print(f"{args.service}: warm-up call failed: {exc!r}", file=sys.stderr)
+        return 1
+    tracer_provider.force_flush()  # the warm-up spans are dropped, before the clock starts
     print("ready", flush=True)
     line = sys.stdin.readline()
     if not line:

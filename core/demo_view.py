@@ -26,6 +26,8 @@ DRIFT_SCORE = "gensight.drift.score"
 ANOMALY_SCORE = "gensight.anomaly.score"
 ALERTS_ACTIVE = "gensight.alerts.active"
 PROCESSOR_SPANS = "gensight.processor.spans"
+COST_RATE = "gensight.cost.rate"
+SELF_TELEMETRY_PREFIX = "gensight.processor."
 
 ATTR_OPERATION = "gen_ai.operation.name"
 TARGET_ATTRS = ("gen_ai.request.model", "gen_ai.tool.name", "gen_ai.data_source.id")
@@ -103,17 +105,27 @@ def series_of(point: MetricPoint) -> SeriesId:
 class DemoView:
     """Latest values per series / SLO / alert, fed window by window, in window order."""
 
-    def __init__(self, incident_start_ns: int | None = None, incident_model: str | None = None) -> None:
+    def __init__(
+        self,
+        incident_start_ns: int | None = None,
+        incident_model: str | None = None,
+        incident_services: Iterable[str] | None = None,
+    ) -> None:
         self.series: dict[SeriesId, SeriesState] = {}
         self.slos: dict[str, SloState] = {}
         self.active_alerts: dict[AlertId, float] = {}
         self.fired_alerts: dict[AlertId, int] = {}  # alert -> first window index it was active
         self.windows: list[Window] = []
         self.spans: dict[str, float] = {}  # processor self-telemetry: outcome -> cumulative count
+        self.service_cost_rate: dict[str, float] = {}  # service -> USD per minute (latest)
+        self.service_drift: dict[str, float] = {}  # service -> drift score of its model mix
         self.incident_start_ns = incident_start_ns
         self.incident_model = incident_model
         self.detection: Detection | None = None
+        # services that call the incident model (None: any service counts)
+        self.incident_services = set(incident_services) if incident_services is not None else None
         self.false_alarms: set[AlertId] = set()  # alerts active before the incident started
+        self._active_before_incident: set[AlertId] = set()
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -149,11 +161,18 @@ class DemoView:
                 if _number(point.value) > 0:
                     alerts_now[alert] = _number(point.value)
                 continue
-            if name == PROCESSOR_SPANS:
-                outcome = str(dict(point.attributes).get("outcome", "?"))
-                self.spans[outcome] = _number(point.value)
+            if name.startswith(SELF_TELEMETRY_PREFIX):
+                if name == PROCESSOR_SPANS:
+                    outcome = str(dict(point.attributes).get("outcome", "?"))
+                    self.spans[outcome] = _number(point.value)
                 continue
             sid = series_of(point)
+            if not sid.operation:  # a per-service point (cost rate, model-mix drift)
+                if name == COST_RATE:
+                    self.service_cost_rate[point.service] = _number(point.value)
+                elif name == DRIFT_SCORE:
+                    self.service_drift[point.service] = _number(point.value)
+                continue
             state = self.series.setdefault(sid, SeriesState())
             if sid not in touched:
                 touched.add(sid)
@@ -219,14 +238,24 @@ class DemoView:
     def is_incident_series(self, sid: SeriesId) -> bool:
         return self.incident_model is not None and sid.target == self.incident_model
 
+    def affected_service(self, service: str) -> bool:
+        return self.incident_services is None or service in self.incident_services
+
     def signals(self) -> list[str]:
-        """Signals raised in the latest window that point at the incident model."""
+        """Signals in the latest window that point at the incident.
+
+        Counted: alerts on a service that calls the incident model which were not already
+        firing before the injection, and anomaly or drift scores over their alert levels on a
+        series of the incident model.
+        """
         found: list[str] = []
-        for alert in self.active_alerts:
-            if self.incident_model is None or alert.target in ("", self.incident_model):
-                found.append(f"alert {alert.name} ({alert.severity})" if alert.severity else f"alert {alert.name}")
+        for alert in sorted(self.active_alerts):
+            if alert in self._active_before_incident or not self.affected_service(alert.service):
+                continue
+            label = f"alert {alert.name}" + (f" ({alert.severity})" if alert.severity else "")
+            found.append(f"{label} on {alert.service}")
         index = self.window_index
-        for sid, state in self.series.items():
+        for sid, state in sorted(self.series.items()):
             if not self.is_incident_series(sid) or state.updated_window != index:
                 continue
             if state.anomaly is not None and state.anomaly >= ANOMALY_ALERT_THRESHOLD:
@@ -240,6 +269,7 @@ class DemoView:
             return
         if not self.incident_active(window):
             self.false_alarms.update(self.active_alerts)
+            self._active_before_incident = set(self.active_alerts)
             return
         if self.detection is not None:
             return
@@ -283,8 +313,6 @@ def _increase(previous: float, current: float) -> float:
 
 
 # --- from the exported OTLP request ---------------------------------------------------------
-
-SELF_TELEMETRY_PREFIX = "gensight.processor."
 
 
 def _any_value(value: Any) -> str | int | float | bool:

@@ -17,7 +17,7 @@ Use::
 Routes: ``POST /v1/messages`` (Anthropic: :mod:`gensight.fake_anthropic`), ``POST /v1/chat/completions`` (JSON or SSE with ``stream``; usage chunk when
 ``stream_options.include_usage``; a tool call when ``tools`` are given and the last message is
 not a tool result), ``POST /v1/responses`` (JSON or SSE events), ``POST /v1/embeddings`` (float
-or base64 vectors), ``POST /_control`` and ``GET /_control`` (runtime settings), ``GET /healthz``.
+or base64 vectors), ``POST /v1/completions`` (legacy text completions, JSON or SSE), ``POST /_control`` and ``GET /_control`` (runtime settings), ``GET /healthz``.
 
 Behaviour knobs (constructor arguments, and keys of the ``/_control`` JSON body):
 ``latency_s`` (before the first byte), ``latency_per_token_s`` (per output token; streams
@@ -254,6 +254,40 @@ def _chat_completions(fake: FakeProvider, req: Request) -> Reply:
     return Reply(events=events(), output_tokens=plan.output_tokens)
 
 
+def _completions(fake: FakeProvider, req: Request) -> Reply:
+    """Legacy text completions (``/v1/completions``)."""
+    body = req.json
+    prompt = body.get("prompt")
+    if not isinstance(body.get("model"), str) or prompt is None:
+        return _error_reply(400, "'model' and 'prompt' are required")
+    text_in = prompt if isinstance(prompt, str) else "\n".join(map(str, prompt))
+    plan = fake.plan(body["model"], text_in, count_tokens(text_in), body.get("max_tokens"))
+    if plan.error is not None:
+        return plan.error
+    cid, created = _ident("cmpl-", plan.seed, 0), int(time.time())
+    usage = {"prompt_tokens": plan.input_tokens, "completion_tokens": plan.output_tokens,
+             "total_tokens": plan.input_tokens + plan.output_tokens}
+
+    def doc(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {"id": cid, "object": "text_completion", "created": created, "model": plan.response_model,
+                "choices": choices, **extra}
+
+    if not body.get("stream"):
+        choice = {"index": 0, "text": " ".join(plan.words), "logprobs": None, "finish_reason": plan.finish_reason}
+        return Reply(body=doc([choice], usage=usage), output_tokens=plan.output_tokens)
+
+    def events() -> Iterable[tuple[str | None, str]]:
+        for i, word in enumerate(plan.words):
+            last = i == len(plan.words) - 1
+            yield (None, json.dumps(doc([{"index": 0, "text": word if i == 0 else " " + word, "logprobs": None,
+                                          "finish_reason": plan.finish_reason if last else None}])))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield (None, json.dumps(doc([], usage=usage)))
+        yield (None, "[DONE]")
+
+    return Reply(events=events(), output_tokens=plan.output_tokens)
+
+
 def _responses_input_text(body: Mapping[str, Any]) -> tuple[str, int, str | None]:
     """(prompt text, item count, role of the last item) of a Responses API request."""
     items = body.get("input")
@@ -369,6 +403,7 @@ _DEFAULT_ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/chat/completions"): _chat_completions,
     ("POST", "/v1/responses"): _responses,
     ("POST", "/v1/embeddings"): _embeddings,
+    ("POST", "/v1/completions"): _completions,
 }
 
 

@@ -12,11 +12,14 @@ cache read / write counts to the pricing table separately, so each is priced at 
 
 One span per call, not two: recent ``anthropic`` releases trace themselves with OpenTelemetry
 (``anthropic/_tracing.py``, span ``anthropic.messages.create``) unless
-``ANTHROPIC_OPEN_TELEMETRY=false``. While *our* span for a call starts its request, a client
-whose SDK tracing is on gets a pass-through tracer: its span is a non-recording stand-in carrying
-our span context, so the SDK records nothing and still propagates a trace context (ours) exactly
-as its ``propagation`` option says. A client with SDK tracing off is left alone. SDK calls we do
-not instrument (``count_tokens``, batches, files, the tool runner, ...) keep the SDK's spans. ``GENSIGHT_ANTHROPIC_SDK_SPANS=keep`` (or ``instrument(sdk_spans="keep")``) leaves
+``ANTHROPIC_OPEN_TELEMETRY=false``. For a client whose SDK tracing is on, the calls we instrument
+fold the SDK's span into ours: ``create``/``parse`` skip the SDK's tracing for that call and send
+our trace context in ``extra_headers`` where the SDK would have sent its own (only when the
+client's ``propagation`` option is on; the caller's own headers win); the ``messages.stream``
+helper, whose request is built before our span exists, gets a pass-through tracer whose span is a
+non-recording stand-in carrying our span context, so the SDK itself propagates ours. A client with
+SDK tracing off is left alone. SDK calls we do not instrument (``count_tokens``, batches, files,
+the tool runner, ...) keep the SDK's spans. ``GENSIGHT_ANTHROPIC_SDK_SPANS=keep`` (or ``instrument(sdk_spans="keep")``) leaves
 the SDK's span in place as a child of ours, for those who want both.
 """
 
@@ -35,6 +38,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 
 from gensight.instrumentation import attributes as A
+from gensight.instrumentation.dependencies import require_library
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
 from gensight.instrumentation.stream import AsyncStreamProxy, SyncStreamProxy
 
@@ -66,8 +70,12 @@ _WRAPPED_METHODS = (
     (_BETA_MODULE, "AsyncMessages", "stream", True),
 )
 
-# True while one of our chat spans is starting its HTTP request: the SDK's tracer then reads as None.
-_SDK_TRACER_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("gensight_anthropic_sdk_tracer_off", default=False)
+# How the SDK's tracer reads while one of our chat spans starts its HTTP request.
+_SDK_NORMAL = 0  # not inside our call: the SDK's own tracer
+_SDK_PASS_THROUGH = 1  # a tracer whose span is a non-recording stand-in for ours (propagates ours)
+_SDK_SKIP = 2  # no tracer: we already put our trace context into the request's extra_headers
+_SDK_TRACER_MODE: contextvars.ContextVar[int] = contextvars.ContextVar("gensight_anthropic_sdk_tracer", default=0)
+_original_tracer_get: Callable[[Any], Any] | None = None  # BaseClient._tracer's getter before we patched it
 
 
 def _sdk_spans_mode(value: str | None) -> str:
@@ -98,6 +106,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("anthropic >= 0.40",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        require_library(self)  # the launcher skips its own check (see .dependencies)
         telemetry = Telemetry(
             kwargs.get("tracer_provider"),
             kwargs.get("meter_provider"),
@@ -139,12 +148,15 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except Exception:  # pragma: no cover - defensive
                 logger.debug("gensight: could not restore the anthropic tracer property", exc_info=True)
             self._original_tracer_property = None
+        global _original_tracer_get
+        _original_tracer_get = None
 
 
 # -- the SDK's own spans ---------------------------------------------------------------------------
 def _patch_sdk_tracer() -> property | None:
     """Make ``BaseClient._tracer`` a pass-through while our span starts a request. Returns the
     original property (to restore), or ``None`` when this SDK has no tracer of its own."""
+    global _original_tracer_get
     try:
         from anthropic import _base_client
 
@@ -154,12 +166,15 @@ def _patch_sdk_tracer() -> property | None:
         original_get = original.fget
 
         def _tracer(self: Any) -> Any:
+            mode = _SDK_TRACER_MODE.get()
             tracer = original_get(self)
-            if tracer is not None and _SDK_TRACER_OFF.get():
-                return _PASS_THROUGH_TRACER  # SDK tracing on for this client, but our span has this call
-            return tracer
+            if mode == _SDK_NORMAL or tracer is None:
+                return tracer
+            # SDK tracing is on for this client, but our span has this call
+            return None if mode == _SDK_SKIP else _PASS_THROUGH_TRACER
 
         _base_client.BaseClient._tracer = property(_tracer, doc=original.__doc__)  # type: ignore[method-assign,assignment]
+        _original_tracer_get = original_get
         return original
     except Exception:
         logger.debug("gensight: could not patch the anthropic SDK tracer", exc_info=True)
@@ -324,6 +339,8 @@ def _set_tool_calls(inv: Invocation, calls: list[tuple[str | None, str | None]])
 
 def _record_message(inv: Invocation, message: Any) -> None:
     """A complete ``Message`` (non-streamed response)."""
+    if message is None:
+        return
     try:
         stop_reason = _get(message, "stop_reason")
         model = _get(message, "model")
@@ -436,6 +453,24 @@ class _StreamState:
             inv.record_content(output_messages=[{"role": "assistant", "parts": parts, "finish_reason": self.stop_reason}])
 
 
+def _message_of(result: Any, streaming: bool) -> Any:
+    """The ``Message`` in a result: itself, or — for ``with_raw_response`` — the JSON body the
+    SDK already read (a dict; ``_record_message`` reads both). ``None`` when reading the body
+    would consume what the app has not read yet (``with_streaming_response``, raw streams)."""
+    http_response = getattr(result, "http_response", None)
+    if http_response is None:
+        return result
+    try:
+        if streaming or not http_response.is_closed:
+            return None
+        if "json" not in http_response.headers.get("content-type", ""):
+            return None
+        return http_response.json()
+    except Exception:
+        logger.debug("gensight: could not read a raw anthropic response", exc_info=True)
+        return None
+
+
 def _is_stream(result: Any) -> bool:
     try:
         from anthropic import AsyncStream, Stream
@@ -446,23 +481,52 @@ def _is_stream(result: Any) -> bool:
 
 
 # -- wrappers --------------------------------------------------------------------------------------
-class _SdkTracerOff:
-    """``with``: the SDK's tracer is the pass-through one (when suppressing); restored on exit."""
+class _SdkTracerMode:
+    """``with``: how the SDK's tracer reads inside (see ``_SDK_*``); restored on exit."""
 
-    __slots__ = ("_on", "_token")
+    __slots__ = ("_mode", "_token")
 
-    def __init__(self, on: bool):
-        self._on = on
-        self._token: contextvars.Token[bool] | None = None
+    def __init__(self, mode: int):
+        self._mode = mode
+        self._token: contextvars.Token[int] | None = None
 
     def __enter__(self) -> None:
-        if self._on:
-            self._token = _SDK_TRACER_OFF.set(True)
+        if self._mode != _SDK_NORMAL:
+            self._token = _SDK_TRACER_MODE.set(self._mode)
 
     def __exit__(self, *exc: Any) -> None:
         if self._token is not None:
-            _SDK_TRACER_OFF.reset(self._token)
+            _SDK_TRACER_MODE.reset(self._token)
             self._token = None
+
+
+def _fold_sdk_span(instance: Any, kwargs: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """How to keep the SDK from making a second span for a ``create``/``parse`` call (run with
+    our span current). Cheapest: skip the SDK's tracing entirely and send our trace context in
+    ``extra_headers`` ourselves, where the SDK would have sent its own (its ``propagation``
+    option on). The caller's own ``extra_headers`` win. Anything unexpected: pass-through mode."""
+    get = _original_tracer_get
+    if get is None:
+        return _SDK_NORMAL, kwargs
+    try:
+        client = _client_of(instance)
+        if client is None or get(client) is None:
+            return _SDK_NORMAL, kwargs  # this client has no SDK tracing: nothing to fold
+        options = getattr(client, "_open_telemetry", None) or {}
+        if not options.get("propagation", True):
+            return _SDK_SKIP, kwargs
+        from opentelemetry import propagate
+
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if not carrier:
+            return _SDK_SKIP, kwargs
+        extra = kwargs.get("extra_headers")
+        headers = {**carrier, **extra} if isinstance(extra, Mapping) else carrier
+        return _SDK_SKIP, {**kwargs, "extra_headers": headers}
+    except Exception:
+        logger.debug("gensight: could not fold the SDK span; using the pass-through tracer", exc_info=True)
+        return _SDK_PASS_THROUGH, kwargs
 
 
 def _create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[..., Any]:
@@ -472,15 +536,17 @@ def _create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[..., Any]:
         streaming = kwargs.get("stream") is True
         inv = _start(telemetry, instance, kwargs, streaming)
         try:
-            with inv.activate(), _SdkTracerOff(suppress):
-                result = wrapped(*args, **kwargs)
+            with inv.activate():
+                mode, call_kwargs = _fold_sdk_span(instance, kwargs) if suppress else (_SDK_NORMAL, kwargs)
+                with _SdkTracerMode(mode):
+                    result = wrapped(*args, **call_kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
         if _is_stream(result):
             state = _StreamState(inv.capture_content.enabled)
             return SyncStreamProxy(result, inv, state.on_chunk, state.on_end)
-        _record_message(inv, result)
+        _record_message(inv, _message_of(result, streaming))
         inv.stop()
         return result
 
@@ -494,15 +560,17 @@ def _async_create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[...,
         streaming = kwargs.get("stream") is True
         inv = _start(telemetry, instance, kwargs, streaming)
         try:
-            with inv.activate(), _SdkTracerOff(suppress):
-                result = await wrapped(*args, **kwargs)
+            with inv.activate():
+                mode, call_kwargs = _fold_sdk_span(instance, kwargs) if suppress else (_SDK_NORMAL, kwargs)
+                with _SdkTracerMode(mode):
+                    result = await wrapped(*args, **call_kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
         if _is_stream(result):
             state = _StreamState(inv.capture_content.enabled)
             return AsyncStreamProxy(result, inv, state.on_chunk, state.on_end)
-        _record_message(inv, result)
+        _record_message(inv, _message_of(result, streaming))
         inv.stop()
         return result
 
@@ -523,7 +591,7 @@ class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         inv = self._self_start()
         self._self_invocation = inv
         try:
-            with inv.activate(), _SdkTracerOff(self._self_suppress):
+            with inv.activate(), _SdkTracerMode(_SDK_PASS_THROUGH if self._self_suppress else _SDK_NORMAL):
                 message_stream = self.__wrapped__.__enter__()
         except BaseException as exc:
             inv.fail(exc)
@@ -551,7 +619,7 @@ class _AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         inv = self._self_start()
         self._self_invocation = inv
         try:
-            with inv.activate(), _SdkTracerOff(self._self_suppress):
+            with inv.activate(), _SdkTracerMode(_SDK_PASS_THROUGH if self._self_suppress else _SDK_NORMAL):
                 message_stream = await self.__wrapped__.__aenter__()
         except BaseException as exc:
             inv.fail(exc)

@@ -30,6 +30,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 
+from gensight.instrumentation.dependencies import require_library
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import RetrievalCall, similarity_from_distance, start_retrieval
 
@@ -55,6 +56,7 @@ class ChromaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("chromadb >= 0.5",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        require_library(self)  # the launcher skips its own check (see .dependencies)
         import importlib
 
         telemetry = Telemetry(

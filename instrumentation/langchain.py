@@ -27,6 +27,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 
+from gensight.instrumentation.dependencies import require_library
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import start_retrieval
 from gensight.instrumentation.tools import ToolCall, start_tool
@@ -56,6 +57,7 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("langchain-core >= 0.3",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        require_library(self)  # the launcher skips its own check (see .dependencies)
         import importlib
 
         telemetry = Telemetry(

@@ -25,7 +25,8 @@ Public interface
     # (pass kind=SpanKind.X to override). For execute_tool / retrieval, ``name`` is also set as
     # gen_ai.tool.name / gen_ai.data_source.id on the span and the metrics.
 
-    inv.set_attribute(key, value) / inv.set_attributes({...})  # span only; None values skipped
+    inv.set_attribute(key, value) / inv.set_attributes({...})  # span only; None values skipped;
+                                        # buffered, applied in one batch when the call finishes
     inv.add_metric_attribute(key, value)                        # LOW-cardinality only
     inv.set_response(model=..., id=..., finish_reasons=[...])
     inv.set_usage(input_tokens=, output_tokens=, cache_read_tokens=, cache_write_tokens=,
@@ -148,6 +149,7 @@ class Invocation:
         "_start_s",
         "_done",
         "_token",
+        "_pending",
     )
 
     def __init__(
@@ -179,6 +181,7 @@ class Invocation:
         self.error_type: str | None = None
         self._done = False
         self._token: object | None = None
+        self._pending: dict[str, Any] = {}
 
         metric_attrs: dict[str, Any] = {A.GEN_AI_OPERATION_NAME: operation}
         if provider:
@@ -216,6 +219,7 @@ class Invocation:
         inv.span = INVALID_SPAN
         inv._done = True
         inv._token = None
+        inv._pending = {}
         inv._metric_attrs = {}
         for slot in ("operation", "provider", "request_model", "response_model", "response_id",
                      "finish_reasons", "input_tokens", "output_tokens", "cache_read_tokens",
@@ -235,18 +239,16 @@ class Invocation:
         return self._telemetry.capture
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if value is not None and self.span.is_recording():
-            try:
-                self.span.set_attribute(key, value)
-            except Exception:  # pragma: no cover - defensive
-                logger.debug("gensight: set_attribute failed", exc_info=True)
+        """Set a span attribute (None is skipped). Buffered and applied at finish in one batch:
+        each SDK ``set_attribute`` takes a lock and validates, and this is the hot path."""
+        if value is not None and not self._done:
+            self._pending[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        if self.span.is_recording():
-            try:
-                self.span.set_attributes({k: v for k, v in attributes.items() if v is not None})
-            except Exception:  # pragma: no cover - defensive
-                logger.debug("gensight: set_attributes failed", exc_info=True)
+        if not self._done:
+            for key, value in attributes.items():
+                if value is not None:
+                    self._pending[key] = value
 
     def add_metric_attribute(self, key: str, value: Any) -> None:
         """Add a low-cardinality attribute to this call's metrics (and span)."""
@@ -412,7 +414,7 @@ class Invocation:
             )
         span = self.span
         if span.is_recording():
-            attrs: dict[str, Any] = {}
+            attrs: dict[str, Any] = self._pending
             if self.response_model:
                 attrs[A.GEN_AI_RESPONSE_MODEL] = self.response_model
             if self.response_id:

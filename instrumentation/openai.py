@@ -1,7 +1,7 @@
 """OpenTelemetry instrumentation for the ``openai`` Python SDK (1.x - 3.x).
 
 Wraps ``chat.completions.create``, ``responses.create`` and ``embeddings.create`` (sync and
-async, streamed or not). Each call becomes one GenAI-semconv span plus metrics, with token usage
+async, streamed or not), and the legacy ``completions.create`` (``text_completion``). Each call becomes one GenAI-semconv span plus metrics, with token usage
 (cache reads, cache writes, reasoning tokens) and USD cost. Loaded by ``opentelemetry-instrument``
 through the ``gensight_openai`` entry point, or by hand::
 
@@ -20,11 +20,14 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.trace import set_span_in_context
 from wrapt import wrap_function_wrapper
 
 from gensight.instrumentation import attributes as A
+from gensight.instrumentation.dependencies import require_library
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
 from gensight.instrumentation.stream import AsyncStreamProxy, SyncStreamProxy
 
@@ -37,6 +40,7 @@ _SCOPE = "gensight.instrumentation.openai"
 _CHAT_MODULE = "openai.resources.chat.completions"
 _RESPONSES_MODULE = "openai.resources.responses"
 _EMBEDDINGS_MODULE = "openai.resources.embeddings"
+_COMPLETIONS_MODULE = "openai.resources.completions"  # legacy text completions
 
 
 def _given(value: Any) -> bool:
@@ -220,6 +224,19 @@ def _on_chat_response(inv: Invocation, result: Any) -> None:
         inv.record_content(output_messages=out)
 
 
+def _on_completion_response(inv: Invocation, result: Any) -> None:
+    choices = getattr(result, "choices", None)
+    if choices is None:
+        return
+    inv.set_response(model=result.model, id=result.id, finish_reasons=[c.finish_reason or "" for c in choices])
+    _apply_chat_usage(inv, getattr(result, "usage", None))
+    if inv.capture_content.enabled:
+        inv.record_content(output_messages=[
+            {"role": "assistant", "parts": [{"type": "text", "content": c.text}], "finish_reason": c.finish_reason}
+            for c in choices
+        ])
+
+
 def _responses_finish_reason(response: Any) -> str:
     status = getattr(response, "status", None)
     if status == "incomplete":
@@ -339,6 +356,39 @@ class _ChatStreamState:
             inv.record_content(output_messages=out)
 
 
+class _CompletionStreamState:
+    """Accumulates a legacy completions stream: ids, finish reasons, usage, text."""
+
+    __slots__ = ("finish_reasons", "text", "capture")
+
+    def __init__(self, capture: bool):
+        self.finish_reasons: dict[int, str] = {}
+        self.text: dict[int, list[str]] = {}
+        self.capture = capture
+
+    def on_chunk(self, inv: Invocation, chunk: Any) -> None:
+        if inv.response_id is None:
+            inv.set_response(model=getattr(chunk, "model", None), id=getattr(chunk, "id", None))
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            _apply_chat_usage(inv, usage)
+        for choice in getattr(chunk, "choices", None) or ():
+            if choice.finish_reason:
+                self.finish_reasons[choice.index] = choice.finish_reason
+            if self.capture and choice.text:
+                self.text.setdefault(choice.index, []).append(choice.text)
+
+    def on_end(self, inv: Invocation) -> None:
+        if self.finish_reasons:
+            inv.set_response(finish_reasons=[self.finish_reasons[k] for k in sorted(self.finish_reasons)])
+        if self.capture:
+            inv.record_content(output_messages=[
+                {"role": "assistant", "parts": [{"type": "text", "content": "".join(self.text.get(i, []))}],
+                 "finish_reason": self.finish_reasons.get(i)}
+                for i in sorted(set(self.text) | set(self.finish_reasons))
+            ])
+
+
 _RESPONSE_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -384,6 +434,21 @@ def _responses_start(telemetry: Telemetry, instance: Any, kwargs: Mapping[str, A
     return inv
 
 
+def _completion_start(telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any]) -> Invocation:
+    inv = _start(telemetry, A.OP_TEXT_COMPLETION, instance, kwargs, _request_attributes(kwargs))
+    if telemetry.capture.enabled:
+        prompt = kwargs.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else [p for p in prompt or () if isinstance(p, str)]
+        inv.record_content(input_messages=[{"role": "user", "parts": [{"type": "text", "content": p}]}
+                                           for p in prompts])
+    return inv
+
+
+def _completion_stream_handlers(telemetry: Telemetry) -> tuple[Any, Any]:
+    state = _CompletionStreamState(telemetry.capture.enabled)
+    return state.on_chunk, state.on_end
+
+
 def _embeddings_start(telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any]) -> Invocation:
     return _start(telemetry, A.OP_EMBEDDINGS, instance, kwargs, _embedding_request_attributes(kwargs))
 
@@ -402,7 +467,37 @@ _KINDS: dict[str, tuple[Any, Any, Any]] = {
     "chat": (_chat_start, _on_chat_response, _chat_stream_handlers),
     "responses": (_responses_start, _on_responses_response, _responses_stream_handlers),
     "embeddings": (_embeddings_start, _on_embeddings_response, None),
+    "completions": (_completion_start, _on_completion_response, _completion_stream_handlers),
 }
+
+
+# ``with_raw_response`` / ``with_streaming_response`` results: the parsed object is one step away
+_RAW_RESPONSES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
+
+
+def _parsed(result: Any, kwargs: Mapping[str, Any]) -> Any:
+    """The parsed body of a ``with_raw_response`` result (already read; ``parse()`` caches), or
+    None when reading it would consume a body the app has not read yet (streamed responses)."""
+    if type(result).__name__ != "LegacyAPIResponse" or kwargs.get("stream") is True:
+        return None
+    return result.parse()
+
+
+def _attach(inv: Invocation) -> object | None:
+    """Make the call's span current while the SDK sends the request (so HTTP-client spans nest
+    under it); plain attach/detach rather than a context manager: this is the hot path."""
+    try:
+        return otel_context.attach(set_span_in_context(inv.span))
+    except Exception:  # pragma: no cover - defensive
+        return None
+
+
+def _detach(token: object | None) -> None:
+    if token is not None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:  # pragma: no cover - defensive
+            logger.debug("gensight: detach failed", exc_info=True)
 
 
 def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
@@ -412,13 +507,16 @@ def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         inv = start(telemetry, instance, kwargs)
+        token = _attach(inv)
         try:
-            with inv.activate():
-                result = wrapped(*args, **kwargs)
+            result = wrapped(*args, **kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
-        if stream_handlers is not None and kwargs.get("stream") is True:
+        finally:
+            _detach(token)
+        raw = type(result).__name__ in _RAW_RESPONSES
+        if stream_handlers is not None and kwargs.get("stream") is True and not raw:
             try:
                 on_chunk, on_end = stream_handlers(telemetry)
                 return SyncStreamProxy(result, inv, on_chunk, on_end)
@@ -427,7 +525,7 @@ def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
                 inv.stop()
                 return result
         try:
-            on_response(inv, result)
+            on_response(inv, _parsed(result, kwargs) if raw else result)
         except Exception:
             logger.debug("gensight: could not read %s response", kind, exc_info=True)
         inv.stop()
@@ -443,13 +541,16 @@ def _async_wrapper(telemetry: Telemetry, kind: str) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         inv = start(telemetry, instance, kwargs)
+        token = _attach(inv)
         try:
-            with inv.activate():
-                result = await wrapped(*args, **kwargs)
+            result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
-        if stream_handlers is not None and kwargs.get("stream") is True:
+        finally:
+            _detach(token)
+        raw = type(result).__name__ in _RAW_RESPONSES
+        if stream_handlers is not None and kwargs.get("stream") is True and not raw:
             try:
                 on_chunk, on_end = stream_handlers(telemetry)
                 return AsyncStreamProxy(result, inv, on_chunk, on_end)
@@ -458,7 +559,7 @@ def _async_wrapper(telemetry: Telemetry, kind: str) -> Any:
                 inv.stop()
                 return result
         try:
-            on_response(inv, result)
+            on_response(inv, _parsed(result, kwargs) if raw else result)
         except Exception:
             logger.debug("gensight: could not read %s response", kind, exc_info=True)
         inv.stop()
@@ -472,6 +573,7 @@ _TARGETS = (
     (_CHAT_MODULE, "Completions", "AsyncCompletions", "chat"),
     (_RESPONSES_MODULE, "Responses", "AsyncResponses", "responses"),
     (_EMBEDDINGS_MODULE, "Embeddings", "AsyncEmbeddings", "embeddings"),
+    (_COMPLETIONS_MODULE, "Completions", "AsyncCompletions", "completions"),
 )
 
 
@@ -485,6 +587,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         import importlib
 
+        require_library(self)  # the launcher skips the dependency check (see .dependencies)
         telemetry = Telemetry(
             kwargs.get("tracer_provider"),
             kwargs.get("meter_provider"),

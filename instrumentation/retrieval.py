@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from gensight.instrumentation import attributes as A
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
-from gensight.instrumentation.tools import MAX_CONTENT_CHARS, content_json
+from gensight.instrumentation.tools import MAX_CONTENT_CHARS, _pop_open, _push_open, content_json
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,6 @@ class _RetrievalSpec:
         self.data_source_id = data_source_id
         self.top_k = top_k
         self._telemetry = telemetry
-        self._open: list[tuple[RetrievalCall, Any]] = []
 
     def _start(self, data_source_id: str | None, query: Any = None) -> RetrievalCall:
         from gensight.instrumentation.manual import default_telemetry
@@ -281,11 +280,13 @@ class _RetrievalSpec:
         call = self._start(self.data_source_id)
         activation = call.invocation.activate()
         activation.__enter__()
-        self._open.append((call, activation))
+        _push_open(self, call, activation)
         return call
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        call, activation = self._open.pop()
+        call, activation = _pop_open(self)
+        if call is None:
+            return
         activation.__exit__(exc_type, exc, tb)
         if exc is not None:
             call.fail(exc)

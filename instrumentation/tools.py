@@ -108,6 +108,28 @@ class ToolCall:
                 pass
 
 
+# ``with`` blocks open per context (thread / asyncio task), so one spec object used by concurrent
+# tasks pairs each exit with its own enter.
+_open_blocks: contextvars.ContextVar[tuple[tuple[int, Any, Any], ...]] = contextvars.ContextVar(
+    "gensight_open_blocks", default=()
+)
+
+
+def _push_open(spec: object, call: Any, activation: Any) -> None:
+    _open_blocks.set((*_open_blocks.get(), (id(spec), call, activation)))
+
+
+def _pop_open(spec: object) -> tuple[Any, Any]:
+    """(call, activation) of the innermost open block of ``spec`` here; (None, None) if none."""
+    blocks = _open_blocks.get()
+    for i in range(len(blocks) - 1, -1, -1):
+        if blocks[i][0] == id(spec):
+            _open_blocks.set(blocks[:i] + blocks[i + 1:])
+            return blocks[i][1], blocks[i][2]
+    logger.debug("gensight: a tool/retriever block exited that was not entered in this context")
+    return None, None
+
+
 def start_tool(
     telemetry: Telemetry,
     name: str,
@@ -163,7 +185,6 @@ class _ToolSpec:
         self.tool_type = tool_type
         self.description = description
         self._telemetry = telemetry
-        self._open: list[tuple[ToolCall, Any]] = []
 
     def _start(self, name: str, arguments: Any = _MISSING) -> ToolCall:
         from gensight.instrumentation.manual import default_telemetry
@@ -225,11 +246,13 @@ class _ToolSpec:
         call = self._start(self.name)
         activation = call.invocation.activate()
         activation.__enter__()
-        self._open.append((call, activation))
+        _push_open(self, call, activation)
         return call
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        call, activation = self._open.pop()
+        call, activation = _pop_open(self)
+        if call is None:
+            return
         activation.__exit__(exc_type, exc, tb)
         if exc is not None:
             call.fail(exc)

@@ -6,9 +6,10 @@ series this is the tool error rate), ``cost_per_call`` (USD), ``output_tokens`` 
 
 1. Robust z (works from the ``min_history``-th window on): per series and feature,
    ``z = (x - median) / scale`` over the series' last ``history_windows`` windows, with
-   ``scale = max(1.4826 x MAD, 0.1 x |median|, floor) x (1 + 10 / n)`` (floors: error rate 0.05,
-   relevance 0.05, latency 0.05 s, output tokens 5, cost 1e-6 USD; n = windows of history, so a
-   short history widens the scale) so a series that never errs does not alarm on one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
+   ``scale = max(1.4826 x MAD, r x |median|, floor) x (1 + 10 / n)`` with r = 0.1 for latency,
+   cost and tokens (0 for error rate and relevance) and floors error rate 0.05, relevance 0.03,
+   latency 0.05 s, output tokens 5, cost 1e-6 USD; n = windows of history, so a short history
+   widens the scale. The floors keep a series that never errs from alarming on one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
    ``z* = max |z|``, mapped to ``s_z = z* / (z* + 3)`` — z* = 3 -> 0.5, z* = 7 -> 0.7, z* = 27 -> 0.9.
 2. Isolation forest: once ``min_fit_rows`` windows have been seen across all series, one
    scikit-learn ``IsolationForest`` (seeded) is fitted on the z-vectors of all series (bounded
@@ -44,7 +45,10 @@ from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
 
 FEATURES = ("latency_p95", "error_rate", "cost_per_call", "output_tokens", "relevance")
-SCALE_FLOORS = np.array([0.05, 0.05, 1e-6, 5.0, 0.05])
+SCALE_FLOORS = np.array([0.05, 0.05, 1e-6, 5.0, 0.03])
+# relative floors (x |median|): latency, cost and tokens vary by a few % between quiet windows anyway;
+# error rate and relevance are already on a [0, 1] scale
+REL_FLOORS = np.array([0.1, 0.0, 0.1, 0.1, 0.0])
 # +1: only rises count, -1: only drops count, 0: both
 DIRECTION = np.array([0, 1, 0, 0, -1])
 Z_REF = 3.0
@@ -119,7 +123,7 @@ def robust_z(history: np.ndarray, x: np.ndarray) -> np.ndarray:
         med = float(np.median(col))
         mad = float(np.median(np.abs(col - med)))
         # few windows give an unsure median/MAD: widen the scale (x2 at 10 windows, x1.04 at 240)
-        scale = max(1.4826 * mad, 0.1 * abs(med), float(SCALE_FLOORS[j])) * (1.0 + 10.0 / col.size)
+        scale = max(1.4826 * mad, float(REL_FLOORS[j]) * abs(med), float(SCALE_FLOORS[j])) * (1.0 + 10.0 / col.size)
         z[j] = (x[j] - med) / scale
     return z
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gensight.processor.content_checks import ContentChecksConfig
 from gensight.processor.export import ExporterConfig
 from gensight.processor.normalise import DEFAULT_TENANT_ATTRIBUTES
 from gensight.processor.prometheus import PrometheusConfig
@@ -92,11 +93,16 @@ class PipelineConfig:
     allowed_lateness_s: float = 5.0
     idle_advance: bool = True  # live mode only: advance the watermark by idle wall time
     idle_tick_s: float = 1.0  # how often the worker checks for windows to close when idle
+    # live mode: spans ending more than this after the wall clock are rejected (partial_success),
+    # else one client with a fast clock (or a hostile timestamp) would push the watermark ahead
+    # and make everyone else's spans late
+    max_future_skew_s: float = 300.0
 
     def validate(self, path: str) -> None:
         _check(self.window_s > 0, f"{path}.window_s", f"must be > 0, got {_n(self.window_s)}")
         _check(self.allowed_lateness_s >= 0, f"{path}.allowed_lateness_s", f"must be >= 0, got {_n(self.allowed_lateness_s)}")
         _check(self.idle_tick_s > 0, f"{path}.idle_tick_s", f"must be > 0, got {_n(self.idle_tick_s)}")
+        _check(self.max_future_skew_s >= 0, f"{path}.max_future_skew_s", f"must be >= 0, got {_n(self.max_future_skew_s)}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,7 @@ class ProcessorConfig:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     state: StateConfig = field(default_factory=StateConfig)
     self_telemetry: SelfTelemetryConfig = field(default_factory=SelfTelemetryConfig)
+    content_checks: ContentChecksConfig = field(default_factory=ContentChecksConfig)
     # free-form sections for the analytics analysers (slo, drift, anomaly, cost, alerts): their
     # factories validate them at start-up and raise ConfigError naming "analytics.<key>"
     analytics: Mapping[str, Any] = field(default_factory=dict)

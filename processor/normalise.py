@@ -30,7 +30,6 @@ precedes its start, or without timestamps, is rejected and counted, for ``partia
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -56,6 +55,22 @@ UNKNOWN_SERVICE = "unknown_service"
 ERROR_TYPE_OTHER = "_OTHER"  # GenAI semconv fallback when the error class is unknown
 DEFAULT_TENANT_ATTRIBUTES = ("enduser.id", "user.id")
 _MAX_TENANT_CACHE = 10_000
+# Series-key strings (service, provider, model/tool/data source, error type, finish reason) are
+# clipped to this many characters: they become exported metric attributes, and one span with a
+# 10 MB model name must not make every metrics export too large for the backend to accept.
+MAX_KEY_CHARS = 256
+# Token counts, costs and durations above 2**53 are not exactly representable as floats, and a
+# few of them sum past the float range: one analyser close then raised OverflowError on every
+# window from then on. They are treated as bad values (the span is kept, the value dropped).
+MAX_NUMBER = float(2**53)
+# Span times past the int64 nanosecond range (year 2262) cannot be exported (OTLP consumers and
+# Prometheus use signed nanoseconds; a window end there does not even fit the fixed64 field).
+MAX_TIME_NS = 2**63 - 1
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= MAX_KEY_CHARS else value[:MAX_KEY_CHARS]
+
 
 # -- attribute names, by dialect, in the priority order they are read --------------------------
 OPERATION = "gen_ai.operation.name"
@@ -209,7 +224,7 @@ def _number(v: Any) -> float | None | bool:
             return False
     else:
         return False
-    if x != x or x < 0 or x in (math.inf, -math.inf):
+    if x != x or x < 0 or x > MAX_NUMBER:  # NaN, negative, inf and absurd values
         return False
     return x
 
@@ -238,8 +253,11 @@ class Normaliser:
     """Turns ``ExportTraceServiceRequest`` s into call records. Thread-safe for concurrent use
     (the only mutable state is the tenant-hash cache, where a lost update is harmless)."""
 
-    def __init__(self, config: NormaliseConfig, pricing: PricingTable | None, hash_key: bytes):
+    def __init__(self, config: NormaliseConfig, pricing: PricingTable | None, hash_key: bytes,
+                 content_checker: Any = None):
         self.config = config
+        # opt-in content checks (``content_checks.ContentChecker``): flag names only, never text
+        self._content = content_checker
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
         self._optional = dict(_OPTIONAL_KEYS)
@@ -300,6 +318,8 @@ class Normaliser:
             return "span without start or end time"
         if end < start:
             return "span end time before start time"
+        if end > MAX_TIME_NS:
+            return "span end time beyond year 2262 (int64 nanoseconds)"
         g = attrs.get
         bad = 0
 
@@ -456,12 +476,19 @@ class Normaliser:
             if raw:
                 tenant = self._hash_tenant(raw)
 
+        tail = _RECORD_TAIL
+        if self._content is not None:
+            flags = self._content.flags_for_otlp(attrs.values())
+            if flags:
+                tail = (flags, *_RECORD_TAIL[1:])
+
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         return (
             _new_record(CallRecord, (
-                kind, service, provider, target, start, end, (end - start) / 1e9,
-                in_tok, out_tok, cached, cost, enriched, error, error_type, finish,
-                relevance, cache_hit, tenant, ttfc, span.trace_id, *_RECORD_TAIL,
+                kind, _clip(service), _clip(provider), _clip(target), start, end, (end - start) / 1e9,
+                in_tok, out_tok, cached, cost, enriched, error, _clip(error_type) if error_type else error_type,
+                _clip(finish) if finish else finish,
+                relevance, cache_hit, tenant, ttfc, span.trace_id, *tail,
             )),
             bad,
         )

@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 ANALYSER_FACTORIES: list[str] = [
     "gensight.processor.sli:build",
     "gensight.processor.analytics:build",
+    "gensight.processor.content_checks:build",
 ]
 
 PROCESSOR_SPANS = "gensight.processor.spans"
@@ -55,6 +56,7 @@ PROCESSOR_SERIES = "gensight.processor.series"
 PROCESSOR_VALUES_DROPPED = "gensight.processor.values_dropped"
 OUTCOMES = ("accepted", "refused", "late", "dropped", "skipped")
 RETRY_AFTER_S = 1.0
+MAX_POINTS_PER_REQUEST = 2000
 
 
 class MetricsSink(Protocol):
@@ -105,11 +107,17 @@ class Pipeline:
         if pricing is None and n.enrich_cost:
             pricing = PricingTable.load(n.pricing_file)
         key = hash_key if hash_key is not None else hash_key_from_env()
-        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key)
+        checker = None
+        if config.content_checks.enabled:
+            from gensight.processor.content_checks import ContentChecker
+
+            checker = ContentChecker(config.content_checks)
+        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key, checker)
         self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
         p = config.pipeline
         self.windows = WindowClock(
-            WindowConfig(p.window_s, p.allowed_lateness_s, p.idle_advance), live=live, monotonic=monotonic
+            WindowConfig(p.window_s, p.allowed_lateness_s, p.idle_advance), live=live, monotonic=monotonic,
+            wall_ns=wall_ns,
         )
         self.context = PipelineContext(
             config, live, Path(config.state.dir) if config.state.dir else None, pricing, key, self._emit_logs
@@ -118,6 +126,9 @@ class Pipeline:
         self.self_service = config.self_telemetry.service_name or self_service_name()
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.values_dropped = 0
+        # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
+        # callables returning (metric name, unit, attributes, value) rows, read at every window close
+        self.self_telemetry_sources: list[Callable[[], Any]] = []
         self.analyser_errors = 0
         self.export_errors = 0
         self._lock = threading.Lock()
@@ -139,6 +150,8 @@ class Pipeline:
             with self._lock:
                 self.counts["dropped"] += n
             return Admission(True, n, f"processor could not normalise the request: {type(exc).__name__}")
+        if res.records and self.live:
+            res = self._reject_future(res)
         with self._lock:
             self.counts["skipped"] += res.skipped
             self.counts["dropped"] += res.rejected
@@ -150,6 +163,16 @@ class Pipeline:
                 return Admission(False, res.rejected, "processor is shutting down")
             return Admission(False, res.rejected, "processor queue is full", RETRY_AFTER_S)
         return Admission(True, res.rejected, res.error_message)
+
+    def _reject_future(self, res: Any) -> Any:
+        """Live mode: spans ending beyond wall clock + ``max_future_skew_s`` are rejected."""
+        limit = self._wall_ns() + int(self.config.pipeline.max_future_skew_s * 1e9)
+        if max(r.end_ns for r in res.records) <= limit:
+            return res
+        kept = [r for r in res.records if r.end_ns <= limit]
+        n = len(res.records) - len(kept)
+        message = res.error_message or f"{n} span(s) end more than {self.config.pipeline.max_future_skew_s:g} s in the future"
+        return res._replace(records=kept, rejected=res.rejected + n, error_message=message)
 
     # -- replay side (caller's thread) ---------------------------------------------------------
     def submit(self, request: Any) -> None:
@@ -229,7 +252,10 @@ class Pipeline:
                     except Exception:
                         self._analyser_failed(a, "expire")
         points.extend(self.self_points(windows[-1].end_ns))
-        self._export(build_request(points))
+        # one export request per MAX_POINTS_PER_REQUEST points: a single request with every
+        # series could exceed the 4 MiB a Collector's OTLP/gRPC receiver accepts by default
+        for i in range(0, len(points), MAX_POINTS_PER_REQUEST):
+            self._export(build_request(points[i:i + MAX_POINTS_PER_REQUEST]))
 
     def flush(self) -> None:
         """Close every open window now (end of replay; shutdown)."""
@@ -251,6 +277,12 @@ class Pipeline:
         ]
         pts.append(MetricPoint(PROCESSOR_VALUES_DROPPED, SUM, "{value}", svc, (), float(dropped_values), start, now))
         pts.append(MetricPoint(PROCESSOR_SERIES, GAUGE, "{series}", svc, (), float(len(self.series)), start, now))
+        for source in self.self_telemetry_sources:
+            try:
+                for name, unit, attrs, value in source():
+                    pts.append(MetricPoint(name, SUM, unit, svc, attrs, float(value), start, now))
+            except Exception:
+                logger.exception("gensight: self-telemetry source %r failed", source)
         return pts
 
     def _export(self, request: Any) -> None:

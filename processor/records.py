@@ -59,6 +59,7 @@ class CallRecord(NamedTuple):
     tenant: str | None = None  # keyed hash of the tenant/user id, never the raw value
     ttfc_s: float | None = None  # time to first chunk of a streamed response
     trace_id: bytes = b""  # for exemplars / trace links
+    content_flags: tuple[str, ...] = ()  # content-check flag names (never the text); empty unless enabled
 
     @property
     def key(self) -> SeriesKey:

@@ -39,6 +39,9 @@ SLI_CACHE_HIT_RATIO = "gensight.sli.cache_hit_ratio"
 SLI_TTFC = "gensight.sli.time_to_first_chunk"
 SLI_TOOL_SUCCESS = "gensight.sli.tool_success"
 
+# Distinct ``error.type`` values kept per series; further ones count as ``_OTHER`` (the semconv
+# fallback). Without a cap, spans with random error types grow memory and exported points forever.
+MAX_ERROR_TYPES_PER_SERIES = 32
 LATENCY_QUANTILES = (0.5, 0.95, 0.99)
 SKETCH_RELATIVE_ACCURACY = 0.01
 # GenAI semconv duration buckets (s): 0.01, 0.02, 0.04 ... 81.92
@@ -190,6 +193,8 @@ class SLIAnalyser:
                 a.errors += len(errs)
                 et = a.error_types
                 for e in errs:
+                    if e not in et and len(et) >= MAX_ERROR_TYPES_PER_SERIES:
+                        e = "_OTHER"
                     et[e] = et.get(e, 0) + 1
             _add_durations(a, [r[6] for r in recs])
             a.in_tok += sum([t for r in recs if (t := r[7]) is not None])
@@ -241,6 +246,8 @@ class SLIAnalyser:
     def _fold(c: _Cumulative, a: _WindowAgg) -> None:
         c.ok += a.calls - a.errors
         for et, n in a.error_types.items():
+            if et not in c.error_types and len(c.error_types) >= MAX_ERROR_TYPES_PER_SERIES:
+                et = "_OTHER"
             c.error_types[et] = c.error_types.get(et, 0) + n
         c.buckets = [x + y for x, y in zip(c.buckets, a.buckets, strict=True)]
         c.dur_sum += a.dur_sum

@@ -15,6 +15,8 @@ Low-traffic guard: a burn-rate condition over a (long, short) window pair only c
 window holds at least ``min_events`` calls (default 30), the short one at least
 ``min_short_events`` (default 5), and the short window holds at least ``min_bad_events`` bad calls
 (default 3). One error at 3 a.m. in a quiet hour is a 100 % error ratio, but it does not page.
+And a rule is only evaluated once the SLO has counted calls for at least its short window (6 h for
+the ticket): right after start-up, the "3d" window holds minutes of data, not three days.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ class SLOCounter:
         self.total = np.zeros(self.n, dtype=np.int64)
         self.bucket_no = np.full(self.n, -1, dtype=np.int64)  # which absolute bucket each slot holds
         self.newest = -1
+        self.oldest = -1  # first bucket ever counted: how much history the SLO really has
         self.dropped_old = 0  # records older than the period
 
     def is_good(self, rec: CallRecord) -> bool:
@@ -181,6 +184,8 @@ class SLOCounter:
             self.good[i] += 1
         if b > self.newest:
             self.newest = b
+        if self.oldest < 0 or b < self.oldest:
+            self.oldest = b
 
     def counts(self, now_ns: int, span_s: int) -> tuple[int, int]:
         """(good, total) over the last ``span_s`` ending at ``now_ns`` (bucket granularity)."""
@@ -189,6 +194,12 @@ class SLOCounter:
         first = last - k + 1
         mask = (self.bucket_no >= first) & (self.bucket_no <= last)
         return int(self.good[mask].sum()), int(self.total[mask].sum())
+
+    def history_s(self, now_ns: int) -> float:
+        """Seconds of event time since the first counted bucket began (0 when nothing was counted)."""
+        if self.oldest < 0:
+            return 0.0
+        return (now_ns - self.oldest * self.bucket_ns) / 1e9
 
     def burn_rate(self, now_ns: int, span_s: int) -> tuple[float, int, int]:
         good, total = self.counts(now_ns, span_s)
@@ -207,7 +218,7 @@ class SLOCounter:
         live = self.bucket_no >= 0
         return {"bucket_s": self.config.bucket_s, "period_s": self.config.period_s,
                 "buckets": self.bucket_no[live].tolist(), "good": self.good[live].tolist(),
-                "total": self.total[live].tolist(), "newest": int(self.newest)}
+                "total": self.total[live].tolist(), "newest": int(self.newest), "oldest": int(self.oldest)}
 
     def import_state(self, data: Mapping[str, Any]) -> None:
         if data.get("bucket_s") != self.config.bucket_s:
@@ -218,6 +229,9 @@ class SLOCounter:
             i = b % self.n
             self.bucket_no[i], self.good[i], self.total[i] = b, g, t
         self.newest = max(self.newest, int(data.get("newest", -1)))
+        old = int(data.get("oldest", -1))
+        if old >= 0 and (self.oldest < 0 or old < self.oldest):
+            self.oldest = old
 
 
 class SLOAnalyser:
@@ -247,8 +261,12 @@ class SLOAnalyser:
             out.append(MetricPoint("gensight.slo.error_budget.remaining", GAUGE, "1", svc, (("slo", name),),
                                    c.budget_remaining(now), window.start_ns, now))
             if self.alerts is not None:
+                history_s = c.history_s(now)
                 for alert, sev, long_w, short_w, thr in ALERT_RULES:
-                    active = self.condition(c.config, burns[long_w], burns[short_w], thr)
+                    # a "3d" burn over the first minutes of data is not a 3d burn: a rule starts once the
+                    # SLO has counted for at least its short window
+                    active = history_s >= WINDOWS_S[short_w] and \
+                        self.condition(c.config, burns[long_w], burns[short_w], thr)
                     self.alerts.evaluate(alert, name, active, value=min(burns[long_w][0], burns[short_w][0]),
                                          threshold=thr, time_ns=now, severity=sev, service=svc,
                                          attributes=(("slo", name),))

@@ -47,6 +47,7 @@ class WindowClock:
         *,
         live: bool,
         monotonic: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] | None = None,
     ):
         self.window_ns = int(config.window_s * NS_PER_S)
         if self.window_ns <= 0:
@@ -54,6 +55,9 @@ class WindowClock:
         self.lateness_ns = int(config.allowed_lateness_s * NS_PER_S)
         self.idle_advance = live and config.idle_advance
         self._monotonic = monotonic
+        # live mode: the watermark never runs ahead of the wall clock, so one client whose clock
+        # is fast (or a hostile timestamp within the accepted skew) cannot make everyone else late
+        self._wall_ns = wall_ns if live else None
         self.max_end_ns = 0
         self._max_end_moved_at = monotonic()
         self.watermark_ns = 0
@@ -70,6 +74,12 @@ class WindowClock:
             return groups
         wns = self.window_ns
         floor = self.closed_upto_ns
+        if self.watermark_ns:
+            # a window whose end the watermark already passed is closed (or would be at once):
+            # its records are late. Without this, one span from 1970 arriving before any window
+            # closed reopened half a century of windows (MAX_EMPTY_WINDOWS closes of every analyser).
+            wm_floor = self.watermark_ns - wns + 1
+            floor = wm_floor if floor is None else max(floor, wm_floor)
         max_end = self.max_end_ns
         late = 0
         for r in records:
@@ -103,6 +113,8 @@ class WindowClock:
         if self.idle_advance and self.max_end_ns:
             idle_ns = int((self._monotonic() - self._max_end_moved_at) * NS_PER_S)
             candidate += max(0, idle_ns)
+        if self._wall_ns is not None:
+            candidate = min(candidate, self._wall_ns() - self.lateness_ns)
         if candidate > self.watermark_ns:
             self.watermark_ns = candidate
         return self._close_until(self.watermark_ns)

@@ -96,3 +96,5 @@ def test_incident_fraction_outside_the_run_is_rejected():
 
 def test_every_service_has_a_profile():
     assert set(PROFILES) == set(SERVICES)
+
+

@@ -116,3 +116,37 @@ def test_overflow_series_is_one_row():
     view = DemoView()
     view.update(window(0), [calls(3, attrs=(("otel.metric.overflow", True),), service="_overflow")])
     assert list(view.series) == [SeriesId("_overflow", "overflow", "")]
+
+
+def test_exported_request_splits_back_into_windows_with_the_same_points():
+    from gensight.demo_view import windows_from_request
+    from gensight.processor.metric_builder import build_request
+
+    w0, w1 = window(0), window(1)
+    sent = [
+        MetricPoint("gensight.calls", SUM, "{call}", "support-bot", MINI + (("outcome", "ok"),), 7.0, 0, w0.end_ns),
+        MetricPoint("gensight.anomaly.score", GAUGE, "1", "support-bot", MINI, 0.25, w0.start_ns, w0.end_ns),
+        MetricPoint("gensight.anomaly.score", GAUGE, "1", "support-bot", MINI, 0.9, w1.start_ns, w1.end_ns),
+    ]
+    got = windows_from_request(build_request(sent), 60 * S)
+    assert [w for w, _ in got] == [w0, w1]
+    first = {(p.name, p.service, p.value) for p in got[0][1]}
+    assert first == {("gensight.calls", "support-bot", 7.0), ("gensight.anomaly.score", "support-bot", 0.25)}
+    assert [p.value for p in got[1][1]] == [0.9]
+
+
+def test_processor_self_telemetry_attaches_to_the_latest_window():
+    from gensight.demo_view import windows_from_request
+    from gensight.processor.metric_builder import build_request
+
+    w0 = window(0)
+    sent = [
+        MetricPoint("gensight.anomaly.score", GAUGE, "1", "support-bot", MINI, 0.2, w0.start_ns, w0.end_ns),
+        # live self-telemetry is stamped in wall time, not in a window
+        MetricPoint("gensight.processor.spans", SUM, "{span}", "gensight-processor", (("outcome", "accepted"),),
+                    42.0, 5, 999_999 * S),
+    ]
+    view = DemoView()
+    for w, pts in windows_from_request(build_request(sent), 60 * S):
+        view.update(w, pts)
+    assert len(view.windows) == 1 and view.spans == {"accepted": 42.0}

@@ -11,14 +11,15 @@ several tenants shared across services, a latency/cost shift in one service half
 * on the requests' `ResourceSpans` of services A, C and D only (replica 1),
 * on those of services B and E only (replica 2),
 
-and compares every exported data point by (service, metric, attributes, start, time). Only the
-processors' self-telemetry (`gensight.processor.*`) may differ: it describes each replica.
-A control run splits the same stream by trace id instead, to show what that routing would break.
+with the analytics on (SLOs, a budget, drift, anomaly, per-tenant cost), and compares every
+exported data point by (service, metric, attributes, start, time). The processors'
+self-telemetry (`gensight.processor.*`) differs by design: it describes each replica. Points about
+configured SLOs and budgets are checked separately: see the xfail test and docs/scaling.md.
+A control run gives one replica the spans of half the trace ids instead, to show what\nrouting by trace id would break.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from collections import Counter
@@ -33,10 +34,25 @@ REPLICA_2 = {"support-bot", "travel-agent"}
 MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o")]
 TENANTS = ["acme", "globex", "initech"]
 WINDOW_S = 60
-WINDOWS = 16
+WINDOWS = 12
 CALLS_PER_SERVICE_PER_WINDOW = 6
 T0_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 SELF_TELEMETRY_PREFIX = "gensight.processor."
+# Analytics on, sized for this short stream: SLOs and a budget on two services, per-tenant cost,
+# drift references from the first 12 calls, anomaly scores from the third window on.
+CONFIG = """
+analytics:
+  slos:
+    - {name: support-availability, type: availability, target: 0.99, selector: {service: support-bot}}
+    - {name: chat-latency, type: latency, target: 0.9, threshold_s: 1.0, selector: {service: chat-assistant, kind: chat}}
+  budgets:
+    - {name: support-monthly, limit_usd: 5, selector: {service: support-bot}}
+  drift: {reference_calls: 12, min_eval_count: 6}
+  anomaly: {min_history: 3, min_calls: 1}
+  cost: {per_tenant: true}
+"""
+# Points about a configured objective rather than about a series of spans.
+OBJECTIVE_METRICS = {"gensight.slo.burn_rate", "gensight.slo.error_budget.remaining", "gensight.budget.used"}
 
 
 def _attr(key: str, value: Any) -> dict[str, Any]:
@@ -152,14 +168,13 @@ def write_lines(path: Path, requests: list[dict[str, Any]]) -> Path:
     return path
 
 
-def replay(spans: Path, out: Path, state_dir: Path) -> Path:
-    """`gensight replay SPANS --output OUT --window-s 60 --state-dir DIR`, through the CLI entry
-    point in this process (a subprocess per run would add seconds of imports)."""
-    if importlib.util.find_spec("gensight.processor.replay") is None:
-        pytest.skip("gensight replay is not on this branch yet (TEMPORARY: issue 3)")
+def replay(spans: Path, out: Path, state_dir: Path, config: Path) -> Path:
+    """`gensight replay SPANS --output OUT --window-s 60 --state-dir DIR --config FILE`, through
+    the CLI entry point in this process (a subprocess per run would add seconds of imports)."""
     from gensight.cli import main
 
-    code = main(["replay", str(spans), "--output", str(out), "--window-s", str(WINDOW_S), "--state-dir", str(state_dir)])
+    code = main(["replay", str(spans), "--output", str(out), "--window-s", str(WINDOW_S),
+                 "--state-dir", str(state_dir), "--config", str(config)])
     assert code == 0
     return out
 
@@ -202,20 +217,21 @@ def per_series_points(path: Path) -> dict[tuple[Any, ...], Any]:
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> dict[str, dict[tuple[Any, ...], Any]]:
     tmp = tmp_path_factory.mktemp("scale_out")
+    config = tmp / "gensight.yaml"
+    config.write_text(CONFIG)
     requests = make_stream()
     runs = {
         "single": requests,
         "replica-1": split_by_service(requests, REPLICA_1),
         "replica-2": split_by_service(requests, REPLICA_2),
         "trace-replica-1": split_by_trace(requests, 0),
-        "trace-replica-2": split_by_trace(requests, 1),
     }
     result = {}
     for name, reqs in runs.items():
         spans = write_lines(tmp / f"{name}.spans.jsonl", reqs)
         state = tmp / f"{name}.state"
         state.mkdir()
-        result[name] = per_series_points(replay(spans, tmp / f"{name}.metrics.jsonl", state))
+        result[name] = per_series_points(replay(spans, tmp / f"{name}.metrics.jsonl", state, config))
     return result
 
 
@@ -228,25 +244,35 @@ def test_split_covers_every_service_exactly_once():
     assert parts == total
 
 
+def _series_points(points: dict[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
+    return {k: v for k, v in points.items() if k[1] not in OBJECTIVE_METRICS}
+
+
 def test_single_processor_exports_every_service_and_the_analytics(outputs):
     single = outputs["single"]
     assert {key[0] for key in single} == set(SERVICES)
     names = {key[1] for key in single}
-    assert {"gensight.calls", "gensight.call.duration", "gensight.sli.latency", "gensight.cost"} <= names
+    assert {"gensight.calls", "gensight.call.duration", "gensight.sli.latency", "gensight.cost", "gensight.cost.rate",
+            "gensight.drift", "gensight.drift.score", "gensight.anomaly.score", "gensight.alerts.active",
+            "gensight.slo.burn_rate", "gensight.budget.used"} <= names
+    tenants = {dict(k[2]).get("tenant") for k in single if k[1] == "gensight.cost.rate"}
+    assert len(tenants - {None}) == len(TENANTS)  # hashed tenant ids, one per tenant
 
 
 def test_replicas_never_export_the_same_series(outputs):
     def series(points: dict[tuple[Any, ...], Any]) -> set[tuple[Any, ...]]:
-        return {key[:3] for key in points}
+        return {key[:3] for key in _series_points(points)}
 
     assert series(outputs["replica-1"]).isdisjoint(series(outputs["replica-2"]))
-    assert {k[0] for k in outputs["replica-1"]} == REPLICA_1
-    assert {k[0] for k in outputs["replica-2"]} == REPLICA_2
+    assert {k[0] for k in _series_points(outputs["replica-1"])} == REPLICA_1
+    assert {k[0] for k in _series_points(outputs["replica-2"])} == REPLICA_2
 
 
 def test_two_replicas_split_by_service_export_the_same_points_as_one_processor(outputs):
-    merged = {**outputs["replica-1"], **outputs["replica-2"]}
-    single = outputs["single"]
+    """Every per-series point — SLIs, tokens, cost, per-tenant cost rate, drift, anomaly, alert
+    gauges — is identical whether one processor or two service-routed replicas compute it."""
+    merged = {**_series_points(outputs["replica-1"]), **_series_points(outputs["replica-2"])}
+    single = _series_points(outputs["single"])
     only_single = sorted(set(single) - set(merged))[:5]
     only_split = sorted(set(merged) - set(single))[:5]
     assert not only_single and not only_split, f"only in single: {only_single}; only in split: {only_split}"
@@ -254,11 +280,24 @@ def test_two_replicas_split_by_service_export_the_same_points_as_one_processor(o
     assert differing == [], differing[:5]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "KNOWN GAP (analytics): every replica exports every configured SLO and budget, with zeros "
+    "where it never saw the selected service, so these series collide across replicas "
+    "(docs/scaling.md). Remove this marker once a replica only emits objectives it has seen calls for."))
+def test_slo_and_budget_points_come_only_from_the_replica_that_sees_the_service(outputs):
+    def objective(points: dict[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
+        return {k: v for k, v in points.items() if k[1] in OBJECTIVE_METRICS}
+
+    a, b = objective(outputs["replica-1"]), objective(outputs["replica-2"])
+    assert {k[:3] for k in a}.isdisjoint({k[:3] for k in b})
+    assert {**a, **b} == objective(outputs["single"])
+
+
 def test_routing_by_trace_id_instead_would_collide_and_change_the_numbers(outputs):
-    """Why not routing_key: traceID — both replicas export every series, with partial values."""
-    a, b = outputs["trace-replica-1"], outputs["trace-replica-2"]
-    shared_series = {k[:3] for k in a} & {k[:3] for k in b}
-    assert {k[0] for k in shared_series} == set(SERVICES)
+    """Why not routing_key: traceID — a trace-routed replica exports every service's series (so
+    would its peers: colliding series), with values computed from a sample of the spans."""
+    by_trace = _series_points(outputs["trace-replica-1"])
+    assert {k[0] for k in by_trace} == set(SERVICES)
     single = outputs["single"]
-    calls = [k for k in single if k[1] == "gensight.sli.latency"]
-    assert any(a.get(k) != single[k] for k in calls)
+    latency = [k for k in by_trace if k[1] == "gensight.sli.latency" and k in single]
+    assert latency and any(by_trace[k] != single[k] for k in latency)

@@ -304,3 +304,44 @@ def test_bad_request_parameters_still_reach_the_app_unchanged(client, span_expor
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model=MODEL, max_tokens=0, messages=HELLO)
     assert _only_span(span_exporter).attributes[A.ERROR_TYPE] == "BadRequestError"
+
+
+def test_with_raw_response_still_records_usage(client, span_exporter):
+    raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=HELLO)
+    message = raw.parse()
+    attrs = _only_span(span_exporter).attributes
+    assert attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] == message.usage.output_tokens
+    assert attrs[A.GEN_AI_RESPONSE_ID] == message.id
+
+
+def test_with_streaming_response_is_not_consumed_by_telemetry(client, span_exporter):
+    with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=HELLO) as response:
+        message = response.parse()
+    assert message.usage.output_tokens > 0  # the app could still read its body
+    assert _only_span(span_exporter).name == f"chat {MODEL}"
+
+
+async def test_async_with_raw_response_records_usage(aclient, span_exporter):
+    raw = await aclient.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=HELLO)
+    message = await raw.parse()
+    assert _only_span(span_exporter).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == message.usage.output_tokens
+
+
+def _sent_traceparents(fake):
+    return [{k.lower(): v for k, v in r.headers.items()}.get("traceparent") for r in fake_anthropic.recent_requests(fake)]
+
+
+def test_client_without_propagation_sends_no_trace_context(fake, tracer_provider, instrumented, span_exporter):
+    with anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0,
+                             open_telemetry={"tracer_provider": tracer_provider, "propagation": False}) as c:
+        c.messages.create(model=MODEL, max_tokens=100, messages=HELLO)
+        with c.messages.stream(model=MODEL, max_tokens=100, messages=HELLO) as stream:
+            stream.until_done()
+    assert _sent_traceparents(fake) == [None, None]
+    assert len(span_exporter.get_finished_spans()) == 2
+
+
+def test_callers_own_trace_header_wins(client, fake, span_exporter):
+    mine = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    client.messages.create(model=MODEL, max_tokens=100, messages=HELLO, extra_headers={"traceparent": mine})
+    assert _sent_traceparents(fake) == [mine]

@@ -192,3 +192,23 @@ def test_uninstrument_restores_langchain(tracer_provider, meter_provider, span_e
     get_weather.invoke({"city": "Oslo"})
     ScoredRetriever().invoke("q")
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_retriever_name_sets_the_data_source_id(instrumented, span_exporter):
+    ScoredRetriever(name="product-docs").invoke("q")
+    (span,) = span_exporter.get_finished_spans()
+    assert span.name == "retrieval product-docs"
+    assert span.attributes[A.GEN_AI_DATA_SOURCE_ID] == "product-docs"
+
+
+def test_a_handled_validation_error_fails_the_span(instrumented, span_exporter):
+    @lc_tool
+    def double(x: int) -> int:
+        """Doubles x."""
+        return 2 * x
+
+    double.handle_validation_error = True
+    assert double.invoke({"x": "not a number"}) == "Tool input validation error"
+    (span,) = _tool_spans(span_exporter)
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes[A.ERROR_TYPE] == "ValidationError"

@@ -14,7 +14,10 @@ LAUNCHER = str(Path(sys.executable).parent / "opentelemetry-instrument")
 
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_", "GENSIGHT_"))}
-    env.update(OTEL_SERVICE_NAME="openai-example", OTEL_LOGS_EXPORTER="none", **extra)
+    # other OpenAI instrumentations a developer may have installed (OpenLLMetry's entry point is
+    # "openai", the official one "openai_v2") would add their own spans: this test is about ours
+    env.update(OTEL_SERVICE_NAME="openai-example", OTEL_LOGS_EXPORTER="none",
+               OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai,openai_v2", **extra)
     return env
 
 

@@ -18,3 +18,12 @@ def test_histograms_use_advisory_buckets(meter_provider, metric_points):
     points = metric_points()
     assert tuple(points["gen_ai.client.token.usage"][0].explicit_bounds) == TOKEN_BUCKETS
     assert tuple(points["gen_ai.client.operation.duration"][0].explicit_bounds) == DURATION_BUCKETS_S
+
+
+def test_every_instrument_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    names = ["gen_ai.client.token.usage", "gen_ai.client.operation.duration",
+             "gen_ai.client.operation.time_to_first_chunk", "gen_ai.client.cost"]
+    assert [n for n in names if f"`{n}`" not in doc] == []

@@ -351,11 +351,13 @@ def test_pricing_file_override_is_used(client, span_exporter, tmp_path, monkeypa
 
 # -- instrumentor lifecycle -----------------------------------------------------------------
 def test_uninstrument_restores_original_methods(tracer_provider, meter_provider):
+    from openai.resources import completions as legacy
     from openai.resources.chat.completions import AsyncCompletions, Completions
     from openai.resources.embeddings import AsyncEmbeddings, Embeddings
     from openai.resources.responses import AsyncResponses, Responses
 
-    classes = (Completions, AsyncCompletions, Responses, AsyncResponses, Embeddings, AsyncEmbeddings)
+    classes = (Completions, AsyncCompletions, Responses, AsyncResponses, Embeddings, AsyncEmbeddings,
+               legacy.Completions, legacy.AsyncCompletions)
     originals = {cls: cls.__dict__["create"] for cls in classes}
     inst = OpenAIInstrumentor()
     inst.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
@@ -381,3 +383,31 @@ def test_entry_point_is_registered():
 
     (ep,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "gensight_openai"]
     assert ep.load() is OpenAIInstrumentor
+
+
+def test_with_raw_response_call_still_records_usage(client, span_exporter):
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    parsed = raw.parse()
+    assert _span(span_exporter).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == parsed.usage.completion_tokens
+
+
+def test_with_raw_response_stream_is_left_unread_and_span_ended(client, span_exporter):
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    assert len(span_exporter.get_finished_spans()) == 1
+    assert len(list(raw.parse())) > 1  # the app can still read the whole stream
+
+
+def test_legacy_text_completion_is_traced_with_usage(client, span_exporter):
+    resp = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hi", max_tokens=50)
+    span = _span(span_exporter)
+    assert span.name == "text_completion gpt-3.5-turbo-instruct"
+    assert span.attributes[A.GEN_AI_OPERATION_NAME] == "text_completion"
+    assert span.attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == resp.usage.completion_tokens
+
+
+def test_legacy_text_completion_stream_takes_usage_from_final_chunk(client, span_exporter):
+    chunks = list(client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hi", stream=True,
+                                            stream_options={"include_usage": True}))
+    a = _span(span_exporter).attributes
+    assert a[A.GEN_AI_USAGE_OUTPUT_TOKENS] == chunks[-1].usage.completion_tokens
+    assert list(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]

@@ -168,3 +168,23 @@ def test_explicit_telemetry_overrides_the_default(tracer_provider, meter_provide
 
     calc()
     assert [s.name for s in _spans(span_exporter)] == ["execute_tool calc"]
+
+
+async def test_one_spec_shared_by_concurrent_tasks_pairs_each_exit_with_its_enter(configured, span_exporter):
+    import asyncio
+
+    shared = tool("fetch")
+
+    async def worker(call_id: str, delay_s: float) -> None:
+        async with shared as call:
+            call.set_call_id(call_id)
+            await asyncio.sleep(delay_s)
+            if call_id == "slow":
+                raise TimeoutError
+
+    # "fast" enters first and exits first, while "slow" is still open
+    results = await asyncio.gather(worker("fast", 0.0), worker("slow", 0.02), return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], TimeoutError)
+    by_id = {s.attributes[A.GEN_AI_TOOL_CALL_ID]: s for s in _spans(span_exporter)}
+    assert by_id["fast"].status.status_code != StatusCode.ERROR
+    assert by_id["slow"].attributes[A.ERROR_TYPE] == "TimeoutError"

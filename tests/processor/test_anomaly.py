@@ -46,7 +46,7 @@ def test_robust_z_uses_median_and_mad():
     hist = np.hstack([hist, np.full((100, 4), np.nan)])
     x = np.array([5.0, 0, 0, 0, 0])
     med, mad = 3.0, 1.0
-    expected = (5.0 - med) / max(1.4826 * mad, 0.1 * med, 0.05) / (1 + 10 / 100)
+    expected = (5.0 - med) / max(1.4826 * mad, 0.1 * med, 0.05) / (1 + 10 / 100)  # latency column
     assert robust_z(hist, x)[0] == pytest.approx(expected)
     assert np.isnan(robust_z(hist, x)[1])
 

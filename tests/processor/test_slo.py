@@ -2,7 +2,7 @@
 
 import pytest
 
-from gensight.processor.alerts import FIRING, RESOLVED, AlertEngine
+from gensight.processor.alerts import FIRING, INACTIVE, RESOLVED, AlertEngine
 from gensight.processor.analytics import run_windows
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
@@ -128,7 +128,7 @@ def test_low_traffic_guard_is_what_stops_the_page():
     cfg = slo(target=0.995, min_events=0, min_short_events=0, min_bad_events=0)
     alerts = AlertEngine()
     a = SLOAnalyser([cfg], alerts)
-    run_windows([a, alerts], [rec(T0 + MIN, error=True)], 60)
+    run_windows([a, alerts], [rec(T0 + MIN), rec(T0 + 6 * MIN, error=True)], 60)
     assert any(t.alert == "slo_burn_fast" for t in alerts.drain_transitions())
 
 
@@ -164,3 +164,11 @@ def test_snapshot_restores_counts():
     b = SLOAnalyser([slo()])
     b.import_state(a.export_state())
     assert b.counters["avail"].counts(T0 + MIN, 300) == (1, 2)
+
+
+def test_slow_burn_waits_for_six_hours_of_history():
+    alerts = AlertEngine()
+    a = SLOAnalyser([slo(target=0.99)], alerts)
+    run_windows([a, alerts], _traffic(60, 20, error_every=5), 60)  # 20 % errors, but only 1 h of data
+    assert alerts.state_of("slo_burn_slow", "avail") == INACTIVE
+    assert alerts.state_of("slo_burn_fast", "avail") == FIRING

@@ -139,3 +139,116 @@ def test_kill_9_then_restart_keeps_baselines_budgets_and_slo_counts(tmp_path):
         assert sum(restarted.slo.export_state()["avail"]["total"]) >= snapshots * 30
     finally:
         restarted.shutdown()
+
+
+# -- a real `gensight serve`, killed with SIGKILL mid-stream, then restarted ---------------------
+
+def _span_requests(n_windows, per_window, t0_ns):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    rng = __import__("random").Random(7)
+    out = []
+    for w in range(n_windows):
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        kv = rs.resource.attributes.add()
+        kv.key, kv.value.string_value = "service.name", "svc"
+        ss = rs.scope_spans.add()
+        for i in range(per_window):
+            end = t0_ns + w * 60 * 10**9 + (i + 1) * 10**9
+            sp = ss.spans.add()
+            sp.trace_id, sp.span_id = os.urandom(16), os.urandom(8)
+            sp.name, sp.kind = "chat m", 3
+            sp.start_time_unix_nano, sp.end_time_unix_nano = end - int(rng.uniform(0.3, 2.0) * 1e9), end
+            for k, v in (("gen_ai.operation.name", "chat"), ("gen_ai.provider.name", "openai"),
+                         ("gen_ai.request.model", "m")):
+                a = sp.attributes.add()
+                a.key, a.value.string_value = k, v
+            for k, v in (("gen_ai.usage.input_tokens", rng.randint(50, 500)),
+                         ("gen_ai.usage.output_tokens", rng.randint(10, 200))):
+                a = sp.attributes.add()
+                a.key, a.value.int_value = k, v
+            a = sp.attributes.add()
+            a.key, a.value.double_value = "gen_ai.usage.cost", 0.01
+        out.append(req)
+    return out
+
+
+def _frozen_baselines(path):
+    import json as _json
+
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute("SELECT payload FROM components WHERE name='drift'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+    if not row:
+        return 0
+    drift = _json.loads(row[0])
+    return sum(1 for feats in drift.values() for r in feats.values() if r["status"] == "frozen")
+
+
+def _start_serve(cfg, state_dir):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gensight", "serve", "--config", str(cfg), "--grpc-endpoint", "127.0.0.1:0",
+         "--state-dir", str(state_dir)],
+        stderr=subprocess.PIPE, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER")},
+    )
+    assert proc.stderr is not None
+    line = ""
+    for _ in range(100):
+        line = proc.stderr.readline()
+        if not line or "gensight serve: listening" in line:
+            break
+    assert "gensight serve: listening" in line, line
+    return proc, int(line.split("grpc ")[1].split(",")[0].rstrip(")\n"))
+
+
+def test_serve_killed_with_sigkill_restarts_with_baselines_and_budget(tmp_path):
+    import grpc
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text(
+        "receivers:\n  http: null\nstate:\n  snapshot_interval_s: 0.2\n"
+        "analytics:\n  drift:\n    reference_calls: 100\n  budgets:\n    - {name: all, limit_usd: 1000}\n"
+    )
+    state_dir = tmp_path / "state"
+    t0 = (time.time_ns() // (60 * 10**9) - 120) * 60 * 10**9
+    proc, port = _start_serve(cfg, state_dir)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = TraceServiceStub(ch)
+            for req in _span_requests(20, 30, t0):
+                stub.Export(req, timeout=10)
+        deadline = time.monotonic() + 30
+        while _frozen_baselines(state_dir / STATE_FILE) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _frozen_baselines(state_dir / STATE_FILE) > 0
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stderr.close()
+    # restart: the state file opens, and a graceful stop keeps what the killed process had saved
+    proc, _ = _start_serve(cfg, state_dir)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stderr.close()
+    restarted = Analytics(AnalyticsConfig.from_dict({"budgets": [{"name": "all", "limit_usd": 1000}]}),
+                          state_dir=str(state_dir))
+    try:
+        assert {r["status"] for r in restarted.drift.show(["svc|chat|openai|m"])} == {"frozen"}
+        assert restarted.cost.budget_used("all") > 0
+    finally:
+        restarted.shutdown()
