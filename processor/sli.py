@@ -100,10 +100,11 @@ class _Cumulative:
 
 # observe() reads records by position (a tuple index is cheaper than a NamedTuple property);
 # fail at import, not with wrong numbers, if CallRecord's fields are ever reordered.
-assert CallRecord._fields[:4] == ("kind", "service", "provider", "target") and [
+if CallRecord._fields[:4] != ("kind", "service", "provider", "target") or [
     CallRecord._fields[i] for i in (6, 7, 8, 10, 12, 13, 15, 16, 18)
-] == ["duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type", "relevance",
-      "cache_hit", "ttfc_s"], "CallRecord field order changed: update the positions in sli.observe"
+] != ["duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type", "relevance",
+      "cache_hit", "ttfc_s"]:
+    raise RuntimeError("CallRecord field order changed: update the positions in sli.observe")
 
 _VECTOR_MIN = 32  # below this many values a plain loop beats numpy's call overhead
 
