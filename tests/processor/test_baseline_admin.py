@@ -155,7 +155,6 @@ def test_serve_starts_the_admin_endpoint_when_a_token_is_configured():
 def test_serve_without_a_token_offers_no_admin_endpoint():
     from gensight.processor.analytics import build
     from gensight.processor.config import config_from_mapping
-    from gensight.processor.pipeline import Pipeline, PipelineContext  # noqa: F401
 
     cfg = config_from_mapping({"analytics": {"admin": {"endpoint": "127.0.0.1:0"}}})
 
