@@ -20,6 +20,9 @@ Span attributes: ``gen_ai.operation.name=execute_tool``, ``gen_ai.tool.name``,
 Arguments and results (``gen_ai.tool.call.arguments`` / ``.result``) are content: recorded only
 when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is on, JSON, at most 16 KiB each.
 
+Generator functions: the span covers creating the generator, not consuming it; wrap the
+consuming code in ``with tool(...)`` instead.
+
 A tool span directly inside a tool span of the same name is not started again, so a function
 decorated here *and* wrapped by an instrumented framework (LangChain ``@tool``) gives one span.
 

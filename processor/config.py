@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gensight.processor.content_checks import ContentChecksConfig
 from gensight.processor.export import ExporterConfig
 from gensight.processor.normalise import DEFAULT_TENANT_ATTRIBUTES
 from gensight.processor.prometheus import PrometheusConfig
@@ -156,6 +157,7 @@ class ProcessorConfig:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     state: StateConfig = field(default_factory=StateConfig)
     self_telemetry: SelfTelemetryConfig = field(default_factory=SelfTelemetryConfig)
+    content_checks: ContentChecksConfig = field(default_factory=ContentChecksConfig)
     # free-form sections for the analytics analysers (slo, drift, anomaly, cost, alerts): their
     # factories validate them at start-up and raise ConfigError naming "analytics.<key>"
     analytics: Mapping[str, Any] = field(default_factory=dict)

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gensight.processor.metric_builder import series_attributes
 from gensight.processor.points import SUM, MetricPoint, Window
 from gensight.processor.records import OVERFLOW, CallRecord, SeriesKey
 
@@ -192,6 +193,9 @@ class ContentChecksConfig:
         if unknown or not self.flags:
             raise ValueError(f"content_checks.flags: expected a non-empty subset of {list(ALL_FLAGS)}, got {list(self.flags)!r}")
 
+    def validate(self, path: str = "content_checks") -> None:
+        """Checks ran in ``__post_init__``; kept for the processor config's section protocol."""
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> ContentChecksConfig:
         if data is None:
@@ -258,6 +262,26 @@ class ContentChecker:
         wanted = self.config.flags
         return tuple(sorted(f for f in found if f in wanted))
 
+    def flags_for_otlp(self, key_values: Iterable[Any]) -> tuple[str, ...]:
+        """``flags_for`` over OTLP ``KeyValue`` messages (the normaliser's view of a span)."""
+        return self.flags_for([(kv.key, _plain(kv.value, 0)) for kv in key_values if is_content_attribute(kv.key)])
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """An OTLP ``AnyValue`` as str / bytes / list / dict, depth- and breadth-bounded."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "bytes_value":
+        return value.bytes_value
+    if depth >= _MAX_DEPTH:
+        return None
+    if which == "array_value":
+        return [_plain(v, depth + 1) for v in value.array_value.values[:_MAX_ITEMS]]
+    if which == "kvlist_value":
+        return {kv.key: _plain(kv.value, depth + 1) for kv in value.kvlist_value.values[:_MAX_ITEMS]}
+    return None
+
 
 def _texts(value: Any, depth: int) -> Iterable[str]:
     """Strings inside an attribute value, depth- and breadth-bounded."""
@@ -281,21 +305,6 @@ def _texts(value: Any, depth: int) -> Iterable[str]:
 # --- metric -----------------------------------------------------------------------------------
 
 
-def _series_attributes(key: SeriesKey) -> tuple[tuple[str, str | int | float | bool], ...]:
-    if key.service == OVERFLOW:
-        return (("otel.metric.overflow", True),)
-    from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL
-
-    target_attr = (
-        "gen_ai.tool.name" if key.kind == EXECUTE_TOOL else "gen_ai.data_source.id" if key.kind == RETRIEVAL else "gen_ai.request.model"
-    )
-    return (
-        ("gen_ai.operation.name", key.kind),
-        ("gen_ai.provider.name", key.provider),
-        (target_attr, key.target),
-    )
-
-
 class ContentFlagsAnalyser:
     """Counts flagged spans per series and flag: the cumulative ``gensight.content.flags`` Sum.
 
@@ -314,7 +323,7 @@ class ContentFlagsAnalyser:
         if self._start_ns is None:
             self._start_ns = window.start_ns
         for rec in records:
-            flags = getattr(rec, "content_flags", ())
+            flags = rec.content_flags
             if not flags:
                 continue
             key = rec.key
@@ -338,7 +347,7 @@ class ContentFlagsAnalyser:
                     kind=SUM,
                     unit=METRIC_UNIT,
                     service=key.service,
-                    attributes=(*_series_attributes(key), ("flag", flag)),
+                    attributes=(*series_attributes(key), ("flag", flag)),
                     value=float(self._counts[(key, flag)]),
                     start_ns=start_ns,
                     time_ns=window.end_ns,
@@ -347,3 +356,11 @@ class ContentFlagsAnalyser:
             )
         self._touched.clear()
         return points
+
+
+def build(config: Any, context: Any) -> list[Any]:
+    """Analyser factory for ``pipeline.ANALYSER_FACTORIES``: nothing unless content checks are on."""
+    section = getattr(config, "content_checks", None)
+    if section is None or not section.enabled:
+        return []
+    return [ContentFlagsAnalyser(max_series=config.series.max_series)]

@@ -253,8 +253,11 @@ class Normaliser:
     """Turns ``ExportTraceServiceRequest`` s into call records. Thread-safe for concurrent use
     (the only mutable state is the tenant-hash cache, where a lost update is harmless)."""
 
-    def __init__(self, config: NormaliseConfig, pricing: PricingTable | None, hash_key: bytes):
+    def __init__(self, config: NormaliseConfig, pricing: PricingTable | None, hash_key: bytes,
+                 content_checker: Any = None):
         self.config = config
+        # opt-in content checks (``content_checks.ContentChecker``): flag names only, never text
+        self._content = content_checker
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
         self._optional = dict(_OPTIONAL_KEYS)
@@ -473,13 +476,19 @@ class Normaliser:
             if raw:
                 tenant = self._hash_tenant(raw)
 
+        tail = _RECORD_TAIL
+        if self._content is not None:
+            flags = self._content.flags_for_otlp(attrs.values())
+            if flags:
+                tail = (flags, *_RECORD_TAIL[1:])
+
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         return (
             _new_record(CallRecord, (
                 kind, _clip(service), _clip(provider), _clip(target), start, end, (end - start) / 1e9,
                 in_tok, out_tok, cached, cost, enriched, error, _clip(error_type) if error_type else error_type,
                 _clip(finish) if finish else finish,
-                relevance, cache_hit, tenant, ttfc, span.trace_id, *_RECORD_TAIL,
+                relevance, cache_hit, tenant, ttfc, span.trace_id, *tail,
             )),
             bad,
         )

@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 ANALYSER_FACTORIES: list[str] = [
     "gensight.processor.sli:build",
     "gensight.processor.analytics:build",
+    "gensight.processor.content_checks:build",
 ]
 
 PROCESSOR_SPANS = "gensight.processor.spans"
@@ -106,7 +107,12 @@ class Pipeline:
         if pricing is None and n.enrich_cost:
             pricing = PricingTable.load(n.pricing_file)
         key = hash_key if hash_key is not None else hash_key_from_env()
-        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key)
+        checker = None
+        if config.content_checks.enabled:
+            from gensight.processor.content_checks import ContentChecker
+
+            checker = ContentChecker(config.content_checks)
+        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key, checker)
         self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
         p = config.pipeline
         self.windows = WindowClock(
@@ -120,6 +126,9 @@ class Pipeline:
         self.self_service = config.self_telemetry.service_name or self_service_name()
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.values_dropped = 0
+        # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
+        # callables returning (metric name, unit, attributes, value) rows, read at every window close
+        self.self_telemetry_sources: list[Callable[[], Any]] = []
         self.analyser_errors = 0
         self.export_errors = 0
         self._lock = threading.Lock()
@@ -268,6 +277,12 @@ class Pipeline:
         ]
         pts.append(MetricPoint(PROCESSOR_VALUES_DROPPED, SUM, "{value}", svc, (), float(dropped_values), start, now))
         pts.append(MetricPoint(PROCESSOR_SERIES, GAUGE, "{series}", svc, (), float(len(self.series)), start, now))
+        for source in self.self_telemetry_sources:
+            try:
+                for name, unit, attrs, value in source():
+                    pts.append(MetricPoint(name, SUM, unit, svc, attrs, float(value), start, now))
+            except Exception:
+                logger.exception("gensight: self-telemetry source %r failed", source)
         return pts
 
     def _export(self, request: Any) -> None:

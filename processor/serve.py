@@ -93,6 +93,27 @@ class ProcessorServer:
         except Exception:
             self.stop()
             raise
+        self._telemetry_receivers = list(self.receivers)  # kept after stop() for the final flush
+        self.pipeline.self_telemetry_sources.append(self._ingest_telemetry)
+
+    def _ingest_telemetry(self) -> list[tuple[str, str, tuple, float]]:
+        """``gensight.processor.requests`` per receiver and outcome (every request, including the
+        ones whose spans could not even be counted: undecodable, too large, unauthenticated) and
+        ``gensight.processor.export.items`` per outcome (metric points delivered, dropped when the
+        export buffer overflowed or a failure was not retryable, rejected by the backend)."""
+        rows: list[tuple[str, str, tuple, float]] = []
+        for rx in self._telemetry_receivers:
+            name = "grpc" if "Grpc" in type(rx).__name__ else "http"
+            for outcome, value in rx.stats()._asdict().items():
+                if outcome != "requests":
+                    rows.append(("gensight.processor.requests", "{request}", (("receiver", name), ("outcome", outcome)), value))
+        for sink in self.sinks:
+            stats = getattr(getattr(sink, "metrics", None), "stats", None)
+            if stats is not None:
+                s = stats()
+                for outcome, value in (("sent", s.sent_items), ("dropped", s.dropped_items), ("rejected", s.rejected_items)):
+                    rows.append(("gensight.processor.export.items", "{item}", (("outcome", outcome),), value))
+        return rows
 
     def stop(self, grace_s: float = 5.0) -> None:
         for rx in reversed(self.receivers):

@@ -45,7 +45,8 @@ class StateStore:
     def __init__(self, state_dir: str | os.PathLike[str], *, reset: bool = False, lock: bool = True) -> None:
         self.dir = Path(state_dir)
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            # owner-only: the state holds series keys and hashed tenant ids (docs/security.md)
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StateError(f"state directory {self.dir} cannot be created: {exc}") from None
         self.path = self.dir / STATE_FILE
@@ -76,6 +77,9 @@ class StateStore:
 
     def _open(self) -> sqlite3.Connection:
         existed = self.path.exists() and self.path.stat().st_size > 0
+        if not self.path.exists():
+            # create it owner-only; SQLite gives its -wal/-shm files the database file's mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         try:
             db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:
