@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DURATION_S = 90.0
 DEFAULT_SPEED = 20.0  # event seconds per wall-clock second: 90 s of wall time = 30 min of traffic
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         f"(work dir {workdir}) ...",
         flush=True,
     )
+    previous = _terminate_like_interrupt()
     try:
         return DemoRunner(config).run()
     except RuntimeError as exc:  # a part did not start or died; its log tail is in the message
@@ -116,3 +120,18 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ngensight demo: interrupted after {time.monotonic() - started:.0f} s", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_like_interrupt() -> Any:
+    """SIGTERM (``timeout``, ``kill``, CI cancelling a job) takes the Ctrl-C path, which stops the
+    services, the processor and the provider instead of leaving them behind."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
