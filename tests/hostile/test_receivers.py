@@ -44,11 +44,8 @@ MAX_MESSAGE_MIB = 16
 WINDOW_S = 60.0
 # Exported metrics requests must fit the gRPC default receive limit of backends (4 MiB).
 MAX_EXPORT_REQUEST_BYTES = 4 << 20
-# Collection-time corpus: names and expectations for parametrisation. The bodies actually sent are
-# rebuilt in ``run`` with the event time of *that* moment (the corpus is deterministic apart from
-# ``base_ns``): in a long suite minutes pass between collection and this module, and spans stamped
-# at collection would be legitimately late for the live watermark.
-CASES = build_corpus(time.time_ns())
+BASE_NS = time.time_ns()
+CASES = build_corpus(BASE_NS)
 
 
 class Sent(NamedTuple):
@@ -125,7 +122,7 @@ def run() -> Any:
     sent: dict[str, list[Sent]] = {}
     valid_expected: dict[str, int] = {}
     try:
-        for case in build_corpus(time.time_ns()):
+        for case in CASES:
             plans: list[tuple[str, bytes]] = []
             if case.transport == "protobuf":
                 plans += [("grpc", case.body), ("http-protobuf", case.body)]
