@@ -7,9 +7,10 @@ series this is the tool error rate), ``cost_per_call`` (USD), ``output_tokens`` 
 1. Robust z (works from the ``min_history``-th window on): per series and feature,
    ``z = (x - median) / scale`` over the series' last ``history_windows`` windows, with
    ``scale = max(1.4826 x MAD, r x |median|, floor) x (1 + 10 / n)`` with r = 0.1 for latency,
-   cost and tokens (0 for error rate and relevance) and floors error rate 0.05, relevance 0.03,
+   cost and tokens (0 for error rate and relevance) and floors error rate 0.03, relevance 0.03,
    latency 0.05 s, output tokens 5, cost 1e-6 USD; n = windows of history, so a short history
-   widens the scale. The floors keep a series that never errs from alarming on one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
+   widens the scale. The floors keep a series that never errs from alarming on one error, and a
+   rise in error rate only counts with at least 3 errors in the window (low-traffic guard). Directional: only a *rise* in error rate and a *drop* in relevance count.
    ``z* = max |z|``, mapped to ``s_z = z* / (z* + 3)`` — z* = 3 -> 0.5, z* = 7 -> 0.7, z* = 27 -> 0.9.
 2. Isolation forest: once ``min_fit_rows`` windows have been seen across all series, one
    scikit-learn ``IsolationForest`` (seeded) is fitted on the z-vectors of all series (bounded
@@ -45,7 +46,9 @@ from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
 
 FEATURES = ("latency_p95", "error_rate", "cost_per_call", "output_tokens", "relevance")
-SCALE_FLOORS = np.array([0.05, 0.05, 1e-6, 5.0, 0.03])
+SCALE_FLOORS = np.array([0.05, 0.03, 1e-6, 5.0, 0.03])
+# an error-rate rise counts only with at least this many errors in the window (low-traffic guard)
+MIN_ERRORS = 3
 # relative floors (x |median|): latency, cost and tokens vary by a few % between quiet windows anyway;
 # error rate and relevance are already on a [0, 1] scale
 REL_FLOORS = np.array([0.1, 0.0, 0.1, 0.1, 0.0])
@@ -231,6 +234,8 @@ class AnomalyAnalyser:
                 hist = self._history[key] = deque(maxlen=cfg.history_windows)
             if len(hist) >= cfg.min_history:
                 z = robust_z(np.asarray(hist), x)
+                if acc.errors < MIN_ERRORS and z[1] > 0:
+                    z[1] = 0.0  # 2 errors in 5 calls is 40 %, but not yet an incident
                 keys.append(key)
                 zs.append(z)
                 s_z.append(robust_score(directional_max(z)))

@@ -130,3 +130,12 @@ def test_restore_refits_the_same_model_from_history():
 def test_bad_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
         AnomalyConfig.from_dict(bad)
+
+
+def test_two_errors_in_a_quiet_window_do_not_score_high():
+    a = AnomalyAnalyser(AnomalyConfig(iforest=False))
+    quiet = [r for r in traffic(30, 11, per_min=5, error_p=0.0, services=1)]
+    last = quiet[-5:]
+    bad = [r._replace(error=True) if i < 2 else r for i, r in enumerate(last)]
+    s = scores_by_window(a, quiet[:-5] + bad)
+    assert s[-1] < 0.7
