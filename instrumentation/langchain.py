@@ -29,8 +29,8 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 
 from gensight.instrumentation.dependencies import require_library
 from gensight.instrumentation.lifecycle import Telemetry
-from gensight.instrumentation.retrieval import start_retrieval
-from gensight.instrumentation.tools import ToolCall, start_tool
+from gensight.instrumentation.retrieval import RetrievalCall, finish_with_documents, start_retrieval
+from gensight.instrumentation.tools import ToolCall, method_wrapper, start_tool
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         targets: list[tuple[Any, str, Callable[..., Any]]] = [
             (tools.BaseTool, "run", _tool_run_wrapper(telemetry)),
             (tools.BaseTool, "arun", _tool_arun_wrapper(telemetry)),
-            (retrievers.BaseRetriever, "invoke", _retriever_wrapper(telemetry)),
-            (retrievers.BaseRetriever, "ainvoke", _async_retriever_wrapper(telemetry)),
+            (retrievers.BaseRetriever, "invoke", _retriever_wrapper(telemetry, is_async=False)),
+            (retrievers.BaseRetriever, "ainvoke", _retriever_wrapper(telemetry, is_async=True)),
         ]
         targets += [(tools, name, _error_handler_wrapper) for name in _ERROR_HANDLERS if hasattr(tools, name)]
         for owner, name, wrapper in targets:
@@ -185,39 +185,12 @@ def _retriever_name(instance: Any) -> str:
     return type(instance).__name__
 
 
-def _retriever_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
+def _retriever_wrapper(telemetry: Telemetry, *, is_async: bool) -> Callable[..., Any]:
+    def start(instance: Any, args: Any, kwargs: Any) -> RetrievalCall:
         query = args[0] if args else kwargs.get("input")
-        call = start_retrieval(telemetry, _retriever_name(instance), top_k=_top_k(instance), query=query)
-        try:
-            with call.invocation.activate():
-                documents = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        call.set_documents(documents)
-        call.stop()
-        return documents
+        return start_retrieval(telemetry, _retriever_name(instance), top_k=_top_k(instance), query=query)
 
-    return wrapper
+    def finish(call: RetrievalCall, instance: Any, documents: Any) -> None:
+        finish_with_documents(call, documents)
 
-
-def _async_retriever_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
-    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        query = args[0] if args else kwargs.get("input")
-        call = start_retrieval(telemetry, _retriever_name(instance), top_k=_top_k(instance), query=query)
-        try:
-            with call.invocation.activate():
-                documents = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        call.set_documents(documents)
-        call.stop()
-        return documents
-
-    return wrapper
+    return method_wrapper(start, finish, is_async=is_async)
