@@ -35,10 +35,10 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from gensight.instrumentation import attributes as A
-from gensight.instrumentation.dependencies import require_library
+from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
 from gensight.instrumentation.stream import AsyncStreamProxy, SyncStreamProxy
 
@@ -106,14 +106,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("anthropic >= 0.40",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        require_library(self)  # the launcher skips its own check (see .dependencies)
-        telemetry = Telemetry(
-            kwargs.get("tracer_provider"),
-            kwargs.get("meter_provider"),
-            pricing=kwargs.get("pricing"),
-            capture=kwargs.get("capture"),
-            scope=INSTRUMENTATION_SCOPE,
-        )
+        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
         suppress = _sdk_spans_mode(kwargs.get("sdk_spans")) == SDK_SPANS_SUPPRESS
         if suppress:
             self._original_tracer_property = _patch_sdk_tracer()
@@ -137,9 +130,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._wrapped.append((cls, method))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, method in self._wrapped:
-            unwrap(cls, method)
-        self._wrapped.clear()
+        unwrap_all(self._wrapped)
         if self._original_tracer_property is not None:
             try:
                 from anthropic import _base_client

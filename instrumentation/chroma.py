@@ -29,9 +29,8 @@ from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
-from gensight.instrumentation.dependencies import require_library
+from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import RetrievalCall, similarity_from_distance, start_retrieval
 from gensight.instrumentation.tools import method_wrapper
@@ -52,22 +51,15 @@ class ChromaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        self._wrapped: list[Any] = []
+        self._wrapped: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("chromadb >= 0.5",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        require_library(self)  # the launcher skips its own check (see .dependencies)
+        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
         import importlib
 
-        telemetry = Telemetry(
-            kwargs.get("tracer_provider"),
-            kwargs.get("meter_provider"),
-            pricing=kwargs.get("pricing"),
-            capture=kwargs.get("capture"),
-            scope=INSTRUMENTATION_SCOPE,
-        )
         for module_name, class_name, is_async in _TARGETS:
             try:
                 cls = getattr(importlib.import_module(module_name), class_name)
@@ -76,12 +68,10 @@ class ChromaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 continue
             wrapper = method_wrapper(functools.partial(_start, telemetry), _finish, is_async=is_async)
             wrapt.wrap_function_wrapper(cls, "query", wrapper)
-            self._wrapped.append(cls)
+            self._wrapped.append((cls, "query"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls in self._wrapped:
-            unwrap(cls, "query")
-        self._wrapped.clear()
+        unwrap_all(self._wrapped)
 
 
 def collection_space(collection: Any) -> str:

@@ -25,9 +25,9 @@ from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from gensight.instrumentation.dependencies import require_library
+from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import RetrievalCall, finish_with_documents, start_retrieval
 from gensight.instrumentation.tools import ToolCall, method_wrapper, start_tool
@@ -57,16 +57,9 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("langchain-core >= 0.3",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        require_library(self)  # the launcher skips its own check (see .dependencies)
+        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
         import importlib
 
-        telemetry = Telemetry(
-            kwargs.get("tracer_provider"),
-            kwargs.get("meter_provider"),
-            pricing=kwargs.get("pricing"),
-            capture=kwargs.get("capture"),
-            scope=INSTRUMENTATION_SCOPE,
-        )
         tools = importlib.import_module(_TOOLS_MODULE)
         retrievers = importlib.import_module(_RETRIEVERS_MODULE)
         targets: list[tuple[Any, str, Callable[..., Any]]] = [
@@ -84,9 +77,7 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 logger.debug("gensight: could not wrap langchain %s", name, exc_info=True)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name in self._wrapped:
-            unwrap(owner, name)
-        self._wrapped.clear()
+        unwrap_all(self._wrapped)
 
 
 # -- tools -------------------------------------------------------------------------------------
