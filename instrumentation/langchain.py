@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import wrapt
@@ -30,7 +31,13 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import RetrievalCall, finish_with_documents, start_retrieval
-from gensight.instrumentation.tools import ToolCall, method_wrapper, start_tool
+from gensight.instrumentation.tools import (
+    ToolCall,
+    method_wrapper,
+    run_in_span,
+    run_in_span_async,
+    start_tool,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,23 +122,24 @@ def _finish_tool(call: ToolCall, handled: list[str], result: Any) -> None:
         call.stop()
 
 
+@contextmanager
+def _collecting_handled_errors() -> Iterator[list[str]]:
+    """The list :func:`_error_handler_wrapper` fills while the tool run inside this block lasts."""
+    handled: list[str] = []
+    token = _handled_errors.set(handled)
+    try:
+        yield handled
+    finally:
+        _handled_errors.reset(token)
+
+
 def _tool_run_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         call = _start_tool(telemetry, instance, args, kwargs)
-        handled: list[str] = []
-        token = _handled_errors.set(handled)
-        try:
-            with call.invocation.activate():
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            _handled_errors.reset(token)
-        _finish_tool(call, handled, result)
-        return result
+        with _collecting_handled_errors() as handled:
+            return run_in_span(call, wrapped, args, kwargs, lambda c, result: _finish_tool(c, handled, result))
 
     return wrapper
 
@@ -141,18 +149,10 @@ def _tool_arun_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         call = _start_tool(telemetry, instance, args, kwargs)
-        handled: list[str] = []
-        token = _handled_errors.set(handled)
-        try:
-            with call.invocation.activate():
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            _handled_errors.reset(token)
-        _finish_tool(call, handled, result)
-        return result
+        with _collecting_handled_errors() as handled:
+            return await run_in_span_async(
+                call, wrapped, args, kwargs, lambda c, result: _finish_tool(c, handled, result)
+            )
 
     return wrapper
 
