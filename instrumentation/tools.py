@@ -27,6 +27,9 @@ A tool span directly inside a tool span of the same name is not started again, s
 decorated here *and* wrapped by an instrumented framework (LangChain ``@tool``) gives one span.
 
 The LangChain instrumentor uses :func:`start_tool` too: one implementation for every source.
+This module also holds the one "run code inside a span" machinery (:func:`run_in_span`,
+:func:`wrap_in_span`, :func:`method_wrapper`, :class:`SpanBlock`) that ``@retriever`` and the
+Chroma and LangChain instrumentors share.
 """
 
 from __future__ import annotations
@@ -159,7 +162,7 @@ def wrap_in_span(
     start: Callable[[tuple[Any, ...], dict[str, Any]], C],
     finish: Callable[[C, Any], None],
 ) -> Callable[..., Any]:
-    """``fn`` (sync or async) as a decorator returns it: each call opens ``start(args, kwargs)``
+    """What a decorator returns for ``fn`` (sync or async): each call opens ``start(args, kwargs)``
     (for a coroutine function: when awaited) and runs in it, see :func:`run_in_span`."""
     if inspect.iscoroutinefunction(fn):
 
