@@ -58,7 +58,10 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        self._wrapped: list[tuple[Any, str]] = []
+        # BaseInstrumentor is a per-class singleton whose __init__ runs again on every call of the
+        # class: keep what an earlier handle wrapped, so a fresh handle can still uninstrument.
+        if not hasattr(self, "_wrapped"):
+            self._wrapped: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("langchain-core >= 0.3",)

@@ -306,6 +306,14 @@ def test_uninstrument_restores_the_sdk(fake, tracer_provider, meter_provider, sp
     assert [s.name for s in span_exporter.get_finished_spans()] == ["anthropic.messages.create"]
 
 
+def test_uninstrument_from_a_fresh_handle_restores_the_sdk(fake, tracer_provider, meter_provider, span_exporter, sdk_provider):
+    _instrument(tracer_provider, meter_provider)
+    AnthropicInstrumentor().uninstrument()
+    with anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0, open_telemetry=sdk_provider) as c:
+        c.messages.create(model=MODEL, max_tokens=100, messages=HELLO)
+    assert [s.name for s in span_exporter.get_finished_spans()] == ["anthropic.messages.create"]
+
+
 def test_bad_request_parameters_still_reach_the_app_unchanged(client, span_exporter):
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model=MODEL, max_tokens=0, messages=HELLO)

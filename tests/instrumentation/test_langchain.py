@@ -194,6 +194,14 @@ def test_uninstrument_restores_langchain(tracer_provider, meter_provider, span_e
     assert span_exporter.get_finished_spans() == ()
 
 
+def test_uninstrument_from_a_fresh_handle_restores_langchain(tracer_provider, meter_provider, span_exporter):
+    _instrument(tracer_provider, meter_provider)
+    LangChainInstrumentor().uninstrument()
+    get_weather.invoke({"city": "Oslo"})
+    ScoredRetriever().invoke("q")
+    assert span_exporter.get_finished_spans() == ()
+
+
 def test_retriever_name_sets_the_data_source_id(instrumented, span_exporter):
     ScoredRetriever(name="product-docs").invoke("q")
     (span,) = span_exporter.get_finished_spans()
