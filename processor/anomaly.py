@@ -167,6 +167,23 @@ class _Acc:
             self.rel_sum += r.relevance
             self.rel_n += 1
 
+    def add_many(self, recs: list[CallRecord]) -> None:
+        isfinite = math.isfinite
+        self.n += len(recs)
+        self.errors += sum(1 for r in recs if r.error)
+        room = 20_000 - len(self.durations)
+        if room > 0:
+            self.durations.extend([r.duration_s for r in recs[:room] if isfinite(r.duration_s)])
+        costs = [r.cost_usd for r in recs if r.cost_usd is not None and isfinite(r.cost_usd)]
+        self.cost_sum += sum(costs)
+        self.cost_n += len(costs)
+        outs = [r.output_tokens for r in recs if r.output_tokens is not None]
+        self.out_sum += sum(outs)
+        self.out_n += len(outs)
+        rels = [r.relevance for r in recs if r.relevance is not None and isfinite(r.relevance)]
+        self.rel_sum += sum(rels)
+        self.rel_n += len(rels)
+
     def vector(self) -> np.ndarray:
         nan = math.nan
         return np.array([
@@ -203,8 +220,15 @@ class AnomalyAnalyser:
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
+        groups: dict[tuple[str, str, str, str], list[CallRecord]] = {}
         for r in records:
-            key = r.key
+            k = (r.service, r.kind, r.provider, r.target)
+            g = groups.get(k)
+            if g is None:
+                g = groups[k] = []
+            g.append(r)
+        for k, recs in groups.items():
+            key = SeriesKey(*k)
             acc = accs.get(key)
             if acc is None:
                 if key not in self._history and len(self._history) + len(accs) >= self.config.max_series:
@@ -212,7 +236,7 @@ class AnomalyAnalyser:
                     acc = accs.get(key)
                 if acc is None:
                     acc = accs[key] = _Acc()
-            acc.add(r)
+            acc.add_many(recs)
 
     def close(self, window: Window) -> list[MetricPoint]:
         cfg = self.config
