@@ -108,6 +108,33 @@ def build_request(rng: random.Random, n_spans: int, end_ns: int) -> bytes:
     return req.SerializeToString()
 
 
+class BodyPool:
+    """Pre-built requests whose span times are shifted to "now" per send (building 512 GenAI spans
+    from scratch costs more than sending them, which would cap the offered load)."""
+
+    def __init__(self, rng: random.Random, n_spans: int, size: int = 16) -> None:
+        self.built_ns = time.time_ns()
+        self.requests = [ExportTraceServiceRequest.FromString(build_request(rng, n_spans, self.built_ns))
+                         for _ in range(size)]
+        self._i = 0
+        self._lock = threading.Lock()
+
+    def next_body(self) -> bytes:
+        with self._lock:
+            req = self.requests[self._i % len(self.requests)]
+            self._i += 1
+            shift = time.time_ns() - self.built_ns
+            out = ExportTraceServiceRequest()
+            out.CopyFrom(req)
+        for rs in out.resource_spans:
+            for ss in rs.scope_spans:
+                for sp in ss.spans:
+                    sp.start_time_unix_nano += shift
+                    sp.end_time_unix_nano += shift
+                    sp.trace_id = os.urandom(16)
+        return out.SerializeToString()
+
+
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -166,12 +193,9 @@ def measure_capacity(server: Server, seconds: float, clients: int, spans_per_req
     accepted = [0] * clients
 
     def worker(i: int) -> None:
-        rng = random.Random(i)
-        bodies = [build_request(rng, spans_per_request, time.time_ns()) for _ in range(8)]
-        k = 0
+        pool = BodyPool(random.Random(i), spans_per_request, size=4)
         while time.monotonic() < stop:
-            ok, _ = export(server.channel, bodies[k % len(bodies)])
-            k += 1
+            ok, _ = export(server.channel, pool.next_body())
             if ok:
                 accepted[i] += spans_per_request
             else:
@@ -193,42 +217,59 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def soak(server: Server, rate_spans_s: float, seconds: float, sample_s: float, spans_per_request: int) -> dict:
-    rng = random.Random(7)
-    interval_s = spans_per_request / rate_spans_s
+def soak(server: Server, rate_spans_s: float, seconds: float, sample_s: float, spans_per_request: int,
+         senders: int = 4) -> dict:
+    pool = BodyPool(random.Random(7), spans_per_request)
+    interval_s = spans_per_request / rate_spans_s * senders  # per sender thread
     samples: list[dict] = []
     latencies: list[tuple[float, float]] = []  # (elapsed, latency)
-    refused = 0
-    t0 = time.monotonic()
-    next_send = t0
-    next_sample = t0
     window: list[float] = []
-    while True:
-        now = time.monotonic()
-        if now - t0 >= seconds:
-            break
-        if now >= next_sample:
-            samples.append({"t_s": now - t0, "rss_mib": rss_bytes(server.proc.pid) / 2**20,
-                            "p50_ms": percentile(window, 0.5) * 1e3, "p99_ms": percentile(window, 0.99) * 1e3,
-                            "requests": len(window)})
-            print(f"  t={now - t0:7.1f}s rss={samples[-1]['rss_mib']:7.1f} MiB "
-                  f"p50={samples[-1]['p50_ms']:6.2f} ms p99={samples[-1]['p99_ms']:6.2f} ms n={len(window)}", flush=True)
-            window = []
-            next_sample += sample_s
-        if now < next_send:
-            time.sleep(min(next_send - now, 0.05))
-            continue
-        body = build_request(rng, spans_per_request, time.time_ns())
-        ok, lat = export(server.channel, body)
-        refused += not ok
-        latencies.append((now - t0, lat))
-        window.append(lat)
-        next_send += interval_s
-        if next_send < time.monotonic() - 1.0:  # fell behind by more than 1 s: do not burst to catch up
-            next_send = time.monotonic()
-    samples.append({"t_s": time.monotonic() - t0, "rss_mib": rss_bytes(server.proc.pid) / 2**20,
-                    "p50_ms": percentile(window, 0.5) * 1e3, "p99_ms": percentile(window, 0.99) * 1e3,
-                    "requests": len(window)})
+    refused = [0]
+    lock = threading.Lock()
+    t0 = time.monotonic()
+    done = threading.Event()
+
+    def sender(k: int) -> None:
+        next_send = t0 + k * interval_s / senders
+        while not done.is_set():
+            now = time.monotonic()
+            if now - t0 >= seconds:
+                return
+            if now < next_send:
+                time.sleep(min(next_send - now, 0.05))
+                continue
+            ok, lat = export(server.channel, pool.next_body())
+            with lock:
+                refused[0] += not ok
+                latencies.append((now - t0, lat))
+                window.append(lat)
+            next_send += interval_s
+            if next_send < time.monotonic() - 1.0:  # fell behind by more than 1 s: do not burst
+                next_send = time.monotonic()
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+
+    def take_sample() -> None:
+        with lock:
+            w = list(window)
+            window.clear()
+        samples.append({"t_s": time.monotonic() - t0, "rss_mib": rss_bytes(server.proc.pid) / 2**20,
+                        "p50_ms": percentile(w, 0.5) * 1e3, "p99_ms": percentile(w, 0.99) * 1e3, "requests": len(w)})
+        last = samples[-1]
+        print(f"  t={last['t_s']:7.1f}s rss={last['rss_mib']:7.1f} MiB p50={last['p50_ms']:6.2f} ms "
+              f"p99={last['p99_ms']:6.2f} ms n={last['requests']}", flush=True)
+
+    try:
+        take_sample()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(min(sample_s, max(0.0, seconds - (time.monotonic() - t0))))
+            take_sample()
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
     tenth = seconds / 10
     early = [lat for t, lat in latencies if t < tenth]
     late = [lat for t, lat in latencies if t >= seconds - tenth]
@@ -241,7 +282,7 @@ def soak(server: Server, rate_spans_s: float, seconds: float, sample_s: float, s
     return {
         "samples": samples,
         "requests": len(latencies),
-        "refused": refused,
+        "refused": refused[0],
         "spans_sent": len(latencies) * spans_per_request,
         "achieved_spans_s": len(latencies) * spans_per_request / seconds,
         "rss_start_mib": samples[0]["rss_mib"],
@@ -263,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=4, help="sender threads while measuring capacity")
     ap.add_argument("--spans-per-request", type=int, default=512)
     ap.add_argument("--sample-s", type=float, default=10.0, help="RSS / latency sampling period")
+    ap.add_argument("--senders", type=int, default=4, help="paced sender threads during the soak")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for gensight serve (repeatable)")
     args = ap.parse_args(argv)
 
@@ -279,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(serve_args)  # a fresh process, so the capacity burst does not colour the RSS
     try:
         print(f"soak: {args.duration_s:.0f} s, sampling every {args.sample_s:.0f} s")
-        result = soak(server, rate, args.duration_s, args.sample_s, args.spans_per_request)
+        result = soak(server, rate, args.duration_s, args.sample_s, args.spans_per_request, args.senders)
     finally:
         log = server.stop()
     print()

@@ -117,7 +117,7 @@ class Pipeline:
         p = config.pipeline
         self.windows = WindowClock(
             WindowConfig(p.window_s, p.allowed_lateness_s, p.idle_advance), live=live, monotonic=monotonic,
-            wall_ns=wall_ns,
+            wall_ns=wall_ns if p.max_future_skew_s is not None else None,
         )
         self.context = PipelineContext(
             config, live, Path(config.state.dir) if config.state.dir else None, pricing, key, self._emit_logs
@@ -159,7 +159,7 @@ class Pipeline:
             with self._lock:
                 self.counts["dropped"] += n
             return Admission(True, n, f"processor could not normalise the request: {type(exc).__name__}")
-        if res.records and self.live:
+        if res.records and self.live and self.config.pipeline.max_future_skew_s is not None:
             res = self._reject_future(res)
         with self._lock:
             self.counts["skipped"] += res.skipped
@@ -175,12 +175,13 @@ class Pipeline:
 
     def _reject_future(self, res: Any) -> Any:
         """Live mode: spans ending beyond wall clock + ``max_future_skew_s`` are rejected."""
-        limit = self._wall_ns() + int(self.config.pipeline.max_future_skew_s * 1e9)
+        skew_s = self.config.pipeline.max_future_skew_s or 0.0
+        limit = self._wall_ns() + int(skew_s * 1e9)
         if max(r.end_ns for r in res.records) <= limit:
             return res
         kept = [r for r in res.records if r.end_ns <= limit]
         n = len(res.records) - len(kept)
-        message = res.error_message or f"{n} span(s) end more than {self.config.pipeline.max_future_skew_s:g} s in the future"
+        message = res.error_message or f"{n} span(s) end more than {skew_s:g} s in the future"
         return res._replace(records=kept, rejected=res.rejected + n, error_message=message)
 
     # -- replay side (caller's thread) ---------------------------------------------------------

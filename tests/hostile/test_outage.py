@@ -60,7 +60,7 @@ def test_metrics_are_buffered_while_the_backend_is_down_and_delivered_when_it_re
             assert all(answers), "ingestion must not block or fail while the backend is down"
             assert wait_for(lambda: _exporter(server).stats().queued_requests >= 3)
             sink.start()  # same port
-            assert wait_for(lambda: {f"during-outage-{i}" for i in range(3)} <= _services(sink), timeout_s=15)
+            assert wait_for(lambda: {f"during-outage-{i}" for i in range(3)} <= _services(sink), timeout_s=40)
             assert _exporter(server).stats().dropped_requests == 0
     finally:
         sink.stop()
@@ -82,7 +82,7 @@ def test_beyond_the_buffer_bound_the_oldest_metrics_are_dropped_and_counted():
             assert wait_for(lambda: _exporter(server).stats().dropped_requests > 0)
             assert _exporter(server).stats().queued_requests <= 3 + 1  # the bound + the one being retried
             sink.start()
-            assert wait_for(lambda: "during-outage-9" in _services(sink), timeout_s=15)
+            assert wait_for(lambda: "during-outage-9" in _services(sink), timeout_s=40)
             delivered = {s for s in _services(sink) if s.startswith("during-outage-")}
             # the newest survive; buffered ones in between were dropped (the request being
             # retried when the buffer overflowed is kept)
@@ -90,6 +90,6 @@ def test_beyond_the_buffer_bound_the_oldest_metrics_are_dropped_and_counted():
             # the drop is counted in the processor's own exported telemetry
             assert wait_for(lambda: any(dict(attrs).get("outcome") == "dropped" and value > 0
                                         for _, _, attrs, value in sink.rows("gensight.processor.export.items")),
-                            timeout_s=15)
+                            timeout_s=40)
     finally:
         sink.stop()
