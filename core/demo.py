@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DURATION_S = 90.0
 DEFAULT_SPEED = 20.0  # event seconds per wall-clock second: 90 s of wall time = 30 min of traffic
@@ -65,7 +68,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# what the demo needs beyond the base install (the ``demo`` extra)
+REQUIRED_MODULES = {"openai": "openai", "rich": "rich", "grpc": "grpcio", "sklearn": "scikit-learn"}
+
+
+def missing_packages() -> list[str]:
+    import importlib.util
+
+    return [pkg for module, pkg in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None]
+
+
 def run(args: argparse.Namespace) -> int:
+    missing = missing_packages()
+    if missing:
+        print(
+            f"gensight demo: missing {', '.join(missing)}; install with: pip install 'gensight[demo]'",
+            file=sys.stderr,
+        )
+        return 2
     from gensight.demo_runner import DemoConfig, DemoRunner
 
     workdir = Path(tempfile.mkdtemp(prefix="gensight-demo-"))
@@ -86,8 +106,32 @@ def run(args: argparse.Namespace) -> int:
         live=not args.plain and sys.stdout.isatty() and os.environ.get("TERM") != "dumb",
     )
     started = time.monotonic()
+    print(
+        f"gensight demo: starting the fake provider, the processor and 3 instrumented services "
+        f"(work dir {workdir}) ...",
+        flush=True,
+    )
+    previous = _terminate_like_interrupt()
     try:
         return DemoRunner(config).run()
+    except RuntimeError as exc:  # a part did not start or died; its log tail is in the message
+        print(f"gensight demo: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ngensight demo: interrupted after {time.monotonic() - started:.0f} s", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_like_interrupt() -> Any:
+    """SIGTERM (``timeout``, ``kill``, CI cancelling a job) takes the Ctrl-C path, which stops the
+    services, the processor and the provider instead of leaving them behind."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)

@@ -49,28 +49,30 @@ class ProviderHandle:
         self._control({"incident": None})
 
     def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
+        """Close its stdin (it exits on end-of-file), then terminate it if it lingers."""
+        try:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+            self._proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self._proc.kill()
+            self._proc.wait(timeout=5)
         if self._proc.stdout is not None:
             self._proc.stdout.close()
 
 
 def start_fake_provider(seed: int, latency_scale: float, log_path: Path, timeout_s: float = 60.0) -> ProviderHandle:
-    """Start ``python -m gensight.fake_provider`` on 127.0.0.1 (ephemeral port), latencies x ``latency_scale``."""
+    """Start the fake provider process (``gensight.demo_provider``) on 127.0.0.1, ephemeral port,
+    latencies x ``latency_scale``."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "gensight.fake_provider", "--host", "127.0.0.1", "--port", "0",
+                sys.executable, "-m", "gensight.demo_provider",
                 "--latency-s", repr(PROVIDER_LATENCY_S * latency_scale),
                 "--latency-per-token-s", repr(PROVIDER_LATENCY_PER_TOKEN_S * latency_scale),
                 "--error-rate", repr(PROVIDER_ERROR_RATE), "--seed", str(seed),
             ],
-            stdout=subprocess.PIPE, stderr=log,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
         )
     line: list[bytes] = []
     reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 NS_PER_S = 1_000_000_000
 BURN_WINDOWS_SHOWN = ("5m", "30m", "1h", "6h")
 PAGE_BURN_RATE = 14.4
+OPERATION_SHORT = {"execute_tool": "tool", "embeddings": "embed", "text_completion": "completion"}
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,12 @@ def _series_rows(view: DemoView) -> list[tuple[SeriesId, SeriesState]]:
 
 
 def live_view(
-    view: DemoView, info: RunInfo, now_event_ns: int, alert_log: list[str] | None = None
+    view: DemoView, info: RunInfo, now_event_ns: int, alert_log: list[str] | None = None,
+    height: int | None = None,
 ) -> RenderableType:
-    """The full-screen layout for one refresh."""
+    """The full-screen layout for one refresh; with ``height``, the list of alert transitions is
+    cut so the whole view fits the terminal (a live display taller than the screen flickers)."""
+    from rich import box
     from rich.console import Group
     from rich.panel import Panel
     from rich.progress_bar import ProgressBar
@@ -176,31 +180,40 @@ def live_view(
         )
     bar = ProgressBar(total=total_ns, completed=done_ns, width=60)
 
-    table = Table(title="per-series SLIs (latest window)", expand=True, title_justify="left")
+    table = Table(
+        title="per-series SLIs (latest window)", expand=True, title_justify="left", box=box.SIMPLE_HEAD,
+        collapse_padding=True, pad_edge=False,
+    )
     for col, justify in (
-        ("service", "left"), ("operation", "left"), ("model / tool / source", "left"), ("calls", "right"),
-        ("err %", "right"), ("p95 s", "right"), ("cost/call $", "right"), ("cost $", "right"),
-        ("drift", "right"), ("anomaly", "right"),
+        ("service", "left"), ("op", "left"), ("model/tool/source", "left"), ("calls", "right"),
+        ("err%", "right"), ("p95 s", "right"), ("$/call", "right"), ("cost $", "right"),
+        ("drift", "right"), ("anom", "right"),
     ):
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        # numbers keep their width; on a narrow terminal the names are cut instead
+        table.add_column(
+            col, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+            min_width=len(col) if justify == "right" else None,
+        )
     index = view.window_index
     for sid, s in _series_rows(view):
         stale = s.updated_window != index
         row_style = "dim" if stale else ("bold" if view.is_incident_series(sid) and incident_on else "")
         err = None if stale else s.error_rate
         table.add_row(
-            sid.service, sid.operation, sid.target,
+            sid.service, OPERATION_SHORT.get(sid.operation, sid.operation), sid.target,
             f"{s.window_calls:.0f}" if not stale else "0",
             Text(_fmt(None if err is None else err * 100, ".1f"), style=_style_ratio(err, 0.02, 0.05)),
             _fmt(s.p95_s, ".2f"),
             _fmt(s.cost_per_call_usd, ".5f"),
-            f"{s.cost_total_usd:.4f}",
+            f"{s.cost_total_usd:.3f}",
             Text(_fmt(s.drift, ".2f"), style=_style_ratio(s.drift, DRIFT_ALERT_THRESHOLD / 2, DRIFT_ALERT_THRESHOLD)),
             Text(_fmt(s.anomaly, ".2f"), style=_style_ratio(s.anomaly, 0.5, ANOMALY_ALERT_THRESHOLD)),
             style=row_style,
         )
 
-    slo_table = Table(title="SLO burn rates (page at 14.4 over 1h and 5m)", expand=True, title_justify="left")
+    slo_table = Table(
+        title="SLO burn rates (page at 14.4 over 1h and 5m)", expand=True, title_justify="left", box=box.SIMPLE_HEAD
+    )
     slo_table.add_column("slo", no_wrap=True)
     slo_table.add_column("service", no_wrap=True)
     for w in BURN_WINDOWS_SHOWN:
@@ -232,6 +245,11 @@ def live_view(
         alerts.append("\n".join(lines), style="bold red")
     else:
         alerts.append("no active alerts", style="green")
+    if alert_log and height is not None:
+        # header panel 5; tables: title, top edge, head, rule, bottom edge = 5 each; alerts panel 2; totals 1
+        used = 5 + 5 + len(view.series) + 5 + max(1, len(view.slos)) + 2 + max(1, len(view.active_alerts)) + 1
+        room = height - used - 1  # the transitions' own heading line
+        alert_log = alert_log[-room:] if room > 0 else []
     if alert_log:
         alerts.append("\nlatest transitions (OTLP log records):", style="bold")
         for entry in alert_log:

@@ -31,6 +31,7 @@ from gensight.demo_scenario import (
     incident_at_fraction,
     make_clock,
     services_using,
+    simulated_windows,
 )
 from gensight.demo_view import DemoView, windows_from_request
 from gensight.processor.points import MetricPoint, Window
@@ -99,7 +100,8 @@ class ServiceProcess:
         self.proc.stdin.flush()
 
     def log_tail(self, lines: int = 20) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
@@ -127,6 +129,8 @@ class DemoRunner:
         self.alert_log: deque[str] = deque(maxlen=ALERT_LOG_LINES)  # latest alert transitions
         self.alert_transitions = 0
         self.logs_sink: Any = None  # OTLP/JSON lines of the alert transitions (log records)
+        self.straggler_windows = 0
+        self.event_end_ns = 0
 
     # the processor's export stage calls this (its worker thread) for every exported request
     def export(self, request: Any) -> None:
@@ -160,7 +164,7 @@ class DemoRunner:
         provider = start_fake_provider(
             seed=cfg.seed, latency_scale=1.0 / cfg.speed, log_path=cfg.workdir / "fake-provider.log"
         )
-        windows_total = max(1, round(cfg.duration_s * cfg.speed / cfg.window_s))
+        windows_total = simulated_windows(cfg.duration_s, cfg.speed, cfg.window_s)
         file_sink = metrics_file_sink(cfg.output)
         self.logs_sink = metrics_file_sink(self.alerts_path)
         try:
@@ -185,8 +189,10 @@ class DemoRunner:
                 svc.wait_ready(deadline)
             now_ns = time.time_ns() + int(START_DELAY_S * NS_PER_S)
             clock = make_clock(now_ns, cfg.duration_s, cfg.speed, cfg.window_s)
-            end_wall_ns = now_ns + int(cfg.duration_s * NS_PER_S)
-            incident = incident_at_fraction(clock, cfg.duration_s, window_s=cfg.window_s)
+            # the run ends on a window boundary (duration rounded up to whole windows)
+            end_wall_ns = clock.wall_ns(clock.event_base_ns + int(windows_total * cfg.window_s * NS_PER_S))
+            self.event_end_ns = clock.event_ns(end_wall_ns)
+            incident = incident_at_fraction(clock, windows_total * cfg.window_s / cfg.speed, window_s=cfg.window_s)
             info = RunInfo(
                 event_base_ns=clock.event_base_ns,
                 event_end_ns=clock.event_ns(end_wall_ns),
@@ -222,6 +228,11 @@ class DemoRunner:
         for line in summary_lines(view, info, str(cfg.output), time.monotonic() - started):
             self._print(line)
         self._print(f"alert transitions ({self.alert_transitions}) as OTLP/JSON log records: {self.alerts_path}")
+        if self.straggler_windows:
+            self._print(
+                f"({self.straggler_windows} window(s) after the end held only requests still in flight: "
+                "exported, not shown)"
+            )
         return 0
 
     def _drive(
@@ -246,15 +257,22 @@ class DemoRunner:
             except queue.Empty:
                 item = None
             while item is not None:
-                view.update(*item)
-                if live is None:
-                    self._print(window_line(view, info))
+                if item[0].start_ns >= info.event_end_ns:
+                    # spans of requests still in flight at the end: exported, not shown, as
+                    # their window holds only stragglers
+                    self.straggler_windows += 1
+                    view.apply_self_telemetry(item[1])
+                else:
+                    view.update(*item)
+                    if live is None:
+                        self._print(window_line(view, info))
                 try:
                     item = self.windows.get_nowait()
                 except queue.Empty:
                     item = None
             if live is not None:
-                live.update(live_view(view, info, clock.event_ns(time.time_ns()), list(self.alert_log)))
+                live.update(live_view(view, info, clock.event_ns(time.time_ns()), list(self.alert_log),
+                                      height=live.console.size.height))
 
         try:
             while time.time_ns() < end_wall_ns:
@@ -277,5 +295,6 @@ class DemoRunner:
             drain(0.0)
         finally:
             if live is not None:
-                live.update(live_view(view, info, info.event_end_ns, list(self.alert_log)))
+                live.update(live_view(view, info, info.event_end_ns, list(self.alert_log),
+                                      height=live.console.size.height))
                 live.stop()

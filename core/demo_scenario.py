@@ -11,6 +11,7 @@ windows, SLO burn-rate windows and baselines still see realistic durations and r
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from dataclasses import dataclass, field
@@ -66,14 +67,20 @@ class EventClock(NamedTuple):
         return event_s / self.speed
 
 
+def simulated_windows(duration_s: float, speed: float, window_s: float) -> int:
+    """Whole windows of event time the run covers (at least one): the run ends on a boundary,
+    so its last window is a full one."""
+    return max(1, math.ceil(duration_s * speed / window_s - 1e-9))
+
+
 def make_clock(now_wall_ns: int, duration_s: float, speed: float, window_s: float) -> EventClock:
     """A clock whose simulated period ends about now, starting on a window boundary.
 
     Ending near the present keeps exported timestamps plausible for any backend; starting on a
     window boundary makes the first window a full one.
     """
-    simulated_ns = int(duration_s * speed * NS_PER_S)
     window_ns = int(window_s * NS_PER_S)
+    simulated_ns = simulated_windows(duration_s, speed, window_s) * window_ns
     event_base = now_wall_ns - simulated_ns
     event_base -= event_base % window_ns
     return EventClock(now_wall_ns, event_base, speed)
@@ -166,8 +173,6 @@ def service_rng(seed: int, service: str) -> random.Random:
 
 
 def _lognormal(rng: random.Random, median: float, sigma: float, lo: float, hi: float) -> float:
-    import math
-
     return min(hi, max(lo, rng.lognormvariate(math.log(median), sigma)))
 
 

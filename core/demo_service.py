@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import threading
@@ -137,6 +138,7 @@ class ServiceRunner:
         self.requests = 0
         self.failures = 0
         self._lock = threading.Lock()
+        self.stop = threading.Event()  # set: no new requests
 
     def _sleep_event(self, event_s: float) -> None:
         time.sleep(self.clock.wall_duration_s(event_s))
@@ -160,8 +162,8 @@ class ServiceRunner:
                 steps = plan_request(self.service, self.rng)
                 salt = self.rng.getrandbits(32)
                 wait_s = (due_wall_ns - time.time_ns()) / NS_PER_S
-                if wait_s > 0:
-                    time.sleep(wait_s)
+                if self.stop.wait(wait_s) if wait_s > 0 else self.stop.is_set():
+                    return
                 self.requests += 1
                 pool.submit(self._request, steps, salt)
 
@@ -217,6 +219,17 @@ class ServiceRunner:
         with retriever(step.data_source, top_k=step.top_k) as call:
             self._sleep_event(step.duration_s)
             call.set_documents(ids=[f"doc-{i}" for i in range(len(step.scores))], scores=list(step.scores))
+
+
+def _stop_on_eof(runner: ServiceRunner) -> None:
+    # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside a buffered
+    # reader's lock aborts the interpreter at exit
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    runner.stop.set()
 
 
 def warm_up(client: Any) -> None:
@@ -297,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start_clock, end_wall_ns = read_start(line)
     clock.set(start_clock)
     runner = ServiceRunner(args.service, args.seed, start_clock, client)
+    # end-of-file on stdin: the demo stopped us early, or died; finish the requests in flight
+    threading.Thread(target=_stop_on_eof, args=(runner,), daemon=True).start()
     try:
         runner.run_until(end_wall_ns)
     except KeyboardInterrupt:

@@ -184,6 +184,12 @@ class DemoView:
             self.fired_alerts.setdefault(alert, index)
         self._track_detection(window, index)
 
+    def apply_self_telemetry(self, points: Iterable[MetricPoint]) -> None:
+        """Take only the processor's own counters from ``points`` (a window not shown)."""
+        for point in points:
+            if point.name == PROCESSOR_SPANS:
+                self.spans[str(dict(point.attributes).get("outcome", "?"))] = _number(point.value)
+
     def _apply_slo(self, point: MetricPoint) -> None:
         attrs = dict(point.attributes)
         slo = self.slos.setdefault(str(attrs.get("slo", "?")), SloState(point.service))

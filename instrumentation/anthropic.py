@@ -35,10 +35,10 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from gensight.instrumentation import attributes as A
-from gensight.instrumentation.dependencies import require_library
+from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
 from gensight.instrumentation.stream import AsyncStreamProxy, SyncStreamProxy
 
@@ -99,21 +99,17 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        self._original_tracer_property: property | None = None
-        self._wrapped: list[tuple[Any, str]] = []
+        # BaseInstrumentor is a per-class singleton whose __init__ runs again on every call of the
+        # class: keep what an earlier handle wrapped, so a fresh handle can still uninstrument.
+        if not hasattr(self, "_wrapped"):
+            self._original_tracer_property: property | None = None
+            self._wrapped: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("anthropic >= 0.40",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        require_library(self)  # the launcher skips its own check (see .dependencies)
-        telemetry = Telemetry(
-            kwargs.get("tracer_provider"),
-            kwargs.get("meter_provider"),
-            pricing=kwargs.get("pricing"),
-            capture=kwargs.get("capture"),
-            scope=INSTRUMENTATION_SCOPE,
-        )
+        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
         suppress = _sdk_spans_mode(kwargs.get("sdk_spans")) == SDK_SPANS_SUPPRESS
         if suppress:
             self._original_tracer_property = _patch_sdk_tracer()
@@ -128,18 +124,16 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except Exception:  # an older SDK without the beta resource or the helper
                 logger.debug("gensight: %s.%s.%s not found; not instrumented", module_name, class_name, method)
                 continue
-            factory: Callable[..., Any]
             if method == "stream":
-                factory = _async_stream_wrapper if is_async else _stream_wrapper
+                manager_proxy = _AsyncStreamManagerProxy if is_async else _StreamManagerProxy
+                wrapper = _stream_wrapper(telemetry, suppress, manager_proxy)
             else:
-                factory = _async_create_wrapper if is_async else _create_wrapper
-            wrapt.wrap_function_wrapper(cls, method, factory(telemetry, suppress))
+                wrapper = (_async_create_wrapper if is_async else _create_wrapper)(telemetry, suppress)
+            wrapt.wrap_function_wrapper(cls, method, wrapper)
             self._wrapped.append((cls, method))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, method in self._wrapped:
-            unwrap(cls, method)
-        self._wrapped.clear()
+        unwrap_all(self._wrapped)
         if self._original_tracer_property is not None:
             try:
                 from anthropic import _base_client
@@ -529,6 +523,17 @@ def _fold_sdk_span(instance: Any, kwargs: dict[str, Any]) -> tuple[int, dict[str
         return _SDK_PASS_THROUGH, kwargs
 
 
+def _create_result(inv: Invocation, result: Any, streaming: bool, proxy_cls: type) -> Any:
+    """What a ``create``/``parse`` wrapper returns: a stream behind the shared stream proxy (which
+    ends the span), or the message, recorded and the span ended."""
+    if _is_stream(result):
+        state = _StreamState(inv.capture_content.enabled)
+        return proxy_cls(result, inv, state.on_chunk, state.on_end)
+    _record_message(inv, _message_of(result, streaming))
+    inv.stop()
+    return result
+
+
 def _create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if not is_instrumentation_enabled():
@@ -543,12 +548,7 @@ def _create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[..., Any]:
         except BaseException as exc:
             inv.fail(exc)
             raise
-        if _is_stream(result):
-            state = _StreamState(inv.capture_content.enabled)
-            return SyncStreamProxy(result, inv, state.on_chunk, state.on_end)
-        _record_message(inv, _message_of(result, streaming))
-        inv.stop()
-        return result
+        return _create_result(inv, result, streaming, SyncStreamProxy)
 
     return wrapper
 
@@ -567,19 +567,13 @@ def _async_create_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[...,
         except BaseException as exc:
             inv.fail(exc)
             raise
-        if _is_stream(result):
-            state = _StreamState(inv.capture_content.enabled)
-            return AsyncStreamProxy(result, inv, state.on_chunk, state.on_end)
-        _record_message(inv, _message_of(result, streaming))
-        inv.stop()
-        return result
+        return _create_result(inv, result, streaming, AsyncStreamProxy)
 
     return wrapper
 
 
-class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    """Stands in for ``MessageStreamManager``: the span starts when the ``with`` block opens the
-    request, and the shared stream proxy replaces the raw event stream the helper reads."""
+class _ManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What the sync and async stream-manager proxies share: the span they start on entry."""
 
     def __init__(self, manager: Any, start: Callable[[], Invocation], suppress: bool):
         super().__init__(manager)
@@ -587,11 +581,22 @@ class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_suppress = suppress
         self._self_invocation: Invocation | None = None
 
+    def _begin(self) -> Invocation:
+        self._self_invocation = self._self_start()
+        return self._self_invocation
+
+    def _sdk_tracer_mode(self) -> _SdkTracerMode:
+        return _SdkTracerMode(_SDK_PASS_THROUGH if self._self_suppress else _SDK_NORMAL)
+
+
+class _StreamManagerProxy(_ManagerProxy):
+    """Stands in for ``MessageStreamManager``: the span starts when the ``with`` block opens the
+    request, and the shared stream proxy replaces the raw event stream the helper reads."""
+
     def __enter__(self) -> Any:
-        inv = self._self_start()
-        self._self_invocation = inv
+        inv = self._begin()
         try:
-            with inv.activate(), _SdkTracerMode(_SDK_PASS_THROUGH if self._self_suppress else _SDK_NORMAL):
+            with inv.activate(), self._sdk_tracer_mode():
                 message_stream = self.__wrapped__.__enter__()
         except BaseException as exc:
             inv.fail(exc)
@@ -606,20 +611,13 @@ class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             _finish_unattached(self._self_invocation, exc)
 
 
-class _AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _AsyncStreamManagerProxy(_ManagerProxy):
     """``AsyncMessageStreamManager`` counterpart of :class:`_StreamManagerProxy`."""
 
-    def __init__(self, manager: Any, start: Callable[[], Invocation], suppress: bool):
-        super().__init__(manager)
-        self._self_start = start
-        self._self_suppress = suppress
-        self._self_invocation: Invocation | None = None
-
     async def __aenter__(self) -> Any:
-        inv = self._self_start()
-        self._self_invocation = inv
+        inv = self._begin()
         try:
-            with inv.activate(), _SdkTracerMode(_SDK_PASS_THROUGH if self._self_suppress else _SDK_NORMAL):
+            with inv.activate(), self._sdk_tracer_mode():
                 message_stream = await self.__wrapped__.__aenter__()
         except BaseException as exc:
             inv.fail(exc)
@@ -658,21 +656,14 @@ def _finish_unattached(inv: Invocation | None, exc: BaseException | None) -> Non
         inv.stop()
 
 
-def _stream_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[..., Any]:
+def _stream_wrapper(telemetry: Telemetry, suppress: bool, manager_proxy: type[_ManagerProxy]) -> Callable[..., Any]:
+    """``messages.stream`` (sync or async: the call itself is sync either way) returns a manager;
+    hand back ``manager_proxy`` around it, which starts the span when the request is opened."""
+
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         manager = wrapped(*args, **kwargs)
-        return _StreamManagerProxy(manager, lambda: _start(telemetry, instance, kwargs, True), suppress)
-
-    return wrapper
-
-
-def _async_stream_wrapper(telemetry: Telemetry, suppress: bool) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        manager = wrapped(*args, **kwargs)
-        return _AsyncStreamManagerProxy(manager, lambda: _start(telemetry, instance, kwargs, True), suppress)
+        return manager_proxy(manager, lambda: _start(telemetry, instance, kwargs, True), suppress)
 
     return wrapper

@@ -22,17 +22,18 @@ returned distance. Queries made with ``include=[]`` (no distances) get a count b
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 
-from gensight.instrumentation.dependencies import require_library
+from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import RetrievalCall, similarity_from_distance, start_retrieval
+from gensight.instrumentation.tools import method_wrapper
 
 logger = logging.getLogger(__name__)
 
@@ -50,36 +51,30 @@ class ChromaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        self._wrapped: list[Any] = []
+        # BaseInstrumentor is a per-class singleton whose __init__ runs again on every call of the
+        # class: keep what an earlier handle wrapped, so a fresh handle can still uninstrument.
+        if not hasattr(self, "_wrapped"):
+            self._wrapped: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("chromadb >= 0.5",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        require_library(self)  # the launcher skips its own check (see .dependencies)
+        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
         import importlib
 
-        telemetry = Telemetry(
-            kwargs.get("tracer_provider"),
-            kwargs.get("meter_provider"),
-            pricing=kwargs.get("pricing"),
-            capture=kwargs.get("capture"),
-            scope=INSTRUMENTATION_SCOPE,
-        )
         for module_name, class_name, is_async in _TARGETS:
             try:
                 cls = getattr(importlib.import_module(module_name), class_name)
             except Exception:
                 logger.debug("gensight: %s.%s not found; not instrumented", module_name, class_name)
                 continue
-            wrapper = _async_query_wrapper(telemetry) if is_async else _query_wrapper(telemetry)
+            wrapper = method_wrapper(functools.partial(_start, telemetry), _finish, is_async=is_async)
             wrapt.wrap_function_wrapper(cls, "query", wrapper)
-            self._wrapped.append(cls)
+            self._wrapped.append((cls, "query"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls in self._wrapped:
-            unwrap(cls, "query")
-        self._wrapped.clear()
+        unwrap_all(self._wrapped)
 
 
 def collection_space(collection: Any) -> str:
@@ -99,7 +94,7 @@ def collection_space(collection: Any) -> str:
     return "l2"
 
 
-def _start(telemetry: Telemetry, collection: Any, kwargs: dict[str, Any]) -> RetrievalCall:
+def _start(telemetry: Telemetry, collection: Any, args: Any, kwargs: dict[str, Any]) -> RetrievalCall:
     n_results = kwargs.get("n_results", DEFAULT_N_RESULTS)
     query = kwargs.get("query_texts")
     if isinstance(query, list) and len(query) == 1:
@@ -114,7 +109,8 @@ def _start(telemetry: Telemetry, collection: Any, kwargs: dict[str, Any]) -> Ret
     )
 
 
-def _record(call: RetrievalCall, collection: Any, result: Any) -> None:
+def _finish(call: RetrievalCall, collection: Any, result: Any) -> None:
+    """Record the query result (an unreadable one only loses the scores) and end the call."""
     try:
         ids = [i for per_query in (result.get("ids") or []) for i in per_query]
         distances = [d for per_query in (result.get("distances") or []) for d in (per_query or [])]
@@ -123,39 +119,4 @@ def _record(call: RetrievalCall, collection: Any, result: Any) -> None:
         call.set_documents(ids=ids, scores=scores or None, count=len(ids))
     except Exception:
         logger.debug("gensight: could not read the chroma query result", exc_info=True)
-
-
-def _query_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        call = _start(telemetry, instance, kwargs)
-        try:
-            with call.invocation.activate():
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        _record(call, instance, result)
-        call.stop()
-        return result
-
-    return wrapper
-
-
-def _async_query_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
-    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        call = _start(telemetry, instance, kwargs)
-        try:
-            with call.invocation.activate():
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        _record(call, instance, result)
-        call.stop()
-        return result
-
-    return wrapper
+    call.stop()

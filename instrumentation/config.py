@@ -14,7 +14,7 @@ Public interface::
 unset / ``false``   off (the default: nothing of the prompt or answer recorded)
 ``true``            legacy "on": same as ``span_only``
 ``span_only``       messages as span attributes (JSON strings)
-``event_only``      messages on a span event ``gen_ai.client.inference.operation.details``
+``event_only``      messages on one span event ``gen_ai.client.inference.operation.details``
 ``span_and_event``  both
 anything else       off, with one warning naming the bad value
 ==================  ===========================================================

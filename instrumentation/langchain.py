@@ -20,17 +20,24 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from gensight.instrumentation.dependencies import require_library
+from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
 from gensight.instrumentation.lifecycle import Telemetry
-from gensight.instrumentation.retrieval import start_retrieval
-from gensight.instrumentation.tools import ToolCall, start_tool
+from gensight.instrumentation.retrieval import RetrievalCall, finish_with_documents, start_retrieval
+from gensight.instrumentation.tools import (
+    ToolCall,
+    method_wrapper,
+    run_in_span,
+    run_in_span_async,
+    start_tool,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,29 +58,25 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        self._wrapped: list[tuple[Any, str]] = []
+        # BaseInstrumentor is a per-class singleton whose __init__ runs again on every call of the
+        # class: keep what an earlier handle wrapped, so a fresh handle can still uninstrument.
+        if not hasattr(self, "_wrapped"):
+            self._wrapped: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("langchain-core >= 0.3",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        require_library(self)  # the launcher skips its own check (see .dependencies)
+        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
         import importlib
 
-        telemetry = Telemetry(
-            kwargs.get("tracer_provider"),
-            kwargs.get("meter_provider"),
-            pricing=kwargs.get("pricing"),
-            capture=kwargs.get("capture"),
-            scope=INSTRUMENTATION_SCOPE,
-        )
         tools = importlib.import_module(_TOOLS_MODULE)
         retrievers = importlib.import_module(_RETRIEVERS_MODULE)
         targets: list[tuple[Any, str, Callable[..., Any]]] = [
             (tools.BaseTool, "run", _tool_run_wrapper(telemetry)),
             (tools.BaseTool, "arun", _tool_arun_wrapper(telemetry)),
-            (retrievers.BaseRetriever, "invoke", _retriever_wrapper(telemetry)),
-            (retrievers.BaseRetriever, "ainvoke", _async_retriever_wrapper(telemetry)),
+            (retrievers.BaseRetriever, "invoke", _retriever_wrapper(telemetry, is_async=False)),
+            (retrievers.BaseRetriever, "ainvoke", _retriever_wrapper(telemetry, is_async=True)),
         ]
         targets += [(tools, name, _error_handler_wrapper) for name in _ERROR_HANDLERS if hasattr(tools, name)]
         for owner, name, wrapper in targets:
@@ -84,9 +87,7 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 logger.debug("gensight: could not wrap langchain %s", name, exc_info=True)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name in self._wrapped:
-            unwrap(owner, name)
-        self._wrapped.clear()
+        unwrap_all(self._wrapped)
 
 
 # -- tools -------------------------------------------------------------------------------------
@@ -124,23 +125,24 @@ def _finish_tool(call: ToolCall, handled: list[str], result: Any) -> None:
         call.stop()
 
 
+@contextmanager
+def _collecting_handled_errors() -> Iterator[list[str]]:
+    """The list :func:`_error_handler_wrapper` fills while the tool run inside this block lasts."""
+    handled: list[str] = []
+    token = _handled_errors.set(handled)
+    try:
+        yield handled
+    finally:
+        _handled_errors.reset(token)
+
+
 def _tool_run_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         call = _start_tool(telemetry, instance, args, kwargs)
-        handled: list[str] = []
-        token = _handled_errors.set(handled)
-        try:
-            with call.invocation.activate():
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            _handled_errors.reset(token)
-        _finish_tool(call, handled, result)
-        return result
+        with _collecting_handled_errors() as handled:
+            return run_in_span(call, wrapped, args, kwargs, lambda c, result: _finish_tool(c, handled, result))
 
     return wrapper
 
@@ -150,18 +152,10 @@ def _tool_arun_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         call = _start_tool(telemetry, instance, args, kwargs)
-        handled: list[str] = []
-        token = _handled_errors.set(handled)
-        try:
-            with call.invocation.activate():
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            _handled_errors.reset(token)
-        _finish_tool(call, handled, result)
-        return result
+        with _collecting_handled_errors() as handled:
+            return await run_in_span_async(
+                call, wrapped, args, kwargs, lambda c, result: _finish_tool(c, handled, result)
+            )
 
     return wrapper
 
@@ -185,39 +179,12 @@ def _retriever_name(instance: Any) -> str:
     return type(instance).__name__
 
 
-def _retriever_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
+def _retriever_wrapper(telemetry: Telemetry, *, is_async: bool) -> Callable[..., Any]:
+    def start(instance: Any, args: Any, kwargs: Any) -> RetrievalCall:
         query = args[0] if args else kwargs.get("input")
-        call = start_retrieval(telemetry, _retriever_name(instance), top_k=_top_k(instance), query=query)
-        try:
-            with call.invocation.activate():
-                documents = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        call.set_documents(documents)
-        call.stop()
-        return documents
+        return start_retrieval(telemetry, _retriever_name(instance), top_k=_top_k(instance), query=query)
 
-    return wrapper
+    def finish(call: RetrievalCall, instance: Any, documents: Any) -> None:
+        finish_with_documents(call, documents)
 
-
-def _async_retriever_wrapper(telemetry: Telemetry) -> Callable[..., Any]:
-    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        query = args[0] if args else kwargs.get("input")
-        call = start_retrieval(telemetry, _retriever_name(instance), top_k=_top_k(instance), query=query)
-        try:
-            with call.invocation.activate():
-                documents = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        call.set_documents(documents)
-        call.stop()
-        return documents
-
-    return wrapper
+    return method_wrapper(start, finish, is_async=is_async)

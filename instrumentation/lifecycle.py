@@ -35,7 +35,9 @@ Public interface
     inv.mark_first_chunk()              # streams: records time to first chunk (first call wins)
     inv.capture_content                 # ContentCapture: check .enabled before building messages
     inv.record_content(input_messages=[...], output_messages=[...], system_instructions=[...])
-                                        # no-op unless capture is on; JSON-encoded per the semconv
+                                        # no-op unless capture is on; JSON-encoded per the semconv;
+                                        # span attributes and/or ONE span event
+                                        # gen_ai.client.inference.operation.details at finish
     inv.stop()                          # success: cost, span attributes, metrics, span.end()
     inv.fail(exc_or_error_type)         # error.type (class name, "_OTHER" fallback) + status
     inv.finished                        # True once stop/fail ran (they run at most once)
@@ -150,6 +152,7 @@ class Invocation:
         "_done",
         "_token",
         "_pending",
+        "_content_event",
     )
 
     def __init__(
@@ -182,6 +185,7 @@ class Invocation:
         self._done = False
         self._token: object | None = None
         self._pending: dict[str, Any] = {}
+        self._content_event: dict[str, Any] | None = None
 
         metric_attrs: dict[str, Any] = {A.GEN_AI_OPERATION_NAME: operation}
         if provider:
@@ -220,6 +224,7 @@ class Invocation:
         inv._done = True
         inv._token = None
         inv._pending = {}
+        inv._content_event = None
         inv._metric_attrs = {}
         for slot in ("operation", "provider", "request_model", "response_model", "response_id",
                      "finish_reasons", "input_tokens", "output_tokens", "cache_read_tokens",
@@ -309,7 +314,7 @@ class Invocation:
     ) -> None:
         """Record messages (semconv JSON) when content capture is on; otherwise do nothing."""
         mode = self._telemetry.capture
-        if not mode.enabled or not self.span.is_recording():
+        if not mode.enabled or self._done or not self.span.is_recording():
             return
         try:
             attrs = {}
@@ -323,9 +328,11 @@ class Invocation:
             if not attrs:
                 return
             if mode.on_span:
-                self.span.set_attributes(attrs)
-            if mode.on_event:
-                self.span.add_event(CONTENT_EVENT_NAME, attrs)
+                self._pending.update(attrs)
+            if mode.on_event:  # one event per operation, with input and output, added at finish
+                if self._content_event is None:
+                    self._content_event = {}
+                self._content_event.update(attrs)
         except Exception:
             logger.debug("gensight: record_content failed", exc_info=True)
 
@@ -437,6 +444,8 @@ class Invocation:
                 attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.time_to_first_chunk_s
             if attrs:
                 span.set_attributes(attrs)
+            if self._content_event:
+                span.add_event(CONTENT_EVENT_NAME, self._content_event)
             span.end(end_time_ns)
         else:
             span.end(end_time_ns)

@@ -147,6 +147,10 @@ class LLMCall:
         if hit:
             inv.set_cost(0.0)
 
+    def mark_first_chunk(self) -> None:
+        """A streamed answer's first chunk arrived: records time to first chunk (first call wins)."""
+        self._inv().mark_first_chunk()
+
     def set_cost(self, cost_usd: float) -> None:
         """A cost your client knows better than the pricing table (wins over it)."""
         self._inv().set_cost(cost_usd)

@@ -27,6 +27,7 @@ from opentelemetry.trace import set_span_in_context
 from wrapt import wrap_function_wrapper
 
 from gensight.instrumentation import attributes as A
+from gensight.instrumentation.dependencies import require_library
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
 from gensight.instrumentation.stream import AsyncStreamProxy, SyncStreamProxy
 
@@ -586,6 +587,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         import importlib
 
+        require_library(self)  # the launcher skips the dependency check (see .dependencies)
         telemetry = Telemetry(
             kwargs.get("tracer_provider"),
             kwargs.get("meter_provider"),

@@ -25,8 +25,6 @@ content capture is on.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import logging
 import math
@@ -35,7 +33,7 @@ from typing import Any, TypeVar
 
 from gensight.instrumentation import attributes as A
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
-from gensight.instrumentation.tools import MAX_CONTENT_CHARS, _pop_open, _push_open, content_json
+from gensight.instrumentation.tools import MAX_CONTENT_CHARS, SpanBlock, content_json, wrap_in_span
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +221,7 @@ def start_retrieval(
 
 
 # -- decorator / context manager ---------------------------------------------------------------
-class _RetrievalSpec:
+class _RetrievalSpec(SpanBlock[RetrievalCall]):
     def __init__(self, data_source_id: str | None, top_k: int | None, telemetry: Telemetry | None):
         self.data_source_id = data_source_id
         self.top_k = top_k
@@ -244,60 +242,18 @@ class _RetrievalSpec:
                     return value
             return None
 
-        if inspect.iscoroutinefunction(fn):
+        return wrap_in_span(fn, lambda args, kwargs: spec._start(source, first_text(args, kwargs)),
+                            finish_with_documents)  # type: ignore[return-value]
 
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = spec._start(source, first_text(args, kwargs))
-                try:
-                    with call.invocation.activate():
-                        result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.fail(exc)
-                    raise
-                call.set_documents(result)
-                call.stop()
-                return result
+    def _open(self) -> RetrievalCall:
+        return self._start(self.data_source_id)
 
-            return async_wrapper  # type: ignore[return-value]
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            call = spec._start(source, first_text(args, kwargs))
-            try:
-                with call.invocation.activate():
-                    result = fn(*args, **kwargs)
-            except BaseException as exc:
-                call.fail(exc)
-                raise
-            call.set_documents(result)
-            call.stop()
-            return result
-
-        return wrapper  # type: ignore[return-value]
-
-    def __enter__(self) -> RetrievalCall:
-        call = self._start(self.data_source_id)
-        activation = call.invocation.activate()
-        activation.__enter__()
-        _push_open(self, call, activation)
-        return call
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        call, activation = _pop_open(self)
-        if call is None:
-            return
-        activation.__exit__(exc_type, exc, tb)
-        if exc is not None:
-            call.fail(exc)
-        else:
-            call.stop()
-
-    async def __aenter__(self) -> RetrievalCall:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
+def finish_with_documents(call: RetrievalCall, result: Any) -> None:
+    """Record a retriever's return value as the documents (see :meth:`RetrievalCall.set_documents`)
+    and end the call."""
+    call.set_documents(result)
+    call.stop()
 
 
 def retriever(

@@ -20,10 +20,16 @@ Span attributes: ``gen_ai.operation.name=execute_tool``, ``gen_ai.tool.name``,
 Arguments and results (``gen_ai.tool.call.arguments`` / ``.result``) are content: recorded only
 when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is on, JSON, at most 16 KiB each.
 
+Generator functions: the span covers creating the generator, not consuming it; wrap the
+consuming code in ``with tool(...)`` instead.
+
 A tool span directly inside a tool span of the same name is not started again, so a function
 decorated here *and* wrapped by an instrumented framework (LangChain ``@tool``) gives one span.
 
 The LangChain instrumentor uses :func:`start_tool` too: one implementation for every source.
+This module also holds the one "run code inside a span" machinery (:func:`run_in_span`,
+:func:`wrap_in_span`, :func:`method_wrapper`, :class:`SpanBlock`) that ``@retriever`` and the
+Chroma and LangChain instrumentors share.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from gensight.instrumentation import attributes as A
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
@@ -108,6 +116,97 @@ class ToolCall:
                 pass
 
 
+# -- running code inside a span: the one implementation tools, retrievers and instrumentors share --
+class SpanCall(Protocol):
+    """A call in flight (:class:`ToolCall`, ``RetrievalCall``): its invocation, and how it ends."""
+
+    invocation: Invocation
+
+    def fail(self, error: BaseException | str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=SpanCall)
+
+
+def run_in_span(call: C, fn: Callable[..., Any], args: Any, kwargs: Any, finish: Callable[[C, Any], None]) -> Any:
+    """Call ``fn`` with ``call``'s span current. The app's exception fails the call and is
+    re-raised unchanged; a result goes to ``finish(call, result)``, which records it and ends the call."""
+    try:
+        with call.invocation.activate():
+            result = fn(*args, **kwargs)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finish(call, result)
+    return result
+
+
+async def run_in_span_async(
+    call: C, fn: Callable[..., Any], args: Any, kwargs: Any, finish: Callable[[C, Any], None]
+) -> Any:
+    """:func:`run_in_span` for a coroutine function (awaited with the span current)."""
+    try:
+        with call.invocation.activate():
+            result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finish(call, result)
+    return result
+
+
+def wrap_in_span(
+    fn: Callable[..., Any],
+    start: Callable[[tuple[Any, ...], dict[str, Any]], C],
+    finish: Callable[[C, Any], None],
+) -> Callable[..., Any]:
+    """What a decorator returns for ``fn`` (sync or async): each call opens ``start(args, kwargs)``
+    (for a coroutine function: when awaited) and runs in it, see :func:`run_in_span`."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await run_in_span_async(start(args, kwargs), fn, args, kwargs, finish)
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return run_in_span(start(args, kwargs), fn, args, kwargs, finish)
+
+    return wrapper
+
+
+def method_wrapper(
+    start: Callable[[Any, Any, Any], C],
+    finish: Callable[[C, Any, Any], None],
+    *,
+    is_async: bool,
+) -> Callable[..., Any]:
+    """A ``wrapt`` wrapper for a library method (sync or async): with instrumentation enabled,
+    each call opens ``start(instance, args, kwargs)`` and runs in it; ``finish(call, instance,
+    result)`` records the result and ends the call. Disabled (suppressed): the method runs alone."""
+    if is_async:
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not is_instrumentation_enabled():
+                return await wrapped(*args, **kwargs)
+            call = start(instance, args, kwargs)
+            return await run_in_span_async(call, wrapped, args, kwargs, lambda c, r: finish(c, instance, r))
+
+        return async_wrapper
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        call = start(instance, args, kwargs)
+        return run_in_span(call, wrapped, args, kwargs, lambda c, r: finish(c, instance, r))
+
+    return wrapper
+
+
 # ``with`` blocks open per context (thread / asyncio task), so one spec object used by concurrent
 # tasks pairs each exit with its own enter.
 _open_blocks: contextvars.ContextVar[tuple[tuple[int, Any, Any], ...]] = contextvars.ContextVar(
@@ -115,19 +214,45 @@ _open_blocks: contextvars.ContextVar[tuple[tuple[int, Any, Any], ...]] = context
 )
 
 
-def _push_open(spec: object, call: Any, activation: Any) -> None:
-    _open_blocks.set((*_open_blocks.get(), (id(spec), call, activation)))
+class SpanBlock(Generic[C]):
+    """``with`` / ``async with`` for the tool and retriever specs: ``_open()`` starts the call,
+    the block makes its span current, and the exit fails (with the exception) or stops it."""
 
+    def _open(self) -> C:
+        raise NotImplementedError
 
-def _pop_open(spec: object) -> tuple[Any, Any]:
-    """(call, activation) of the innermost open block of ``spec`` here; (None, None) if none."""
-    blocks = _open_blocks.get()
-    for i in range(len(blocks) - 1, -1, -1):
-        if blocks[i][0] == id(spec):
-            _open_blocks.set(blocks[:i] + blocks[i + 1:])
-            return blocks[i][1], blocks[i][2]
-    logger.debug("gensight: a tool/retriever block exited that was not entered in this context")
-    return None, None
+    def __enter__(self) -> C:
+        call = self._open()
+        activation = call.invocation.activate()
+        activation.__enter__()
+        _open_blocks.set((*_open_blocks.get(), (id(self), call, activation)))
+        return call
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        call, activation = self._pop_open()
+        if call is None:
+            return
+        activation.__exit__(exc_type, exc, tb)
+        if exc is not None:
+            call.fail(exc)
+        else:
+            call.stop()
+
+    async def __aenter__(self) -> C:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _pop_open(self) -> tuple[Any, Any]:
+        """(call, activation) of the innermost open block of this spec here; (None, None) if none."""
+        blocks = _open_blocks.get()
+        for i in range(len(blocks) - 1, -1, -1):
+            if blocks[i][0] == id(self):
+                _open_blocks.set(blocks[:i] + blocks[i + 1:])
+                return blocks[i][1], blocks[i][2]
+        logger.debug("gensight: a tool/retriever block exited that was not entered in this context")
+        return None, None
 
 
 def start_tool(
@@ -169,7 +294,7 @@ def _bound_arguments(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
         return {"args": list(args), "kwargs": kwargs}
 
 
-class _ToolSpec:
+class _ToolSpec(SpanBlock[ToolCall]):
     """What ``tool(...)`` returns: a decorator and a (sync or async) context manager."""
 
     def __init__(
@@ -207,63 +332,19 @@ class _ToolSpec:
             description = doc.splitlines()[0] if doc else None
         spec = _ToolSpec(name, self.call_id, self.tool_type, description, self._telemetry)
 
-        if inspect.iscoroutinefunction(fn):
+        return wrap_in_span(fn, lambda args, kwargs: spec._start(name, _lazy_args(spec, fn, args, kwargs)),
+                            _finish_with_result)  # type: ignore[return-value]
 
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = spec._start(name, _lazy_args(spec, fn, args, kwargs))
-                try:
-                    with call.invocation.activate():
-                        result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.fail(exc)
-                    raise
-                call.set_result(result)
-                call.stop()
-                return result
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            call = spec._start(name, _lazy_args(spec, fn, args, kwargs))
-            try:
-                with call.invocation.activate():
-                    result = fn(*args, **kwargs)
-            except BaseException as exc:
-                call.fail(exc)
-                raise
-            call.set_result(result)
-            call.stop()
-            return result
-
-        return wrapper  # type: ignore[return-value]
-
-    # -- context manager -------------------------------------------------------------------------
-    def __enter__(self) -> ToolCall:
+    # -- context manager (SpanBlock) -------------------------------------------------------------
+    def _open(self) -> ToolCall:
         if self.name is None:
             raise TypeError("tool(...) used as a context manager needs a name: with tool('search') as call")
-        call = self._start(self.name)
-        activation = call.invocation.activate()
-        activation.__enter__()
-        _push_open(self, call, activation)
-        return call
+        return self._start(self.name)
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        call, activation = _pop_open(self)
-        if call is None:
-            return
-        activation.__exit__(exc_type, exc, tb)
-        if exc is not None:
-            call.fail(exc)
-        else:
-            call.stop()
 
-    async def __aenter__(self) -> ToolCall:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
+def _finish_with_result(call: ToolCall, result: Any) -> None:
+    call.set_result(result)
+    call.stop()
 
 
 def _lazy_args(spec: _ToolSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -23,6 +23,7 @@ in a background thread with a bounded queue and never blocks the pipeline.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -439,7 +440,7 @@ def alertmanager_payload(transitions: Sequence[Transition], receiver: str = "gen
             "startsAt": _rfc3339(t.starts_ns),
             "endsAt": _rfc3339(t.time_ns) if t.state == RESOLVED else "0001-01-01T00:00:00Z",
             "generatorURL": "",
-            "fingerprint": format(abs(hash((t.alert, t.series))) & 0xFFFFFFFFFFFFFFFF, "016x"),
+            "fingerprint": hashlib.sha256(f"{t.alert}\x00{t.series}".encode()).hexdigest()[:16],
         })
     status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
     return {

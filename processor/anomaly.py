@@ -7,9 +7,10 @@ series this is the tool error rate), ``cost_per_call`` (USD), ``output_tokens`` 
 1. Robust z (works from the ``min_history``-th window on): per series and feature,
    ``z = (x - median) / scale`` over the series' last ``history_windows`` windows, with
    ``scale = max(1.4826 x MAD, r x |median|, floor) x (1 + 10 / n)`` with r = 0.1 for latency,
-   cost and tokens (0 for error rate and relevance) and floors error rate 0.05, relevance 0.03,
+   cost and tokens (0 for error rate and relevance) and floors error rate 0.03, relevance 0.03,
    latency 0.05 s, output tokens 5, cost 1e-6 USD; n = windows of history, so a short history
-   widens the scale. The floors keep a series that never errs from alarming on one error. Directional: only a *rise* in error rate and a *drop* in relevance count.
+   widens the scale. The floors keep a series that never errs from alarming on one error, and a
+   rise in error rate only counts with at least 3 errors in the window (low-traffic guard). Directional: only a *rise* in error rate and a *drop* in relevance count.
    ``z* = max |z|``, mapped to ``s_z = z* / (z* + 3)`` — z* = 3 -> 0.5, z* = 7 -> 0.7, z* = 27 -> 0.9.
 2. Isolation forest: once ``min_fit_rows`` windows have been seen across all series, one
    scikit-learn ``IsolationForest`` (seeded) is fitted on the z-vectors of all series (bounded
@@ -45,7 +46,9 @@ from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
 
 FEATURES = ("latency_p95", "error_rate", "cost_per_call", "output_tokens", "relevance")
-SCALE_FLOORS = np.array([0.05, 0.05, 1e-6, 5.0, 0.03])
+SCALE_FLOORS = np.array([0.05, 0.03, 1e-6, 5.0, 0.03])
+# an error-rate rise counts only with at least this many errors in the window (low-traffic guard)
+MIN_ERRORS = 3
 # relative floors (x |median|): latency, cost and tokens vary by a few % between quiet windows anyway;
 # error rate and relevance are already on a [0, 1] scale
 REL_FLOORS = np.array([0.1, 0.0, 0.1, 0.1, 0.0])
@@ -164,6 +167,23 @@ class _Acc:
             self.rel_sum += r.relevance
             self.rel_n += 1
 
+    def add_many(self, recs: list[CallRecord]) -> None:
+        isfinite = math.isfinite
+        self.n += len(recs)
+        self.errors += sum(1 for r in recs if r.error)
+        room = 20_000 - len(self.durations)
+        if room > 0:
+            self.durations.extend([r.duration_s for r in recs[:room] if isfinite(r.duration_s)])
+        costs = [r.cost_usd for r in recs if r.cost_usd is not None and isfinite(r.cost_usd)]
+        self.cost_sum += sum(costs)
+        self.cost_n += len(costs)
+        outs = [r.output_tokens for r in recs if r.output_tokens is not None]
+        self.out_sum += sum(outs)
+        self.out_n += len(outs)
+        rels = [r.relevance for r in recs if r.relevance is not None and isfinite(r.relevance)]
+        self.rel_sum += sum(rels)
+        self.rel_n += len(rels)
+
     def vector(self) -> np.ndarray:
         nan = math.nan
         return np.array([
@@ -200,8 +220,15 @@ class AnomalyAnalyser:
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
+        groups: dict[tuple[str, str, str, str], list[CallRecord]] = {}
         for r in records:
-            key = r.key
+            k = (r.service, r.kind, r.provider, r.target)
+            g = groups.get(k)
+            if g is None:
+                g = groups[k] = []
+            g.append(r)
+        for k, recs in groups.items():
+            key = SeriesKey(*k)
             acc = accs.get(key)
             if acc is None:
                 if key not in self._history and len(self._history) + len(accs) >= self.config.max_series:
@@ -209,7 +236,7 @@ class AnomalyAnalyser:
                     acc = accs.get(key)
                 if acc is None:
                     acc = accs[key] = _Acc()
-            acc.add(r)
+            acc.add_many(recs)
 
     def close(self, window: Window) -> list[MetricPoint]:
         cfg = self.config
@@ -231,6 +258,8 @@ class AnomalyAnalyser:
                 hist = self._history[key] = deque(maxlen=cfg.history_windows)
             if len(hist) >= cfg.min_history:
                 z = robust_z(np.asarray(hist), x)
+                if acc.errors < MIN_ERRORS and z[1] > 0:
+                    z[1] = 0.0  # 2 errors in 5 calls is 40 %, but not yet an incident
                 keys.append(key)
                 zs.append(z)
                 s_z.append(robust_score(directional_max(z)))

@@ -132,7 +132,7 @@ class CostAnalyser:
             if self.config.per_tenant and r.tenant:
                 k = (r.service, r.tenant)
                 per_tenant[k] = per_tenant.get(k, 0.0) + cost
-            if cost and budgets:
+            if budgets:
                 month = month_of(r.end_ns)
                 for b in budgets:
                     if (b.tenant is None or b.tenant == r.tenant) and b.selector.matches(r):
@@ -192,7 +192,9 @@ class CostAnalyser:
                                            window.start_ns, now))
         month = month_of(max(now - 1, 0))
         for b in cfg.budgets:
-            if self._budget_month.get(b.name, month) < month:  # new month, nothing spent yet
+            if b.name not in self._budget_month:
+                continue  # no matching call seen yet: another replica may own this budget's services
+            if self._budget_month[b.name] < month:  # new month, nothing spent yet
                 self._budget_month[b.name] = month
                 self._budget_spent[b.name] = 0.0
             used = self._budget_spent[b.name] / b.limit_usd

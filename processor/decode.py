@@ -159,10 +159,20 @@ def trace_request_from_protobuf(data: bytes) -> ExportTraceServiceRequest:
     return req
 
 
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts the non-standard literals NaN/Infinity; JSON (and OTLP/JSON) does not:
+    # special doubles are the strings "NaN", "Infinity", "-Infinity".
+    raise ValueError(f"{name} is not valid JSON (use the string \"{name}\")")
+
+
+def _loads(data: bytes | str) -> Any:
+    return json.loads(data, parse_constant=_reject_constant)
+
+
 def trace_request_from_json(data: bytes | str) -> ExportTraceServiceRequest:
     """Parse one ExportTraceServiceRequest in the OTLP/JSON encoding."""
     try:
-        obj = json.loads(data)
+        obj = _loads(data)
     except RecursionError:
         raise DecodeError("invalid JSON: nesting too deep") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -385,7 +395,7 @@ def iter_json_lines(
             if not stripped:
                 continue
             try:
-                obj = json.loads(stripped)
+                obj = _loads(stripped)
                 if isinstance(obj, dict) and not any(k in obj for k in ("resourceSpans", "resource_spans")):
                     raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
                 req = trace_request_from_dict(obj)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import threading
+from array import array
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -171,7 +172,7 @@ class NumericRef:
     def __init__(self) -> None:
         self.status = LEARNING
         self.pinned = False
-        self.sample: list[float] = []
+        self.sample: array[float] = array("d")  # 8 bytes a value while learning
         self.first_ns: int | None = None
         self.edges = np.zeros(0)
         self.probs = np.zeros(0)
@@ -191,11 +192,11 @@ class NumericRef:
         self.std = float(v.std())
         self.n = len(v)
         self.status = FROZEN
-        self.sample = []
+        self.sample = array("d")
 
     def to_json(self) -> dict[str, Any]:
         if self.status == LEARNING:
-            return {"status": LEARNING, "pinned": self.pinned, "sample": self.sample, "first_ns": self.first_ns}
+            return {"status": LEARNING, "pinned": self.pinned, "sample": self.sample.tolist(), "first_ns": self.first_ns}
         return {"status": FROZEN, "pinned": self.pinned, "edges": self.edges.tolist(), "probs": self.probs.tolist(),
                 "means": self.means.tolist(), "std": self.std, "n": self.n}
 
@@ -204,7 +205,7 @@ class NumericRef:
         r = cls()
         r.status, r.pinned = d["status"], bool(d.get("pinned", False))
         if r.status == LEARNING:
-            r.sample, r.first_ns = [float(x) for x in d["sample"]], d.get("first_ns")
+            r.sample, r.first_ns = array("d", (float(x) for x in d["sample"])), d.get("first_ns")
         else:
             r.edges, r.probs, r.means = (np.asarray(d[k], dtype=float) for k in ("edges", "probs", "means"))
             r.std, r.n = float(d["std"]), int(d["n"])
@@ -274,12 +275,7 @@ class _Feature:
         self.recent: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=max_windows)
 
 
-def _numeric_values(rec: CallRecord) -> Iterable[tuple[str, float | None]]:
-    yield "duration", rec.duration_s
-    yield "input_tokens", None if rec.input_tokens is None else float(rec.input_tokens)
-    yield "output_tokens", None if rec.output_tokens is None else float(rec.output_tokens)
-    yield "cost", rec.cost_usd
-    yield "relevance", rec.relevance
+_MODEL_KINDS = frozenset((CHAT, TEXT_COMPLETION))
 
 
 def _model_key(service: str) -> SeriesKey:
@@ -313,45 +309,82 @@ class DriftAnalyser:
         return f
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
-        cfg = self.config
+        # hot path: group by series first, then move each feature's values with one list op
+        groups: dict[tuple[str, str, str, str], list[CallRecord]] = {}
+        models: dict[str, list[str]] = {}
+        for rec in records:
+            k = (rec.service, rec.kind, rec.provider, rec.target)
+            g = groups.get(k)
+            if g is None:
+                g = groups[k] = []
+            g.append(rec)
+            if rec.kind in _MODEL_KINDS and rec.target:
+                ml = models.get(rec.service)
+                if ml is None:
+                    ml = models[rec.service] = []
+                ml.append(rec.target)
+        isfinite = math.isfinite
         with self._lock:
-            for rec in records:
-                feats = self._features(rec.key)
-                for name, val in _numeric_values(rec):
-                    if val is None or not math.isfinite(val):
-                        continue
-                    f = self._feature(feats, name, True)
-                    ref = f.ref
-                    if ref.status == LEARNING:
-                        assert isinstance(ref, NumericRef)
-                        if ref.first_ns is None:
-                            ref.first_ns = rec.end_ns
-                        if len(ref.sample) < cfg.max_reference_sample:
-                            ref.sample.append(val)
-                    else:
-                        cur = f.current
-                        assert isinstance(cur, list)
-                        if len(cur) < cfg.max_values_per_window:
-                            cur.append(val)
-                cats: list[tuple[dict[str, _Feature], str, str]] = []
-                if rec.finish_reason:
-                    cats.append((feats, "finish_reason", rec.finish_reason))
-                if rec.kind in (CHAT, TEXT_COMPLETION) and rec.target:
-                    cats.append((self._features(_model_key(rec.service)), "model", rec.target))
-                for fs, name, cat in cats:
-                    f = self._feature(fs, name, False)
-                    cref = f.ref
-                    assert isinstance(cref, CategoricalRef)
-                    if cref.status == LEARNING:
-                        if cref.first_ns is None:
-                            cref.first_ns = rec.end_ns
-                        if cref.n < cfg.max_reference_sample and (cat in cref.counts or len(cref.counts) < 1000):
-                            cref.counts[cat] += 1
-                            cref.n += 1
-                    else:
-                        ccur = f.current
-                        assert isinstance(ccur, Counter)
-                        ccur[cat] += 1
+            for k, recs in groups.items():
+                feats = self._features(SeriesKey(*k))
+                first_ns = recs[0].end_ns
+                self._add_numeric(feats, "duration", [r.duration_s for r in recs if isfinite(r.duration_s)], first_ns)
+                self._add_numeric(feats, "input_tokens",
+                                  [float(r.input_tokens) for r in recs if r.input_tokens is not None], first_ns)
+                self._add_numeric(feats, "output_tokens",
+                                  [float(r.output_tokens) for r in recs if r.output_tokens is not None], first_ns)
+                self._add_numeric(feats, "cost",
+                                  [r.cost_usd for r in recs if r.cost_usd is not None and isfinite(r.cost_usd)], first_ns)
+                self._add_numeric(feats, "relevance",
+                                  [r.relevance for r in recs if r.relevance is not None and isfinite(r.relevance)], first_ns)
+                self._add_categorical(feats, "finish_reason", [r.finish_reason for r in recs if r.finish_reason], first_ns)
+            for service, names in models.items():
+                self._add_categorical(self._features(_model_key(service)), "model", names, records[0].end_ns)
+
+    def _add_numeric(self, feats: dict[str, _Feature], name: str, vals: list[float], first_ns: int) -> None:
+        if not vals:
+            return
+        f = self._feature(feats, name, True)
+        ref = f.ref
+        assert isinstance(ref, NumericRef)
+        if ref.status == LEARNING:
+            if ref.first_ns is None:
+                ref.first_ns = first_ns
+            room = self._sample_cap() - len(ref.sample)
+            if room > 0:
+                ref.sample.extend(vals[:room])
+        else:
+            cur = f.current
+            assert isinstance(cur, list)
+            room = self.config.max_values_per_window - len(cur)
+            if room > 0:
+                cur.extend(vals[:room])
+
+    def _add_categorical(self, feats: dict[str, _Feature], name: str, cats: list[str], first_ns: int) -> None:
+        if not cats:
+            return
+        f = self._feature(feats, name, False)
+        ref = f.ref
+        assert isinstance(ref, CategoricalRef)
+        if ref.status == LEARNING:
+            if ref.first_ns is None:
+                ref.first_ns = first_ns
+            cap = self._sample_cap()
+            for cat in cats:
+                if ref.n >= cap:
+                    break
+                if cat in ref.counts or len(ref.counts) < 1000:
+                    ref.counts[cat] += 1
+                    ref.n += 1
+        else:
+            cur = f.current
+            assert isinstance(cur, Counter)
+            cur.update(cats)
+
+    def _sample_cap(self) -> int:
+        """Values kept while learning: reference_calls (or the period cap when learning by period)."""
+        cfg = self.config
+        return cfg.max_reference_sample if cfg.reference_period_s is not None else cfg.reference_calls
 
     def _ready(self, ref: NumericRef | CategoricalRef, now_ns: int) -> bool:
         cfg = self.config

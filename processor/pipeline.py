@@ -142,6 +142,15 @@ class Pipeline:
     # -- receiver side (any thread) ------------------------------------------------------------
     def consume(self, request: Any) -> Admission:
         """The receivers' consumer: normalise here, queue for the worker, answer at once."""
+        if not self._queue.has_room():
+            # shed load before doing any work: under overload, normalising requests that will be
+            # refused anyway would only slow the worker that has to drain the queue
+            n = count_spans(request)
+            with self._lock:
+                self.counts["refused"] += n
+            if self._queue.closed:
+                return Admission(False, 0, "processor is shutting down")
+            return Admission(False, 0, "processor queue is full", RETRY_AFTER_S)
         try:
             res = self.normaliser.normalise(request)
         except Exception as exc:  # a normaliser bug must not take the receiver down

@@ -56,12 +56,18 @@ def export_configured(config: Any, environ: dict[str, str] | None = None) -> boo
 class ProcessorServer:
     """Receivers + pipeline + sinks, startable in-process (tests, ``gensight demo``)."""
 
-    def __init__(self, config: Any, *, sinks: list[Any] | None = None, analysers: Any = None):
+    def __init__(self, config: Any, *, sinks: list[Any] | None = None, analysers: Any = None,
+                 wall_ns: Any = None):
+        """``wall_ns``: the wall clock (``time.time_ns``) — injectable so tests that carry
+        fixed span timestamps can pin "now" to them."""
+        import time
+
         from gensight.processor.pipeline import Pipeline
 
         self.config = config
         self.sinks = list(sinks) if sinks is not None else build_sinks(config)
-        self.pipeline = Pipeline(config, self.sinks, live=True, analysers=analysers)
+        self.pipeline = Pipeline(config, self.sinks, live=True, analysers=analysers,
+                                 wall_ns=wall_ns or time.time_ns)
         self.receivers: list[Any] = []
         self.grpc_port = 0
         self.http_port = 0

@@ -98,6 +98,14 @@ class _Cumulative:
         self.has_cost = False
 
 
+# observe() reads records by position (a tuple index is cheaper than a NamedTuple property);
+# fail at import, not with wrong numbers, if CallRecord's fields are ever reordered.
+if CallRecord._fields[:4] != ("kind", "service", "provider", "target") or [
+    CallRecord._fields[i] for i in (6, 7, 8, 10, 12, 13, 15, 16, 18)
+] != ["duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type", "relevance",
+      "cache_hit", "ttfc_s"]:
+    raise RuntimeError("CallRecord field order changed: update the positions in sli.observe")
+
 _VECTOR_MIN = 32  # below this many values a plain loop beats numpy's call overhead
 
 

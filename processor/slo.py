@@ -252,6 +252,10 @@ class SLOAnalyser:
         now = window.end_ns
         out: list[MetricPoint] = []
         for name, c in self.counters.items():
+            if c.oldest < 0:
+                # no call ever matched: say nothing, so that with the service routed to another
+                # replica (scale-out by service) only that replica exports the objective
+                continue
             svc = c.config.selector.resource_service()
             burns = {}
             for wname, span_s in WINDOWS_S.items():

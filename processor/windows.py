@@ -7,7 +7,7 @@ watermark passes its end. A span whose window already closed is *late*: counted,
 lost and never folded into a window that was already reported.
 
 Live mode must still close windows when traffic stops: the watermark then advances by the
-elapsed wall-clock idle time since the newest span end last moved (never snapped to "now"), so a
+elapsed wall-clock idle time since the last span arrived (never snapped to "now"), so a
 fresh server fed yesterday's spans in order treats them as a stream rather than as late data.
 Replay mode never advances on idle and flushes every open window at end of input. The clock is
 injected so tests run in milliseconds.
@@ -59,7 +59,7 @@ class WindowClock:
         # is fast (or a hostile timestamp within the accepted skew) cannot make everyone else late
         self._wall_ns = wall_ns if live else None
         self.max_end_ns = 0
-        self._max_end_moved_at = monotonic()
+        self._last_arrival = monotonic()  # wall-clock time of the last in-window record
         self.watermark_ns = 0
         self.next_close_ns: int | None = None  # start of the oldest window not yet closed
         self.closed_upto_ns: int | None = None  # every window starting before this is closed
@@ -103,7 +103,10 @@ class WindowClock:
                 self.next_close_ns = first
         if max_end > self.max_end_ns:
             self.max_end_ns = max_end
-            self._max_end_moved_at = self._monotonic()
+        if groups:
+            # traffic is flowing: "idle" is measured from the last arrival, not from the last
+            # time the newest end moved (a steady stream within one window is not idleness)
+            self._last_arrival = self._monotonic()
         return groups
 
     # -- closing -------------------------------------------------------------------------------
@@ -111,7 +114,7 @@ class WindowClock:
         """Move the watermark (idle advance in live mode) and return windows to close, in order."""
         candidate = self.max_end_ns - self.lateness_ns
         if self.idle_advance and self.max_end_ns:
-            idle_ns = int((self._monotonic() - self._max_end_moved_at) * NS_PER_S)
+            idle_ns = int((self._monotonic() - self._last_arrival) * NS_PER_S)
             candidate += max(0, idle_ns)
         if self._wall_ns is not None:
             candidate = min(candidate, self._wall_ns() - self.lateness_ns)

@@ -264,6 +264,13 @@ def overview() -> Dashboard:
                               SERIES_LEGEND + " p{{quantile}}")],
                      unit="s", links=TRACE_LINKS), 12, 9)
 
+    d.add(timeseries("Time to first chunk (streamed calls)",
+                     [_target(f"max by ({SERIES_BY}) (gensight_sli_time_to_first_chunk{{{SEL}}})", SERIES_LEGEND)],
+                     unit="s", links=TRACE_LINKS), 12, 8)
+    d.add(timeseries("Tool success ratio",
+                     [_target(f"min by ({SERIES_BY}) (gensight_sli_tool_success{{{SVC}}})", SERIES_LEGEND)],
+                     unit="percentunit", decimals=3, links=TRACE_LINKS), 12, 8)
+
     d.row("Tokens and cost")
     d.add(timeseries("Tokens / s by model and type",
                      [_target(f"sum by (gen_ai_request_model, gen_ai_token_type) (rate(gensight_tokens{{{SEL}}}[{RATE}]))",
@@ -281,6 +288,12 @@ def overview() -> Dashboard:
                               "{{service_name}} {{outcome}}")],
                      description="Self-telemetry of gensight serve: accepted, refused (queue full), late, dropped, skipped (non-GenAI).",
                      unit="short"), 12, 9)
+    d.add(timeseries("Processor: live series and dropped values",
+                     [_target("sum by (service_name) (gensight_processor_series)", "{{service_name}} series"),
+                      _target("sum by (service_name) (rate(gensight_processor_values_dropped[$__rate_interval]))",
+                              "{{service_name}} bad values / s", ref="B")],
+                     description="Series in the cardinality registry (capped; the rest folds into the overflow series) "
+                                 "and unusable attribute values (NaN, negative tokens ...) counted instead of used."), 24, 8)
     return d
 
 

@@ -119,3 +119,13 @@ def test_demo_writes_alert_transitions_as_otlp_log_records(demo_run):
         for record in sl["logRecords"]
     ]
     assert any(body.startswith("FIRING") for body in bodies)
+
+
+def test_demo_without_its_extra_says_how_to_install_it(monkeypatch, capsys):
+    import gensight.demo
+    from gensight.cli import main
+
+    monkeypatch.setitem(gensight.demo.REQUIRED_MODULES, "gensight_no_such_module", "no-such-package")
+    assert main(["demo", "--duration-s", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "missing no-such-package" in err and "pip install 'gensight[demo]'" in err

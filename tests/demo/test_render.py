@@ -88,3 +88,13 @@ def test_live_view_renders_before_any_window():
     out = io.StringIO()
     Console(file=out, width=100).print(live_view(DemoView(), INFO, 0))
     assert "no SLO points yet" in out.getvalue()
+
+
+def test_live_view_fits_the_terminal_height_by_cutting_alert_transitions():
+    log = [f"FIRING anomaly [ticket] support-bot|chat|openai|gpt-4o-mini: value 0.9{i}" for i in range(40)]
+    out = io.StringIO()
+    console = Console(file=out, width=160, height=40, color_system=None)
+    console.print(live_view(run_view(), INFO, 6 * 60 * S, log, height=40))
+    lines = out.getvalue().splitlines()
+    assert len(lines) <= 40
+    assert "value 0.939" in out.getvalue()  # the latest transitions are the ones kept

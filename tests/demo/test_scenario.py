@@ -96,3 +96,13 @@ def test_incident_fraction_outside_the_run_is_rejected():
 
 def test_every_service_has_a_profile():
     assert set(PROFILES) == set(SERVICES)
+
+
+
+
+def test_the_run_covers_whole_windows_rounding_up():
+    from gensight.demo_scenario import simulated_windows
+
+    assert simulated_windows(90, 20, 60) == 30
+    assert simulated_windows(20, 20, 60) == 7  # 400 s of traffic -> 7 full windows
+    assert simulated_windows(0.1, 1, 60) == 1

@@ -150,3 +150,14 @@ def test_processor_self_telemetry_attaches_to_the_latest_window():
     for w, pts in windows_from_request(build_request(sent), 60 * S):
         view.update(w, pts)
     assert len(view.windows) == 1 and view.spans == {"accepted": 42.0}
+
+
+def test_self_telemetry_of_a_window_not_shown_still_updates_the_span_counts():
+    view = DemoView()
+    view.update(window(0), [calls(5)])
+    view.apply_self_telemetry([
+        calls(99),  # not self-telemetry: ignored
+        MetricPoint("gensight.processor.spans", SUM, "{span}", "gensight-processor", (("outcome", "late"),), 3.0, 0, 0),
+    ])
+    assert view.spans == {"late": 3.0}
+    assert view.series[SeriesId("support-bot", "chat", "gpt-4o-mini")].calls_total == 5

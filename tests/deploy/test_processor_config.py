@@ -3,6 +3,7 @@ start-up validation, and the compose file hands it to `gensight serve`."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -38,3 +39,17 @@ def test_slos_and_budgets_name_the_demo_app_service(compose):
     data = yaml.safe_load(CONFIG.read_text())["analytics"]
     for item in data["slos"] + data["budgets"]:
         assert item["selector"]["service"] == service, item["name"]
+
+
+def test_processor_alert_runbooks_point_at_existing_sections():
+    from gensight.processor.analytics import AnalyticsConfig
+
+    text = (ROOT / "docs" / "runbooks.md").read_text()
+    anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#{1,6}\s+(.+)$", text, re.M)}
+    analytics = AnalyticsConfig.from_dict(yaml.safe_load(CONFIG.read_text())["analytics"])
+    urls = {name: rule.runbook_url for name, rule in analytics.alerts.rules.items()}
+    assert set(urls) >= {"slo_burn_fast", "slo_burn_medium", "slo_burn_slow", "drift", "anomaly", "cost_spike", "budget"}
+    for name, url in urls.items():
+        path, _, anchor = url.partition("#")
+        assert path == "docs/runbooks.md" and anchor in anchors, (name, url)

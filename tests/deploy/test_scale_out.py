@@ -14,7 +14,8 @@ several tenants shared across services, a latency/cost shift in one service half
 with the analytics on (SLOs, a budget, drift, anomaly, per-tenant cost), and compares every
 exported data point by (service, metric, attributes, start, time). The processors'
 self-telemetry (`gensight.processor.*`) differs by design: it describes each replica. Points about
-configured SLOs and budgets are checked separately: see the xfail test and docs/scaling.md.
+configured SLOs and budgets are checked separately (each comes only from the replica that sees its
+service): see docs/scaling.md.
 A control run gives one replica the spans of half the trace ids instead, to show what\nrouting by trace id would break.
 """
 
@@ -280,10 +281,6 @@ def test_two_replicas_split_by_service_export_the_same_points_as_one_processor(o
     assert differing == [], differing[:5]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN GAP (analytics): every replica exports every configured SLO and budget, with zeros "
-    "where it never saw the selected service, so these series collide across replicas "
-    "(docs/scaling.md). Remove this marker once a replica only emits objectives it has seen calls for."))
 def test_slo_and_budget_points_come_only_from_the_replica_that_sees_the_service(outputs):
     def objective(points: dict[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
         return {k: v for k, v in points.items() if k[1] in OBJECTIVE_METRICS}

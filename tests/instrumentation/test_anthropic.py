@@ -117,6 +117,12 @@ def test_non_streamed_tool_use_blocks_are_recorded(client, span_exporter):
     assert attrs[A.GENSIGHT_RESPONSE_TOOL_CALL_IDS] == (tool_use.id,)
 
 
+def test_stream_records_time_to_first_chunk_metric(client, metric_points):
+    list(client.messages.create(model=MODEL, max_tokens=100, messages=HELLO, stream=True))
+    (point,) = metric_points()["gen_ai.client.operation.time_to_first_chunk"]
+    assert point.count == 1 and dict(point.attributes)[A.GEN_AI_PROVIDER_NAME] == "anthropic"
+
+
 def test_stream_true_records_usage_from_events_when_read_to_the_end(client, span_exporter):
     stream = client.messages.create(model=MODEL, max_tokens=100, messages=HELLO, stream=True)
     events = list(stream)
@@ -300,6 +306,14 @@ def test_uninstrument_restores_the_sdk(fake, tracer_provider, meter_provider, sp
     assert [s.name for s in span_exporter.get_finished_spans()] == ["anthropic.messages.create"]
 
 
+def test_uninstrument_from_a_fresh_handle_restores_the_sdk(fake, tracer_provider, meter_provider, span_exporter, sdk_provider):
+    _instrument(tracer_provider, meter_provider)
+    AnthropicInstrumentor().uninstrument()
+    with anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0, open_telemetry=sdk_provider) as c:
+        c.messages.create(model=MODEL, max_tokens=100, messages=HELLO)
+    assert [s.name for s in span_exporter.get_finished_spans()] == ["anthropic.messages.create"]
+
+
 def test_bad_request_parameters_still_reach_the_app_unchanged(client, span_exporter):
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model=MODEL, max_tokens=0, messages=HELLO)
@@ -345,3 +359,59 @@ def test_callers_own_trace_header_wins(client, fake, span_exporter):
     mine = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     client.messages.create(model=MODEL, max_tokens=100, messages=HELLO, extra_headers={"traceparent": mine})
     assert _sent_traceparents(fake) == [mine]
+
+
+def _mock_client(body: bytes, content_type: str = "application/json") -> anthropic.Anthropic:
+    import httpx2
+
+    def handler(request):
+        return httpx2.Response(200, content=body, headers={"content-type": content_type})
+
+    return anthropic.Anthropic(api_key="k", base_url="http://mock.local", max_retries=0,
+                               http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+
+
+def test_a_response_without_usage_gives_a_span_without_tokens_or_cost(instrumented, span_exporter):
+    body = b'{"id": "msg_x", "type": "message", "role": "assistant", "model": "claude-haiku-4-5", "content": []}'
+    with _mock_client(body) as c:
+        c.messages.create(model=MODEL, max_tokens=10, messages=HELLO)
+    span = _only_span(span_exporter)
+    assert span.status.status_code != StatusCode.ERROR
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes and A.GEN_AI_USAGE_COST not in span.attributes
+    assert span.attributes[A.SERVER_ADDRESS] == "mock.local" and span.attributes[A.SERVER_PORT] == 80
+
+
+def test_a_stream_with_odd_events_and_bad_usage_is_read_without_telemetry_errors(instrumented, span_exporter):
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "msg_y", "type": "message", "role": "assistant",
+                                                                 "model": MODEL, "content": [],
+                                                                 "usage": {"input_tokens": -4, "output_tokens": "x"}}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 7, "delta": {"type": "text_delta",
+                                                                                     "text": "orphan"}}),
+        ("future_event", {"type": "future_event", "payload": [1, 2]}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                           "usage": {"output_tokens": 5}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    import json as _json
+
+    body = "".join(f"event: {name}\ndata: {_json.dumps(data)}\n\n" for name, data in events).encode()
+    with _mock_client(body, "text/event-stream") as c:
+        received = list(c.messages.create(model=MODEL, max_tokens=10, messages=HELLO, stream=True))
+    assert len(received) >= 3
+    attrs = _only_span(span_exporter).attributes
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in attrs  # -4 is not a token count
+    assert attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
+    assert attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+
+
+def test_streamed_cache_tokens_come_from_message_start(client, span_exporter):
+    system = [{"type": "text", "text": "policy " * 1500, "cache_control": {"type": "ephemeral"}}]
+    client.messages.create(model=MODEL, max_tokens=50, system=system, messages=HELLO)  # writes the cache
+    with client.messages.stream(model=MODEL, max_tokens=50, system=system, messages=HELLO) as stream:
+        final = stream.get_final_message()
+    streamed = span_exporter.get_finished_spans()[-1].attributes
+    read = final.usage.cache_read_input_tokens
+    assert read > 1000
+    assert streamed[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == read
+    assert streamed[A.GEN_AI_USAGE_INPUT_TOKENS] == final.usage.input_tokens + read

@@ -210,6 +210,13 @@ def test_uninstrument_stops_spans(make_collection, tracer_provider, meter_provid
     assert _retrieval_spans(span_exporter) == []
 
 
+def test_uninstrument_from_a_fresh_handle_stops_spans(make_collection, tracer_provider, meter_provider, span_exporter):
+    _instrument(tracer_provider, meter_provider)
+    ChromaInstrumentor().uninstrument()
+    make_collection().query(query_texts=["apple"], n_results=1)
+    assert _retrieval_spans(span_exporter) == []
+
+
 def test_query_metrics_carry_the_collection(make_collection, instrumented, metric_points):
     collection = make_collection()
     collection.query(query_texts=["apple"], n_results=1)

@@ -194,6 +194,14 @@ def test_uninstrument_restores_langchain(tracer_provider, meter_provider, span_e
     assert span_exporter.get_finished_spans() == ()
 
 
+def test_uninstrument_from_a_fresh_handle_restores_langchain(tracer_provider, meter_provider, span_exporter):
+    _instrument(tracer_provider, meter_provider)
+    LangChainInstrumentor().uninstrument()
+    get_weather.invoke({"city": "Oslo"})
+    ScoredRetriever().invoke("q")
+    assert span_exporter.get_finished_spans() == ()
+
+
 def test_retriever_name_sets_the_data_source_id(instrumented, span_exporter):
     ScoredRetriever(name="product-docs").invoke("q")
     (span,) = span_exporter.get_finished_spans()
@@ -212,3 +220,27 @@ def test_a_handled_validation_error_fails_the_span(instrumented, span_exporter):
     (span,) = _tool_spans(span_exporter)
     assert span.status.status_code == StatusCode.ERROR
     assert span.attributes[A.ERROR_TYPE] == "ValidationError"
+
+
+def test_embedding_call_inside_a_retriever_is_its_child(instrumented, fake, tracer_provider, meter_provider,
+                                                        span_exporter):
+    import openai
+
+    from gensight.instrumentation.openai import OpenAIInstrumentor
+
+    class EmbeddingRetriever(BaseRetriever):
+        client: object
+
+        def _get_relevant_documents(self, query, *, run_manager):
+            self.client.embeddings.create(model="text-embedding-3-small", input=[query])
+            return [Document(page_content="a", metadata={"similarity": 0.8})]
+
+    oai = OpenAIInstrumentor()
+    oai.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        with openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0) as client:
+            EmbeddingRetriever(client=client, name="kb").invoke("refunds")
+    finally:
+        oai.uninstrument()
+    by_name = {s.name: s for s in span_exporter.get_finished_spans()}
+    assert by_name["embeddings text-embedding-3-small"].parent.span_id == by_name["retrieval kb"].context.span_id

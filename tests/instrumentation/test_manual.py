@@ -133,3 +133,11 @@ def test_handle_used_outside_with_raises_a_clear_error(configured):
     call = track_llm_call("acme", "m")
     with pytest.raises(RuntimeError, match="must be entered"):
         call.set_usage(input_tokens=1)
+
+
+def test_streamed_manual_call_records_time_to_first_chunk(configured, span_exporter, metric_points):
+    with track_llm_call("acme", "m", input_tokens=3) as call:
+        for _ in range(3):
+            call.mark_first_chunk()
+    assert _only(span_exporter).attributes[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
+    assert metric_points()["gen_ai.client.operation.time_to_first_chunk"][0].count == 1

@@ -178,3 +178,11 @@ def test_retrieval_metrics_carry_the_data_source(configured, metric_points):
         pass
     (point,) = metric_points()["gen_ai.client.operation.duration"]
     assert dict(point.attributes) == {A.GEN_AI_OPERATION_NAME: "retrieval", A.GEN_AI_DATA_SOURCE_ID: "kb"}
+
+
+def test_nan_and_non_numeric_scores_are_ignored(configured, span_exporter):
+    with retriever("kb") as r:
+        r.set_documents(ids=["a", "b", "c", "d"], scores=[math.nan, "0.9", None, 0.4])
+    attrs = _only(span_exporter).attributes
+    assert attrs[A.GENSIGHT_RETRIEVAL_DOCUMENT_COUNT] == 4
+    assert attrs[A.GENSIGHT_RETRIEVAL_TOP_SCORE] == 0.4 and attrs[A.GENSIGHT_RETRIEVAL_MEAN_SCORE] == 0.4

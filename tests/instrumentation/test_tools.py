@@ -188,3 +188,18 @@ async def test_one_spec_shared_by_concurrent_tasks_pairs_each_exit_with_its_ente
     by_id = {s.attributes[A.GEN_AI_TOOL_CALL_ID]: s for s in _spans(span_exporter)}
     assert by_id["fast"].status.status_code != StatusCode.ERROR
     assert by_id["slow"].attributes[A.ERROR_TYPE] == "TimeoutError"
+
+
+def test_arguments_json_cannot_hold_are_recorded_as_text(capturing, span_exporter):
+    class Opaque:
+        def __str__(self) -> str:
+            return "<opaque>"
+
+    @tool("take")
+    def take(thing: object) -> object:
+        return {1, 2}
+
+    take(Opaque())
+    attrs = _spans(span_exporter)[0].attributes
+    assert json.loads(attrs[A.GEN_AI_TOOL_CALL_ARGUMENTS]) == {"thing": "<opaque>"}
+    assert attrs[A.GEN_AI_TOOL_CALL_RESULT] == '"{1, 2}"'

@@ -134,6 +134,15 @@ def test_alertmanager_payload_shape():
     a = body["alerts"][-1]
     assert a["status"] == "resolved" and a["labels"]["alertname"] == "anomaly"
     assert a["startsAt"].endswith("Z") and a["endsAt"].endswith("Z")
+    assert len(a["fingerprint"]) == 16
+
+
+def test_alertmanager_fingerprint_is_stable_per_alert_and_series():
+    e = AlertEngine()
+    ev(e, True, T0)
+    ev(e, False, T0 + 60 * S)
+    first, resolved = alertmanager_payload(e.drain_transitions()[1:])["alerts"]
+    assert first["fingerprint"] == resolved["fingerprint"]
 
 
 @pytest.fixture

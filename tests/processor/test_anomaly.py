@@ -73,8 +73,8 @@ def test_scores_start_after_min_history_windows():
 
 
 def test_clean_traffic_stays_below_threshold():
-    a = AnomalyAnalyser(AnomalyConfig(refit="sync", min_fit_rows=100, refit_every=30))
-    s = scores_by_window(a, traffic(150, 1))
+    a = AnomalyAnalyser(AnomalyConfig(refit="sync", min_fit_rows=100, refit_every=30, n_estimators=30))
+    s = scores_by_window(a, traffic(80, 1))
     assert a.fits >= 1
     assert max(s) < 0.7
     assert all(0.0 <= v <= 1.0 for v in s)
@@ -97,8 +97,8 @@ def test_error_burst_scores_high():
 
 
 def test_sync_refit_is_deterministic():
-    records = traffic(120, 6) + traffic(5, 7, start_min=120, lat_factor=2.0)
-    cfg = AnomalyConfig(refit="sync", min_fit_rows=100, refit_every=20)
+    records = traffic(80, 6) + traffic(5, 7, start_min=80, lat_factor=2.0)
+    cfg = AnomalyConfig(refit="sync", min_fit_rows=100, refit_every=20, n_estimators=30)
     assert scores_by_window(AnomalyAnalyser(cfg), records) == scores_by_window(AnomalyAnalyser(cfg), records)
 
 
@@ -130,3 +130,12 @@ def test_restore_refits_the_same_model_from_history():
 def test_bad_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
         AnomalyConfig.from_dict(bad)
+
+
+def test_two_errors_in_a_quiet_window_do_not_score_high():
+    a = AnomalyAnalyser(AnomalyConfig(iforest=False))
+    quiet = [r for r in traffic(30, 11, per_min=5, error_p=0.0, services=1)]
+    last = quiet[-5:]
+    bad = [r._replace(error=True) if i < 2 else r for i, r in enumerate(last)]
+    s = scores_by_window(a, quiet[:-5] + bad)
+    assert s[-1] < 0.7

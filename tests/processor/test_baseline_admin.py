@@ -131,3 +131,43 @@ def test_cli_state_dir_refuses_while_serve_holds_the_lock(tmp_path, capsys):
 def test_cli_state_dir_without_state_file_fails_clearly(tmp_path, capsys):
     assert main(["baseline", "show", "--state-dir", str(tmp_path)]) == 1
     assert "no state file" in capsys.readouterr().err
+
+
+def test_serve_starts_the_admin_endpoint_when_a_token_is_configured():
+    from gensight.processor.config import config_from_mapping
+    from gensight.processor.serve import ProcessorServer
+
+    srv = ProcessorServer(config_from_mapping({
+        "receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None},
+        "analytics": {"admin": {"endpoint": "127.0.0.1:0", "token": TOKEN}},
+    }), sinks=[])
+    srv.start()
+    try:
+        analytics = next(a for a in srv.pipeline.analysers if isinstance(a, Analytics))
+        assert analytics.admin is not None and analytics.admin.address[0] == "127.0.0.1"
+        assert call(f"{analytics.admin.url}/v1/baseline") == (200, {"baselines": []})
+        assert call(f"{analytics.admin.url}/v1/baseline", token="wrong")[0] == 401
+    finally:
+        srv.stop()
+    assert analytics.admin is None  # stopped with the server
+
+
+def test_serve_without_a_token_offers_no_admin_endpoint():
+    from gensight.processor.analytics import build
+    from gensight.processor.config import config_from_mapping
+
+    cfg = config_from_mapping({"analytics": {"admin": {"endpoint": "127.0.0.1:0"}}})
+
+    class Ctx:
+        live = True
+        state_dir = None
+
+        @staticmethod
+        def emit_logs(request):
+            return None
+
+    analysers = build(cfg, Ctx())
+    try:
+        assert analysers[-1].admin is None
+    finally:
+        analysers[-1].shutdown()

@@ -122,3 +122,13 @@ def test_snapshot_keeps_budget_spend():
     d = CostAnalyser(budget_cfg(10.0))
     d.import_state(c.export_state())
     assert d.budget_used("team-a") == pytest.approx(0.4)
+
+
+def test_budget_without_any_matching_call_emits_nothing():
+    c = CostAnalyser(budget_cfg(10.0, service="support"))
+    w = Window(T0, T0 + MIN)
+    c.observe(w, [rec(T0 + 1, 0.5)])
+    assert values(c.close(w), "gensight.budget.used") == []
+    w2 = Window(T0 + MIN, T0 + 2 * MIN)
+    c.observe(w2, [rec(T0 + MIN + 1, 0.0, service="support")])
+    assert values(c.close(w2), "gensight.budget.used") == [0.0]

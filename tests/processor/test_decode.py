@@ -349,3 +349,10 @@ def test_any_bytes_decode_or_raise_decode_error(data):
             decode_trace_request(data, **kwargs)
         except DecodeError:
             pass
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_bare_nan_and_infinity_literals_are_not_json(literal):
+    body = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"doubleValue":' + literal + b"}}]}]}]}]}"
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        decode_trace_request(body, encoding="json")

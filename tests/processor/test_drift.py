@@ -27,7 +27,7 @@ T0 = 1_700_000_000 * 10**9
 
 def binned(ref, cur, bins=20):
     r = NumericRef()
-    r.sample = list(ref)
+    r.sample.extend(ref)
     r.freeze(bins)
     k = len(r.edges) + 1
     idx = bin_index(r.edges, cur)

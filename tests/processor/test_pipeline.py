@@ -192,3 +192,32 @@ def test_replay_is_deterministic(otlp, n_requests):
         p.close()
         outs.append(sorted(map(repr, sink.rows())))
     assert outs[0] == outs[1]
+
+
+def test_live_worker_calls_snapshot_hook_periodically(otlp):
+    import time
+
+    a = RecordingAnalyser()
+    p = Pipeline(cfg(state={"snapshot_interval_s": 0.05}), [], live=True, analysers=[a])
+    p.start()
+    try:
+        deadline = time.monotonic() + 10
+        while ("snapshot",) not in a.calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ("snapshot",) in a.calls
+    finally:
+        p.close()
+    assert a.calls[-1] == ("shutdown",)
+
+
+def test_normaliser_failure_rejects_the_request_spans_without_crashing(otlp, monkeypatch):
+    p = Pipeline(cfg(), [], live=True)
+
+    def boom(request):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(p.normaliser, "normalise", boom)
+    adm = p.consume(otlp.request([otlp.chat(), otlp.chat()]))
+    assert adm.accepted and adm.rejected_spans == 2 and "RuntimeError" in adm.error_message
+    assert p.counts["dropped"] == 2
+    p.close(flush=False)

@@ -315,3 +315,21 @@ def test_full_queue_refuses_then_recovers_when_drained(start_receiver, exporters
         t.join(15)
     assert result == [SpanExportResult.SUCCESS]
     assert count_spans(q.get(0)) == 3
+
+
+def test_sdk_exporter_treats_partial_success_as_success_without_retry(start_receiver, exporters, sdk_spans):
+    rec = Recorder(Admission(True, rejected_spans=1, error_message="1 span unusable"))
+    rx = start_receiver(rec)
+    assert exporters(rx.port).export(sdk_spans(2)) == SpanExportResult.SUCCESS
+    assert len(rec.requests) == 1 and rx.stats().partial == 1
+
+
+def test_gzip_message_expanding_beyond_the_limit_is_refused(start_receiver):
+    """The size limit applies after decompression: a small gzip bomb does not get through."""
+    rec = Recorder()
+    rx = start_receiver(rec, max_recv_msg_size_mib=1)
+    body = b"\x0a\x80\x80\x80\x01" + b"\0" * (2 * 1024 * 1024)  # 2 MiB of zeros: compresses to ~2 KiB
+    with pytest.raises(grpc.RpcError) as err:
+        raw_export(rx.port, body, compression=grpc.Compression.Gzip)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert rec.requests == []

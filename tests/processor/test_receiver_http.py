@@ -400,3 +400,10 @@ def test_binding_a_busy_port_fails_with_a_clear_error(start_receiver):
     rx = start_receiver(Recorder())
     with pytest.raises(OSError, match="cannot bind HTTP receiver"):
         HttpReceiver(HttpReceiverConfig(endpoint=f"127.0.0.1:{rx.port}"), Recorder()).start()
+
+
+def test_sdk_exporter_treats_partial_success_as_success_without_retry(start_receiver, exporters, sdk_spans):
+    rec = Recorder(Admission(True, rejected_spans=1, error_message="1 span unusable"))
+    rx = start_receiver(rec)
+    assert exporters(rx.port).export(sdk_spans(2)) == SpanExportResult.SUCCESS
+    assert len(rec.requests) == 1 and rx.stats().partial == 1

@@ -87,10 +87,18 @@ def test_selector_limits_the_slo_to_its_service():
 
 def test_close_emits_every_window_and_the_budget():
     a = SLOAnalyser([slo()])
+    a.observe(Window(T0, T0 + MIN), [rec(T0 + 1)])
     pts = a.close(Window(T0, T0 + MIN))
     windows = sorted(dict(p.attributes)["window"] for p in pts if p.name == "gensight.slo.burn_rate")
     assert windows == sorted(["5m", "30m", "1h", "2h", "6h", "1d", "3d"])
     assert [p.value for p in pts if p.name == "gensight.slo.error_budget.remaining"] == [1.0]
+
+
+def test_slo_without_any_matching_call_emits_nothing():
+    # scale-out by service: the replica that never sees the service must not export zeros
+    a = SLOAnalyser([slo(selector={"service": "checkout"})])
+    a.observe(Window(T0, T0 + MIN), [rec(T0 + 1, service="search")])
+    assert a.close(Window(T0, T0 + MIN)) == []
 
 
 def _traffic(minutes, per_min, error_every=None, start=T0, errors_from=None, errors_to=None):

@@ -125,3 +125,15 @@ def test_window_length_is_configurable():
     wc = WindowClock(WindowConfig(10.0, 0.0), live=False)
     wc.assign([rec(1), rec(11), rec(25)])
     assert [(w.end_ns - w.start_ns) // S for w in wc.advance()] == [10, 10]
+
+
+def test_steady_arrivals_are_not_idleness():
+    """Spans that keep arriving (even without a newer end time) hold the idle advance back."""
+    wc, fc = clock(live=True)
+    wc.assign([rec(30)])
+    for _ in range(10):
+        fc.t += 20
+        wc.assign([rec(20)])
+        assert wc.advance() == []
+    fc.t += 40
+    assert wc.advance() == [Window(T0, T0 + 60 * S)]
