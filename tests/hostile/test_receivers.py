@@ -65,6 +65,7 @@ class Run(NamedTuple):
     self_spans: dict[tuple[str, tuple], Any]
     export_sizes: list[int]
     final_counts: dict[str, int]
+    requests: dict[tuple[str, tuple], Any]  # last exported gensight.processor.requests
 
 
 def _counts(server: ProcessorServer) -> dict[str, int]:
@@ -159,7 +160,8 @@ def run() -> Any:
         final = _counts(server)
         sink.stop()
     return Run(sent, valid_expected, sink.latest("gensight.calls"), sink.latest("gensight.tokens"),
-               sink.latest("gensight.processor.spans"), [len(b) for b in sink.raw], final)
+               sink.latest("gensight.processor.spans"), [len(b) for b in sink.raw], final,
+               sink.latest("gensight.processor.requests"))
 
 
 def _sent(run: Run, case: HostileCase) -> list[Sent]:
@@ -230,3 +232,15 @@ def test_exported_metrics_requests_stay_small(run: Run):
 def test_exported_self_telemetry_matches_the_counts(run: Run):
     exported = {dict(attrs)["outcome"]: v for (_, attrs), v in run.self_spans.items()}
     assert exported == {k: float(v) for k, v in run.final_counts.items()}
+
+
+def test_requests_rejected_before_their_spans_could_be_counted_are_in_exported_self_telemetry(run: Run):
+    exported: dict[str, float] = {}
+    for (_, attrs), value in run.requests.items():
+        outcome = dict(attrs)["outcome"]
+        exported[outcome] = exported.get(outcome, 0) + value
+    answers = [s.answer for sent in run.sent.values() for s in sent]
+    invalid = sum(1 for a in answers if a.code in ("INVALID_ARGUMENT", "400"))
+    assert exported.get("invalid", 0) == invalid
+    assert exported.get("unsupported", 0) == sum(1 for a in answers if a.code == "415")
+    assert exported.get("too_large", 0) == sum(1 for a in answers if a.code == "413")
