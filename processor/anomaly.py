@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from gensight.processor.alerts import TICKET, AlertEngine
+from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
@@ -80,29 +81,23 @@ class AnomalyConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "anomaly") -> AnomalyConfig:
-        data = dict(data or {})
-        fields = cls.__dataclass_fields__
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
-        kw: dict[str, Any] = {}
-        for k, v in data.items():
-            default = fields[k].default
-            if k == "refit":
-                if v not in (SYNC, BACKGROUND):
-                    raise ValueError(f"{where}.refit: must be 'sync' or 'background', got {v!r}")
-            elif isinstance(default, bool):
-                if not isinstance(v, bool):
-                    raise ValueError(f"{where}.{k}: must be true or false, got {v!r}")
-            elif isinstance(default, int):
-                if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1):
-                    raise ValueError(f"{where}.{k}: must be a positive integer, got {v!r}")
-            elif k == "threshold":
-                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
-                    raise ValueError(f"{where}.threshold: must be in (0, 1], got {v!r}")
-                v = float(v)
-            kw[k] = v
-        return cls(**kw)
+        return cls(**fields_from_mapping(cls, dict(data or {}), where, {
+            "refit": _refit_mode,
+            "seed": lambda v, key: positive_int(v, key, minimum=0),  # 0 is a valid seed
+            "threshold": _threshold,
+        }))
+
+
+def _refit_mode(v: Any, key: str) -> str:
+    if v not in (SYNC, BACKGROUND):
+        raise ValueError(f"{key}: must be 'sync' or 'background', got {v!r}")
+    return str(v)
+
+
+def _threshold(v: Any, key: str) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
+        raise ValueError(f"{key}: must be in (0, 1], got {v!r}")
+    return float(v)
 
 
 def robust_score(z_star: float) -> float:

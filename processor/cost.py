@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
 from gensight.processor.alerts import PAGE, TICKET, AlertEngine
+from gensight.processor.config_fields import fields_from_mapping, positive_number, reject_unknown
 from gensight.processor.labels import Selector
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import CallRecord
@@ -78,10 +79,7 @@ class CostConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, budgets: Any = None, where: str = "cost") -> CostConfig:
         data = dict(data or {})
-        fields = cls.__dataclass_fields__
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
+        reject_unknown(data, [f.name for f in fields(cls)], where)
         raw_budgets = data.pop("budgets", None) if budgets is None else budgets
         if raw_budgets is not None and not isinstance(raw_budgets, list):
             raise ValueError(f"{where}.budgets: must be a list")
@@ -89,19 +87,8 @@ class CostConfig:
         names = [b.name for b in bl]
         if len(set(names)) != len(names):
             raise ValueError("budgets: budget names must be unique")
-        kw: dict[str, Any] = {}
-        for k, v in data.items():
-            if k == "per_tenant":
-                if not isinstance(v, bool):
-                    raise ValueError(f"{where}.per_tenant: must be true or false")
-            elif k in ("max_tenants", "max_services"):
-                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                    raise ValueError(f"{where}.{k}: must be a positive integer, got {v!r}")
-            else:
-                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < float(v) < math.inf:
-                    raise ValueError(f"{where}.{k}: must be a positive number, got {v!r}")
-                v = float(v)
-            kw[k] = v
+        # as before: when budgets come separately (analytics.budgets), a cost.budgets key gets the number check
+        kw = fields_from_mapping(cls, data, where, {"budgets": positive_number})
         return cls(budgets=bl, **kw)
 
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from gensight.processor.alerts import TICKET, AlertEngine
+from gensight.processor.config_fields import fields_from_mapping
 from gensight.processor.labels import (
     DEFAULT_MAX_SERIES,
     matches_patterns,
@@ -88,29 +89,12 @@ class DriftConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "drift") -> DriftConfig:
-        data = dict(data or {})
-        fields = cls.__dataclass_fields__
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
-        kw: dict[str, Any] = {}
-        for k, v in data.items():
-            default = fields[k].default
-            if k == "reference_period_s":
-                if v is None:
-                    continue
-                from gensight.processor.slo import parse_duration_s
+        from gensight.processor.slo import parse_duration_s
 
-                kw[k] = float(parse_duration_s(v, f"{where}.{k}"))
-                continue
-            if isinstance(default, int):
-                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                    raise ValueError(f"{where}.{k}: must be a positive integer, got {v!r}")
-            else:
-                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < float(v) < math.inf:
-                    raise ValueError(f"{where}.{k}: must be a positive number, got {v!r}")
-                v = float(v)
-            kw[k] = v
+        def period(v: Any, key: str) -> float | None:
+            return None if v is None else float(parse_duration_s(v, key))
+
+        kw = fields_from_mapping(cls, dict(data or {}), where, {"reference_period_s": period})
         cfg = cls(**kw)
         if cfg.bins < 2:
             raise ValueError(f"{where}.bins: must be at least 2")
