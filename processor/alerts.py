@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from gensight.processor.config_fields import reject_unknown
 from gensight.processor.points import GAUGE, Attributes, MetricPoint, Window
 from gensight.processor.records import CallRecord
 
@@ -95,7 +96,7 @@ class AlertsConfig:
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "alerts") -> AlertsConfig:
         data = dict(data or {})
         known = {"cooldown_s", "for_s", "stale_after_s", "runbook_base_url", "rules", "webhook", "max_alerts"}
-        _no_unknown(data, known, where)
+        reject_unknown(data, known, where)
         cooldown = _nonneg(data.get("cooldown_s", DEFAULT_COOLDOWN_S), f"{where}.cooldown_s")
         for_s = _nonneg(data.get("for_s", 0.0), f"{where}.for_s")
         rules: dict[str, RuleConfig] = {}
@@ -106,7 +107,7 @@ class AlertsConfig:
         for name, rd in raw_rules.items():
             w = f"{where}.rules.{name}"
             rd = dict(rd or {})
-            _no_unknown(rd, {"runbook_url", "for_s", "cooldown_s", "enabled"}, w)
+            reject_unknown(rd, {"runbook_url", "for_s", "cooldown_s", "enabled"}, w)
             url = str(rd.get("runbook_url") or (f"{base.rstrip('/')}/{name}" if base else ""))
             rules[str(name)] = RuleConfig(
                 runbook_url=url,
@@ -117,7 +118,7 @@ class AlertsConfig:
         webhook = None
         if data.get("webhook"):
             wd = dict(data["webhook"])
-            _no_unknown(wd, {"url", "timeout_s", "max_queue", "max_attempts"}, f"{where}.webhook")
+            reject_unknown(wd, {"url", "timeout_s", "max_queue", "max_attempts"}, f"{where}.webhook")
             webhook_url: Any = wd.get("url")
             if not isinstance(webhook_url, str) or not webhook_url.startswith(("http://", "https://")):
                 raise ValueError(f"{where}.webhook.url: must be an http:// or https:// URL")
@@ -136,12 +137,6 @@ class AlertsConfig:
             webhook=webhook,
             max_alerts=int(_positive(data.get("max_alerts", DEFAULT_MAX_ALERTS), f"{where}.max_alerts")),
         )
-
-
-def _no_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
 
 
 def _nonneg(value: Any, where: str) -> float:

@@ -31,6 +31,7 @@ from typing import Any
 
 from gensight.processor.alerts import AlertEngine, AlertsConfig, Transition
 from gensight.processor.anomaly import SYNC, AnomalyAnalyser, AnomalyConfig
+from gensight.processor.config_fields import reject_unknown
 from gensight.processor.cost import CostAnalyser, CostConfig
 from gensight.processor.drift import DriftAnalyser, DriftConfig
 from gensight.processor.slo import SLOAnalyser, SLOConfig
@@ -53,9 +54,7 @@ class AdminConfig:
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "analytics.admin",
                   environ: Mapping[str, str] | None = None) -> AdminConfig:
         data = dict(data or {})
-        unknown = sorted(set(data) - {"endpoint", "token", "token_env", "enabled"})
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: enabled, endpoint, token, token_env)")
+        reject_unknown(data, {"endpoint", "token", "token_env", "enabled"}, where)
         env = os.environ if environ is None else environ
         endpoint = str(data.get("endpoint", DEFAULT_ADMIN_ENDPOINT))
         host, _, port = endpoint.rpartition(":")
@@ -82,9 +81,7 @@ class AnalyticsConfig:
             data = {}
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: must be a mapping")
-        unknown = sorted(set(data) - set(KNOWN_KEYS))
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(KNOWN_KEYS)})")
+        reject_unknown(data, KNOWN_KEYS, where, sort=False)
         raw_slos = data.get("slos") or []
         if not isinstance(raw_slos, list):
             raise ValueError(f"{where}.slos: must be a list")
@@ -93,9 +90,7 @@ class AnalyticsConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"{where}.slos: SLO names must be unique")
         state = dict(data.get("state") or {})
-        unknown = sorted(set(state) - {"snapshot_interval_s"})
-        if unknown:
-            raise ValueError(f"{where}.state.{unknown[0]}: unknown key (known: snapshot_interval_s)")
+        reject_unknown(state, {"snapshot_interval_s"}, f"{where}.state")
         interval = state.get("snapshot_interval_s", 30.0)
         if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not interval > 0:
             raise ValueError(f"{where}.state.snapshot_interval_s: must be a positive number, got {interval!r}")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from gensight.processor.alerts import PAGE, TICKET, AlertEngine
+from gensight.processor.config_fields import reject_unknown
 from gensight.processor.labels import Selector
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import CallRecord
@@ -72,9 +73,7 @@ class SLOConfig:
             raise ValueError(f"{where}: must be a mapping")
         known = {"name", "type", "target", "selector", "threshold_s", "threshold_usd", "period_s", "period",
                  "bucket_s", "min_events", "min_short_events", "min_bad_events"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+        reject_unknown(data, known, where)
         name = data.get("name")
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}.name: required, a non-empty string")
