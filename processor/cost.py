@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gensight.processor.alerts import PAGE, TICKET, AlertEngine
-from gensight.processor.config_fields import fields_from_mapping, positive_number, reject_unknown
+from gensight.processor.config_fields import fields_from_mapping, reject_unknown
 from gensight.processor.labels import Selector
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import CallRecord
@@ -80,15 +80,19 @@ class CostConfig:
     def from_dict(cls, data: Mapping[str, Any] | None, budgets: Any = None, where: str = "cost") -> CostConfig:
         data = dict(data or {})
         reject_unknown(data, [f.name for f in fields(cls)], where)
-        raw_budgets = data.pop("budgets", None) if budgets is None else budgets
+        if budgets is None:
+            raw_budgets = data.pop("budgets", None)
+        elif "budgets" in data:
+            raise ValueError(f"{where}.budgets: budgets are configured under analytics.budgets, not here")
+        else:
+            raw_budgets = budgets
         if raw_budgets is not None and not isinstance(raw_budgets, list):
             raise ValueError(f"{where}.budgets: must be a list")
         bl = tuple(BudgetConfig.from_dict(b, f"budgets[{i}]") for i, b in enumerate(raw_budgets or []))
         names = [b.name for b in bl]
         if len(set(names)) != len(names):
             raise ValueError("budgets: budget names must be unique")
-        # as before: when budgets come separately (analytics.budgets), a cost.budgets key gets the number check
-        kw = fields_from_mapping(cls, data, where, {"budgets": positive_number})
+        kw = fields_from_mapping(cls, data, where)
         return cls(budgets=bl, **kw)
 
 

@@ -114,6 +114,12 @@ def test_bad_budget_config_names_the_key(budgets, key):
         CostConfig.from_dict({}, budgets=budgets)
 
 
+@pytest.mark.parametrize("stray", [5, [{"name": "y", "limit_usd": 1}]])
+def test_cost_budgets_key_beside_analytics_budgets_is_a_clear_error(stray):
+    with pytest.raises(ValueError, match=r"analytics\.cost\.budgets: budgets are configured under analytics\.budgets"):
+        CostConfig.from_dict({"budgets": stray}, budgets=[{"name": "x", "limit_usd": 5}], where="analytics.cost")
+
+
 def test_snapshot_keeps_budget_spend():
     c = CostAnalyser(budget_cfg(10.0))
     w = Window(T0, T0 + MIN)
