@@ -500,8 +500,29 @@ def _detach(token: object | None) -> None:
             logger.debug("gensight: detach failed", exc_info=True)
 
 
+def _finish(telemetry: Telemetry, kind: str, inv: Any, result: Any, kwargs: dict[str, Any], proxy: Any) -> Any:
+    """After the SDK call returned: hand a stream to ``proxy`` (it finishes the span when the
+    stream ends), or read the response and stop. Shared by the sync and async wrappers."""
+    _, on_response, stream_handlers = _KINDS[kind]
+    raw = type(result).__name__ in _RAW_RESPONSES
+    if stream_handlers is not None and kwargs.get("stream") is True and not raw:
+        try:
+            on_chunk, on_end = stream_handlers(telemetry)
+            return proxy(result, inv, on_chunk, on_end)
+        except Exception:
+            logger.debug("gensight: could not wrap stream", exc_info=True)
+            inv.stop()
+            return result
+    try:
+        on_response(inv, _parsed(result, kwargs) if raw else result)
+    except Exception:
+        logger.debug("gensight: could not read %s response", kind, exc_info=True)
+    inv.stop()
+    return result
+
+
 def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
-    start, on_response, stream_handlers = _KINDS[kind]
+    start = _KINDS[kind][0]
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
@@ -515,27 +536,13 @@ def _sync_wrapper(telemetry: Telemetry, kind: str) -> Any:
             raise
         finally:
             _detach(token)
-        raw = type(result).__name__ in _RAW_RESPONSES
-        if stream_handlers is not None and kwargs.get("stream") is True and not raw:
-            try:
-                on_chunk, on_end = stream_handlers(telemetry)
-                return SyncStreamProxy(result, inv, on_chunk, on_end)
-            except Exception:
-                logger.debug("gensight: could not wrap stream", exc_info=True)
-                inv.stop()
-                return result
-        try:
-            on_response(inv, _parsed(result, kwargs) if raw else result)
-        except Exception:
-            logger.debug("gensight: could not read %s response", kind, exc_info=True)
-        inv.stop()
-        return result
+        return _finish(telemetry, kind, inv, result, kwargs, SyncStreamProxy)
 
     return wrapper
 
 
 def _async_wrapper(telemetry: Telemetry, kind: str) -> Any:
-    start, on_response, stream_handlers = _KINDS[kind]
+    start = _KINDS[kind][0]
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
@@ -549,21 +556,7 @@ def _async_wrapper(telemetry: Telemetry, kind: str) -> Any:
             raise
         finally:
             _detach(token)
-        raw = type(result).__name__ in _RAW_RESPONSES
-        if stream_handlers is not None and kwargs.get("stream") is True and not raw:
-            try:
-                on_chunk, on_end = stream_handlers(telemetry)
-                return AsyncStreamProxy(result, inv, on_chunk, on_end)
-            except Exception:
-                logger.debug("gensight: could not wrap stream", exc_info=True)
-                inv.stop()
-                return result
-        try:
-            on_response(inv, _parsed(result, kwargs) if raw else result)
-        except Exception:
-            logger.debug("gensight: could not read %s response", kind, exc_info=True)
-        inv.stop()
-        return result
+        return _finish(telemetry, kind, inv, result, kwargs, AsyncStreamProxy)
 
     return wrapper
 
