@@ -1,7 +1,8 @@
 """The receiver -> pipeline interface: one call per decoded request, answered with an ``Admission``.
 
-Receivers (gRPC, HTTP) decode the request, then call ``consumer(request) -> Admission`` in the
-receiving thread. The consumer (the pipeline's; a trivial ``QueueConsumer`` is here for tests and
+Receivers (gRPC, HTTP) decode the request, then call ``consumer(request, raw) -> Admission`` in
+the receiving thread; ``raw`` is the request's protobuf bytes when the receiver has them (None for
+OTLP/JSON), so the normaliser's C scanner can read them instead of the parsed message. The consumer (the pipeline's; a trivial ``QueueConsumer`` is here for tests and
 simple setups) must not block: it normalises, offers to the bounded queue and returns at once.
 
 How receivers translate an ``Admission``:
@@ -42,7 +43,7 @@ ACCEPTED = Admission(True)
 
 
 class Consumer(Protocol):
-    def __call__(self, request: ExportTraceServiceRequest) -> Admission: ...
+    def __call__(self, request: ExportTraceServiceRequest, raw: bytes | None = None) -> Admission: ...
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -61,7 +62,7 @@ class QueueConsumer:
         self.queue = queue
         self.retry_after_s = retry_after_s
 
-    def __call__(self, request: ExportTraceServiceRequest) -> Admission:
+    def __call__(self, request: ExportTraceServiceRequest, raw: bytes | None = None) -> Admission:
         if self.queue.closed:
             return Admission(False, error_message="shutting down")
         if self.queue.offer(request, count_spans(request)):

@@ -1,10 +1,17 @@
 """Normalise OTLP spans of any GenAI dialect into ``CallRecord`` s.
 
 Why one module: analysers must never know which instrumentation wrote a span. Every attribute
-name of every dialect we read is listed here. A span's attributes are indexed once as
-``{key: KeyValue}`` — *without* touching ``.value``, which costs as much as the rest of the walk
-(measured: 3.1 vs 6.7 µs per 15-attribute span) — then a C-level set test skips spans without any
-GenAI marker key, and only the ~10 values we need are decoded, in dialect-priority order.
+name of every dialect we read is listed here.
+
+Two readers, one shape. Each span carrying a GenAI marker key becomes a *slot row*: its
+timestamps, status and trace id, then one slot per attribute key we read (``_SLOT_KEYS``).
+``_record`` turns a row into a ``CallRecord`` — the only place that knows the dialects' rules.
+Rows come from the C scanner (``_spanscan.c``) when the receiver has the request's bytes: it
+walks the wire format once and builds Python objects only for the ~10 values a GenAI span needs,
+which is what makes the processor fast (the protobuf API creates two wrappers and a str per
+attribute of every span). Otherwise, or when the scanner declines a request, ``_SlotTable.rows``
+reads the parsed message through the protobuf API: same rows, slower. Spans without a marker key
+are skipped by both before any value is decoded.
 
 Dialects read (names checked against the projects' own semantic-convention modules):
 
@@ -46,6 +53,11 @@ from gensight.processor.records import (
     TEXT_COMPLETION,
     CallRecord,
 )
+
+try:  # the optional C accelerator (setup.py builds it when a compiler is present)
+    from gensight.processor import _spanscan
+except ImportError:  # pragma: no cover - depends on the build machine
+    _spanscan = None  # type: ignore[assignment]  # built without a C compiler
 
 _new_record = tuple.__new__
 # fields added to CallRecord later (with defaults) are filled from their defaults
@@ -101,6 +113,7 @@ CACHE_HIT = "gensight.cache.hit"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
 TTFC = "gen_ai.response.time_to_first_chunk"
 ERROR_TYPE = "error.type"
+SERVICE_NAME = "service.name"
 
 # A span carrying any of these keys is a GenAI span; everything else is skipped unread.
 MARKER_KEYS = frozenset((
@@ -108,23 +121,6 @@ MARKER_KEYS = frozenset((
     *OUTPUT_TOKEN_KEYS, *CACHE_READ_KEYS, COST, COST_AMOUNT, OI_COST, *TOOL_NAME_KEYS, DATA_SOURCE,
     OI_KIND, TL_KIND, LLM_REQUEST_TYPE, TOP_SCORE, CACHE_HIT, TTFC,
 ))
-# optional attributes -> handler id (cost dialects ranked: Gensight/OpenLIT, semconv PR, OpenInference)
-_H_ERROR, _H_FINISH, _H_CACHE_READ, _H_CACHE_WRITE, _H_TOP_SCORE, _H_CACHE_HIT, _H_TTFC = range(7)
-_H_COST_BASE = 10
-_H_TENANT_BASE = 20
-_OPTIONAL_KEYS: dict[str, int] = {
-    ERROR_TYPE: _H_ERROR,
-    FINISH_REASONS: _H_FINISH,
-    **dict.fromkeys(CACHE_READ_KEYS[::-1], _H_CACHE_READ),
-    **dict.fromkeys(CACHE_WRITE_KEYS[::-1], _H_CACHE_WRITE),
-    TOP_SCORE: _H_TOP_SCORE,
-    CACHE_HIT: _H_CACHE_HIT,
-    TTFC: _H_TTFC,
-    COST: _H_COST_BASE,
-    COST_AMOUNT: _H_COST_BASE + 1,
-    OI_COST: _H_COST_BASE + 2,
-}
-
 _OI_DOC_PREFIX = "retrieval.documents."
 _OI_DOC_SCORE_SUFFIX = ".document.score"
 
@@ -185,8 +181,41 @@ class NormaliseConfig:
     enrich_cost: bool = True
 
 
-def _any_value(v: Any) -> Any:
-    """The Python value of an OTLP ``AnyValue`` (arrays as lists; kvlists/bytes as None)."""
+# -- slot rows: the one shape both span readers produce -------------------------------------------
+# A row is (start_ns, end_ns, status_code, trace_id, *slots, doc_scores). Each slot holds one
+# group of keys: the value of the group's first key present (a repeated key: its last value),
+# decoded to str/int/float/bool/list, or UNUSABLE for a kvlist, bytes or unset value; None when
+# no key of the group is present. Tenant attributes follow the fixed slots. doc_scores: None, or
+# (key, value) pairs of OpenInference ``retrieval.documents.N.document.score`` attributes.
+_SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
+    (OPERATION,), (OI_KIND,), (TL_KIND,), (LLM_REQUEST_TYPE,),
+    ("gen_ai.tool.name",), ("tool.name",), (TL_ENTITY,), (DATA_SOURCE,),
+    ("gen_ai.request.model",), ("llm.request.model",), (RESPONSE_MODEL,), (OI_MODEL,),
+    PROVIDER_KEYS, INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS,
+    (COST,), (COST_AMOUNT,), (OI_COST,), (COST_CURRENCY,),
+    (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,),
+)  # fmt: skip
+_ROW_HEAD = 4  # start_ns, end_ns, status_code, trace_id
+# row positions of the slots, in _SLOT_GROUPS order
+(_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
+ _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
+ _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
+
+
+class _Unusable:
+    """A present attribute whose value is a kvlist, bytes or unset: not a number, not a name."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNUSABLE"
+
+
+UNUSABLE: Any = _Unusable()
+
+
+def _value(v: Any) -> Any:
+    """Slot value of an OTLP ``AnyValue`` (the C scanner decodes the same way)."""
     which = v.WhichOneof("value")
     if which == "string_value":
         return v.string_value
@@ -197,56 +226,108 @@ def _any_value(v: Any) -> Any:
     if which == "bool_value":
         return v.bool_value
     if which == "array_value":
-        return [_any_value(x) for x in v.array_value.values]
-    return None
+        return [_element(x) for x in v.array_value.values]
+    return UNUSABLE
 
 
-def _str(v: Any) -> str | None:
-    if v is None:
+def _element(v: Any) -> Any:
+    x = _value(v)
+    return None if x is UNUSABLE else x
+
+
+def _str(x: Any) -> str | None:
+    """A scalar as text (``str(7)``, ``str(True)``); None for absent, arrays and non-scalars."""
+    if x is None or x is UNUSABLE or type(x) is list:
         return None
-    x = _any_value(v)
-    if x is None or isinstance(x, list):
-        return None
-    return str(x) if not isinstance(x, str) else x
+    return x if type(x) is str else str(x)
 
 
-def _number(v: Any) -> float | None | bool:
-    """A finite non-negative number, ``None`` when absent, ``False`` when present but unusable."""
-    which = v.WhichOneof("value")
-    if which == "int_value":
-        x: float = v.int_value
-    elif which == "double_value":
-        x = v.double_value
-    elif which == "string_value":
+def _number(x: Any) -> float | bool:
+    """A finite non-negative number from a present value, ``False`` when unusable."""
+    t = type(x)
+    if t is int or t is float:
+        v = x
+    elif t is str:
         try:
-            x = float(v.string_value)
+            v = float(x)
         except ValueError:
             return False
-    else:
+    else:  # bool, list, UNUSABLE
         return False
-    if x != x or x < 0 or x > MAX_NUMBER:  # NaN, negative, inf and absurd values
+    if v != v or v < 0 or v > MAX_NUMBER:  # NaN, negative, inf and absurd values
         return False
-    return x
-
-
-def _count(v: Any) -> int | None:
-    x = _number(v)
-    return None if x is False or x is None else int(x)
+    return v
 
 
 _provider_cache: dict[str, str] = {}
 
 
-def _provider(raw: str | None) -> str:
-    if not raw:
-        return ""
+def _provider(raw: str) -> str:
     p = _provider_cache.get(raw)
     if p is None:
         p = raw.strip().lower()
-        p = _PROVIDER_ALIASES.get(p, p)
+        p = _clip(_PROVIDER_ALIASES.get(p, p))
         if len(_provider_cache) < _MAX_TENANT_CACHE:
             _provider_cache[raw] = p
     return p
+
+
+class _SlotTable:
+    """Which attribute keys fill which row slot, and the two readers that fill them."""
+
+    def __init__(self, tenant_attributes: Sequence[str], accelerate: bool = True):
+        keys = {k: (slot, rank) for slot, group in enumerate(_SLOT_GROUPS) for rank, k in enumerate(group)}
+        nslots = len(_SLOT_GROUPS)
+        tenant_slots = []
+        for name in tenant_attributes:  # a tenant key that is also a GenAI key shares its slot
+            if name not in keys:
+                keys[name] = (nslots, 0)
+                nslots += 1
+            tenant_slots.append(_ROW_HEAD + keys[name][0])
+        self.keys = keys
+        self.nslots = nslots
+        self.tenant_slots = tuple(tenant_slots)
+        self.tenant_by_slot = frozenset(s - _ROW_HEAD for s in tenant_slots)
+        self.c_table = None
+        if accelerate and _spanscan is not None:
+            self.c_table = _spanscan.make_table(keys, nslots, MARKER_KEYS, _OI_DOC_PREFIX, _OI_DOC_SCORE_SUFFIX,
+                                                UNUSABLE)
+
+    def scan(self, raw: bytes) -> list[tuple[list[tuple[int, Any]], list[tuple], int]] | None:
+        """Rows from serialized request bytes in C; None when it is not built or declines."""
+        if self.c_table is None:
+            return None
+        return _spanscan.scan(self.c_table, raw)
+
+    def rows(self, request: Any) -> list[tuple[list[tuple[int, Any]], list[tuple], int]]:
+        """Rows from a parsed request through the protobuf API (the reference reader)."""
+        keys, n = self.keys, self.nslots
+        out = []
+        for rs in request.resource_spans:
+            pairs = [(keys[kv.key][0], _value(kv.value)) for kv in rs.resource.attributes if kv.key in keys]
+            rows = []
+            skipped = 0
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    attrs = {kv.key: kv for kv in span.attributes}
+                    if attrs.keys().isdisjoint(MARKER_KEYS):
+                        skipped += 1
+                        continue
+                    row: list[Any] = [span.start_time_unix_nano, span.end_time_unix_nano, span.status.code,
+                                      span.trace_id, *([None] * n), None]
+                    ranks: dict[int, int] = {}
+                    for k in attrs.keys() & keys.keys():
+                        slot, rank = keys[k]
+                        if rank < ranks.get(slot, rank + 1):
+                            ranks[slot] = rank
+                            row[_ROW_HEAD + slot] = _value(attrs[k].value)
+                    docs = [(k, _value(kv.value)) for k, kv in attrs.items()
+                            if k.startswith(_OI_DOC_PREFIX) and k.endswith(_OI_DOC_SCORE_SUFFIX)]
+                    if docs:
+                        row[-1] = docs
+                    rows.append(tuple(row))
+            out.append((pairs, rows, skipped))
+        return out
 
 
 class Normaliser:
@@ -254,46 +335,69 @@ class Normaliser:
     (the only mutable state is the tenant-hash cache, where a lost update is harmless)."""
 
     def __init__(self, config: NormaliseConfig, pricing: PricingTable | None, hash_key: bytes,
-                 content_checker: Any = None):
+                 content_checker: Any = None, *, accelerate: bool = True):
         self.config = config
         # opt-in content checks (``content_checks.ContentChecker``): flag names only, never text
         self._content = content_checker
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
-        self._optional = dict(_OPTIONAL_KEYS)
-        for i, name in enumerate(config.tenant_attributes):
-            self._optional.setdefault(name, _H_TENANT_BASE + i)
+        self._slots = _SlotTable(config.tenant_attributes, accelerate)
         self._prices: dict[tuple[str, str], tuple[float, float, float, float] | None] = {}
-        self._tenant_attrs = frozenset(config.tenant_attributes)
         self._tenant_cache: dict[str, str] = {}
 
+    @property
+    def accelerated(self) -> bool:
+        """True when serialized requests are read by the C scanner (``_spanscan``)."""
+        return self._slots.c_table is not None
+
     # -- public --------------------------------------------------------------------------------
-    def normalise(self, request: Any) -> NormaliseResult:
+    def normalise(self, request: Any, raw: bytes | None = None) -> NormaliseResult:
+        """Records of a parsed ``request``. ``raw``, its serialized bytes when the receiver has
+        them, lets the C scanner read the attributes instead of the protobuf API (same results)."""
+        scanned = None
+        if self._content is None and self._slots.c_table is not None:
+            # re-serializing a parsed request and scanning it is still ~3x faster than the API walk
+            scanned = self._slots.scan(raw if raw is not None else request.SerializeToString())
+        if scanned is None:
+            scanned = self._slots.rows(request)
         records: list[CallRecord] = []
         skipped = rejected = dropped = 0
         message = ""
-        for rs in request.resource_spans:
+        record = self._record
+        content = self._content
+        flat = None
+        if content is not None:  # content checks read the whole attribute list of each span
+            flat = [span.attributes for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
+                    if not {kv.key for kv in span.attributes}.isdisjoint(MARKER_KEYS)]
+        i = 0
+        for pairs, rows, n_skipped in scanned:
+            skipped += n_skipped
             service = UNKNOWN_SERVICE
             resource_tenant = None
-            for kv in rs.resource.attributes:
-                k = kv.key
-                if k == "service.name":
-                    service = kv.value.string_value or UNKNOWN_SERVICE
-                elif k in self._tenant_attrs and resource_tenant is None:
-                    resource_tenant = kv.value
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    out = self._span(span, service, resource_tenant)
-                    if out is None:
-                        skipped += 1
-                    elif isinstance(out, str):
-                        rejected += 1
-                        if not message:
-                            message = out
-                    else:
-                        rec, bad = out
-                        records.append(rec)
-                        dropped += bad
+            tenant_by_slot = self._slots.tenant_by_slot
+            for slot, value in pairs:
+                if slot == _SVC - _ROW_HEAD:
+                    service = value if type(value) is str and value else UNKNOWN_SERVICE
+                if slot in tenant_by_slot and resource_tenant is None:
+                    resource_tenant = value
+            service = _clip(service)
+            for row in rows:
+                out = record(row, service, resource_tenant)
+                if flat is not None:
+                    attributes = flat[i]
+                    i += 1
+                    if not isinstance(out, str):
+                        flags = content.flags_for_otlp(attributes)
+                        if flags:
+                            rec = out[0]
+                            out = (rec._replace(content_flags=flags), out[1])
+                if isinstance(out, str):
+                    rejected += 1
+                    if not message:
+                        message = out
+                else:
+                    records.append(out[0])
+                    dropped += out[1]
         return NormaliseResult(records, skipped, rejected, dropped, message)
 
     def normalise_spans(self, spans: Iterable[Any], service: str) -> NormaliseResult:
@@ -308,187 +412,156 @@ class Normaliser:
         return self.normalise(req)
 
     # -- per span ------------------------------------------------------------------------------
-    def _span(self, span: Any, service: str, resource_tenant: Any) -> tuple[CallRecord, int] | str | None:
-        attrs = {kv.key: kv for kv in span.attributes}
-        if attrs.keys().isdisjoint(MARKER_KEYS):
-            return None
-        start = span.start_time_unix_nano
-        end = span.end_time_unix_nano
+    def _record(self, s: tuple, service: str, resource_tenant: Any) -> tuple[CallRecord, int] | str:
+        """One GenAI span's row -> (record, bad values), or the reason it is rejected."""
+        start, end = s[0], s[1]
         if not end or not start:
             return "span without start or end time"
         if end < start:
             return "span end time before start time"
         if end > MAX_TIME_NS:
             return "span end time beyond year 2262 (int64 nanoseconds)"
-        g = attrs.get
         bad = 0
 
         # kind: semconv operation, else OpenInference / Traceloop span kinds, else llm.request.type
-        kind = None
-        kv = g(OPERATION)
-        if kv is not None:
-            kind = _OPERATION_KINDS.get(kv.value.string_value)
+        x = s[_OP]
+        kind = _OPERATION_KINDS.get(x) if type(x) is str else None
         if kind is None:
-            kv = g(OI_KIND)
-            if kv is not None:
-                kind = _OPENINFERENCE_KINDS.get(kv.value.string_value.upper(), OTHER)
-            elif (kv := g(TL_KIND)) is not None:
-                kind = _TRACELOOP_KINDS.get(kv.value.string_value, OTHER)
-            elif (kv := g(LLM_REQUEST_TYPE)) is not None:
-                kind = _LLM_REQUEST_TYPES.get(kv.value.string_value, OTHER)
-            elif g("gen_ai.tool.name") is not None:
+            if (x := s[_OIK]) is not None:
+                kind = _OPENINFERENCE_KINDS.get(x.upper(), OTHER) if type(x) is str else OTHER
+            elif (x := s[_TLK]) is not None:
+                kind = _TRACELOOP_KINDS.get(x, OTHER) if type(x) is str else OTHER
+            elif (x := s[_LRT]) is not None:
+                kind = _LLM_REQUEST_TYPES.get(x, OTHER) if type(x) is str else OTHER
+            elif s[_TOOL] is not None:
                 kind = EXECUTE_TOOL
-            elif g(DATA_SOURCE) is not None:
+            elif s[_DS] is not None:
                 kind = RETRIEVAL
-            elif g("gen_ai.request.model") is not None or g(RESPONSE_MODEL) is not None:
+            elif s[_RM] is not None or s[_RESP] is not None:
                 kind = CHAT
             else:
                 kind = OTHER
 
-        kv = g("gen_ai.provider.name") or g("gen_ai.system") or g("llm.provider") or g("llm.system") or g("llm.vendor")
-        if kv is not None:
-            raw = kv.value.string_value
-            provider = _provider_cache.get(raw) or _provider(raw)
-        else:
-            provider = ""
+        x = s[_PROVIDER]
+        provider = (_provider_cache.get(x) or _provider(x)) if type(x) is str and x else ""
 
-        kv = g("gen_ai.request.model") or g("llm.request.model")
-        req_model = kv.value.string_value if kv is not None else ""
-        kv = g(RESPONSE_MODEL) or (None if req_model else g(OI_MODEL))
-        resp_model = kv.value.string_value if kv is not None else ""
+        x = s[_RM]
+        if x is None:
+            x = s[_RM2]
+        req_model = x if type(x) is str else ""
+        x = s[_RESP]
+        if x is None and not req_model:
+            x = s[_OIM]
+        resp_model = x if type(x) is str else ""
         model = req_model or resp_model
 
         if kind == EXECUTE_TOOL:
-            kv = g("gen_ai.tool.name") or g("tool.name") or g(TL_ENTITY)
-            target = kv.value.string_value if kv is not None else ""
+            x = s[_TOOL]
+            if x is None:
+                x = s[_TOOL2]
+                if x is None:
+                    x = s[_TLE]
+            target = x if type(x) is str else ""
         elif kind == RETRIEVAL:
-            kv = g(DATA_SOURCE)
-            target = kv.value.string_value if kv is not None else ""
+            x = s[_DS]
+            target = x if type(x) is str else ""
         else:
             target = model
 
-        # tokens: an int is the common case, decoded inline; anything else goes through _number
+        # tokens: a plain int is the common case; anything else goes through _number
         in_tok = out_tok = cached = cache_write = None
-        kv = g("gen_ai.usage.input_tokens") or g("gen_ai.usage.prompt_tokens") or g("llm.usage.prompt_tokens") \
-            or g("llm.token_count.prompt")
-        if kv is not None:
-            v = kv.value
-            n = v.int_value  # 0 for a double/string value: those take the slow path
-            if n > 0:
-                in_tok = n
-            elif v.WhichOneof("value") == "int_value" and n == 0:
-                in_tok = 0
+        if (x := s[_IN]) is not None:
+            if type(x) is int and 0 <= x <= MAX_NUMBER:
+                in_tok = x
+            elif (v := _number(x)) is False:
+                bad += 1
             else:
-                in_tok = _count(v)
-                bad += in_tok is None
-        kv = g("gen_ai.usage.output_tokens") or g("gen_ai.usage.completion_tokens") \
-            or g("llm.usage.completion_tokens") or g("llm.token_count.completion")
-        if kv is not None:
-            v = kv.value
-            n = v.int_value  # 0 for a double/string value: those take the slow path
-            if n > 0:
-                out_tok = n
-            elif v.WhichOneof("value") == "int_value" and n == 0:
-                out_tok = 0
+                in_tok = int(v)
+        if (x := s[_OUT]) is not None:
+            if type(x) is int and 0 <= x <= MAX_NUMBER:
+                out_tok = x
+            elif (v := _number(x)) is False:
+                bad += 1
             else:
-                out_tok = _count(v)
-                bad += out_tok is None
-        # Optional attributes: one C-level set intersection finds which are present, so the
-        # common span pays nothing for the many it does not carry.
-        cached = cache_write = cost = relevance = cache_hit = ttfc = tenant = None
+                out_tok = int(v)
+
+        cost = relevance = cache_hit = ttfc = tenant = None
         error_type = finish = None
-        cost_rank = 9
-        tenant_rank = 99
-        tenant_value = resource_tenant
-        opt = self._optional
-        for k in attrs.keys() & opt.keys():
-            h = opt[k]
-            v = attrs[k].value
-            if h < _H_COST_BASE:
-                if h == _H_ERROR:
-                    error_type = _str(v)
-                elif h == _H_FINISH:
-                    if v.WhichOneof("value") == "array_value":
-                        vals = v.array_value.values
-                        finish = _str(vals[0]) if len(vals) else None
-                    else:
-                        finish = _str(v)
-                elif h == _H_CACHE_READ:
-                    cached = _count(v)
-                    bad += cached is None
-                elif h == _H_CACHE_WRITE:
-                    cache_write = _count(v)
-                    bad += cache_write is None
-                elif h == _H_TOP_SCORE:
-                    x = _number(v)
-                    if x is False or x is None:
-                        bad += 1
-                    else:
-                        relevance = float(x)
-                elif h == _H_CACHE_HIT:
-                    x = _any_value(v)
-                    if isinstance(x, bool):
-                        cache_hit = x
-                    elif isinstance(x, str) and x.lower() in ("true", "false"):
-                        cache_hit = x.lower() == "true"
-                    else:
-                        bad += 1
-                elif h == _H_TTFC:
-                    x = _number(v)
-                    if x is False or x is None:
-                        bad += 1
-                    else:
-                        ttfc = float(x)
-            elif h < _H_TENANT_BASE:  # cost dialects, lower rank wins
-                rank = h - _H_COST_BASE
-                if rank == 1:  # gen_ai.usage.cost.amount: USD only, other currencies don't sum
-                    cur = g(COST_CURRENCY)
-                    if cur is not None and cur.value.string_value.upper() not in ("", "USD"):
-                        bad += 1
-                        continue
-                x = _number(v)
-                if x is False or x is None:
-                    bad += 1
-                elif rank < cost_rank:
-                    cost, cost_rank = float(x), rank
-            else:  # tenant attributes, in configured order
-                rank = h - _H_TENANT_BASE
-                if rank < tenant_rank:
-                    tenant_value, tenant_rank = v, rank
-        if relevance is None and kind == RETRIEVAL:
-            for k, kv in attrs.items():
-                if k.startswith(_OI_DOC_PREFIX) and k.endswith(_OI_DOC_SCORE_SUFFIX):
-                    x = _number(kv.value)
-                    if x is not False and x is not None and (relevance is None or x > relevance):
-                        relevance = float(x)
+        if (x := s[_CACHE_READ]) is not None:
+            if (v := _number(x)) is False:
+                bad += 1
+            else:
+                cached = int(v)
+        if (x := s[_CACHE_WRITE]) is not None:
+            if (v := _number(x)) is False:
+                bad += 1
+            else:
+                cache_write = int(v)
+        # cost dialects, ranked: Gensight/OpenLIT, the semconv proposal (USD only), OpenInference
+        for i in (_COST1, _COST2, _COST3):
+            x = s[i]
+            if x is None:
+                continue
+            if i == _COST2 and (cur := s[_CUR]) is not None and type(cur) is str and cur.upper() not in ("", "USD"):
+                bad += 1  # other currencies don't sum with USD
+                continue
+            if (v := _number(x)) is False:
+                bad += 1
+            elif cost is None:
+                cost = float(v)
+        if (x := s[_TOP]) is not None:
+            if (v := _number(x)) is False:
+                bad += 1
+            else:
+                relevance = float(v)
+        if (x := s[_HIT]) is not None:
+            if type(x) is bool:
+                cache_hit = x
+            elif type(x) is str and x.lower() in ("true", "false"):
+                cache_hit = x.lower() == "true"
+            else:
+                bad += 1
+        if (x := s[_TTFC]) is not None:
+            if (v := _number(x)) is False:
+                bad += 1
+            else:
+                ttfc = float(v)
+        if (x := s[_FIN]) is not None:
+            finish = (_str(x[0]) if x else None) if type(x) is list else _str(x)
+        if (x := s[_ERR]) is not None:
+            error_type = _str(x)
+        if relevance is None and kind == RETRIEVAL and (docs := s[-1]) is not None:
+            for x in dict(docs).values():
+                v = _number(x)
+                if v is not False and (relevance is None or v > relevance):
+                    relevance = float(v)
 
         enriched = False
         if cost is None and self._pricing is not None and (in_tok is not None or out_tok is not None):
             cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write)
             enriched = cost is not None
 
-        error = bool(error_type) or span.status.code == STATUS_CODE_ERROR
+        error = bool(error_type) or s[2] == STATUS_CODE_ERROR
         if error and not error_type:
             error_type = ERROR_TYPE_OTHER
 
+        tenant_value = resource_tenant
+        for i in self._slots.tenant_slots:
+            if s[i] is not None:
+                tenant_value = s[i]
+                break
         if tenant_value is not None:
             raw = _str(tenant_value)
             if raw:
                 tenant = self._hash_tenant(raw)
 
-        tail = _RECORD_TAIL
-        if self._content is not None:
-            flags = self._content.flags_for_otlp(attrs.values())
-            if flags:
-                tail = (flags, *_RECORD_TAIL[1:])
-
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         return (
             _new_record(CallRecord, (
-                kind, _clip(service), _clip(provider), _clip(target), start, end, (end - start) / 1e9,
+                kind, service, provider, target if len(target) <= MAX_KEY_CHARS else target[:MAX_KEY_CHARS], start, end, (end - start) / 1e9,
                 in_tok, out_tok, cached, cost, enriched, error, _clip(error_type) if error_type else error_type,
                 _clip(finish) if finish else finish,
-                relevance, cache_hit, tenant, ttfc, span.trace_id, *tail,
+                relevance, cache_hit, tenant, ttfc, s[3], *_RECORD_TAIL,
             )),
             bad,
         )

@@ -140,8 +140,9 @@ class Pipeline:
         self._closed = False
 
     # -- receiver side (any thread) ------------------------------------------------------------
-    def consume(self, request: Any) -> Admission:
-        """The receivers' consumer: normalise here, queue for the worker, answer at once."""
+    def consume(self, request: Any, raw: bytes | None = None) -> Admission:
+        """The receivers' consumer: normalise here, queue for the worker, answer at once.
+        ``raw``: the request's protobuf bytes, when the receiver has them (see ``Normaliser``)."""
         if not self._queue.has_room():
             # shed load before doing any work: under overload, normalising requests that will be
             # refused anyway would only slow the worker that has to drain the queue
@@ -152,7 +153,7 @@ class Pipeline:
                 return Admission(False, 0, "processor is shutting down")
             return Admission(False, 0, "processor queue is full", RETRY_AFTER_S)
         try:
-            res = self.normaliser.normalise(request)
+            res = self.normaliser.normalise(request, raw)
         except Exception as exc:  # a normaliser bug must not take the receiver down
             logger.exception("gensight: normalising a request failed")
             n = count_spans(request)
@@ -185,9 +186,9 @@ class Pipeline:
         return res._replace(records=kept, rejected=res.rejected + n, error_message=message)
 
     # -- replay side (caller's thread) ---------------------------------------------------------
-    def submit(self, request: Any) -> None:
+    def submit(self, request: Any, raw: bytes | None = None) -> None:
         """Replay: normalise and process one request synchronously (no queue, no refusal)."""
-        res = self.normaliser.normalise(request)
+        res = self.normaliser.normalise(request, raw)
         with self._lock:
             self.counts["skipped"] += res.skipped
             self.counts["dropped"] += res.rejected

@@ -246,7 +246,7 @@ class GrpcReceiver:
             self._count("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         try:
-            admission: Admission = self._consumer(request)
+            admission: Admission = self._consumer(request, raw)
         except Exception:
             _log.exception("trace consumer failed; answering INTERNAL")
             self._count("internal_errors")

@@ -50,7 +50,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gensight.processor.admission import Admission, Consumer
 from gensight.processor.bounded_http import BoundedHTTPServer
-from gensight.processor.decode import DecodeError, TooLargeError, decode_trace_request
+from gensight.processor.decode import DecodeError, TooLargeError, decode_trace_request, gunzip
 from gensight.processor.receiver_grpc import parse_endpoint
 from gensight.processor.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
@@ -247,12 +247,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         try:
             body = self._read_body()
-            request = decode_trace_request(
-                body,
-                encoding="json" if json_out else "protobuf",
-                gzip=encoding == "gzip",
-                max_decompressed_bytes=rx.max_body_bytes,
-            )
+            if encoding == "gzip":
+                body = gunzip(body, rx.max_body_bytes)
+            request = decode_trace_request(body, encoding="json" if json_out else "protobuf")
+            raw = None if json_out else body  # lets the normaliser's C scanner read the bytes
         except _BodyError as exc:
             rx.count("too_large" if exc.status == 413 else "invalid")
             self.close_connection = True
@@ -271,7 +269,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._status(503, code_pb2.UNAVAILABLE, "shutting down", json_out)
             return
         try:
-            admission: Admission = rx.consumer(request)
+            admission: Admission = rx.consumer(request, raw)
         except Exception:
             _log.exception("trace consumer failed; answering 500")
             rx.count("internal_errors")

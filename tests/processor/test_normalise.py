@@ -15,9 +15,10 @@ KEY = b"test-key"
 PRICING = PricingTable.bundled()
 
 
-@pytest.fixture
-def normaliser():
-    return Normaliser(NormaliseConfig(), PRICING, KEY)
+@pytest.fixture(params=[True, False], ids=["c-scanner", "protobuf-api"])
+def normaliser(request):
+    """Every dialect test runs through both span readers (see normalise.py)."""
+    return Normaliser(NormaliseConfig(), PRICING, KEY, accelerate=request.param)
 
 
 def one(normaliser, otlp, spec, **kw):

@@ -213,7 +213,7 @@ def test_live_worker_calls_snapshot_hook_periodically(otlp):
 def test_normaliser_failure_rejects_the_request_spans_without_crashing(otlp, monkeypatch):
     p = Pipeline(cfg(), [], live=True)
 
-    def boom(request):
+    def boom(request, raw=None):
         raise RuntimeError("bug")
 
     monkeypatch.setattr(p.normaliser, "normalise", boom)

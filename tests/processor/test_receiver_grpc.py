@@ -29,7 +29,7 @@ class Recorder:
         self.script = list(script)
         self.lock = threading.Lock()
 
-    def __call__(self, request):
+    def __call__(self, request, raw=None):
         with self.lock:
             self.requests.append(request)
             return self.script.pop(0) if self.script else ACCEPTED
@@ -151,7 +151,7 @@ def test_message_over_the_size_limit_is_refused(start_receiver):
 def test_consumer_exception_is_internal_and_server_survives(start_receiver, make_request):
     calls = []
 
-    def broken(request):
+    def broken(request, raw=None):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("bug")

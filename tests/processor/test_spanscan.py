@@ -1,0 +1,242 @@
+"""The C span scanner (``_spanscan.c``) against the protobuf-API reader it accelerates.
+
+The scanner is only allowed to be faster: for any request protobuf accepts, the records, counts
+and messages must equal the reference reader's, and for any bytes at all it must return rows or
+None (decline), never crash. Hypothesis generates the hostile mixes: every key the normaliser
+reads, every AnyValue type, repeated keys, several resources, out-of-order fields.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from gensight.pricing import PricingTable
+from gensight.processor import normalise
+from gensight.processor.normalise import NormaliseConfig, Normaliser
+
+KEY = b"test-key"
+PRICING = PricingTable.bundled()
+TENANTS = ("enduser.id", "app.tenant")
+T0_NS = 1_700_000_000_000_000_000
+
+needs_scanner = pytest.mark.skipif(normalise._spanscan is None, reason="C scanner not built (no compiler)")
+
+
+def pair() -> tuple[Normaliser, Normaliser]:
+    cfg = NormaliseConfig(tenant_attributes=TENANTS)
+    return Normaliser(cfg, PRICING, KEY, accelerate=True), Normaliser(cfg, PRICING, KEY, accelerate=False)
+
+
+def _records_equal(a, b) -> bool:
+    """NormaliseResults equal, NaN-safe (a NaN never reaches a record, but compare robustly)."""
+    return repr(a) == repr(b)
+
+
+def test_scanner_is_built_wherever_a_c_compiler_exists():
+    # CI machines have gcc: a silently failed optional build would hide a 3x slowdown
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: the pure-Python reader is used")
+    assert normalise._spanscan is not None
+    assert pair()[0].accelerated and not pair()[1].accelerated
+
+
+# -- building requests -------------------------------------------------------------------------
+
+def _set(v: AnyValue, x) -> None:
+    if isinstance(x, bool):
+        v.bool_value = x
+    elif isinstance(x, int):
+        v.int_value = x
+    elif isinstance(x, float):
+        v.double_value = x
+    elif isinstance(x, str):
+        v.string_value = x
+    elif isinstance(x, bytes):
+        v.bytes_value = x
+    elif isinstance(x, list):
+        v.array_value.SetInParent()
+        for item in x:
+            _set(v.array_value.values.add(), item)
+    elif isinstance(x, dict):
+        v.kvlist_value.SetInParent()
+        for k, item in x.items():
+            kv = v.kvlist_value.values.add()
+            kv.key = k
+            _set(kv.value, item)
+    # None: leave the AnyValue unset
+
+
+def build(resources) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    for resource_attrs, spans in resources:
+        rs = req.resource_spans.add()
+        for k, x in resource_attrs:
+            kv = rs.resource.attributes.add()
+            kv.key = k
+            _set(kv.value, x)
+        ss = rs.scope_spans.add()
+        for start, end, status, attrs in spans:
+            span = ss.spans.add()
+            span.trace_id = b"\x01" * 16
+            span.start_time_unix_nano = start
+            span.end_time_unix_nano = end
+            span.status.code = status
+            for k, x in attrs:
+                kv = span.attributes.add()
+                kv.key = k
+                _set(kv.value, x)
+    return req
+
+
+# -- strategies --------------------------------------------------------------------------------
+
+READ_KEYS = sorted({k for group in normalise._SLOT_GROUPS for k in group} | set(TENANTS))
+DOC_KEYS = [f"retrieval.documents.{i}.document.score" for i in range(3)]
+OTHER_KEYS = ["http.method", "db.system.name", "gen_ai.prompt", "", "llm.usage", "retrieval.documents.x"]
+scalars = st.one_of(
+    st.sampled_from(["chat", "embeddings", "execute_tool", "retrieval", "LLM", "tool", "openai", "OpenAI ",
+                     "gpt-4o-mini", "claude-sonnet-4", "USD", "eur", "true", "False", "12", "1e400", "nan", "",
+                     "stop", "x" * 300]),
+    st.text(max_size=8),
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([0, 1, 7, 1500, 2**53, 2**53 + 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.binary(max_size=4),
+    st.none(),
+)
+values = st.one_of(
+    scalars,
+    st.lists(st.one_of(scalars, st.lists(scalars, max_size=2), st.dictionaries(st.text(max_size=3), scalars,
+                                                                               max_size=1)), max_size=3),
+    st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+)
+attrs = st.lists(st.tuples(st.sampled_from(READ_KEYS + DOC_KEYS + OTHER_KEYS), values), max_size=14)
+times = st.one_of(st.just(0), st.integers(T0_NS, T0_NS + 10**12), st.integers(0, 2**64 - 1))
+spans = st.lists(st.tuples(times, times, st.sampled_from([0, 1, 2, 7]), attrs), max_size=6)
+resource_attrs = st.lists(st.tuples(st.sampled_from(["service.name", *TENANTS, "host.name"]), values), max_size=4)
+requests = st.lists(st.tuples(resource_attrs, spans), max_size=3)
+
+
+@needs_scanner
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests)
+def test_scanner_gives_the_reference_readers_results_for_any_request(resources):
+    fast, ref = pair()
+    req = build(resources)
+    raw = req.SerializeToString()
+    assert _records_equal(fast.normalise(req, raw), ref.normalise(req))
+
+
+@needs_scanner
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300))
+def test_scanner_never_crashes_on_arbitrary_bytes(data):
+    fast, ref = pair()
+    table = fast._slots
+    out = table.scan(data)  # rows or None: never an exception, never a crash
+    assert out is None or isinstance(out, list)
+    req = ExportTraceServiceRequest()
+    try:
+        req.ParseFromString(data)
+    except Exception:
+        return  # receivers answer INVALID_ARGUMENT before normalising
+    assert _records_equal(fast.normalise(req, data), ref.normalise(req))
+
+
+# -- hand-written wire edge cases ---------------------------------------------------------------
+
+def _len_field(field: int, payload: bytes) -> bytes:
+    n, out = len(payload), bytearray([field << 3 | 2])
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + payload
+
+
+def _chat_span(*extra_kv: bytes) -> bytes:
+    kv = KeyValue(key="gen_ai.operation.name", value=AnyValue(string_value="chat")).SerializeToString()
+    times = bytes([7 << 3 | 1]) + struct.pack("<Q", T0_NS) + bytes([8 << 3 | 1]) + struct.pack("<Q", T0_NS + 10**9)
+    return times + _len_field(9, kv) + b"".join(_len_field(9, e) for e in extra_kv)
+
+
+def _request(span: bytes) -> bytes:
+    return _len_field(1, _len_field(2, _len_field(2, span)))
+
+
+@needs_scanner
+def test_scanner_reads_a_plain_span():
+    out = pair()[0]._slots.scan(_request(_chat_span()))
+    assert out is not None
+    [(pairs, rows, skipped)] = out
+    assert pairs == [] and skipped == 0 and len(rows) == 1
+    assert rows[0][:3] == (T0_NS, T0_NS + 10**9, 0) and rows[0][normalise._OP] == "chat"
+
+
+@needs_scanner
+@pytest.mark.parametrize("kv", [
+    pytest.param(_len_field(2, AnyValue(string_value="a").SerializeToString()) * 2 + _len_field(1, b"error.type"),
+                 id="value-field-repeated"),
+    pytest.param(_len_field(1, b"error.type") * 2, id="key-field-repeated"),
+    pytest.param(_len_field(1, b"error.type") + _len_field(2, b"\x0a\x01a\x18\x01"), id="two-oneof-members"),
+    pytest.param(_len_field(1, b"error.type") + _len_field(2, b"\x0a\x02\xff\xfe"), id="invalid-utf8"),
+    pytest.param(_len_field(1, b"error.type") + b"\x13\x14", id="group-wire-type"),
+])
+def test_scanner_declines_what_it_does_not_reproduce_exactly(kv):
+    # the normaliser then reads the request through the protobuf API instead
+    assert pair()[0]._slots.scan(_request(_chat_span(kv))) is None
+
+
+@needs_scanner
+def test_scanner_declines_truncated_bytes():
+    data = _request(_chat_span())
+    for cut in range(1, len(data)):
+        out = pair()[0]._slots.scan(data[:cut])
+        assert out is None or out == [] or isinstance(out, list)
+
+
+@needs_scanner
+def test_scanner_keeps_the_first_dialect_key_and_the_last_repeat():
+    req = build([([("service.name", "svc")], [(T0_NS, T0_NS + 5, 0, [
+        ("gen_ai.operation.name", "chat"),
+        ("llm.usage.prompt_tokens", 3), ("gen_ai.usage.input_tokens", 5), ("gen_ai.usage.input_tokens", 9),
+        ("gen_ai.usage.prompt_tokens", 4),
+    ])])])
+    fast, ref = pair()
+    raw = req.SerializeToString()
+    [rec] = fast.normalise(req, raw).records
+    assert rec.input_tokens == 9  # gen_ai.usage.input_tokens outranks the older names; its last value
+    assert _records_equal(fast.normalise(req, raw), ref.normalise(req))
+
+
+@needs_scanner
+def test_scanner_string_cache_never_confuses_values():
+    # more distinct model names than the cache has entries, interleaved with repeats
+    models = [f"model-{i}" for i in range(3000)] + ["gpt-4o"] * 10
+    req = build([([("service.name", "svc")], [
+        (T0_NS, T0_NS + 5, 0, [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", m)]) for m in models
+    ])])
+    recs = pair()[0].normalise(req, req.SerializeToString()).records
+    assert [r.target for r in recs] == models
+
+
+@needs_scanner
+def test_scanner_skips_non_genai_spans_unread():
+    req = build([([("service.name", "svc")], [(T0_NS, T0_NS + 5, 0, [("http.method", "GET")])] * 5)])
+    [(pairs, rows, skipped)] = pair()[0]._slots.scan(req.SerializeToString())
+    assert rows == [] and skipped == 5 and pairs[0][1] == "svc"
+
+
+def test_unusable_values_are_bad_numbers_but_never_names():
+    assert normalise._number(normalise.UNUSABLE) is False
+    assert normalise._str(normalise.UNUSABLE) is None
+    assert normalise._number(math.inf) is False and normalise._number("7") == 7.0
