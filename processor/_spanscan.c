@@ -81,8 +81,20 @@ static uint32_t fnv1a(const uint8_t *s, Py_ssize_t n) {
     return h;
 }
 
+/* Key hash for the table: length + the first and last 8 bytes. Attribute keys share long
+ * prefixes ("gen_ai.usage.") but rarely length, head and tail together, and a collision only
+ * costs a memcmp; hashing every byte of every key of every span cost more than the lookup. */
+static uint32_t key_hash(const uint8_t *s, Py_ssize_t n) {
+    if (n < 16) return fnv1a(s, n);
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ ((uint64_t)n * 0x165667B19E3779F9ull);
+    return (uint32_t)(h ^ (h >> 29) ^ (h >> 41));
+}
+
 static const Entry *lookup(const Table *t, const uint8_t *key, Py_ssize_t len) {
-    size_t i = fnv1a(key, len) & t->mask;
+    size_t i = key_hash(key, len) & t->mask;
     for (;;) {
         const Entry *e = &t->entries[i];
         if (e->key == NULL) return NULL;
@@ -639,7 +651,7 @@ static PyObject *make_table(PyObject *self, PyObject *args) {
             Py_DECREF(marker_set);
             goto fail;
         }
-        size_t i = fnv1a((const uint8_t *)c, len) & t->mask;
+        size_t i = key_hash((const uint8_t *)c, len) & t->mask;
         while (t->entries[i].key != NULL) i = (i + 1) & t->mask;
         t->entries[i].key = c;
         t->entries[i].len = len;

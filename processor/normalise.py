@@ -60,8 +60,9 @@ except ImportError:  # pragma: no cover - depends on the build machine
     _spanscan = None  # type: ignore[assignment]  # built without a C compiler
 
 _new_record = tuple.__new__
-# fields added to CallRecord later (with defaults) are filled from their defaults
-_RECORD_TAIL: tuple[Any, ...] = tuple(CallRecord._field_defaults[name] for name in list(CallRecord._fields)[20:])
+# _record builds records positionally: fail at import, not with shifted fields, if they change
+if CallRecord._fields[-2:] != ("trace_id", "content_flags") or len(CallRecord._fields) != 21:
+    raise RuntimeError("CallRecord fields changed: update Normaliser._record")
 STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 UNKNOWN_SERVICE = "unknown_service"
 ERROR_TYPE_OTHER = "_OTHER"  # GenAI semconv fallback when the error class is unknown
@@ -413,8 +414,13 @@ class Normaliser:
 
     # -- per span ------------------------------------------------------------------------------
     def _record(self, s: tuple, service: str, resource_tenant: Any) -> tuple[CallRecord, int] | str:
-        """One GenAI span's row -> (record, bad values), or the reason it is rejected."""
-        start, end = s[0], s[1]
+        """One GenAI span's row -> (record, bad values), or the reason it is rejected.
+
+        The hot path of the processor: the row is unpacked into locals once (each ``s[i]`` would
+        cost a subscript), and the rare dialects' branches are only reached when needed."""
+        (start, end, status, trace_id, op, oi_kind, tl_kind, request_type, tool, tool2, tl_entity, data_source,
+         req_model, req_model2, resp_model, oi_model, provider, in_tok, out_tok, cached, cache_write,
+         cost, cost_amount, oi_cost, currency, top_score, cache_hit, finish, ttfc, error_type) = s[:_SVC]
         if not end or not start:
             return "span without start or end time"
         if end < start:
@@ -424,112 +430,115 @@ class Normaliser:
         bad = 0
 
         # kind: semconv operation, else OpenInference / Traceloop span kinds, else llm.request.type
-        x = s[_OP]
-        kind = _OPERATION_KINDS.get(x) if type(x) is str else None
+        kind = _OPERATION_KINDS.get(op) if type(op) is str else None
         if kind is None:
-            if (x := s[_OIK]) is not None:
-                kind = _OPENINFERENCE_KINDS.get(x.upper(), OTHER) if type(x) is str else OTHER
-            elif (x := s[_TLK]) is not None:
-                kind = _TRACELOOP_KINDS.get(x, OTHER) if type(x) is str else OTHER
-            elif (x := s[_LRT]) is not None:
-                kind = _LLM_REQUEST_TYPES.get(x, OTHER) if type(x) is str else OTHER
-            elif s[_TOOL] is not None:
+            if oi_kind is not None:
+                kind = _OPENINFERENCE_KINDS.get(oi_kind.upper(), OTHER) if type(oi_kind) is str else OTHER
+            elif tl_kind is not None:
+                kind = _TRACELOOP_KINDS.get(tl_kind, OTHER) if type(tl_kind) is str else OTHER
+            elif request_type is not None:
+                kind = _LLM_REQUEST_TYPES.get(request_type, OTHER) if type(request_type) is str else OTHER
+            elif tool is not None:
                 kind = EXECUTE_TOOL
-            elif s[_DS] is not None:
+            elif data_source is not None:
                 kind = RETRIEVAL
-            elif s[_RM] is not None or s[_RESP] is not None:
+            elif req_model is not None or resp_model is not None:
                 kind = CHAT
             else:
                 kind = OTHER
 
-        x = s[_PROVIDER]
-        provider = (_provider_cache.get(x) or _provider(x)) if type(x) is str and x else ""
+        if type(provider) is str and provider:
+            provider = _provider_cache.get(provider) or _provider(provider)
+        else:
+            provider = ""
 
-        x = s[_RM]
-        if x is None:
-            x = s[_RM2]
-        req_model = x if type(x) is str else ""
-        x = s[_RESP]
-        if x is None and not req_model:
-            x = s[_OIM]
-        resp_model = x if type(x) is str else ""
+        if req_model is None:
+            req_model = req_model2
+        if type(req_model) is not str:
+            req_model = ""
+        if resp_model is None and not req_model:
+            resp_model = oi_model
+        if type(resp_model) is not str:
+            resp_model = ""
         model = req_model or resp_model
 
         if kind == EXECUTE_TOOL:
-            x = s[_TOOL]
-            if x is None:
-                x = s[_TOOL2]
-                if x is None:
-                    x = s[_TLE]
+            x = tool if tool is not None else tool2 if tool2 is not None else tl_entity
             target = x if type(x) is str else ""
         elif kind == RETRIEVAL:
-            x = s[_DS]
-            target = x if type(x) is str else ""
+            target = data_source if type(data_source) is str else ""
         else:
             target = model
+        if len(target) > MAX_KEY_CHARS:
+            target = target[:MAX_KEY_CHARS]
 
-        # tokens: a plain int is the common case; anything else goes through _number
-        in_tok = out_tok = cached = cache_write = None
-        if (x := s[_IN]) is not None:
-            if type(x) is int and 0 <= x <= MAX_NUMBER:
-                in_tok = x
-            elif (v := _number(x)) is False:
+        # numbers: a plain int is the common case; anything else goes through _number
+        if in_tok is not None and not (type(in_tok) is int and 0 <= in_tok <= MAX_NUMBER):
+            if (v := _number(in_tok)) is False:
                 bad += 1
+                in_tok = None
             else:
                 in_tok = int(v)
-        if (x := s[_OUT]) is not None:
-            if type(x) is int and 0 <= x <= MAX_NUMBER:
-                out_tok = x
-            elif (v := _number(x)) is False:
+        if out_tok is not None and not (type(out_tok) is int and 0 <= out_tok <= MAX_NUMBER):
+            if (v := _number(out_tok)) is False:
                 bad += 1
+                out_tok = None
             else:
                 out_tok = int(v)
-
-        cost = relevance = cache_hit = ttfc = tenant = None
-        error_type = finish = None
-        if (x := s[_CACHE_READ]) is not None:
-            if (v := _number(x)) is False:
+        if cached is not None:
+            if (v := _number(cached)) is False:
                 bad += 1
+                cached = None
             else:
                 cached = int(v)
-        if (x := s[_CACHE_WRITE]) is not None:
-            if (v := _number(x)) is False:
+        if cache_write is not None:
+            if (v := _number(cache_write)) is False:
                 bad += 1
+                cache_write = None
             else:
                 cache_write = int(v)
         # cost dialects, ranked: Gensight/OpenLIT, the semconv proposal (USD only), OpenInference
-        for i in (_COST1, _COST2, _COST3):
-            x = s[i]
-            if x is None:
-                continue
-            if i == _COST2 and (cur := s[_CUR]) is not None and type(cur) is str and cur.upper() not in ("", "USD"):
+        if cost is not None and (cost := _number(cost)) is False:
+            bad += 1
+            cost = None
+        if cost_amount is not None:
+            if type(currency) is str and currency.upper() not in ("", "USD"):
                 bad += 1  # other currencies don't sum with USD
-                continue
-            if (v := _number(x)) is False:
+            elif (v := _number(cost_amount)) is False:
                 bad += 1
             elif cost is None:
-                cost = float(v)
-        if (x := s[_TOP]) is not None:
-            if (v := _number(x)) is False:
+                cost = v
+        if oi_cost is not None:
+            if (v := _number(oi_cost)) is False:
+                bad += 1
+            elif cost is None:
+                cost = v
+        if cost is not None:
+            cost = float(cost)
+        relevance = None
+        if top_score is not None:
+            if (v := _number(top_score)) is False:
                 bad += 1
             else:
                 relevance = float(v)
-        if (x := s[_HIT]) is not None:
-            if type(x) is bool:
-                cache_hit = x
-            elif type(x) is str and x.lower() in ("true", "false"):
-                cache_hit = x.lower() == "true"
+        if cache_hit is not None and type(cache_hit) is not bool:
+            if type(cache_hit) is str and cache_hit.lower() in ("true", "false"):
+                cache_hit = cache_hit.lower() == "true"
             else:
                 bad += 1
-        if (x := s[_TTFC]) is not None:
-            if (v := _number(x)) is False:
+                cache_hit = None
+        if ttfc is not None:
+            if (v := _number(ttfc)) is False:
                 bad += 1
+                ttfc = None
             else:
                 ttfc = float(v)
-        if (x := s[_FIN]) is not None:
-            finish = (_str(x[0]) if x else None) if type(x) is list else _str(x)
-        if (x := s[_ERR]) is not None:
-            error_type = _str(x)
+        if finish is not None:
+            finish = (_str(finish[0]) if finish else None) if type(finish) is list else _str(finish)
+            if finish and len(finish) > MAX_KEY_CHARS:
+                finish = finish[:MAX_KEY_CHARS]
+        if error_type is not None:
+            error_type = _str(error_type)
         if relevance is None and kind == RETRIEVAL and (docs := s[-1]) is not None:
             for x in dict(docs).values():
                 v = _number(x)
@@ -541,15 +550,22 @@ class Normaliser:
             cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write)
             enriched = cost is not None
 
-        error = bool(error_type) or s[2] == STATUS_CODE_ERROR
-        if error and not error_type:
+        if error_type:
+            error = True
+            if len(error_type) > MAX_KEY_CHARS:
+                error_type = error_type[:MAX_KEY_CHARS]
+        elif status == STATUS_CODE_ERROR:
+            error = True
             error_type = ERROR_TYPE_OTHER
+        else:
+            error = False
 
         tenant_value = resource_tenant
         for i in self._slots.tenant_slots:
             if s[i] is not None:
                 tenant_value = s[i]
                 break
+        tenant = None
         if tenant_value is not None:
             raw = _str(tenant_value)
             if raw:
@@ -558,10 +574,8 @@ class Normaliser:
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         return (
             _new_record(CallRecord, (
-                kind, service, provider, target if len(target) <= MAX_KEY_CHARS else target[:MAX_KEY_CHARS], start, end, (end - start) / 1e9,
-                in_tok, out_tok, cached, cost, enriched, error, _clip(error_type) if error_type else error_type,
-                _clip(finish) if finish else finish,
-                relevance, cache_hit, tenant, ttfc, s[3], *_RECORD_TAIL,
+                kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
+                enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (),
             )),
             bad,
         )
