@@ -78,6 +78,26 @@ def _set_attributes(target: Any, attrs: Attributes) -> None:
             kv.value.string_value = str(v)
 
 
+# Serialized attribute lists, merged into data points with MergeFromString: a C-level parse of a
+# few bytes instead of ~4 protobuf-API calls per attribute (the metric builder's main cost at
+# window close). Keyed by data point type, because the attributes' field number differs.
+_attr_bytes: dict[tuple[bool, Attributes], bytes] = {}
+_MAX_ATTR_BYTES_CACHE = 50_000
+
+
+def _attributes_bytes(histogram: bool, attrs: Attributes) -> bytes:
+    key = (histogram, attrs)
+    b = _attr_bytes.get(key)
+    if b is None:
+        dp = metrics_pb2.HistogramDataPoint() if histogram else metrics_pb2.NumberDataPoint()
+        _set_attributes(dp.attributes, attrs)
+        b = dp.SerializeToString()
+        if len(_attr_bytes) >= _MAX_ATTR_BYTES_CACHE:
+            _attr_bytes.clear()
+        _attr_bytes[key] = b
+    return b
+
+
 def _resource(req: ExportMetricsServiceRequest, service: str) -> Any:
     rm = req.resource_metrics.add()
     kv: KeyValue = rm.resource.attributes.add()
@@ -115,6 +135,8 @@ def build_request(points: Iterable[MetricPoint]) -> ExportMetricsServiceRequest:
         if p.kind == HISTOGRAM:
             h: HistogramValue = p.value  # type: ignore[assignment]
             dp = m.histogram.data_points.add()
+            if p.attributes:
+                dp.MergeFromString(_attributes_bytes(True, p.attributes))
             dp.count = h.total
             dp.sum = h.sum
             dp.bucket_counts.extend(h.bucket_counts)
@@ -125,10 +147,11 @@ def build_request(points: Iterable[MetricPoint]) -> ExportMetricsServiceRequest:
                 dp.max = h.max
         else:
             dp = (m.sum if p.kind == SUM else m.gauge).data_points.add()
+            if p.attributes:
+                dp.MergeFromString(_attributes_bytes(False, p.attributes))
             dp.as_double = float(p.value)  # type: ignore[arg-type]
         dp.start_time_unix_nano = p.start_ns
         dp.time_unix_nano = p.time_ns
-        _set_attributes(dp.attributes, p.attributes)
     return req
 
 
