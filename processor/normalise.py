@@ -343,6 +343,7 @@ class Normaliser:
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
         self._slots = _SlotTable(config.tenant_attributes, accelerate)
+        self._tenant_slots = self._slots.tenant_slots
         self._prices: dict[tuple[str, str], tuple[float, float, float, float] | None] = {}
         self._tenant_cache: dict[str, str] = {}
 
@@ -362,6 +363,7 @@ class Normaliser:
         if scanned is None:
             scanned = self._slots.rows(request)
         records: list[CallRecord] = []
+        append = records.append
         skipped = rejected = dropped = 0
         message = ""
         record = self._record
@@ -384,21 +386,27 @@ class Normaliser:
             service = _clip(service)
             for row in rows:
                 out = record(row, service, resource_tenant)
-                if flat is not None:
-                    attributes = flat[i]
-                    i += 1
-                    if not isinstance(out, str):
-                        flags = content.flags_for_otlp(attributes)
-                        if flags:
-                            rec = out[0]
-                            out = (rec._replace(content_flags=flags), out[1])
+                if type(out) is CallRecord and flat is None:  # the hot path: a clean record
+                    append(out)
+                    continue
                 if isinstance(out, str):
                     rejected += 1
                     if not message:
                         message = out
+                    if flat is not None:
+                        i += 1
+                    continue
+                if isinstance(out, CallRecord):
+                    rec = out
                 else:
-                    records.append(out[0])
-                    dropped += out[1]
+                    rec, bad = out
+                    dropped += bad
+                if flat is not None and content is not None:
+                    flags = content.flags_for_otlp(flat[i])
+                    i += 1
+                    if flags:
+                        rec = rec._replace(content_flags=flags)
+                append(rec)
         return NormaliseResult(records, skipped, rejected, dropped, message)
 
     def normalise_spans(self, spans: Iterable[Any], service: str) -> NormaliseResult:
@@ -413,8 +421,9 @@ class Normaliser:
         return self.normalise(req)
 
     # -- per span ------------------------------------------------------------------------------
-    def _record(self, s: tuple, service: str, resource_tenant: Any) -> tuple[CallRecord, int] | str:
-        """One GenAI span's row -> (record, bad values), or the reason it is rejected.
+    def _record(self, s: tuple, service: str, resource_tenant: Any) -> CallRecord | tuple[CallRecord, int] | str:
+        """One GenAI span's row -> its record, (record, bad values) when some values were
+        unusable, or the reason the span is rejected.
 
         The hot path of the processor: the row is unpacked into locals once (each ``s[i]`` would
         cost a subscript), and the rare dialects' branches are only reached when needed."""
@@ -561,7 +570,7 @@ class Normaliser:
             error = False
 
         tenant_value = resource_tenant
-        for i in self._slots.tenant_slots:
+        for i in self._tenant_slots:
             if s[i] is not None:
                 tenant_value = s[i]
                 break
@@ -572,13 +581,11 @@ class Normaliser:
                 tenant = self._hash_tenant(raw)
 
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
-        return (
-            _new_record(CallRecord, (
-                kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
-                enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (),
-            )),
-            bad,
-        )
+        rec = _new_record(CallRecord, (
+            kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
+            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (),
+        ))
+        return (rec, bad) if bad else rec
 
     def _price(self, provider: str, model: str, in_tok: int | None, out_tok: int | None,
                cached: int | None, cache_write: int | None) -> float | None:
