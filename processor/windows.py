@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
+from gensight.processor.series import RecordBatch
 
 NS_PER_S = 1_000_000_000
 # A jump of the watermark across more empty windows than this skips them in one step (a span
@@ -68,7 +69,10 @@ class WindowClock:
 
     # -- assigning -----------------------------------------------------------------------------
     def assign(self, records: Sequence[CallRecord]) -> dict[int, list[CallRecord]]:
-        """Group ``records`` by window start; late ones are counted and left out."""
+        """Group ``records`` by window start; late ones are counted and left out.
+
+        Each window's list is a ``RecordBatch``: the analysers that all receive it share one
+        grouping of it by series (see ``series.series_groups``)."""
         groups: dict[int, list[CallRecord]] = {}
         if not records:
             return groups
@@ -90,7 +94,7 @@ class WindowClock:
                 continue
             g = groups.get(ws)
             if g is None:
-                groups[ws] = [r]
+                groups[ws] = RecordBatch((r,))
             else:
                 g.append(r)
             if end > max_end:
