@@ -57,6 +57,7 @@ from gensight.processor.labels import (
 )
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import CHAT, OVERFLOW_KEY, TEXT_COMPLETION, CallRecord, SeriesKey
+from gensight.processor.series import finite, present, series_groups
 
 NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance")
 CATEGORICAL_FEATURES = ("finish_reason", "model")
@@ -67,6 +68,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 GROUP_WEIGHTS = {"concept": 0.40, "data": 0.35, "prediction": 0.25}
 OTHER_CATEGORY = "_other"
+# distinct categories a learning reference counts; calls with further ones are not counted
+MAX_LEARNING_CATEGORIES = 1000
 LEARNING = "learning"
 FROZEN = "frozen"
 
@@ -293,39 +296,55 @@ class DriftAnalyser:
         return f
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
-        # hot path: group by series first, then move each feature's values with one list op
-        groups: dict[tuple[str, str, str, str], list[CallRecord]] = {}
-        models: dict[str, list[str]] = {}
-        for rec in records:
-            k = (rec.service, rec.kind, rec.provider, rec.target)
-            g = groups.get(k)
-            if g is None:
-                g = groups[k] = []
-            g.append(rec)
-            if rec.kind in _MODEL_KINDS and rec.target:
-                ml = models.get(rec.service)
-                if ml is None:
-                    ml = models[rec.service] = []
-                ml.append(rec.target)
-        isfinite = math.isfinite
+        # hot path: per series (grouped once for all analysers), each feature's values move as one
+        # column slice; field positions: see CallRecord (5 end, 6 duration, 7/8 tokens, 10 cost,
+        # 14 finish reason, 15 relevance)
+        if not records:
+            return
+        models: dict[str, dict[str, int]] = {}  # service -> model -> calls, models in order of first call
         with self._lock:
-            for k, recs in groups.items():
-                feats = self._features(SeriesKey(*k))
-                first_ns = recs[0].end_ns
-                self._add_numeric(feats, "duration", [r.duration_s for r in recs if isfinite(r.duration_s)], first_ns)
-                self._add_numeric(feats, "input_tokens",
-                                  [float(r.input_tokens) for r in recs if r.input_tokens is not None], first_ns)
-                self._add_numeric(feats, "output_tokens",
-                                  [float(r.output_tokens) for r in recs if r.output_tokens is not None], first_ns)
-                self._add_numeric(feats, "cost",
-                                  [r.cost_usd for r in recs if r.cost_usd is not None and isfinite(r.cost_usd)], first_ns)
-                self._add_numeric(feats, "relevance",
-                                  [r.relevance for r in recs if r.relevance is not None and isfinite(r.relevance)], first_ns)
-                self._add_categorical(feats, "finish_reason", [r.finish_reason for r in recs if r.finish_reason], first_ns)
-            for service, names in models.items():
-                self._add_categorical(self._features(_model_key(service)), "model", names, records[0].end_ns)
+            for (kind, service, provider, target), cols in series_groups(records):
+                feats = self._features(SeriesKey(service, kind, provider, target))
+                first_ns = cols[5][0]
+                add = self._add_numeric
+                add(feats, "duration", finite(cols[6])[0], first_ns)
+                add(feats, "input_tokens", present(cols[7])[0], first_ns)
+                add(feats, "output_tokens", present(cols[8])[0], first_ns)
+                add(feats, "cost", finite(cols[10])[0], first_ns)
+                add(feats, "relevance", finite(cols[15])[0], first_ns)
+                reasons = cols[14]
+                self._add_categorical(feats, "finish_reason", reasons if all(reasons) else [f for f in reasons if f],
+                                      first_ns)
+                if kind in _MODEL_KINDS and target:
+                    counts = models.get(service)
+                    if counts is None:
+                        counts = models[service] = {}
+                    counts[target] = counts.get(target, 0) + len(reasons)
+            for service, counts in models.items():
+                self._add_models(service, counts, records)
 
-    def _add_numeric(self, feats: dict[str, _Feature], name: str, vals: list[float], first_ns: int) -> None:
+    def _add_models(self, service: str, counts: dict[str, int], records: Sequence[CallRecord]) -> None:
+        """The ``model`` mix of a service from per-series counts (models in order of first
+        appearance, as series groups come). Only a learning reference that would reach a cap
+        within these calls needs each call's model in record order: the calls before the cap count."""
+        feats = self._features(_model_key(service))
+        f = self._feature(feats, "model", False)
+        ref, cur = f.ref, f.current
+        assert isinstance(ref, CategoricalRef) and isinstance(cur, Counter)
+        if ref.status == FROZEN:
+            cur.update(counts)
+            return
+        total = sum(counts.values())
+        if ref.n + total <= self._sample_cap() and len(ref.counts) + len(counts) <= MAX_LEARNING_CATEGORIES:
+            if ref.first_ns is None:
+                ref.first_ns = records[0][5]
+            ref.counts.update(counts)
+            ref.n += total
+            return
+        names = [r[3] for r in records if r[1] == service and r[0] in _MODEL_KINDS and r[3]]
+        self._add_categorical(feats, "model", names, records[0][5])
+
+    def _add_numeric(self, feats: dict[str, _Feature], name: str, vals: Sequence[float], first_ns: int) -> None:
         if not vals:
             return
         f = self._feature(feats, name, True)
@@ -344,7 +363,7 @@ class DriftAnalyser:
             if room > 0:
                 cur.extend(vals[:room])
 
-    def _add_categorical(self, feats: dict[str, _Feature], name: str, cats: list[str], first_ns: int) -> None:
+    def _add_categorical(self, feats: dict[str, _Feature], name: str, cats: Sequence[str], first_ns: int) -> None:
         if not cats:
             return
         f = self._feature(feats, name, False)
@@ -354,10 +373,15 @@ class DriftAnalyser:
             if ref.first_ns is None:
                 ref.first_ns = first_ns
             cap = self._sample_cap()
+            if ref.n + len(cats) <= cap and len(ref.counts) + len(cats) <= MAX_LEARNING_CATEGORIES:
+                # no cap can be reached within these: count them all at once (same insertion order)
+                ref.counts.update(cats)
+                ref.n += len(cats)
+                return
             for cat in cats:
                 if ref.n >= cap:
                     break
-                if cat in ref.counts or len(ref.counts) < 1000:
+                if cat in ref.counts or len(ref.counts) < MAX_LEARNING_CATEGORIES:
                     ref.counts[cat] += 1
                     ref.n += 1
         else:
