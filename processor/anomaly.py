@@ -45,6 +45,7 @@ from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
+from gensight.processor.series import finite, present, series_groups
 
 FEATURES = ("latency_p95", "error_rate", "cost_per_call", "output_tokens", "relevance")
 SCALE_FLOORS = np.array([0.05, 0.03, 1e-6, 5.0, 0.03])
@@ -59,6 +60,8 @@ Z_REF = 3.0
 IF_A0 = 0.5
 IF_SPAN = 0.35
 Z_CLIP = 50.0
+# durations kept per series and window for the p95 (later ones only count towards n)
+MAX_DURATIONS_PER_WINDOW = 20_000
 SYNC = "sync"
 BACKGROUND = "background"
 
@@ -150,7 +153,7 @@ class _Acc:
         self.n += 1
         if r.error:
             self.errors += 1
-        if len(self.durations) < 20_000 and math.isfinite(r.duration_s):
+        if len(self.durations) < MAX_DURATIONS_PER_WINDOW and math.isfinite(r.duration_s):
             self.durations.append(r.duration_s)
         if r.cost_usd is not None and math.isfinite(r.cost_usd):
             self.cost_sum += r.cost_usd
@@ -162,21 +165,26 @@ class _Acc:
             self.rel_sum += r.relevance
             self.rel_n += 1
 
-    def add_many(self, recs: list[CallRecord]) -> None:
-        isfinite = math.isfinite
-        self.n += len(recs)
-        self.errors += sum(1 for r in recs if r.error)
-        room = 20_000 - len(self.durations)
+    def add_columns(self, cols: Sequence[Sequence[Any]]) -> None:
+        """``add`` for every row of a series group (``series.SeriesGroup.columns``), a column at a
+        time; field positions: see CallRecord (6 duration, 8 output tokens, 10 cost, 12 error,
+        15 relevance)."""
+        durs = cols[6]
+        self.n += len(durs)
+        errors = cols[12]
+        if any(errors):
+            self.errors += len([e for e in errors if e])
+        room = MAX_DURATIONS_PER_WINDOW - len(self.durations)
         if room > 0:
-            self.durations.extend([r.duration_s for r in recs[:room] if isfinite(r.duration_s)])
-        costs = [r.cost_usd for r in recs if r.cost_usd is not None and isfinite(r.cost_usd)]
-        self.cost_sum += sum(costs)
+            self.durations.extend(finite(durs[:room])[0])
+        costs, total = finite(cols[10])
+        self.cost_sum += total
         self.cost_n += len(costs)
-        outs = [r.output_tokens for r in recs if r.output_tokens is not None]
-        self.out_sum += sum(outs)
+        outs, total = present(cols[8])
+        self.out_sum += total
         self.out_n += len(outs)
-        rels = [r.relevance for r in recs if r.relevance is not None and isfinite(r.relevance)]
-        self.rel_sum += sum(rels)
+        rels, total = finite(cols[15])
+        self.rel_sum += total
         self.rel_n += len(rels)
 
     def vector(self) -> np.ndarray:
@@ -215,15 +223,8 @@ class AnomalyAnalyser:
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
-        groups: dict[tuple[str, str, str, str], list[CallRecord]] = {}
-        for r in records:
-            k = (r.service, r.kind, r.provider, r.target)
-            g = groups.get(k)
-            if g is None:
-                g = groups[k] = []
-            g.append(r)
-        for k, recs in groups.items():
-            key = SeriesKey(*k)
+        for (kind, service, provider, target), cols in series_groups(records):
+            key = SeriesKey(service, kind, provider, target)
             acc = accs.get(key)
             if acc is None:
                 if key not in self._history and len(self._history) + len(accs) >= self.config.max_series:
@@ -231,7 +232,7 @@ class AnomalyAnalyser:
                     acc = accs.get(key)
                 if acc is None:
                     acc = accs[key] = _Acc()
-            acc.add_many(recs)
+            acc.add_columns(cols)
 
     def close(self, window: Window) -> list[MetricPoint]:
         cfg = self.config
