@@ -306,12 +306,15 @@ class DriftAnalyser:
             for (kind, service, provider, target), cols in series_groups(records):
                 feats = self._features(SeriesKey(service, kind, provider, target))
                 first_ns = cols[5][0]
-                add = self._add_numeric
-                add(feats, "duration", finite(cols[6])[0], first_ns)
-                add(feats, "input_tokens", present(cols[7])[0], first_ns)
-                add(feats, "output_tokens", present(cols[8])[0], first_ns)
-                add(feats, "cost", finite(cols[10])[0], first_ns)
-                add(feats, "relevance", finite(cols[15])[0], first_ns)
+                for name, vals in (
+                    ("duration", finite(cols[6])[0]),
+                    ("input_tokens", present(cols[7])[0]),
+                    ("output_tokens", present(cols[8])[0]),
+                    ("cost", finite(cols[10])[0]),
+                    ("relevance", finite(cols[15])[0]),
+                ):
+                    if vals:
+                        self._add_numeric(feats, name, vals, first_ns)
                 reasons = cols[14]
                 self._add_categorical(feats, "finish_reason", reasons if all(reasons) else [f for f in reasons if f],
                                       first_ns)
@@ -334,10 +337,13 @@ class DriftAnalyser:
         if ref.status == FROZEN:
             cur.update(counts)
             return
+        if ref.first_ns is None:
+            ref.first_ns = records[0][5]
         total = sum(counts.values())
-        if ref.n + total <= self._sample_cap() and len(ref.counts) + len(counts) <= MAX_LEARNING_CATEGORIES:
-            if ref.first_ns is None:
-                ref.first_ns = records[0][5]
+        cap = self._sample_cap()
+        if ref.n >= cap:
+            return  # full: waits to be frozen at the next close
+        if ref.n + total <= cap and len(ref.counts) + len(counts) <= MAX_LEARNING_CATEGORIES:
             ref.counts.update(counts)
             ref.n += total
             return
@@ -345,9 +351,7 @@ class DriftAnalyser:
         self._add_categorical(feats, "model", names, records[0][5])
 
     def _add_numeric(self, feats: dict[str, _Feature], name: str, vals: Sequence[float], first_ns: int) -> None:
-        if not vals:
-            return
-        f = self._feature(feats, name, True)
+        f = feats.get(name) or self._feature(feats, name, True)
         ref = f.ref
         assert isinstance(ref, NumericRef)
         if ref.status == LEARNING:
@@ -360,7 +364,9 @@ class DriftAnalyser:
             cur = f.current
             assert isinstance(cur, list)
             room = self.config.max_values_per_window - len(cur)
-            if room > 0:
+            if room >= len(vals):
+                cur.extend(vals)
+            elif room > 0:
                 cur.extend(vals[:room])
 
     def _add_categorical(self, feats: dict[str, _Feature], name: str, cats: Sequence[str], first_ns: int) -> None:

@@ -170,6 +170,8 @@ def present(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
     try:
         return column, sum(column)
     except TypeError:
+        if column[0] is None and column.count(None) == len(column):
+            return (), 0  # a field this kind of call never has
         vals = [v for v in column if v is not None]
         return vals, sum(vals)
 
@@ -182,6 +184,7 @@ def finite(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
         if isfinite(total):
             return column, total
     except (TypeError, OverflowError):
-        pass
+        if column[0] is None and column.count(None) == len(column):
+            return (), 0  # a field this kind of call never has
     vals = [v for v in column if v is not None and isfinite(v)]
     return vals, sum(vals)
