@@ -223,8 +223,7 @@ class AnomalyAnalyser:
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
-        for (kind, service, provider, target), cols in series_groups(records):
-            key = SeriesKey(service, kind, provider, target)
+        for _, key, cols in series_groups(records):
             acc = accs.get(key)
             if acc is None:
                 if key not in self._history and len(self._history) + len(accs) >= self.config.max_series:

@@ -102,6 +102,7 @@ class SeriesGroup(NamedTuple):
     """The records of one series within one record list, as columns."""
 
     key: tuple[str, str, str, str]  # (kind, service, provider, target): the records' first four fields
+    series: SeriesKey  # the same, as a SeriesKey
     # columns[i][j]: CallRecord field i (one of COLUMN_FIELDS) of the group's j-th record
     columns: tuple[Sequence[Any], ...]
 
@@ -147,8 +148,10 @@ def _group(records: Sequence[CallRecord]) -> tuple[SeriesGroup, ...]:
     columns: list[Sequence[Any]] = [()] * width
     for pos in _COLUMN_POSITIONS:
         columns[pos] = flat[pos::width]
+    new = tuple.__new__  # skips the NamedTuples' Python-level __new__
     if len(rows) == 1:
-        return (SeriesGroup(next(iter(rows)), tuple(columns)),)  # type: ignore[arg-type]
+        k = next(iter(rows))
+        return (new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), tuple(columns))),)
     out = []
     for k, ix in rows.items():
         cols: list[Sequence[Any]] = [()] * width
@@ -160,7 +163,7 @@ def _group(records: Sequence[CallRecord]) -> tuple[SeriesGroup, ...]:
             pick = itemgetter(*ix)
             for pos in _COLUMN_POSITIONS:
                 cols[pos] = pick(columns[pos])
-        out.append(SeriesGroup(k, tuple(cols)))  # type: ignore[arg-type]
+        out.append(new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), tuple(cols))))
     return tuple(out)
 
 
