@@ -22,6 +22,8 @@ from gensight.processor.records import OVERFLOW, OVERFLOW_KEY, CallRecord, Serie
 
 NS_PER_S = 1_000_000_000
 RECORD_WIDTH = len(CallRecord._fields)
+if CallRecord._fields[:6] != ("kind", "service", "provider", "target", "start_ns", "end_ns"):
+    raise RuntimeError("CallRecord field order changed: update the positions in series.py")
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,17 @@ class SeriesRegistry:
         seen = self._last_seen
         cap = self.max_series
         out: list[CallRecord] | None = None
+        get = seen.get
         for i, r in enumerate(records):
             k = r[:4]
-            last = seen.get(k)
+            end = r[5]  # end_ns (checked at import)
+            last = get(k)
             if last is not None:
-                if r.end_ns > last:
-                    seen[k] = r.end_ns
+                if end > last:
+                    seen[k] = end
                 continue
             if len(seen) < cap:
-                seen[k] = r.end_ns
+                seen[k] = end
                 continue
             if r.kind == OVERFLOW:
                 continue
