@@ -45,7 +45,7 @@ from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
-from gensight.processor.series import finite, present, series_groups
+from gensight.processor.series import SeriesGroup, finite, series_groups
 
 FEATURES = ("latency_p95", "error_rate", "cost_per_call", "output_tokens", "relevance")
 SCALE_FLOORS = np.array([0.05, 0.03, 1e-6, 5.0, 0.03])
@@ -165,25 +165,26 @@ class _Acc:
             self.rel_sum += r.relevance
             self.rel_n += 1
 
-    def add_columns(self, cols: Sequence[Sequence[Any]]) -> None:
-        """``add`` for every row of a series group (``series.SeriesGroup.columns``), a column at a
-        time; field positions: see CallRecord (6 duration, 8 output tokens, 10 cost, 12 error,
-        15 relevance)."""
-        durs = cols[6]
-        self.n += len(durs)
+    def add_group(self, group: SeriesGroup) -> None:
+        """``add`` for every record of a series group, a column at a time; field positions: see
+        CallRecord (6 duration, 8 output tokens, 10 cost, 12 error, 15 relevance)."""
+        cols, pres, fin = group.columns, group.present, group.finite
+        self.n += len(cols[6])
         errors = cols[12]
         if any(errors):
             self.errors += len([e for e in errors if e])
         room = MAX_DURATIONS_PER_WINDOW - len(self.durations)
-        if room > 0:
-            self.durations.extend(finite(durs[:room])[0])
-        costs, total = finite(cols[10])
+        if room >= len(cols[6]):
+            self.durations.extend(fin[6][0])
+        elif room > 0:
+            self.durations.extend(finite(cols[6][:room])[0])
+        costs, total = fin[10]
         self.cost_sum += total
         self.cost_n += len(costs)
-        outs, total = present(cols[8])
+        outs, total = pres[8]
         self.out_sum += total
         self.out_n += len(outs)
-        rels, total = finite(cols[15])
+        rels, total = fin[15]
         self.rel_sum += total
         self.rel_n += len(rels)
 
@@ -223,7 +224,8 @@ class AnomalyAnalyser:
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
-        for _, key, cols in series_groups(records):
+        for group in series_groups(records):
+            key = group.series
             acc = accs.get(key)
             if acc is None:
                 if key not in self._history and len(self._history) + len(accs) >= self.config.max_series:
@@ -231,7 +233,7 @@ class AnomalyAnalyser:
                     acc = accs.get(key)
                 if acc is None:
                     acc = accs[key] = _Acc()
-            acc.add_columns(cols)
+            acc.add_group(group)
 
     def close(self, window: Window) -> list[MetricPoint]:
         cfg = self.config

@@ -57,7 +57,7 @@ from gensight.processor.labels import (
 )
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import CHAT, OVERFLOW_KEY, TEXT_COMPLETION, CallRecord, SeriesKey
-from gensight.processor.series import finite, present, series_groups
+from gensight.processor.series import series_groups
 
 NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance")
 CATEGORICAL_FEATURES = ("finish_reason", "model")
@@ -304,17 +304,17 @@ class DriftAnalyser:
         models: dict[str, dict[str, int]] = {}  # service -> model -> calls, models in order of first call
         cap, max_values = self._sample_cap(), self.config.max_values_per_window
         with self._lock:
-            for (kind, service, _, target), key, cols in series_groups(records):
+            for (kind, service, _, target), key, cols, pres, fin in series_groups(records):
                 feats = self._series.get(key)
                 if feats is None:
                     feats = self._features(key)
                 first_ns = cols[5][0]
                 for name, vals in (
-                    ("duration", finite(cols[6])[0]),
-                    ("input_tokens", present(cols[7])[0]),
-                    ("output_tokens", present(cols[8])[0]),
-                    ("cost", finite(cols[10])[0]),
-                    ("relevance", finite(cols[15])[0]),
+                    ("duration", fin[6][0]),
+                    ("input_tokens", pres[7][0]),
+                    ("output_tokens", pres[8][0]),
+                    ("cost", fin[10][0]),
+                    ("relevance", fin[15][0]),
                 ):
                     if vals:
                         self._add_numeric(feats.get(name) or self._feature(feats, name, True), vals, first_ns,

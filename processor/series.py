@@ -99,7 +99,14 @@ def is_overflow(key: SeriesKey) -> bool:
 # fields are in ``SeriesGroup.key``, the rest are not extracted (an empty tuple in their place).
 COLUMN_FIELDS = ("end_ns", "duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type",
                  "finish_reason", "relevance", "cache_hit", "ttfc_s")
+# numeric fields whose ``present`` (not None) and ``finite`` (not None, inf or NaN) views are
+# computed once per group: several analysers read the same view
+PRESENT_FIELDS = ("input_tokens", "output_tokens", "cost_usd", "relevance", "cache_hit", "ttfc_s")
+FINITE_FIELDS = ("duration_s", "cost_usd", "relevance")
 _COLUMN_POSITIONS = tuple(CallRecord._fields.index(f) for f in COLUMN_FIELDS)
+_PRESENT_POSITIONS = tuple(CallRecord._fields.index(f) for f in PRESENT_FIELDS)
+_FINITE_POSITIONS = tuple(CallRecord._fields.index(f) for f in FINITE_FIELDS)
+View = tuple[Sequence[Any], Any]  # (values, their sum)
 
 
 class SeriesGroup(NamedTuple):
@@ -109,6 +116,10 @@ class SeriesGroup(NamedTuple):
     series: SeriesKey  # the same, as a SeriesKey
     # columns[i][j]: CallRecord field i (one of COLUMN_FIELDS) of the group's j-th record
     columns: tuple[Sequence[Any], ...]
+    # present[i] = present(columns[i]) for the PRESENT_FIELDS, finite[i] = finite(columns[i]) for the
+    # FINITE_FIELDS; ((), 0) for every other field
+    present: tuple[View, ...]
+    finite: tuple[View, ...]
 
 
 class RecordBatch(list):  # type: ignore[type-arg]  # a list[CallRecord]
@@ -155,7 +166,7 @@ def _group(records: Sequence[CallRecord]) -> tuple[SeriesGroup, ...]:
     new = tuple.__new__  # skips the NamedTuples' Python-level __new__
     if len(rows) == 1:
         k = next(iter(rows))
-        return (new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), tuple(columns))),)
+        return (new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), *_with_views(columns))),)
     out = []
     for k, ix in rows.items():
         cols: list[Sequence[Any]] = [()] * width
@@ -167,8 +178,29 @@ def _group(records: Sequence[CallRecord]) -> tuple[SeriesGroup, ...]:
             pick = itemgetter(*ix)
             for pos in _COLUMN_POSITIONS:
                 cols[pos] = pick(columns[pos])
-        out.append(new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), tuple(cols))))
+        out.append(new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), *_with_views(cols))))
     return tuple(out)
+
+
+_NO_VIEW: View = ((), 0)
+
+
+def _with_views(cols: list[Sequence[Any]]) -> tuple[tuple[Sequence[Any], ...], tuple[View, ...], tuple[View, ...]]:
+    pres = [_NO_VIEW] * RECORD_WIDTH
+    fin = [_NO_VIEW] * RECORD_WIDTH
+    for pos in _PRESENT_POSITIONS:
+        pres[pos] = present(cols[pos])
+    for pos in _FINITE_POSITIONS:
+        view = pres[pos]
+        if view is _NO_VIEW:
+            fin[pos] = finite(cols[pos])
+        else:
+            # the present values, when their sum is finite, else filtered further
+            try:
+                fin[pos] = view if isfinite(view[1]) else finite(view[0])
+            except OverflowError:
+                fin[pos] = finite(view[0])
+    return tuple(cols), tuple(pres), tuple(fin)
 
 
 def present(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:

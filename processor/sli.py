@@ -29,7 +29,7 @@ from ddsketch.mapping import LogarithmicMapping
 from gensight.processor.metric_builder import series_attributes
 from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
 from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL, CallRecord, SeriesKey
-from gensight.processor.series import present, series_groups
+from gensight.processor.series import series_groups
 
 CALLS = "gensight.calls"
 CALL_DURATION = "gensight.call.duration"
@@ -284,7 +284,7 @@ class SLIAnalyser:
         aggs = self._windows.get(window.start_ns)
         if aggs is None:
             aggs = self._windows[window.start_ns] = {}
-        for k, _, cols in series_groups(records):
+        for k, _, cols, pres, _ in series_groups(records):
             a = aggs.get(k)
             if a is None:
                 a = aggs[k] = _WindowAgg()
@@ -296,21 +296,21 @@ class SLIAnalyser:
             if any(errcol):
                 self._add_errors(a, [t or "_OTHER" for e, t in zip(errcol, cols[13], strict=True) if e])
             _add_durations(a, durs)
-            a.in_tok += present(cols[7])[1]
-            a.out_tok += present(cols[8])[1]
-            costs, total = present(cols[10])
+            a.in_tok += pres[7][1]
+            a.out_tok += pres[8][1]
+            costs, total = pres[10]
             if costs:
                 a.cost += total
                 a.cost_calls += len(costs)
-            ttfc, total = present(cols[18])
+            ttfc, total = pres[18]
             if ttfc:
                 a.ttfc_sum += total
                 a.ttfc_n += len(ttfc)
-            rel, total = present(cols[15])
+            rel, total = pres[15]
             if rel:
                 a.rel_sum += total
                 a.rel_n += len(rel)
-            hits, total = present(cols[16])
+            hits, total = pres[16]
             if hits:
                 a.hit_n += len(hits)
                 a.hits += total
