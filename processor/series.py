@@ -163,43 +163,63 @@ def _group(records: Sequence[CallRecord]) -> tuple[SeriesGroup, ...]:
     columns: list[Sequence[Any]] = [()] * width
     for pos in _COLUMN_POSITIONS:
         columns[pos] = flat[pos::width]
+    # fields no record of the list has (say ttfc_s without streaming): no per-group work at all
+    n = len(records)
+    absent = frozenset(pos for pos in _PRESENT_POSITIONS if columns[pos][0] is None and columns[pos].count(None) == n)
+    gathered = tuple(pos for pos in _COLUMN_POSITIONS if pos not in absent)
     new = tuple.__new__  # skips the NamedTuples' Python-level __new__
     if len(rows) == 1:
         k = next(iter(rows))
-        return (new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), *_with_views(columns))),)
+        return (new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), *_with_views(columns, absent))),)
     out = []
     for k, ix in rows.items():
         cols: list[Sequence[Any]] = [()] * width
+        if absent:
+            nones = (None,) * len(ix)
+            for pos in absent:
+                cols[pos] = nones
         if len(ix) == 1:
             i = ix[0]
-            for pos in _COLUMN_POSITIONS:
+            for pos in gathered:
                 cols[pos] = (columns[pos][i],)
         else:
             pick = itemgetter(*ix)
-            for pos in _COLUMN_POSITIONS:
+            for pos in gathered:
                 cols[pos] = pick(columns[pos])
-        out.append(new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), *_with_views(cols))))
+        out.append(new(SeriesGroup, (k, new(SeriesKey, (k[1], k[0], k[2], k[3])), *_with_views(cols, absent))))
     return tuple(out)
 
 
 _NO_VIEW: View = ((), 0)
 
 
-def _with_views(cols: list[Sequence[Any]]) -> tuple[tuple[Sequence[Any], ...], tuple[View, ...], tuple[View, ...]]:
+def _with_views(
+    cols: list[Sequence[Any]], absent: frozenset[int]
+) -> tuple[tuple[Sequence[Any], ...], tuple[View, ...], tuple[View, ...]]:
+    # present() / finite() inlined for their fast paths: this runs for every group of every window
     pres = [_NO_VIEW] * RECORD_WIDTH
     fin = [_NO_VIEW] * RECORD_WIDTH
     for pos in _PRESENT_POSITIONS:
-        pres[pos] = present(cols[pos])
+        if pos in absent:
+            pres[pos] = ((), 0)
+            continue
+        col = cols[pos]
+        if col[0] is None:
+            pres[pos] = present(col)
+            continue
+        try:
+            pres[pos] = (col, sum(col))
+        except TypeError:
+            pres[pos] = present(col)
     for pos in _FINITE_POSITIONS:
         view = pres[pos]
         if view is _NO_VIEW:
-            fin[pos] = finite(cols[pos])
-        else:
-            # the present values, when their sum is finite, else filtered further
-            try:
-                fin[pos] = view if isfinite(view[1]) else finite(view[0])
-            except OverflowError:
-                fin[pos] = finite(view[0])
+            view = (cols[pos], None)
+        try:
+            total = sum(view[0]) if view[1] is None else view[1]
+            fin[pos] = (view[0], total) if isfinite(total) else finite(view[0])
+        except (TypeError, OverflowError):
+            fin[pos] = finite(view[0])
     return tuple(cols), tuple(pres), tuple(fin)
 
 
