@@ -145,13 +145,8 @@ class WindowClock:
             # closed reopened half a century of windows (MAX_EMPTY_WINDOWS closes of every analyser).
             wm_floor = self.watermark_ns - wns + 1
             floor = wm_floor if floor is None else max(floor, wm_floor)
-        if len(records) >= BULK_ASSIGN_MIN_RECORDS:
-            split = _split_bulk(records, wns, floor)
-        else:
-            split = None
-        if split is None:
-            split = _split_loop(records, wns, floor)
-        groups, late, max_end = split
+        split = _split_bulk(records, wns, floor) if len(records) >= BULK_ASSIGN_MIN_RECORDS else None
+        groups, late, max_end = split or _split_loop(records, wns, floor)
         self.late += late
         self._with_data.update(groups)
         if groups:
