@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress, repeat
 from math import isfinite
-from operator import itemgetter
+from operator import is_not, itemgetter
 from typing import Any, NamedTuple
 
 from gensight.processor.records import OVERFLOW, OVERFLOW_KEY, CallRecord, SeriesKey
@@ -196,21 +196,13 @@ _NO_VIEW: View = ((), 0)
 def _with_views(
     cols: list[Sequence[Any]], absent: frozenset[int]
 ) -> tuple[tuple[Sequence[Any], ...], tuple[View, ...], tuple[View, ...]]:
-    # present() / finite() inlined for their fast paths: this runs for every group of every window
     pres = [_NO_VIEW] * RECORD_WIDTH
     fin = [_NO_VIEW] * RECORD_WIDTH
     for pos in _PRESENT_POSITIONS:
         if pos in absent:
             pres[pos] = ((), 0)
             continue
-        col = cols[pos]
-        if col[0] is None:
-            pres[pos] = present(col)
-            continue
-        try:
-            pres[pos] = (col, sum(col))
-        except TypeError:
-            pres[pos] = present(col)
+        pres[pos] = present(cols[pos])
     for pos in _FINITE_POSITIONS:
         view = pres[pos]
         if view is _NO_VIEW:
@@ -226,13 +218,17 @@ def _with_views(
 def present(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
     """(the values that are not None, their sum). The column itself, uncopied, when none is
     missing: ``sum`` raises TypeError on the first None, which is far cheaper than testing each."""
-    try:
-        return column, sum(column)
-    except TypeError:
-        if column[0] is None and column.count(None) == len(column):
-            return (), 0  # a field this kind of call never has
-        vals = [v for v in column if v is not None]
-        return vals, sum(vals)
+    if not column or column[0] is not None:  # else sum would raise at once: skip the exception
+        try:
+            return column, sum(column)
+        except TypeError:
+            pass
+    # C-level tests (``v is not None`` via map): ``None in`` / ``count(None)`` would call __eq__
+    # of every number
+    if not any(map(is_not, column, repeat(None))):
+        return (), 0  # a field this kind of call never has
+    vals = list(compress(column, map(is_not, column, repeat(None))))
+    return vals, sum(vals)
 
 
 def finite(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
@@ -243,7 +239,7 @@ def finite(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
         if isfinite(total):
             return column, total
     except (TypeError, OverflowError):
-        if column[0] is None and column.count(None) == len(column):
+        if not any(map(is_not, column, repeat(None))):
             return (), 0  # a field this kind of call never has
     vals = [v for v in column if v is not None and isfinite(v)]
     return vals, sum(vals)
