@@ -191,12 +191,37 @@ class _Acc:
     def vector(self) -> np.ndarray:
         nan = math.nan
         return np.array([
-            float(np.percentile(self.durations, 95)) if self.durations else nan,
+            p95(self.durations) if self.durations else nan,
             self.errors / self.n if self.n else nan,
             self.cost_sum / self.cost_n if self.cost_n else nan,
             self.out_sum / self.out_n if self.out_n else nan,
             self.rel_sum / self.rel_n if self.rel_n else nan,
         ])
+
+
+# Up to this many values p95() sorts in Python; above, numpy's partition is cheaper.
+P95_PYTHON_MAX_VALUES = 4096
+
+
+def p95(values: list[float]) -> float:
+    """``float(np.percentile(values, 95))`` (finite values), bit for bit: numpy's default 'linear'
+    method written out for a sorted list. numpy's fixed cost (~50 us a call, once per series and
+    window) was most of the anomaly close. Zeros of both signs take numpy itself (which of two
+    equal zeros lands at the index is its partition's business)."""
+    n = len(values)
+    if n > P95_PYTHON_MAX_VALUES or (0.0 in values and any(math.copysign(1.0, v) < 0 for v in values if v == 0)):
+        return float(np.percentile(values, 95))
+    s = sorted(values)
+    virtual = (n - 1) * (95 / 100)
+    if virtual >= n - 1:
+        previous = following = -1
+    else:
+        previous = math.floor(virtual)
+        following = previous + 1
+    gamma = virtual - previous
+    a, b = s[previous], s[following]
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
 def encode_array(a: np.ndarray) -> dict[str, Any]:
