@@ -365,7 +365,7 @@ class DriftAnalyser:
             room = cap - len(ref.sample)
             if room > 0:
                 # fromlist converts a list three times faster than extend converts any iterable
-                ref.sample.fromlist(list(vals[:room]))
+                ref.sample.fromlist(list(vals) if room >= len(vals) else list(vals[:room]))
         else:
             cur: list[float] = f.current  # type: ignore[assignment]
             room = max_values - len(cur)

@@ -227,7 +227,7 @@ def present(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
     # of every number
     if not any(map(is_not, column, repeat(None))):
         return (), 0  # a field this kind of call never has
-    vals = list(compress(column, map(is_not, column, repeat(None))))
+    vals = tuple(compress(column, map(is_not, column, repeat(None))))  # a tuple: the GC stops tracking it
     return vals, sum(vals)
 
 
@@ -241,5 +241,5 @@ def finite(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
     except (TypeError, OverflowError):
         if not any(map(is_not, column, repeat(None))):
             return (), 0  # a field this kind of call never has
-    vals = [v for v in column if v is not None and isfinite(v)]
+    vals = tuple([v for v in column if v is not None and isfinite(v)])
     return vals, sum(vals)

@@ -83,5 +83,5 @@ def test_present_and_finite_leave_out_missing_and_bad_values():
     col = [1.0, None, float("inf"), 2.0]
     assert present([1, 2]) == ([1, 2], 3)
     assert (list(present(col)[0]), present(col)[1]) == ([1.0, float("inf"), 2.0], float("inf"))
-    assert finite(col) == ([1.0, 2.0], 3.0)
+    assert (list(finite(col)[0]), finite(col)[1]) == ([1.0, 2.0], 3.0)
     assert finite([None, None]) == ((), 0)
