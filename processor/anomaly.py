@@ -149,25 +149,9 @@ class _Acc:
         self.rel_sum = 0.0
         self.rel_n = 0
 
-    def add(self, r: CallRecord) -> None:
-        self.n += 1
-        if r.error:
-            self.errors += 1
-        if len(self.durations) < MAX_DURATIONS_PER_WINDOW and math.isfinite(r.duration_s):
-            self.durations.append(r.duration_s)
-        if r.cost_usd is not None and math.isfinite(r.cost_usd):
-            self.cost_sum += r.cost_usd
-            self.cost_n += 1
-        if r.output_tokens is not None:
-            self.out_sum += r.output_tokens
-            self.out_n += 1
-        if r.relevance is not None and math.isfinite(r.relevance):
-            self.rel_sum += r.relevance
-            self.rel_n += 1
-
     def add_group(self, group: SeriesGroup) -> None:
-        """``add`` for every record of a series group, a column at a time; field positions: see
-        CallRecord (6 duration, 8 output tokens, 10 cost, 12 error, 15 relevance)."""
+        """Every record of a series group, a column at a time; field positions: see CallRecord
+        (6 duration, 8 output tokens, 10 cost, 12 error, 15 relevance)."""
         cols, pres, fin = group.columns, group.present, group.finite
         self.n += len(cols[6])
         errors = cols[12]
