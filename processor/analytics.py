@@ -237,10 +237,11 @@ def run_windows(analysers: list[Any], records: Any, window_s: float = 60.0,
     is called after each window.
     """
     from gensight.processor.points import Window
+    from gensight.processor.series import RecordBatch
 
     step = int(window_s * 1e9)
     out: list[Any] = []
-    batch: list[Any] = []
+    batch: list[Any] = RecordBatch()  # the analysers share its grouping by series, as in the pipeline
     current: int | None = None
 
     def flush(start: int) -> None:
@@ -261,7 +262,7 @@ def run_windows(analysers: list[Any], records: Any, window_s: float = 60.0,
             current = start
         while start > current:
             flush(current)
-            batch = []
+            batch = RecordBatch()
             current += step
         batch.append(rec)
     if current is not None:

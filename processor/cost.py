@@ -31,6 +31,8 @@ from gensight.processor.records import CallRecord
 
 BUDGET_LEVELS = ((0.8, "80%", TICKET), (0.95, "95%", TICKET), (1.0, "100%", PAGE))
 OVERFLOW_TENANT = "_overflow"
+if CallRecord._fields[1] != "service" or CallRecord._fields[10] != "cost_usd":
+    raise RuntimeError("CallRecord field order changed: update the positions in cost._observe_services")
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ class CostAnalyser:
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         per_service, per_tenant = self._open.setdefault(window.start_ns, ({}, {}))
         budgets = self.config.budgets
+        if not budgets and not self.config.per_tenant:
+            self._observe_services(per_service, records)
+            return
         for r in records:
             cost = r.cost_usd
             if cost is None or not math.isfinite(cost) or cost < 0:
@@ -133,6 +138,18 @@ class CostAnalyser:
                             self._budget_month[b.name] = month
                             self._budget_spent[b.name] = 0.0
                         self._budget_spent[b.name] += cost
+
+    @staticmethod
+    def _observe_services(per_service: dict[str, float], records: Sequence[CallRecord]) -> None:
+        """The loop above without tenants and budgets: fields read by position (a NamedTuple
+        property costs more than the rest of the loop body)."""
+        get, isfinite = per_service.get, math.isfinite
+        for r in records:
+            cost = r[10]  # cost_usd
+            if cost is None or not isfinite(cost) or cost < 0:
+                cost = 0.0
+            svc = r[1]  # service
+            per_service[svc] = get(svc, 0.0) + cost
 
     def close(self, window: Window) -> list[MetricPoint]:
         cfg = self.config

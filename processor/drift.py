@@ -57,6 +57,7 @@ from gensight.processor.labels import (
 )
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import CHAT, OVERFLOW_KEY, TEXT_COMPLETION, CallRecord, SeriesKey
+from gensight.processor.series import series_groups
 
 NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance")
 CATEGORICAL_FEATURES = ("finish_reason", "model")
@@ -67,6 +68,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 GROUP_WEIGHTS = {"concept": 0.40, "data": 0.35, "prediction": 0.25}
 OTHER_CATEGORY = "_other"
+# distinct categories a learning reference counts; calls with further ones are not counted
+MAX_LEARNING_CATEGORIES = 1000
 LEARNING = "learning"
 FROZEN = "frozen"
 
@@ -293,58 +296,85 @@ class DriftAnalyser:
         return f
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
-        # hot path: group by series first, then move each feature's values with one list op
-        groups: dict[tuple[str, str, str, str], list[CallRecord]] = {}
-        models: dict[str, list[str]] = {}
-        for rec in records:
-            k = (rec.service, rec.kind, rec.provider, rec.target)
-            g = groups.get(k)
-            if g is None:
-                g = groups[k] = []
-            g.append(rec)
-            if rec.kind in _MODEL_KINDS and rec.target:
-                ml = models.get(rec.service)
-                if ml is None:
-                    ml = models[rec.service] = []
-                ml.append(rec.target)
-        isfinite = math.isfinite
-        with self._lock:
-            for k, recs in groups.items():
-                feats = self._features(SeriesKey(*k))
-                first_ns = recs[0].end_ns
-                self._add_numeric(feats, "duration", [r.duration_s for r in recs if isfinite(r.duration_s)], first_ns)
-                self._add_numeric(feats, "input_tokens",
-                                  [float(r.input_tokens) for r in recs if r.input_tokens is not None], first_ns)
-                self._add_numeric(feats, "output_tokens",
-                                  [float(r.output_tokens) for r in recs if r.output_tokens is not None], first_ns)
-                self._add_numeric(feats, "cost",
-                                  [r.cost_usd for r in recs if r.cost_usd is not None and isfinite(r.cost_usd)], first_ns)
-                self._add_numeric(feats, "relevance",
-                                  [r.relevance for r in recs if r.relevance is not None and isfinite(r.relevance)], first_ns)
-                self._add_categorical(feats, "finish_reason", [r.finish_reason for r in recs if r.finish_reason], first_ns)
-            for service, names in models.items():
-                self._add_categorical(self._features(_model_key(service)), "model", names, records[0].end_ns)
-
-    def _add_numeric(self, feats: dict[str, _Feature], name: str, vals: list[float], first_ns: int) -> None:
-        if not vals:
+        # hot path: per series (grouped once for all analysers), each feature's values move as one
+        # column slice; field positions: see CallRecord (5 end, 6 duration, 7/8 tokens, 10 cost,
+        # 14 finish reason, 15 relevance)
+        if not records:
             return
-        f = self._feature(feats, name, True)
-        ref = f.ref
-        assert isinstance(ref, NumericRef)
+        models: dict[str, dict[str, int]] = {}  # service -> model -> calls, models in order of first call
+        cap, max_values = self._sample_cap(), self.config.max_values_per_window
+        with self._lock:
+            for (kind, service, _, target), key, cols, pres, fin in series_groups(records):
+                feats = self._series.get(key)
+                if feats is None:
+                    feats = self._features(key)
+                first_ns = cols[5][0]
+                for name, vals in (
+                    ("duration", fin[6][0]),
+                    ("input_tokens", pres[7][0]),
+                    ("output_tokens", pres[8][0]),
+                    ("cost", fin[10][0]),
+                    ("relevance", fin[15][0]),
+                ):
+                    if vals:
+                        self._add_numeric(feats.get(name) or self._feature(feats, name, True), vals, first_ns,
+                                          cap, max_values)
+                reasons = cols[14]
+                self._add_categorical(feats, "finish_reason", reasons if all(reasons) else [f for f in reasons if f],
+                                      first_ns)
+                if kind in _MODEL_KINDS and target:
+                    counts = models.get(service)
+                    if counts is None:
+                        counts = models[service] = {}
+                    counts[target] = counts.get(target, 0) + len(reasons)
+            for service, counts in models.items():
+                self._add_models(service, counts, records)
+
+    def _add_models(self, service: str, counts: dict[str, int], records: Sequence[CallRecord]) -> None:
+        """The ``model`` mix of a service from per-series counts (models in order of first
+        appearance, as series groups come). Only a learning reference that would reach a cap
+        within these calls needs each call's model in record order: the calls before the cap count."""
+        feats = self._features(_model_key(service))
+        f = self._feature(feats, "model", False)
+        ref, cur = f.ref, f.current
+        assert isinstance(ref, CategoricalRef) and isinstance(cur, Counter)
+        if ref.status == FROZEN:
+            cur.update(counts)
+            return
+        if ref.first_ns is None:
+            ref.first_ns = records[0][5]
+        total = sum(counts.values())
+        cap = self._sample_cap()
+        if ref.n >= cap:
+            return  # full: waits to be frozen at the next close
+        if ref.n + total <= cap and len(ref.counts) + len(counts) <= MAX_LEARNING_CATEGORIES:
+            ref.counts.update(counts)
+            ref.n += total
+            return
+        names = [r[3] for r in records if r[1] == service and r[0] in _MODEL_KINDS and r[3]]
+        self._add_categorical(feats, "model", names, records[0][5])
+
+    @staticmethod
+    def _add_numeric(f: _Feature, vals: Sequence[float], first_ns: int, cap: int, max_values: int) -> None:
+        """Into the reference while it learns (up to ``cap`` values), else into the window's
+        values (up to ``max_values``)."""
+        ref: NumericRef = f.ref  # type: ignore[assignment]
         if ref.status == LEARNING:
             if ref.first_ns is None:
                 ref.first_ns = first_ns
-            room = self._sample_cap() - len(ref.sample)
+            room = cap - len(ref.sample)
             if room > 0:
-                ref.sample.extend(vals[:room])
+                # fromlist converts a list three times faster than extend converts any iterable
+                ref.sample.fromlist(list(vals) if room >= len(vals) else list(vals[:room]))
         else:
-            cur = f.current
-            assert isinstance(cur, list)
-            room = self.config.max_values_per_window - len(cur)
-            if room > 0:
+            cur: list[float] = f.current  # type: ignore[assignment]
+            room = max_values - len(cur)
+            if room >= len(vals):
+                cur.extend(vals)
+            elif room > 0:
                 cur.extend(vals[:room])
 
-    def _add_categorical(self, feats: dict[str, _Feature], name: str, cats: list[str], first_ns: int) -> None:
+    def _add_categorical(self, feats: dict[str, _Feature], name: str, cats: Sequence[str], first_ns: int) -> None:
         if not cats:
             return
         f = self._feature(feats, name, False)
@@ -354,10 +384,15 @@ class DriftAnalyser:
             if ref.first_ns is None:
                 ref.first_ns = first_ns
             cap = self._sample_cap()
+            if ref.n + len(cats) <= cap and len(ref.counts) + len(cats) <= MAX_LEARNING_CATEGORIES:
+                # no cap can be reached within these: count them all at once (same insertion order)
+                ref.counts.update(cats)
+                ref.n += len(cats)
+                return
             for cat in cats:
                 if ref.n >= cap:
                     break
-                if cat in ref.counts or len(ref.counts) < 1000:
+                if cat in ref.counts or len(ref.counts) < MAX_LEARNING_CATEGORIES:
                     ref.counts[cat] += 1
                     ref.n += 1
         else:

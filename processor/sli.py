@@ -15,8 +15,11 @@ quiet series until their own staleness period).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
+from functools import lru_cache
+from math import isfinite
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,7 @@ from ddsketch.mapping import LogarithmicMapping
 from gensight.processor.metric_builder import series_attributes
 from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
 from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL, CallRecord, SeriesKey
+from gensight.processor.series import series_groups
 
 CALLS = "gensight.calls"
 CALL_DURATION = "gensight.call.duration"
@@ -49,11 +53,15 @@ DURATION_BOUNDS_S: tuple[float, ...] = tuple(0.01 * 2**i for i in range(14))
 
 
 class _WindowAgg:
-    """What one series accumulated in one window."""
+    """What one series accumulated in one window.
+
+    Durations wait in ``pending`` (8 bytes each) and reach the histogram and the latency sketch
+    in bulk: at close, all series of the window in one numpy pass, or earlier, into ``sketch``,
+    when ``DURATION_BUFFER_MAX_VALUES`` are waiting (memory stays bounded)."""
 
     __slots__ = (
-        "calls", "errors", "error_types", "sketch", "dur_sum", "dur_min", "dur_max", "buckets",
-        "in_tok", "out_tok", "cost", "cost_calls", "ttfc_sum", "ttfc_n", "rel_sum", "rel_n",
+        "calls", "errors", "error_types", "sketch", "pending", "dur_sum", "dur_min", "dur_max",
+        "buckets", "in_tok", "out_tok", "cost", "cost_calls", "ttfc_sum", "ttfc_n", "rel_sum", "rel_n",
         "hits", "hit_n",
     )  # fmt: skip
 
@@ -61,7 +69,8 @@ class _WindowAgg:
         self.calls = 0
         self.errors = 0
         self.error_types: dict[str, int] = {}
-        self.sketch = DDSketch(SKETCH_RELATIVE_ACCURACY)
+        self.sketch: DDSketch | None = None  # only once durations were flushed before the close
+        self.pending = array("d")
         self.dur_sum = 0.0
         self.dur_min = float("inf")
         self.dur_max = 0.0
@@ -98,54 +107,98 @@ class _Cumulative:
         self.has_cost = False
 
 
-# observe() reads records by position (a tuple index is cheaper than a NamedTuple property);
-# fail at import, not with wrong numbers, if CallRecord's fields are ever reordered.
+# observe() reads record fields by position (columns of series_groups); fail at import, not with
+# wrong numbers, if CallRecord's fields are ever reordered.
 if CallRecord._fields[:4] != ("kind", "service", "provider", "target") or [
     CallRecord._fields[i] for i in (6, 7, 8, 10, 12, 13, 15, 16, 18)
 ] != ["duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type", "relevance",
       "cache_hit", "ttfc_s"]:
     raise RuntimeError("CallRecord field order changed: update the positions in sli.observe")
 
-_VECTOR_MIN = 32  # below this many values a plain loop beats numpy's call overhead
+# Durations of one series and window buffered before they go to its sketch and histogram in one
+# numpy step; 4096 x 8 bytes = 32 KiB per series and open window at most.
+DURATION_BUFFER_MAX_VALUES = 4096
+
+_BOUNDS_ARRAY = np.asarray(DURATION_BOUNDS_S)
+_BUCKETS = len(DURATION_BOUNDS_S) + 1
+# every window sketch is DDSketch(SKETCH_RELATIVE_ACCURACY): the bulk paths reproduce its mapping
+_MAPPING = DDSketch(SKETCH_RELATIVE_ACCURACY)._mapping
+if type(_MAPPING) is not LogarithmicMapping:
+    raise RuntimeError("DDSketch no longer uses LogarithmicMapping: update sli._sketch_keys")
+# np.log2 and the library's math.log(v, 2) may differ in the last bits: a value whose scaled log is
+# this close to an integer (a bin edge) gets its key from the library itself
+_KEY_EDGE_MARGIN = 1e-6
+# sort key for zero durations in the window-wide quantile pass: below every real key
+_ZERO_KEY = -(2**31)
 
 
-def _add_durations(a: _WindowAgg, durs: list[float]) -> None:
-    """Add durations to the window's sketch and histogram; vectorised for larger groups."""
-    a.dur_sum += sum(durs)
+def _sketch_keys(values: np.ndarray) -> np.ndarray:
+    """``LogarithmicMapping.key(v)`` for every v (all > ``min_possible``), vectorised and equal to
+    the library's own result for every value, bin edges included."""
+    m = _MAPPING
+    scaled = np.log2(values) * m._multiplier
+    keys = (np.ceil(scaled) + m._offset).astype(np.int64)
+    for i in np.flatnonzero(np.abs(scaled - np.rint(scaled)) < _KEY_EDGE_MARGIN).tolist():
+        keys[i] = m.key(float(values[i]))
+    return keys
+
+
+@lru_cache(maxsize=4096)
+def _key_value(key: int) -> float:
+    """The value a sketch reports for a key (``mapping.value``); keys repeat across windows."""
+    return float(_MAPPING.value(key))
+
+
+def _add_durations(a: _WindowAgg, durs: Sequence[float]) -> None:
+    """Sum, min and max now; histogram and sketch later, in bulk (see ``_WindowAgg``)."""
+    total = sum(durs)
+    a.dur_sum += total
     lo, hi = min(durs), max(durs)
     if lo < a.dur_min:
         a.dur_min = lo
     if hi > a.dur_max:
         a.dur_max = hi
-    if len(durs) < _VECTOR_MIN or not _bulk_sketch_ok(a.sketch):
-        bounds, buckets, add = DURATION_BOUNDS_S, a.buckets, a.sketch.add
-        for d in durs:
-            add(d)
-            buckets[bisect_left(bounds, d)] += 1
+    if not (lo >= 0.0 and isfinite(total)):
+        # negative, infinite or NaN durations (never from the normaliser): one by one, as
+        # DDSketch.add and bisect treat them
+        _add_durations_one_by_one(a, durs)
         return
-    arr = np.asarray(durs, dtype=np.float64)
-    idx = np.searchsorted(_BOUNDS_ARRAY, arr, side="left")
-    for i, c in enumerate(np.bincount(idx, minlength=len(a.buckets)).tolist()):
+    pending = a.pending
+    # fromlist converts a list three times faster than extend converts any iterable
+    pending.fromlist(durs if type(durs) is list else list(durs))
+    if len(pending) >= DURATION_BUFFER_MAX_VALUES:
+        _flush_to_sketch(a)
+
+
+def _add_durations_one_by_one(a: _WindowAgg, durs: Sequence[float]) -> None:
+    if a.sketch is None:
+        a.sketch = DDSketch(SKETCH_RELATIVE_ACCURACY)
+    bounds, buckets, add = DURATION_BOUNDS_S, a.buckets, a.sketch.add
+    for d in durs:
+        add(d)
+        buckets[bisect_left(bounds, d)] += 1
+
+
+def _flush_to_sketch(a: _WindowAgg) -> None:
+    """Move the buffered durations into the series' histogram and its DDSketch."""
+    if not a.pending:
+        return
+    values = np.array(a.pending, dtype=np.float64)
+    a.pending = array("d")
+    idx = np.searchsorted(_BOUNDS_ARRAY, values, side="left")
+    for i, c in enumerate(np.bincount(idx, minlength=_BUCKETS).tolist()):
         a.buckets[i] += c
-    _sketch_add_many(a.sketch, arr)
-
-
-_BOUNDS_ARRAY = np.asarray(DURATION_BOUNDS_S)
-
-
-def _bulk_sketch_ok(sketch: DDSketch) -> bool:
-    # the bulk path reproduces LogarithmicMapping.key(); any other mapping uses sketch.add()
-    return type(sketch._mapping) is LogarithmicMapping
+    if a.sketch is None:
+        a.sketch = DDSketch(SKETCH_RELATIVE_ACCURACY)
+    _sketch_add_many(a.sketch, values)
 
 
 def _sketch_add_many(sketch: DDSketch, values: np.ndarray) -> None:
-    """``sketch.add(v)`` for every v, vectorised: same keys as ``LogarithmicMapping.key``
-    (``ceil(log2(v) * multiplier) + offset``), one store update per distinct key."""
-    m = sketch._mapping
-    pos = values[values > m.min_possible]
+    """``sketch.add(v)`` for every finite v >= 0, vectorised: the same keys, one store update per
+    distinct key."""
+    pos = values[values > _MAPPING.min_possible]
     if len(pos):
-        keys = (np.ceil(np.log2(pos) * m._multiplier) + m._offset).astype(np.int64)
-        uniq, counts = np.unique(keys, return_counts=True)
+        uniq, counts = np.unique(_sketch_keys(pos), return_counts=True)
         store = sketch._store
         ks, cs = uniq.tolist(), counts.tolist()
         # extreme keys first: the store extends its range once instead of once per new key
@@ -162,6 +215,56 @@ def _sketch_add_many(sketch: DDSketch, values: np.ndarray) -> None:
         sketch._max = hi
 
 
+def _window_latencies(aggs: list[_WindowAgg]) -> list[list[float]]:
+    """Close-time pass over every series of a window: adds the buffered durations to the
+    histograms and returns each series' ``LATENCY_QUANTILES`` — the values
+    ``DDSketch.get_quantile_value`` gives after adding the same durations one by one.
+
+    Series that already have a sketch (more than ``DURATION_BUFFER_MAX_VALUES`` calls, or odd
+    durations) flush into it and ask it; the others share one numpy pass: keys sorted per series,
+    the quantile's rank picked directly (a sketch walks its bins in Python for every quantile)."""
+    out: list[list[float]] = [[] for _ in aggs]
+    fast = []
+    for i, a in enumerate(aggs):
+        if a.sketch is None:
+            fast.append(i)
+        else:
+            _flush_to_sketch(a)
+            out[i] = [float(a.sketch.get_quantile_value(q) or 0.0) for q in LATENCY_QUANTILES]
+    if not fast:
+        return out
+    lens = [len(aggs[i].pending) for i in fast]
+    values = np.concatenate([np.frombuffer(aggs[i].pending, dtype=np.float64) for i in fast])
+    for i in fast:
+        aggs[i].pending = array("d")
+    series = np.repeat(np.arange(len(fast), dtype=np.int64), lens)
+    idx = np.searchsorted(_BOUNDS_ARRAY, values, side="left")
+    counts = np.bincount(series * _BUCKETS + idx, minlength=len(fast) * _BUCKETS).reshape(len(fast), _BUCKETS)
+    for i, c in zip(fast, counts.tolist(), strict=True):
+        aggs[i].buckets = [x + y for x, y in zip(aggs[i].buckets, c, strict=True)]
+    pos = values > _MAPPING.min_possible
+    keys = np.full(len(values), _ZERO_KEY, dtype=np.int64)
+    keys[pos] = _sketch_keys(values[pos])
+    # one sort for all series: series index in the high bits, key (zeros first) in the low ones
+    ordered = np.sort((series << 32) + (keys - _ZERO_KEY)) & 0xFFFFFFFF
+    zeros = np.bincount(series[~pos], minlength=len(fast)).tolist()
+    start = 0
+    for j, i in enumerate(fast):
+        count, zero = float(lens[j]), float(zeros[j])
+        qs = []
+        for q in LATENCY_QUANTILES:
+            # DDSketch.get_quantile_value: no negatives here, zeros first, then the bin whose
+            # running count first exceeds the rank, i.e. the floor(rank)-th positive key
+            rank = q * (count - 1)
+            if rank < zero:
+                qs.append(0.0)
+            else:
+                qs.append(_key_value(int(ordered[start + zeros[j] + int(rank - zero)]) + _ZERO_KEY))
+        out[i] = qs
+        start += lens[j]
+    return out
+
+
 def _key(k: tuple) -> SeriesKey:
     # internal keys are record prefixes: (kind, service, provider, target)
     return SeriesKey(k[1], k[0], k[2], k[3])
@@ -176,60 +279,59 @@ class SLIAnalyser:
 
     # -- Analyser ------------------------------------------------------------------------------
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
-        """Group by series, then aggregate each group with comprehensions and one vectorised
-        sketch/histogram update: per-record Python work is what limits throughput."""
+        """Per series (grouped once for all analysers), whole columns at a time: per-record
+        Python work is what limits throughput."""
         aggs = self._windows.get(window.start_ns)
         if aggs is None:
             aggs = self._windows[window.start_ns] = {}
-        groups: dict[tuple, list[CallRecord]] = {}
-        for r in records:
-            k = r[:4]
-            g = groups.get(k)
-            if g is None:
-                groups[k] = [r]
-            else:
-                g.append(r)
-        for k, recs in groups.items():
+        for k, _, cols, pres, _ in series_groups(records):
             a = aggs.get(k)
             if a is None:
                 a = aggs[k] = _WindowAgg()
-            a.calls += len(recs)
             # field positions: see CallRecord (6 duration, 7/8 tokens, 10 cost, 12/13 error,
             # 15 relevance, 16 cache hit, 18 ttfc)
-            errs = [r[13] or "_OTHER" for r in recs if r[12]]
-            if errs:
-                a.errors += len(errs)
-                et = a.error_types
-                for e in errs:
-                    if e not in et and len(et) >= MAX_ERROR_TYPES_PER_SERIES:
-                        e = "_OTHER"
-                    et[e] = et.get(e, 0) + 1
-            _add_durations(a, [r[6] for r in recs])
-            a.in_tok += sum([t for r in recs if (t := r[7]) is not None])
-            a.out_tok += sum([t for r in recs if (t := r[8]) is not None])
-            costs = [c for r in recs if (c := r[10]) is not None]
+            durs = cols[6]
+            a.calls += len(durs)
+            errcol = cols[12]
+            if any(errcol):
+                self._add_errors(a, [t or "_OTHER" for e, t in zip(errcol, cols[13], strict=True) if e])
+            _add_durations(a, durs)
+            a.in_tok += pres[7][1]
+            a.out_tok += pres[8][1]
+            costs, total = pres[10]
             if costs:
-                a.cost += sum(costs)
+                a.cost += total
                 a.cost_calls += len(costs)
-            ttfc = [f for r in recs if (f := r[18]) is not None]
+            ttfc, total = pres[18]
             if ttfc:
-                a.ttfc_sum += sum(ttfc)
+                a.ttfc_sum += total
                 a.ttfc_n += len(ttfc)
-            rel = [v for r in recs if (v := r[15]) is not None]
+            rel, total = pres[15]
             if rel:
-                a.rel_sum += sum(rel)
+                a.rel_sum += total
                 a.rel_n += len(rel)
-            hits = [h for r in recs if (h := r[16]) is not None]
+            hits, total = pres[16]
             if hits:
                 a.hit_n += len(hits)
-                a.hits += sum(hits)
+                a.hits += total
+
+    @staticmethod
+    def _add_errors(a: _WindowAgg, errs: list[str]) -> None:
+        a.errors += len(errs)
+        et = a.error_types
+        for e in errs:
+            if e not in et and len(et) >= MAX_ERROR_TYPES_PER_SERIES:
+                e = "_OTHER"
+            et[e] = et.get(e, 0) + 1
 
     def close(self, window: Window) -> list[MetricPoint]:
         aggs = self._windows.pop(window.start_ns, None)
         if not aggs:
             return []
         points: list[MetricPoint] = []
-        for k in sorted(aggs):
+        keys = sorted(aggs)
+        latencies = _window_latencies([aggs[k] for k in keys])
+        for k, latency in zip(keys, latencies, strict=True):
             a = aggs[k]
             c = self._cum.get(k)
             if c is None:
@@ -237,7 +339,7 @@ class SLIAnalyser:
             self._fold(c, a)
             key = _key(k)
             attrs = series_attributes(key)
-            points.extend(self._gauges(key, attrs, a, window))
+            points.extend(self._gauges(key, attrs, a, latency, window))
             points.extend(self._sums(key, attrs, c, a, window))
         return points
 
@@ -271,14 +373,13 @@ class SLIAnalyser:
             c.has_cost = True
 
     @staticmethod
-    def _gauges(key: SeriesKey, attrs: Any, a: _WindowAgg, w: Window) -> list[MetricPoint]:
+    def _gauges(
+        key: SeriesKey, attrs: Any, a: _WindowAgg, latency: list[float], w: Window
+    ) -> list[MetricPoint]:
         svc, s, e = key.service, w.start_ns, w.end_ns
         pts = [MetricPoint(SLI_AVAILABILITY, GAUGE, "1", svc, attrs, (a.calls - a.errors) / a.calls, s, e)]
-        for q in LATENCY_QUANTILES:
-            v = a.sketch.get_quantile_value(q)
-            pts.append(
-                MetricPoint(SLI_LATENCY, GAUGE, "s", svc, (*attrs, ("quantile", str(q))), float(v or 0.0), s, e)
-            )
+        for q, v in zip(LATENCY_QUANTILES, latency, strict=True):
+            pts.append(MetricPoint(SLI_LATENCY, GAUGE, "s", svc, (*attrs, ("quantile", str(q))), v, s, e))
         if a.cost_calls:
             pts.append(MetricPoint(SLI_COST_PER_CALL, GAUGE, "USD", svc, attrs, a.cost / a.cost_calls, s, e))
         if a.rel_n and key.kind == RETRIEVAL:

@@ -21,9 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+
+import numpy as np
 
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
+from gensight.processor.series import RecordBatch
 
 NS_PER_S = 1_000_000_000
 # A jump of the watermark across more empty windows than this skips them in one step (a span
@@ -36,6 +40,65 @@ class WindowConfig:
     window_s: float = 60.0
     allowed_lateness_s: float = 5.0
     idle_advance: bool = True  # live mode; replay forces False
+
+
+# A request with at least this many records is split into windows with numpy (one pass per window
+# present); below it, numpy's per-call overhead costs more than a plain loop over the records.
+BULK_ASSIGN_MIN_RECORDS = 256
+# more distinct windows than this in one request (a backfill, a sparse replay): use the plain loop
+BULK_ASSIGN_MAX_WINDOWS = 16
+_END_NS = itemgetter(CallRecord._fields.index("end_ns"))
+
+Split = tuple[dict[int, list[CallRecord]], int, int]  # (window start -> records, late, max end of the rest)
+
+
+def _split_loop(records: Sequence[CallRecord], wns: int, floor: int | None) -> Split:
+    groups: dict[int, list[CallRecord]] = {}
+    max_end = 0
+    late = 0
+    for r in records:
+        end = r.end_ns
+        ws = end - end % wns
+        if floor is not None and ws < floor:
+            late += 1
+            continue
+        g = groups.get(ws)
+        if g is None:
+            groups[ws] = RecordBatch((r,))
+        else:
+            g.append(r)
+        if end > max_end:
+            max_end = end
+    return groups, late, max_end
+
+
+def _split_bulk(records: Sequence[CallRecord], wns: int, floor: int | None) -> Split | None:
+    """``_split_loop`` with numpy: the same lists (record order, windows in order of first record),
+    the same late count and max end. None when it does not apply (too many windows, odd times)."""
+    try:
+        ends = np.fromiter(map(_END_NS, records), dtype=np.int64, count=len(records))
+    except (OverflowError, TypeError, ValueError):
+        return None
+    starts = ends - ends % wns
+    lo, hi = int(starts.min()), int(starts.max())
+    if (hi - lo) // wns >= BULK_ASSIGN_MAX_WINDOWS:
+        return None
+    found = []
+    for ws in range(lo, hi + 1, wns):
+        rows = np.flatnonzero(starts == ws)
+        if len(rows):
+            found.append((int(rows[0]), ws, rows))
+    groups: dict[int, list[CallRecord]] = {}
+    max_end = 0
+    late = 0
+    for _, ws, rows in sorted(found, key=itemgetter(0)):
+        if floor is not None and ws < floor:
+            late += len(rows)
+            continue
+        picked = itemgetter(*rows.tolist())(records)
+        groups[ws] = RecordBatch(picked if len(rows) > 1 else (picked,))
+        max_end = max(max_end, int(ends[rows].max()))
+    return groups, late, max_end
 
 
 class WindowClock:
@@ -68,10 +131,12 @@ class WindowClock:
 
     # -- assigning -----------------------------------------------------------------------------
     def assign(self, records: Sequence[CallRecord]) -> dict[int, list[CallRecord]]:
-        """Group ``records`` by window start; late ones are counted and left out."""
-        groups: dict[int, list[CallRecord]] = {}
+        """Group ``records`` by window start; late ones are counted and left out.
+
+        Each window's list is a ``RecordBatch``: the analysers that all receive it share one
+        grouping of it by series (see ``series.series_groups``)."""
         if not records:
-            return groups
+            return {}
         wns = self.window_ns
         floor = self.closed_upto_ns
         if self.watermark_ns:
@@ -80,21 +145,8 @@ class WindowClock:
             # closed reopened half a century of windows (MAX_EMPTY_WINDOWS closes of every analyser).
             wm_floor = self.watermark_ns - wns + 1
             floor = wm_floor if floor is None else max(floor, wm_floor)
-        max_end = self.max_end_ns
-        late = 0
-        for r in records:
-            end = r.end_ns
-            ws = end - end % wns
-            if floor is not None and ws < floor:
-                late += 1
-                continue
-            g = groups.get(ws)
-            if g is None:
-                groups[ws] = [r]
-            else:
-                g.append(r)
-            if end > max_end:
-                max_end = end
+        split = _split_bulk(records, wns, floor) if len(records) >= BULK_ASSIGN_MIN_RECORDS else None
+        groups, late, max_end = split or _split_loop(records, wns, floor)
         self.late += late
         self._with_data.update(groups)
         if groups:

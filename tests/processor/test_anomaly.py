@@ -139,3 +139,20 @@ def test_two_errors_in_a_quiet_window_do_not_score_high():
     bad = [r._replace(error=True) if i < 2 else r for i, r in enumerate(last)]
     s = scores_by_window(a, quiet[:-5] + bad)
     assert s[-1] < 0.7
+
+
+def test_p95_equals_numpy_percentile_bit_for_bit():
+    import math
+    import random
+
+    from gensight.processor.anomaly import P95_PYTHON_MAX_VALUES, p95
+
+    rng = random.Random(7)
+    for trial in range(3000):
+        n = rng.choice([1, 2, 3, 20, 21, 40, rng.randrange(1, 300), P95_PYTHON_MAX_VALUES + 1])
+        pick = [lambda: rng.lognormvariate(-1, 1), lambda: rng.choice([0.0, 0.5, 2.5, 1e-300]),
+                lambda: rng.uniform(-5, 5), lambda: rng.random() * 10.0 ** rng.randrange(-300, 300)][trial % 4]
+        vals = [pick() for _ in range(n)]
+        got, want = p95(vals), float(np.percentile(vals, 95))
+        assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want), vals
+    assert math.copysign(1.0, p95([-0.0, -0.0, 0.0])) == math.copysign(1.0, float(np.percentile([-0.0, -0.0, 0.0], 95)))

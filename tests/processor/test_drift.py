@@ -191,3 +191,26 @@ def test_snapshot_round_trip_keeps_frozen_bins():
 def test_bad_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
         DriftConfig.from_dict(bad)
+
+
+def _model_counts(d):
+    return d.export_state()["svc|*|*|*"]["model"]["counts"]
+
+
+def test_learning_model_mix_counts_calls_in_record_order_up_to_the_cap():
+    """Series are grouped, but a learning reference still counts the first calls in record order
+    (categories in order of first call) and stops exactly at its cap."""
+    from gensight.processor.points import Window
+
+    def call(model, provider):
+        return CallRecord("chat", "svc", provider, model, T0, T0 + 1, 0.1)
+
+    d = DriftAnalyser(DriftConfig(reference_calls=5))
+    w = Window(T0, T0 + MIN)
+    d.observe(w, [call("b", "p"), call("a", "q")])
+    assert list(_model_counts(d).items()) == [("b", 1), ("a", 1)]
+    d.observe(w, [call("a", "q"), call("c", "q"), call("b", "p"), call("c", "q"), call("a", "q")])
+    # grouped, the batch is a x2, c x2, b x1; in record order the cap comes after a, c, b
+    assert list(_model_counts(d).items()) == [("b", 2), ("a", 2), ("c", 1)]
+    d.observe(w, [call("b", "p")])
+    assert sum(_model_counts(d).values()) == 5

@@ -46,3 +46,42 @@ def test_recent_activity_keeps_a_series_alive():
     reg.admit([rec("a", end_s=10)])
     reg.admit([rec("a", end_s=70)])
     assert reg.expire(watermark_ns=100 * S) == []
+
+
+def test_series_groups_are_columns_in_first_seen_and_record_order():
+    from gensight.processor.series import series_groups
+
+    recs = [CallRecord("chat", "svc", "openai", "b", 0, 5, 0.5, input_tokens=10, cost_usd=0.1),
+            CallRecord("chat", "svc", "openai", "a", 0, 6, 0.25),
+            CallRecord("chat", "svc", "openai", "b", 0, 7, 1.5, input_tokens=30, cost_usd=float("nan"))]
+    groups = series_groups(recs)
+    assert [g.key for g in groups] == [("chat", "svc", "openai", "b"), ("chat", "svc", "openai", "a")]
+    assert groups[0].series == SeriesKey("svc", "chat", "openai", "b")
+    b = groups[0]
+    assert list(b.columns[5]) == [5, 7] and list(b.columns[6]) == [0.5, 1.5]
+    assert (list(b.present[7][0]), b.present[7][1]) == ([10, 30], 40)
+    assert b.finite[6][1] == 2.0 and list(b.finite[10][0]) == [0.1]  # NaN cost is not finite
+    a = groups[1]
+    assert a.present[7] == ((), 0) and a.finite[10] == ((), 0)
+
+
+def test_record_batch_groups_once_and_again_after_a_change():
+    from gensight.processor.series import RecordBatch, series_groups
+
+    batch = RecordBatch([rec("a"), rec("b"), rec("a")])
+    first = series_groups(batch)
+    assert series_groups(batch) is first  # the SLI, drift and anomaly analysers share it
+    batch[1] = rec("c")
+    again = series_groups(batch)
+    assert [g.key[3] for g in again] == ["a", "c"] and again is not first
+    assert series_groups(list(batch)) == again  # a plain list: grouped every time, same result
+
+
+def test_present_and_finite_leave_out_missing_and_bad_values():
+    from gensight.processor.series import finite, present
+
+    col = [1.0, None, float("inf"), 2.0]
+    assert present([1, 2]) == ([1, 2], 3)
+    assert (list(present(col)[0]), present(col)[1]) == ([1.0, float("inf"), 2.0], float("inf"))
+    assert (list(finite(col)[0]), finite(col)[1]) == ([1.0, 2.0], 3.0)
+    assert finite([None, None]) == ((), 0)

@@ -162,3 +162,57 @@ def test_vectorised_sketch_update_matches_ddsketch_add():
     qs = np.linspace(0, 1, 41)
     assert [one_by_one.get_quantile_value(q) for q in qs] == [bulk.get_quantile_value(q) for q in qs]
     assert bulk.count == one_by_one.count and bulk.sum == pytest.approx(one_by_one.sum)
+
+
+def _one_by_one(durations):
+    """What every duration used to go through: DDSketch.add and a bisect into the buckets."""
+    from bisect import bisect_left
+
+    from ddsketch import DDSketch
+
+    sketch, buckets = DDSketch(0.01), [0] * (len(DURATION_BOUNDS_S) + 1)
+    for d in durations:
+        sketch.add(d)
+        buckets[bisect_left(DURATION_BOUNDS_S, d)] += 1
+    return [float(sketch.get_quantile_value(q) or 0.0) for q in (0.5, 0.95, 0.99)], buckets
+
+
+def _latency_and_buckets(points, target):
+    lat = [value(points, "gensight.sli.latency", quantile=q, **{"gen_ai.request.model": target})
+           for q in ("0.5", "0.95", "0.99")]
+    (hist,) = by_name(points, "gensight.call.duration", **{"gen_ai.request.model": target})
+    return lat, list(hist.value.bucket_counts)
+
+
+@pytest.mark.parametrize("n", [1, 2, 31, 500, 4096 + 123, 3 * 4096])
+@pytest.mark.parametrize("odd", [False, True])
+def test_buffered_durations_export_what_one_by_one_adds_did(n, odd):
+    """Buffered durations (window-wide pass at close, or the sketch once 4096 wait) give exactly
+    the quantiles and buckets of adding each value to a DDSketch; so do zeros, subnormals and (one
+    by one) negative durations."""
+    from gensight.processor.sli import DURATION_BUFFER_MAX_VALUES
+
+    assert DURATION_BUFFER_MAX_VALUES == 4096
+    rng = np.random.default_rng(n)
+    durs = [float(v) for v in rng.lognormal(-1, 1.5, n)]
+    durs[:: 7] = [0.0] * len(durs[:: 7])
+    durs[3:: 11] = [5e-324] * len(durs[3:: 11])
+    if odd:
+        durs[n // 2] = -0.25
+    other = [float(v) for v in rng.lognormal(0, 0.5, 50)]
+    a = SLIAnalyser()
+    for i in range(0, n, 37):
+        a.observe(W0, [rec(d) for d in durs[i:i + 37]] + [rec(d, target="other") for d in other[i % 50:i % 50 + 3]])
+    pts = a.close(W0)
+    assert _latency_and_buckets(pts, "gpt-4o-mini") == _one_by_one(durs)
+    seen_other = [d for i in range(0, n, 37) for d in other[i % 50:i % 50 + 3]]
+    assert _latency_and_buckets(pts, "other") == _one_by_one(seen_other)
+
+
+def test_vectorised_keys_equal_the_library_keys_at_bin_edges():
+    from gensight.processor.sli import _MAPPING, _sketch_keys
+
+    edges = [2 ** (k / _MAPPING._multiplier) for k in range(-3000, 3000, 7)]
+    values = [x for e in edges for x in (np.nextafter(e, 0), e, np.nextafter(e, np.inf))]
+    values += [1.0, 2.0, 0.5, 1e-300, 1e300]
+    assert _sketch_keys(np.asarray(values)).tolist() == [_MAPPING.key(float(v)) for v in values]

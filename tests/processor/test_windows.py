@@ -137,3 +137,21 @@ def test_steady_arrivals_are_not_idleness():
         assert wc.advance() == []
     fc.t += 40
     assert wc.advance() == [Window(T0, T0 + 60 * S)]
+
+
+def test_large_requests_split_in_bulk_exactly_as_record_by_record():
+    import random
+
+    from gensight.processor.windows import BULK_ASSIGN_MIN_RECORDS, _split_bulk, _split_loop
+
+    rng = random.Random(5)
+    recs = [rec(rng.uniform(-30, 200)) for _ in range(3 * BULK_ASSIGN_MIN_RECORDS)]
+    wns = 60 * S
+    for floor in (None, T0, T0 + 60 * S):
+        bulk = _split_bulk(recs, wns, floor)
+        assert bulk is not None
+        loop = _split_loop(recs, wns, floor)
+        assert list(bulk[0].items()) == list(loop[0].items()) and bulk[1:] == loop[1:]
+    wc, _ = clock()
+    assert sorted(wc.assign(recs)) == sorted(_split_loop(recs, wns, None)[0])
+    assert _split_bulk([rec(i * 600.0) for i in range(300)], wns, None) is None  # too many windows: loop
