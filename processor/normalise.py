@@ -507,7 +507,8 @@ class Normaliser:
             else:
                 cache_write = int(v)
         # cost dialects, ranked: Gensight/OpenLIT, the semconv proposal (USD only), OpenInference
-        if cost is not None and (cost := _number(cost)) is False:
+        if cost is not None and not (type(cost) is float and 0.0 <= cost <= MAX_NUMBER) \
+                and (cost := _number(cost)) is False:  # a plain finite float is the common case
             bad += 1
             cost = None
         if cost_amount is not None:
@@ -543,10 +544,11 @@ class Normaliser:
             else:
                 ttfc = float(v)
         if finish is not None:
-            finish = (_str(finish[0]) if finish else None) if type(finish) is list else _str(finish)
+            if type(finish) is not str:
+                finish = (_str(finish[0]) if finish else None) if type(finish) is list else _str(finish)
             if finish and len(finish) > MAX_KEY_CHARS:
                 finish = finish[:MAX_KEY_CHARS]
-        if error_type is not None:
+        if error_type is not None and type(error_type) is not str:
             error_type = _str(error_type)
         if relevance is None and kind == RETRIEVAL and (docs := s[-1]) is not None:
             for x in dict(docs).values():
@@ -609,6 +611,8 @@ class Normaliser:
         if rates is None:
             return None
         i = in_tok or 0
+        if not cached and not cache_write:  # the common case: no prompt caching reported
+            return (i * rates[0] + (out_tok or 0) * rates[1]) / TOKENS_PER_PRICE_UNIT
         cr = min(cached or 0, i)
         cw = min(cache_write or 0, i - cr)
         return ((i - cr - cw) * rates[0] + cr * rates[2] + cw * rates[3] + (out_tok or 0) * rates[1]) / TOKENS_PER_PRICE_UNIT
