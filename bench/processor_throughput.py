@@ -34,7 +34,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gensight.processor.config import config_from_mapping
-from gensight.processor.serve import ProcessorServer
+from gensight.processor.serve import ProcessorServer, tune_gc
 
 SERVICES = ["checkout", "support-bot", "search", "agent-runner"]
 MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("openai", "gpt-4.1-mini"),
@@ -157,6 +157,7 @@ def full_processor(payload: list[bytes], n_spans: int, *, sli_only: bool = False
         analysers = [SLIAnalyser()]
     srv = ProcessorServer(cfg, sinks=[], analysers=analysers)
     srv.start()
+    tune_gc()  # as `gensight serve` does after start-up
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}",
                                    options=[("grpc.max_send_message_length", 64 << 20)]) as ch:

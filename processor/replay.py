@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"gensight replay: no such file: {name}", file=sys.stderr)
             return 2
     from gensight.processor.export import JsonLinesSink
+    from gensight.processor.serve import tune_gc
 
+    tune_gc()
     metrics = JsonLinesSink(args.output or "-", append=False)
     logs = JsonLinesSink(args.logs_output, append=False) if args.logs_output else None
     sink = ReplaySink(metrics, logs)

@@ -209,3 +209,14 @@ def test_prometheus_endpoint_serves_processor_metrics(otlp):
         assert 'service_name="checkout"' in line and 'outcome="ok"' in line and line.endswith(" 2")
     finally:
         srv.stop()
+
+
+def test_tune_gc_freezes_startup_objects_and_raises_thresholds():
+    # in a child process: freezing the test runner's own heap would leak into other tests
+    import subprocess
+    import sys
+
+    code = ("import gc; from gensight.processor.serve import tune_gc, GC_THRESHOLDS; tune_gc(); "
+            "print(gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 1000)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["True", "True"]
