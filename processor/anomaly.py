@@ -230,6 +230,10 @@ class AnomalyAnalyser:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.fits = 0
+        if self.config.iforest and self.config.refit != SYNC:
+            # import scikit-learn now, at start-up: importing it in the first background refit
+            # holds the GIL for about a second and stalls the pipeline worker mid-stream
+            import sklearn.ensemble  # noqa: F401
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
