@@ -168,7 +168,8 @@ static PyObject *cached_str(Table *t, const uint8_t *p, Py_ssize_t n) {
     if (s != NULL) {
         Py_ssize_t len;
         const char *u = PyUnicode_AsUTF8AndSize(s, &len);
-        if (u != NULL && len == n && memcmp(u, p, (size_t)n) == 0) {
+        if (u == NULL) PyErr_Clear();  /* only MemoryError is possible: treat as a miss */
+        else if (len == n && memcmp(u, p, (size_t)n) == 0) {
             Py_INCREF(s);
             return s;
         }
