@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -249,8 +250,12 @@ def test_real_prometheus_scrapes_the_contract_names(endpoint, tmp_path):
         result: list = []
         while time.monotonic() < deadline and not result:
             url = f"http://127.0.0.1:{port}/api/v1/query?query=gensight_calls"
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                result = json.load(resp)["data"]["result"]
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    result = json.load(resp)["data"]["result"]
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503:  # 503: Prometheus is still opening its TSDB; ask again
+                    raise
             if not result:
                 time.sleep(0.2)
         assert result, "Prometheus never scraped gensight_calls"  # its target sync takes ~5 s
