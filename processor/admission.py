@@ -2,8 +2,9 @@
 
 Receivers (gRPC, HTTP) decode the request, then call ``consumer(request, raw) -> Admission`` in
 the receiving thread; ``raw`` is the request's protobuf bytes when the receiver has them (None for
-OTLP/JSON), so the normaliser's C scanner can read them instead of the parsed message. The consumer (the pipeline's; a trivial ``QueueConsumer`` is here for tests and
-simple setups) must not block: it normalises, offers to the bounded queue and returns at once.
+OTLP/JSON), so the normaliser's C scanner can read them instead of the parsed message. The
+consumer (the pipeline's; a trivial ``QueueConsumer`` is here for tests and simple setups) must
+not block: it normalises, offers to the bounded queue and returns at once.
 
 How receivers translate an ``Admission``:
 
