@@ -197,6 +197,22 @@ def test_scanner_declines_what_it_does_not_reproduce_exactly(kv):
 
 
 @needs_scanner
+@pytest.mark.parametrize("tail", [
+    pytest.param(bytes([7 << 3 | 1]) + b"\x01\x02\x03", id="fixed64-start-time"),
+    pytest.param(_len_field(15, b"\x18") , id="varint-status-code"),
+    pytest.param(bytes([9 << 3 | 2, 0x05]) + b"\x0a\x03ab", id="length-beyond-end"),
+    pytest.param(_len_field(9, _len_field(1, b"gen_ai.usage.cost") + _len_field(2, b"\x21\x00\x00")),
+                 id="fixed64-double-value"),
+    pytest.param(_len_field(9, _len_field(1, b"gen_ai.usage.input_tokens") + _len_field(2, b"\x18\xff\xff")),
+                 id="varint-int-value"),
+])
+def test_scanner_declines_a_field_cut_short_at_the_end_of_the_request(tail):
+    # every container length is right, so only the innermost read runs past the buffer's end: the
+    # scanner must see that itself (the sanitizer run of this file would catch an overread)
+    assert pair()[0]._slots.scan(_request(_chat_span() + tail)) is None
+
+
+@needs_scanner
 def test_scanner_declines_truncated_bytes():
     data = _request(_chat_span())
     for cut in range(1, len(data)):
