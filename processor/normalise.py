@@ -260,6 +260,18 @@ def _number(x: Any) -> float | bool:
     return v
 
 
+def _count(x: Any) -> int | None:
+    """A present token count as an int; None when unusable (the caller counts a bad value)."""
+    v = _number(x)
+    return None if v is False else int(v)
+
+
+def _measure(x: Any) -> float | None:
+    """A present score or duration as a float; None when unusable (the caller counts it)."""
+    v = _number(x)
+    return None if v is False else float(v)
+
+
 _provider_cache: dict[str, str] = {}
 
 
@@ -300,8 +312,10 @@ class _SlotTable:
             return None
         return _spanscan.scan(self.c_table, raw)
 
-    def rows(self, request: Any) -> list[tuple[list[tuple[int, Any]], list[tuple], int]]:
-        """Rows from a parsed request through the protobuf API (the reference reader)."""
+    def rows(self, request: Any, attributes: list[Any] | None = None
+             ) -> list[tuple[list[tuple[int, Any]], list[tuple], int]]:
+        """Rows from a parsed request through the protobuf API (the reference reader). With
+        ``attributes``, each row's span attribute list is appended to it too (content checks)."""
         keys, n = self.keys, self.nslots
         out = []
         for rs in request.resource_spans:
@@ -327,6 +341,8 @@ class _SlotTable:
                     if docs:
                         row[-1] = docs
                     rows.append(tuple(row))
+                    if attributes is not None:
+                        attributes.append(span.attributes)
             out.append((pairs, rows, skipped))
         return out
 
@@ -356,23 +372,21 @@ class Normaliser:
     def normalise(self, request: Any, raw: bytes | None = None) -> NormaliseResult:
         """Records of a parsed ``request``. ``raw``, its serialized bytes when the receiver has
         them, lets the C scanner read the attributes instead of the protobuf API (same results)."""
+        content = self._content
+        # content checks read each span's whole attribute list: only the protobuf-API reader has it
+        flat: list[Any] | None = [] if content is not None else None
         scanned = None
-        if self._content is None and self._slots.c_table is not None:
+        if content is None and self._slots.c_table is not None:
             # re-serializing a parsed request and scanning it is still ~3x faster than the API walk
             scanned = self._slots.scan(raw if raw is not None else request.SerializeToString())
         if scanned is None:
-            scanned = self._slots.rows(request)
+            scanned = self._slots.rows(request, flat)
         records: list[CallRecord] = []
         append = records.append
         skipped = rejected = dropped = 0
         message = ""
         record = self._record
-        content = self._content
-        flat = None
-        if content is not None:  # content checks read the whole attribute list of each span
-            flat = [span.attributes for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
-                    if not {kv.key for kv in span.attributes}.isdisjoint(MARKER_KEYS)]
-        i = 0
+        span_attributes = iter(flat) if flat is not None else None  # aligned with the rows
         for pairs, rows, n_skipped in scanned:
             skipped += n_skipped
             service = UNKNOWN_SERVICE
@@ -386,24 +400,22 @@ class Normaliser:
             service = _clip(service)
             for row in rows:
                 out = record(row, service, resource_tenant)
-                if type(out) is CallRecord and flat is None:  # the hot path: a clean record
+                if type(out) is CallRecord and span_attributes is None:  # the hot path: a clean record
                     append(out)
                     continue
+                attributes = next(span_attributes) if span_attributes is not None else None
                 if isinstance(out, str):
                     rejected += 1
                     if not message:
                         message = out
-                    if flat is not None:
-                        i += 1
                     continue
                 if isinstance(out, CallRecord):
                     rec = out
                 else:
                     rec, bad = out
                     dropped += bad
-                if flat is not None and content is not None:
-                    flags = content.flags_for_otlp(flat[i])
-                    i += 1
+                if attributes is not None and content is not None:
+                    flags = content.flags_for_otlp(attributes)
                     if flags:
                         rec = rec._replace(content_flags=flags)
                 append(rec)
@@ -481,31 +493,19 @@ class Normaliser:
         if len(target) > MAX_KEY_CHARS:
             target = target[:MAX_KEY_CHARS]
 
-        # numbers: a plain int is the common case; anything else goes through _number
+        # numbers: a plain int token count is the common case; anything else goes through _count
         if in_tok is not None and not (type(in_tok) is int and 0 <= in_tok <= MAX_NUMBER):
-            if (v := _number(in_tok)) is False:
-                bad += 1
-                in_tok = None
-            else:
-                in_tok = int(v)
+            in_tok = _count(in_tok)
+            bad += in_tok is None
         if out_tok is not None and not (type(out_tok) is int and 0 <= out_tok <= MAX_NUMBER):
-            if (v := _number(out_tok)) is False:
-                bad += 1
-                out_tok = None
-            else:
-                out_tok = int(v)
+            out_tok = _count(out_tok)
+            bad += out_tok is None
         if cached is not None:
-            if (v := _number(cached)) is False:
-                bad += 1
-                cached = None
-            else:
-                cached = int(v)
+            cached = _count(cached)
+            bad += cached is None
         if cache_write is not None:
-            if (v := _number(cache_write)) is False:
-                bad += 1
-                cache_write = None
-            else:
-                cache_write = int(v)
+            cache_write = _count(cache_write)
+            bad += cache_write is None
         # cost dialects, ranked: Gensight/OpenLIT, the semconv proposal (USD only), OpenInference
         if cost is not None and not (type(cost) is float and 0.0 <= cost <= MAX_NUMBER) \
                 and (cost := _number(cost)) is False:  # a plain finite float is the common case
@@ -527,10 +527,8 @@ class Normaliser:
             cost = float(cost)
         relevance = None
         if top_score is not None:
-            if (v := _number(top_score)) is False:
-                bad += 1
-            else:
-                relevance = float(v)
+            relevance = _measure(top_score)
+            bad += relevance is None
         if cache_hit is not None and type(cache_hit) is not bool:
             if type(cache_hit) is str and cache_hit.lower() in ("true", "false"):
                 cache_hit = cache_hit.lower() == "true"
@@ -538,11 +536,8 @@ class Normaliser:
                 bad += 1
                 cache_hit = None
         if ttfc is not None:
-            if (v := _number(ttfc)) is False:
-                bad += 1
-                ttfc = None
-            else:
-                ttfc = float(v)
+            ttfc = _measure(ttfc)
+            bad += ttfc is None
         if finish is not None:
             if type(finish) is not str:
                 finish = (_str(finish[0]) if finish else None) if type(finish) is list else _str(finish)
