@@ -31,9 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from otlp_wire import key_value as _kv
+from otlp_wire import length_delimited as _ld
+from otlp_wire import varint as _varint
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -83,45 +86,6 @@ def span_count(body: bytes) -> int | None:
 
 
 # --- protobuf helpers ---------------------------------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _ld(field_no: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2)."""
-    return _varint(field_no << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _kv(key: str, value: object) -> KeyValue:
-    return KeyValue(key=key, value=_any(value))
-
-
-def _any(value: object) -> AnyValue:
-    if isinstance(value, AnyValue):
-        return value
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    if isinstance(value, (list, tuple)):
-        return AnyValue(array_value=ArrayValue(values=[_any(v) for v in value]))
-    if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=[_kv(k, v) for k, v in value.items()]))
-    return AnyValue(string_value=str(value))
 
 
 def genai_attrs(model: object = VALID_MODEL, input_tokens: object = VALID_INPUT_TOKENS,

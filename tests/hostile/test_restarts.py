@@ -25,9 +25,9 @@ import pytest
 from harness import MetricsSink, wait_for
 from hostile_client import grpc_channel, send_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from otlp_wire import key_value
 
 from gensight.processor.analytics import Analytics, AnalyticsConfig
 
@@ -51,14 +51,6 @@ analytics:
 """
 
 
-def _kv(key: str, value: object) -> KeyValue:
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
-
-
 def request_for_minute(service: str, minute_start_ns: int, rng: random.Random) -> bytes:
     """SPANS_PER_REQUEST calls ending inside one event-time minute (one window each request)."""
     spans = []
@@ -67,12 +59,12 @@ def request_for_minute(service: str, minute_start_ns: int, rng: random.Random) -
         spans.append(Span(
             trace_id=rng.randbytes(16), span_id=rng.randbytes(8), name="chat m", kind=Span.SPAN_KIND_CLIENT,
             start_time_unix_nano=end - int(rng.uniform(0.3, 2.0) * S), end_time_unix_nano=end,
-            attributes=[_kv("gen_ai.operation.name", "chat"), _kv("gen_ai.provider.name", "openai"),
-                        _kv("gen_ai.request.model", "m"), _kv("gen_ai.usage.input_tokens", rng.randint(50, 500)),
-                        _kv("gen_ai.usage.output_tokens", rng.randint(10, 200)), _kv("gen_ai.usage.cost", COST_USD)],
+            attributes=[key_value("gen_ai.operation.name", "chat"), key_value("gen_ai.provider.name", "openai"),
+                        key_value("gen_ai.request.model", "m"), key_value("gen_ai.usage.input_tokens", rng.randint(50, 500)),
+                        key_value("gen_ai.usage.output_tokens", rng.randint(10, 200)), key_value("gen_ai.usage.cost", COST_USD)],
         ))
     req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
-        resource=Resource(attributes=[_kv("service.name", service)]), scope_spans=[ScopeSpans(spans=spans)])])
+        resource=Resource(attributes=[key_value("service.name", service)]), scope_spans=[ScopeSpans(spans=spans)])])
     return req.SerializeToString()
 
 

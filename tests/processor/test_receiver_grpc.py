@@ -13,30 +13,13 @@ from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
+from recorder import Recorder
 
 from gensight.processor.admission import ACCEPTED, Admission, count_spans
 from gensight.processor.receiver_grpc import GrpcReceiver, GrpcReceiverConfig
 from gensight.processor.tls import AuthConfig, TlsConfig
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-class Recorder:
-    """A trivial consumer: records requests; answers from a script of admissions, then ACCEPTED."""
-
-    def __init__(self, *script: Admission) -> None:
-        self.requests: list = []
-        self.script = list(script)
-        self.lock = threading.Lock()
-
-    def __call__(self, request, raw=None):
-        with self.lock:
-            self.requests.append(request)
-            return self.script.pop(0) if self.script else ACCEPTED
-
-    @property
-    def spans(self) -> int:
-        return sum(count_spans(r) for r in self.requests)
 
 
 @pytest.fixture

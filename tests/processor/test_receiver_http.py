@@ -7,7 +7,6 @@ import http.client
 import json
 import socket
 import ssl
-import threading
 
 import pytest
 from google.rpc import status_pb2
@@ -15,29 +14,14 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
+from recorder import Recorder
 
-from gensight.processor.admission import ACCEPTED, Admission, count_spans
+from gensight.processor.admission import ACCEPTED, Admission
 from gensight.processor.decode import message_to_otlp_json
 from gensight.processor.receiver_http import HttpReceiver, HttpReceiverConfig
 from gensight.processor.tls import AuthConfig, TlsConfig
 
 PB = "application/x-protobuf"
-
-
-class Recorder:
-    def __init__(self, *script: Admission) -> None:
-        self.requests: list = []
-        self.script = list(script)
-        self.lock = threading.Lock()
-
-    def __call__(self, request, raw=None):
-        with self.lock:
-            self.requests.append(request)
-            return self.script.pop(0) if self.script else ACCEPTED
-
-    @property
-    def spans(self) -> int:
-        return sum(count_spans(r) for r in self.requests)
 
 
 @pytest.fixture

@@ -1,0 +1,25 @@
+"""A trivial trace consumer for receiver tests (the gRPC and the OTLP/HTTP receiver alike)."""
+
+from __future__ import annotations
+
+import threading
+
+from gensight.processor.admission import ACCEPTED, Admission, count_spans
+
+
+class Recorder:
+    """Records the requests it is handed; answers from a script of admissions, then ACCEPTED."""
+
+    def __init__(self, *script: Admission) -> None:
+        self.requests: list = []
+        self.script = list(script)
+        self.lock = threading.Lock()
+
+    def __call__(self, request, raw=None):
+        with self.lock:
+            self.requests.append(request)
+            return self.script.pop(0) if self.script else ACCEPTED
+
+    @property
+    def spans(self) -> int:
+        return sum(count_spans(r) for r in self.requests)
