@@ -433,13 +433,13 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
     PyObject *docs = NULL;
     int rc = ERR;
     PyObject *x;
-    if ((x = PyLong_FromUnsignedLongLong(start)) == NULL) goto fail;
+    if ((x = PyLong_FromUnsignedLongLong(start)) == NULL) goto done;
     PyTuple_SET_ITEM(row, 0, x);
-    if ((x = PyLong_FromUnsignedLongLong(end)) == NULL) goto fail;
+    if ((x = PyLong_FromUnsignedLongLong(end)) == NULL) goto done;
     PyTuple_SET_ITEM(row, 1, x);
-    if ((x = PyLong_FromLong(code)) == NULL) goto fail;
+    if ((x = PyLong_FromLong(code)) == NULL) goto done;
     PyTuple_SET_ITEM(row, 2, x);
-    if ((x = PyBytes_FromStringAndSize((const char *)(tid ? tid : (const uint8_t *)""), tid_len)) == NULL) goto fail;
+    if ((x = PyBytes_FromStringAndSize((const char *)(tid ? tid : (const uint8_t *)""), tid_len)) == NULL) goto done;
     PyTuple_SET_ITEM(row, 3, x);
     for (Py_ssize_t i = 4; i < n; i++) {
         Py_INCREF(Py_None);
@@ -454,7 +454,7 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
         PyObject *v;
         if (h->slot >= 0 && h->rank != ranks[h->slot]) continue;
         rc = hit_value(t, h, &v);
-        if (rc != OK) goto fail;
+        if (rc != OK) goto done;
         if (h->slot >= 0) {
             Py_ssize_t pos = 4 + h->slot;
             PyObject *old = PyTuple_GET_ITEM(row, pos);
@@ -466,24 +466,22 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
                 PyErr_Clear();
                 Py_DECREF(v);
                 rc = BAIL;
-                goto fail;
+                goto done;
             }
             PyObject *pair = PyTuple_Pack(2, k, v);
             Py_DECREF(k);
             Py_DECREF(v);
             rc = ERR;
-            if (pair == NULL) goto fail;
+            if (pair == NULL) goto done;
             if (docs == NULL && (docs = PyList_New(0)) == NULL) {
                 Py_DECREF(pair);
-                goto fail;
+                goto done;
             }
             int ok = PyList_Append(docs, pair);
             Py_DECREF(pair);
-            if (ok < 0) goto fail;
+            if (ok < 0) goto done;
         }
     }
-    for (Py_ssize_t i = 0; i < hs->n; i++)
-        if (hs->items[i].slot >= 0) ranks[hs->items[i].slot] = -1;
     if (docs != NULL) {
         PyObject *old = PyTuple_GET_ITEM(row, n - 1);
         PyTuple_SET_ITEM(row, n - 1, docs);
@@ -491,9 +489,7 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
         docs = NULL;
     }
     rc = PyList_Append(rows, row) < 0 ? ERR : OK;
-    Py_DECREF(row);
-    return rc;
-fail:
+done:  /* success or not: the ranks go back to "unset" for the next span, the row to the list */
     for (Py_ssize_t i = 0; i < hs->n; i++)
         if (hs->items[i].slot >= 0) ranks[hs->items[i].slot] = -1;
     Py_XDECREF(docs);
@@ -503,7 +499,7 @@ fail:
 
 /* -- containers ----------------------------------------------------------------------------------- */
 
-static int resource(const Table *t, Reader r, Hits *hs, PyObject *pairs) {
+static int resource(const Table *t, Reader r, PyObject *pairs) {
     while (r.p < r.end) {
         uint32_t field;
         int wt;
@@ -527,7 +523,6 @@ static int resource(const Table *t, Reader r, Hits *hs, PyObject *pairs) {
         Py_DECREF(pair);
         if (rc < 0) return ERR;
     }
-    (void)hs;
     return OK;
 }
 
@@ -562,7 +557,7 @@ static int resource_spans(const Table *t, Reader r, Hits *hs, int *ranks, PyObje
         if (read_tag(&r, &field, &wt) != OK) goto done;
         if (field == 1 || field == 2) {
             if (wt != 2 || read_len(&r, &sub) != OK) goto done;
-            rc = field == 1 ? resource(t, sub, hs, pairs) : scope_spans(t, sub, hs, ranks, rows, &skipped);
+            rc = field == 1 ? resource(t, sub, pairs) : scope_spans(t, sub, hs, ranks, rows, &skipped);
             if (rc != OK) goto done;
         } else if (skip_field(&r, wt) != OK) {
             goto done;
