@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from otlp_wire import key_value
 
 
 def make_sdk_spans(n: int = 3, service: str = "chat-app", model: str = "gpt-4o-mini") -> list[ReadableSpan]:
@@ -95,20 +96,6 @@ def sdk_spans():
 T0_NS = 1_700_000_040_000_000_000  # a minute boundary (divisible by 60 s)
 
 
-def _set_any(av: Any, value: Any) -> None:
-    if isinstance(value, bool):
-        av.bool_value = value
-    elif isinstance(value, int):
-        av.int_value = value
-    elif isinstance(value, float):
-        av.double_value = value
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _set_any(av.array_value.values.add(), v)
-    else:
-        av.string_value = str(value)
-
-
 def build_request(spans: list[dict[str, Any]], service: str | None = "chat-app",
                   resource: dict[str, Any] | None = None) -> ExportTraceServiceRequest:
     """One OTLP request holding ``spans``; each is a dict of attributes plus the optional
@@ -118,10 +105,7 @@ def build_request(spans: list[dict[str, Any]], service: str | None = "chat-app",
     res_attrs = dict(resource or {})
     if service is not None:
         res_attrs["service.name"] = service
-    for k, v in res_attrs.items():
-        kv = rs.resource.attributes.add()
-        kv.key = k
-        _set_any(kv.value, v)
+    rs.resource.attributes.extend(key_value(k, v) for k, v in res_attrs.items())
     ss = rs.scope_spans.add()
     ss.scope.name = "test"
     for i, spec in enumerate(spans):
@@ -133,12 +117,7 @@ def build_request(spans: list[dict[str, Any]], service: str | None = "chat-app",
         s.start_time_unix_nano = spec.get("_start", T0_NS + i * 1_000_000)
         s.end_time_unix_nano = spec.get("_end", s.start_time_unix_nano + 500_000_000)
         s.status.code = spec.get("_status", 0)
-        for k, v in spec.items():
-            if k.startswith("_"):
-                continue
-            kv = s.attributes.add()
-            kv.key = k
-            _set_any(kv.value, v)
+        s.attributes.extend(key_value(k, v) for k, v in spec.items() if not k.startswith("_"))
     return req
 
 
