@@ -21,7 +21,7 @@ COPY processor ./processor
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install '.[processor,demo]' \
-    && python -c "import gensight.processor._spanscan" \
+    && python -c "import gensight.processor.normalise._spanscan" \
     && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 
 COPY examples ./examples

@@ -8,7 +8,7 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("gensight.processor._spanscan", ["processor/_spanscan.c"], optional=True,
+        Extension("gensight.processor.normalise._spanscan", ["processor/normalise/_spanscan.c"], optional=True,
                   extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]),
     ],
 )

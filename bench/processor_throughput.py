@@ -39,7 +39,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gensight.processor.config import config_from_mapping
-from gensight.processor.serve import ProcessorServer, tune_gc
+from gensight.processor.server import ProcessorServer, tune_gc
 
 SERVICES = ["checkout", "support-bot", "search", "agent-runner"]
 MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("openai", "gpt-4.1-mini"),
@@ -163,7 +163,7 @@ def full_processor(payload: list[bytes], n_spans: int, *, sli_only: bool = False
     })
     analysers = None
     if sli_only:
-        from gensight.processor.sli import SLIAnalyser
+        from gensight.processor.analyse.sli import SLIAnalyser
 
         analysers = [SLIAnalyser()]
     srv = ProcessorServer(cfg, sinks=[], analysers=analysers)
@@ -202,8 +202,8 @@ def full_processor(payload: list[bytes], n_spans: int, *, sli_only: bool = False
 def close_costs(payload: list[bytes]) -> tuple[int, dict[str, float]]:
     """Replay ``payload`` through a pipeline, timing each analyser's ``close`` and the metrics
     request build: per-window work, which scales with windows x series, not with spans."""
-    from gensight.processor import pipeline as pipeline_module
-    from gensight.processor.pipeline import Pipeline
+    from gensight.processor.pipeline import pipeline as pipeline_module
+    from gensight.processor.pipeline.pipeline import Pipeline
 
     pipeline = Pipeline(config_from_mapping({}), [], live=False)
     spent: dict[str, float] = {}
@@ -245,7 +245,7 @@ def rss_mib() -> float:
 
 def series_flood(total: int, batch: int = 10_000) -> list[tuple[int, float, int]]:
     """Feed ``total`` spans, each a distinct series (model name), through a replay pipeline."""
-    from gensight.processor.pipeline import Pipeline
+    from gensight.processor.pipeline.pipeline import Pipeline
 
     pipeline = Pipeline(config_from_mapping({}), [], live=False)
     req = ExportTraceServiceRequest()

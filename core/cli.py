@@ -16,10 +16,10 @@ from gensight._version import __version__
 
 # subcommand -> (module, one-line help). Order is the order shown in --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("gensight.demo", "run the self-contained demo: processor + instrumented workload + live view"),
-    "serve": ("gensight.processor.serve", "run the OTLP receiver service"),
-    "replay": ("gensight.processor.replay", "replay recorded OTLP JSON spans through the pipeline"),
-    "baseline": ("gensight.processor.baseline", "pin, reset or show drift baselines"),
+    "demo": ("gensight.demo.command", "run the self-contained demo: processor + instrumented workload + live view"),
+    "serve": ("gensight.processor.commands.serve", "run the OTLP receiver service"),
+    "replay": ("gensight.processor.commands.replay", "replay recorded OTLP JSON spans through the pipeline"),
+    "baseline": ("gensight.processor.commands.baseline", "pin, reset or show drift baselines"),
 }
 
 

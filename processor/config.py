@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gensight.processor.content_checks import ContentChecksConfig
-from gensight.processor.export import ExporterConfig
-from gensight.processor.normalise import DEFAULT_TENANT_ATTRIBUTES
-from gensight.processor.prometheus import PrometheusConfig
-from gensight.processor.receiver_grpc import GrpcReceiverConfig
-from gensight.processor.receiver_http import HttpReceiverConfig
+from gensight.processor.analyse.content_checks import ContentChecksConfig
+from gensight.processor.export.otlp import ExporterConfig
+from gensight.processor.export.prometheus import PrometheusConfig
+from gensight.processor.normalise.normaliser import DEFAULT_TENANT_ATTRIBUTES
+from gensight.processor.receive.grpc_receiver import GrpcReceiverConfig
+from gensight.processor.receive.http_receiver import HttpReceiverConfig
 
 
 class ConfigError(ValueError):

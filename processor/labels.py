@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gensight.processor.metric_builder import series_attributes as _mb_series_attributes
+from gensight.processor.export.metric_builder import series_attributes as _mb_series_attributes
 from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL, CallRecord, SeriesKey
 
 SEP = "|"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from gensight.processor.admission import ACCEPTED, Admission, count_spans
+from gensight.processor.receive.admission import ACCEPTED, Admission, count_spans
 
 
 class Recorder:

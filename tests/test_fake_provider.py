@@ -10,7 +10,7 @@ import urllib.request
 import openai
 import pytest
 
-from gensight.fake_provider import FakeProvider, Incident, Reply
+from gensight.fakes.openai import FakeProvider, Incident, Reply
 
 MSGS = [{"role": "user", "content": "hello fake"}]
 
@@ -198,6 +198,6 @@ def test_stop_ends_server_threads_even_with_open_keepalive_connections():
 
 
 def test_command_line_rejects_bad_settings():
-    proc = subprocess.run([sys.executable, "-m", "gensight.fake_provider", "--error-rate", "2"],
+    proc = subprocess.run([sys.executable, "-m", "gensight.fakes", "--error-rate", "2"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "error_rate" in proc.stderr

@@ -122,10 +122,10 @@ def test_demo_writes_alert_transitions_as_otlp_log_records(demo_run):
 
 
 def test_demo_without_its_extra_says_how_to_install_it(monkeypatch, capsys):
-    import gensight.demo
+    import gensight.demo.command
     from gensight.cli import main
 
-    monkeypatch.setitem(gensight.demo.REQUIRED_MODULES, "gensight_no_such_module", "no-such-package")
+    monkeypatch.setitem(gensight.demo.command.REQUIRED_MODULES, "gensight_no_such_module", "no-such-package")
     assert main(["demo", "--duration-s", "1"]) == 2
     err = capsys.readouterr().err
     assert "missing no-such-package" in err and "pip install 'gensight[demo]'" in err

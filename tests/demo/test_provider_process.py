@@ -8,7 +8,7 @@ import urllib.request
 
 def test_provider_process_serves_then_exits_when_its_stdin_closes():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gensight.demo_provider", "--latency-s", "0"],
+        [sys.executable, "-m", "gensight.demo.provider", "--latency-s", "0"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:

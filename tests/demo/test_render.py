@@ -4,8 +4,8 @@ import io
 
 from rich.console import Console
 
-from gensight.demo_render import RunInfo, live_view, summary_lines, window_line
-from gensight.demo_view import DemoView
+from gensight.demo.render import RunInfo, live_view, summary_lines, window_line
+from gensight.demo.view import DemoView
 from gensight.processor.points import GAUGE, SUM, MetricPoint, Window
 
 S = 1_000_000_000

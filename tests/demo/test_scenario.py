@@ -2,7 +2,7 @@
 
 import pytest
 
-from gensight.demo_scenario import (
+from gensight.demo.scenario import (
     CHECKOUT,
     GPT_4O_MINI,
     NS_PER_S,
@@ -101,7 +101,7 @@ def test_every_service_has_a_profile():
 
 
 def test_the_run_covers_whole_windows_rounding_up():
-    from gensight.demo_scenario import simulated_windows
+    from gensight.demo.scenario import simulated_windows
 
     assert simulated_windows(90, 20, 60) == 30
     assert simulated_windows(20, 20, 60) == 7  # 400 s of traffic -> 7 full windows

@@ -6,8 +6,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gensight.demo_scenario import NS_PER_S, EventClock
-from gensight.demo_service import EventTimeSpanExporter, _DeferredClock, read_start
+from gensight.demo.scenario import NS_PER_S, EventClock
+from gensight.demo.service import EventTimeSpanExporter, _DeferredClock, read_start
 
 
 def provider_with(clock):

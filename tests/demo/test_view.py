@@ -1,6 +1,6 @@
 """DemoView: the latest values per series, SLO and alert, built from closed windows' points."""
 
-from gensight.demo_view import DemoView, SeriesId
+from gensight.demo.view import DemoView, SeriesId
 from gensight.processor.points import GAUGE, SUM, MetricPoint, Window
 
 S = 1_000_000_000
@@ -119,8 +119,8 @@ def test_overflow_series_is_one_row():
 
 
 def test_exported_request_splits_back_into_windows_with_the_same_points():
-    from gensight.demo_view import windows_from_request
-    from gensight.processor.metric_builder import build_request
+    from gensight.demo.view import windows_from_request
+    from gensight.processor.export.metric_builder import build_request
 
     w0, w1 = window(0), window(1)
     sent = [
@@ -136,8 +136,8 @@ def test_exported_request_splits_back_into_windows_with_the_same_points():
 
 
 def test_processor_self_telemetry_attaches_to_the_latest_window():
-    from gensight.demo_view import windows_from_request
-    from gensight.processor.metric_builder import build_request
+    from gensight.demo.view import windows_from_request
+    from gensight.processor.export.metric_builder import build_request
 
     w0 = window(0)
     sent = [

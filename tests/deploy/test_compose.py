@@ -188,7 +188,7 @@ def _gensight_commands() -> list[list[str]]:
     out: list[list[str]] = []
     for svc in compose["services"].values():
         cmd = svc.get("command")
-        ours = isinstance(cmd, list) and (cmd[:1] == ["gensight"] or cmd[:3] == ["python", "-m", "gensight.fake_provider"])
+        ours = isinstance(cmd, list) and (cmd[:1] == ["gensight"] or cmd[:3] == ["python", "-m", "gensight.fakes"])
         if ours and cmd not in out:
             out.append(cmd)
     return out

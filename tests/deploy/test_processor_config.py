@@ -27,7 +27,7 @@ def test_config_passes_the_processor_validation():
 
 
 def test_analytics_section_passes_the_analytics_validation():
-    from gensight.processor.analytics import AnalyticsConfig
+    from gensight.processor.analyse.analytics import AnalyticsConfig
 
     analytics = AnalyticsConfig.from_dict(yaml.safe_load(CONFIG.read_text())["analytics"])
     assert {s.name for s in analytics.slos} == {"chat-availability", "chat-latency", "chat-cost"}
@@ -42,7 +42,7 @@ def test_slos_and_budgets_name_the_demo_app_service(compose):
 
 
 def test_processor_alert_runbooks_point_at_existing_sections():
-    from gensight.processor.analytics import AnalyticsConfig
+    from gensight.processor.analyse.analytics import AnalyticsConfig
 
     text = (ROOT / "docs" / "runbooks.md").read_text()
     anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")

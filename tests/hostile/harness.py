@@ -19,8 +19,8 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from gensight.processor.config import config_from_mapping
-from gensight.processor.metric_builder import flatten
-from gensight.processor.serve import ProcessorServer
+from gensight.processor.export.metric_builder import flatten
+from gensight.processor.server import ProcessorServer
 
 
 class MetricsSink(metrics_service_pb2_grpc.MetricsServiceServicer, logs_service_pb2_grpc.LogsServiceServicer):

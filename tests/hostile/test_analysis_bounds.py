@@ -12,10 +12,10 @@ import random
 
 from hostile_corpus import _Ids, genai_attrs, make_span
 
-from gensight.processor.normalise import MAX_KEY_CHARS, NormaliseConfig, Normaliser
+from gensight.processor.analyse.sli import CALLS, MAX_ERROR_TYPES_PER_SERIES, TOKENS, SLIAnalyser
+from gensight.processor.normalise.normaliser import MAX_KEY_CHARS, NormaliseConfig, Normaliser
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
-from gensight.processor.sli import CALLS, MAX_ERROR_TYPES_PER_SERIES, TOKENS, SLIAnalyser
 
 T0 = 1_700_000_040_000_000_000
 IDS = _Ids(random.Random(1))
@@ -81,7 +81,7 @@ class _ListSink:
 
 def _pipeline(sink, wall_ns, **sections):
     from gensight.processor.config import config_from_mapping
-    from gensight.processor.pipeline import Pipeline
+    from gensight.processor.pipeline.pipeline import Pipeline
 
     config = config_from_mapping({"pipeline": {"window_s": 60, "allowed_lateness_s": 5, "idle_advance": False}, **sections})
     return Pipeline(config, [sink], live=True, wall_ns=lambda: wall_ns[0], pricing=None, hash_key=b"k")
@@ -118,7 +118,7 @@ def test_live_watermark_never_runs_ahead_of_the_wall_clock():
 
 
 def test_exports_are_split_into_requests_of_bounded_size():
-    from gensight.processor.pipeline import MAX_POINTS_PER_REQUEST
+    from gensight.processor.pipeline.pipeline import MAX_POINTS_PER_REQUEST
 
     sink = _ListSink()
     wall = [T0 + 3600 * S]
@@ -133,7 +133,7 @@ def test_exports_are_split_into_requests_of_bounded_size():
 
 
 def test_a_span_from_1970_after_the_watermark_moved_is_late_and_closes_no_windows():
-    from gensight.processor.windows import WindowClock, WindowConfig
+    from gensight.processor.pipeline.windows import WindowClock, WindowConfig
 
     clock = WindowClock(WindowConfig(60.0, 5.0, False), live=False)
     now = _normalise(make_span(IDS, T0 + 120 * S)).records

@@ -13,8 +13,8 @@ import time
 import pytest
 from hostile_corpus import JSON, HostileCase, build_corpus, span_count
 
-from gensight.processor.decode import DecodeError, decode_trace_request
-from gensight.processor.normalise import NormaliseConfig, Normaliser
+from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
+from gensight.processor.receive.decode import DecodeError, decode_trace_request
 from gensight.processor.records import CallRecord
 
 BASE_NS = time.time_ns() - time.time_ns() % 60_000_000_000

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gensight.processor.serve import ProcessorServer
+from gensight.processor.server import ProcessorServer
 
 QUEUE_MAX_SPANS = 1000
 SPANS_PER_REQUEST = 500  # two requests fill the queue exactly

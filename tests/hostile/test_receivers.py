@@ -37,8 +37,8 @@ from hostile_corpus import (
     span_count,
 )
 
-from gensight.processor.pipeline import OUTCOMES
-from gensight.processor.serve import ProcessorServer
+from gensight.processor.pipeline.pipeline import OUTCOMES
+from gensight.processor.server import ProcessorServer
 
 MAX_MESSAGE_MIB = 16
 WINDOW_S = 60.0
@@ -86,7 +86,7 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 def _json_span_count(body: bytes) -> int | None:
-    from gensight.processor.decode import DecodeError, decode_trace_request
+    from gensight.processor.receive.decode import DecodeError, decode_trace_request
 
     try:
         req = decode_trace_request(body, encoding="json")

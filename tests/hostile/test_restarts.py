@@ -29,7 +29,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from otlp_wire import key_value
 
-from gensight.processor.analytics import Analytics, AnalyticsConfig
+from gensight.processor.analyse.analytics import Analytics, AnalyticsConfig
 
 S = 1_000_000_000
 SPANS_PER_REQUEST = 20

@@ -218,7 +218,7 @@ def _free_port() -> int:
 
 
 def test_admin_endpoint_binds_to_loopback_by_default():
-    from gensight.processor.analytics import AdminConfig
+    from gensight.processor.analyse.analytics import AdminConfig
 
     assert AdminConfig.from_dict(None, environ={}).endpoint.startswith("127.0.0.1:")
 
@@ -330,7 +330,7 @@ def test_content_checks_export_flag_counts_only(private_run):
 def test_state_directory_and_files_are_owner_only(tmp_path):
     import stat
 
-    from gensight.processor.state import STATE_FILE, StateStore
+    from gensight.processor.analyse.state import STATE_FILE, StateStore
 
     store = StateStore(tmp_path / "state")
     try:

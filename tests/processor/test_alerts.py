@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gensight.processor.alerts import (
+from gensight.processor.analyse.alerts import (
     FIRING,
     INACTIVE,
     PENDING,

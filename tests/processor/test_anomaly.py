@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from gensight.processor.alerts import FIRING, AlertEngine
-from gensight.processor.analytics import run_windows
-from gensight.processor.anomaly import (
+from gensight.processor.analyse.alerts import FIRING, AlertEngine
+from gensight.processor.analyse.analytics import run_windows
+from gensight.processor.analyse.anomaly import (
     AnomalyAnalyser,
     AnomalyConfig,
     directional_max,
@@ -145,7 +145,7 @@ def test_p95_equals_numpy_percentile_bit_for_bit():
     import math
     import random
 
-    from gensight.processor.anomaly import P95_PYTHON_MAX_VALUES, p95
+    from gensight.processor.analyse.anomaly import P95_PYTHON_MAX_VALUES, p95
 
     rng = random.Random(7)
     for trial in range(3000):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from gensight.cli import main
-from gensight.processor.admin import AdminServer
-from gensight.processor.analytics import Analytics, AnalyticsConfig, run_windows
-from gensight.processor.drift import DriftAnalyser, DriftConfig
+from gensight.processor.analyse.admin import AdminServer
+from gensight.processor.analyse.analytics import Analytics, AnalyticsConfig, run_windows
+from gensight.processor.analyse.drift import DriftAnalyser, DriftConfig
 from gensight.processor.records import CallRecord
 
 MIN = 60 * 10**9
@@ -135,7 +135,7 @@ def test_cli_state_dir_without_state_file_fails_clearly(tmp_path, capsys):
 
 def test_serve_starts_the_admin_endpoint_when_a_token_is_configured():
     from gensight.processor.config import config_from_mapping
-    from gensight.processor.serve import ProcessorServer
+    from gensight.processor.server import ProcessorServer
 
     srv = ProcessorServer(config_from_mapping({
         "receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None},
@@ -153,7 +153,7 @@ def test_serve_starts_the_admin_endpoint_when_a_token_is_configured():
 
 
 def test_serve_without_a_token_offers_no_admin_endpoint():
-    from gensight.processor.analytics import build
+    from gensight.processor.analyse.analytics import build
     from gensight.processor.config import config_from_mapping
 
     cfg = config_from_mapping({"analytics": {"admin": {"endpoint": "127.0.0.1:0"}}})

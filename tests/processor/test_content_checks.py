@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gensight.processor.content_checks import (
+from gensight.processor.analyse.content_checks import (
     FLAG_CARD,
     FLAG_EMAIL,
     FLAG_INJECTION,

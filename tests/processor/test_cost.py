@@ -4,9 +4,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gensight.processor.alerts import FIRING, AlertEngine
-from gensight.processor.analytics import run_windows
-from gensight.processor.cost import CostAnalyser, CostConfig
+from gensight.processor.analyse.alerts import FIRING, AlertEngine
+from gensight.processor.analyse.analytics import run_windows
+from gensight.processor.analyse.cost import CostAnalyser, CostConfig
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
 

@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from gensight.processor.decode import (
+from gensight.processor.receive.decode import (
     BadLine,
     DecodeError,
     decode_trace_request,
@@ -233,7 +233,7 @@ def test_json_lines_reports_truncated_gzip(tmp_path):
 
 
 def test_sdk_encoded_request_survives_json_round_trip_through_file_format(tmp_path, make_request):
-    from gensight.processor.decode import message_to_otlp_json
+    from gensight.processor.receive.decode import message_to_otlp_json
 
     sent = make_request(5)
     line = json.dumps(message_to_otlp_json(sent))

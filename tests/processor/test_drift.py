@@ -5,9 +5,9 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from gensight.processor.alerts import FIRING, AlertEngine
-from gensight.processor.analytics import run_windows
-from gensight.processor.drift import (
+from gensight.processor.analyse.alerts import FIRING, AlertEngine
+from gensight.processor.analyse.analytics import run_windows
+from gensight.processor.analyse.drift import (
     DriftAnalyser,
     DriftConfig,
     NumericRef,

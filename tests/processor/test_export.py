@@ -23,15 +23,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from gensight.processor.bounded_http import BoundedHTTPServer
-from gensight.processor.export import (
+from gensight.processor.export.jsonlines import JsonLinesSink
+from gensight.processor.export.otlp import (
     ExporterConfig,
-    JsonLinesSink,
     OtlpExporter,
     count_items,
     resolve_settings,
 )
-from gensight.processor.receiver_grpc import retry_status
+from gensight.processor.receive.bounded_http import BoundedHTTPServer
+from gensight.processor.receive.grpc_receiver import retry_status
 
 
 def metrics_request(tag: int, points: int = 1) -> ExportMetricsServiceRequest:
@@ -517,7 +517,7 @@ class _Section:
 
 
 def test_build_exporter_adapts_a_yaml_section(grpc_sink):
-    from gensight.processor.export import build_exporter
+    from gensight.processor.export.otlp import build_exporter
 
     sink = grpc_sink()
     exp = build_exporter(_Section(headers={"x-tenant": "a"}), endpoint=f"http://127.0.0.1:{sink.port}", env={})
@@ -531,7 +531,7 @@ def test_build_exporter_adapts_a_yaml_section(grpc_sink):
 
 
 def test_build_exporter_keeps_env_path_rules_for_an_env_endpoint():
-    from gensight.processor.export import build_exporter
+    from gensight.processor.export.otlp import build_exporter
 
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/base", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     exp = build_exporter(_Section(), endpoint="http://c:4318/base", env=env)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from gensight.processor.metric_builder import SCOPE_NAME, build_request, flatten, series_attributes
+from gensight.processor.export.metric_builder import SCOPE_NAME, build_request, flatten, series_attributes
 from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint
 from gensight.processor.records import OVERFLOW_KEY, SeriesKey
 

@@ -8,7 +8,7 @@ import pytest
 
 from gensight.pricing import PricingTable
 from gensight.privacy import hash_id
-from gensight.processor.normalise import NormaliseConfig, Normaliser
+from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
 from gensight.processor.records import CHAT, EMBEDDINGS, EXECUTE_TOOL, INVOKE_AGENT, OTHER, RETRIEVAL
 
 KEY = b"test-key"

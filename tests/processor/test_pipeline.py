@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from gensight.processor.config import config_from_mapping
-from gensight.processor.metric_builder import flatten
-from gensight.processor.pipeline import ANALYSER_FACTORIES, Pipeline, build_analysers
+from gensight.processor.export.metric_builder import flatten
+from gensight.processor.pipeline.pipeline import ANALYSER_FACTORIES, Pipeline, build_analysers
 
 S = 1_000_000_000
 
@@ -165,7 +165,7 @@ def test_cardinality_cap_folds_new_series_into_overflow(otlp):
 
 
 def test_build_analysers_uses_registered_factories():
-    assert ANALYSER_FACTORIES[0] == "gensight.processor.sli:build"
+    assert ANALYSER_FACTORIES[0] == "gensight.processor.analyse.sli:build"
     p = Pipeline(cfg(), [], live=False)
     assert [type(a).__name__ for a in build_analysers(p.config, p.context)][0] == "SLIAnalyser"
 

@@ -15,8 +15,13 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from gensight.processor.prometheus import PrometheusConfig, PrometheusEndpoint, PrometheusStore, metric_name
-from gensight.processor.tls import AuthConfig
+from gensight.processor.export.prometheus import (
+    PrometheusConfig,
+    PrometheusEndpoint,
+    PrometheusStore,
+    metric_name,
+)
+from gensight.processor.receive.tls import AuthConfig
 
 CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
@@ -302,7 +307,7 @@ def _prometheus_port(proc: subprocess.Popen) -> int:
 def test_build_endpoint_starts_from_a_yaml_section():
     from types import SimpleNamespace
 
-    from gensight.processor.prometheus import build_endpoint
+    from gensight.processor.export.prometheus import build_endpoint
 
     prom = build_endpoint(SimpleNamespace(endpoint="127.0.0.1:0"))
     try:

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from gensight.processor.admission import ACCEPTED, Admission, QueueConsumer, count_spans
-from gensight.processor.queue import BoundedQueue
+from gensight.processor.pipeline.queue import BoundedQueue
+from gensight.processor.receive.admission import ACCEPTED, Admission, QueueConsumer, count_spans
 
 
 def test_offer_is_refused_when_item_bound_is_reached():

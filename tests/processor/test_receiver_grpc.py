@@ -15,9 +15,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SpanExportResult
 from recorder import Recorder
 
-from gensight.processor.admission import ACCEPTED, Admission, count_spans
-from gensight.processor.receiver_grpc import GrpcReceiver, GrpcReceiverConfig
-from gensight.processor.tls import AuthConfig, TlsConfig
+from gensight.processor.receive.admission import ACCEPTED, Admission, count_spans
+from gensight.processor.receive.grpc_receiver import GrpcReceiver, GrpcReceiverConfig
+from gensight.processor.receive.tls import AuthConfig, TlsConfig
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -276,8 +276,8 @@ def test_binding_a_busy_port_fails_with_a_clear_error(start_receiver):
 def test_full_queue_refuses_then_recovers_when_drained(start_receiver, exporters, sdk_spans):
     """A real BoundedQueue behind the receiver: when full, the SDK exporter is told to retry
     (RESOURCE_EXHAUSTED + RetryInfo); once the queue drains, its retry is accepted."""
-    from gensight.processor.admission import QueueConsumer
-    from gensight.processor.queue import BoundedQueue
+    from gensight.processor.pipeline.queue import BoundedQueue
+    from gensight.processor.receive.admission import QueueConsumer
 
     q: BoundedQueue = BoundedQueue(max_items=2)
     rx = start_receiver(QueueConsumer(q, retry_after_s=0.05))

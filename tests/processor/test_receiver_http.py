@@ -16,10 +16,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SpanExportResult
 from recorder import Recorder
 
-from gensight.processor.admission import ACCEPTED, Admission
-from gensight.processor.decode import message_to_otlp_json
-from gensight.processor.receiver_http import HttpReceiver, HttpReceiverConfig
-from gensight.processor.tls import AuthConfig, TlsConfig
+from gensight.processor.receive.admission import ACCEPTED, Admission
+from gensight.processor.receive.decode import message_to_otlp_json
+from gensight.processor.receive.http_receiver import HttpReceiver, HttpReceiverConfig
+from gensight.processor.receive.tls import AuthConfig, TlsConfig
 
 PB = "application/x-protobuf"
 

@@ -12,12 +12,12 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
+from gensight.processor.commands.replay import replay_files
 from gensight.processor.config import config_from_mapping
-from gensight.processor.decode import message_to_otlp_json
-from gensight.processor.export import JsonLinesSink
-from gensight.processor.metric_builder import flatten
-from gensight.processor.replay import replay_files
-from gensight.processor.serve import ProcessorServer
+from gensight.processor.export.jsonlines import JsonLinesSink
+from gensight.processor.export.metric_builder import flatten
+from gensight.processor.receive.decode import message_to_otlp_json
+from gensight.processor.server import ProcessorServer
 
 S = 1_000_000_000
 

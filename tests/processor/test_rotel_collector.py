@@ -13,8 +13,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from gensight.processor.config import config_from_mapping
-from gensight.processor.metric_builder import flatten
-from gensight.processor.serve import ProcessorServer
+from gensight.processor.export.metric_builder import flatten
+from gensight.processor.server import ProcessorServer
 
 
 def rotel_binary() -> Path:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from gensight.processor.pipeline.series import SeriesConfig, SeriesRegistry
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
-from gensight.processor.series import SeriesConfig, SeriesRegistry
 
 S = 1_000_000_000
 
@@ -49,7 +49,7 @@ def test_recent_activity_keeps_a_series_alive():
 
 
 def test_series_groups_are_columns_in_first_seen_and_record_order():
-    from gensight.processor.series import series_groups
+    from gensight.processor.pipeline.series import series_groups
 
     recs = [CallRecord("chat", "svc", "openai", "b", 0, 5, 0.5, input_tokens=10, cost_usd=0.1),
             CallRecord("chat", "svc", "openai", "a", 0, 6, 0.25),
@@ -66,7 +66,7 @@ def test_series_groups_are_columns_in_first_seen_and_record_order():
 
 
 def test_record_batch_groups_once_and_again_after_a_change():
-    from gensight.processor.series import RecordBatch, series_groups
+    from gensight.processor.pipeline.series import RecordBatch, series_groups
 
     batch = RecordBatch([rec("a"), rec("b"), rec("a")])
     first = series_groups(batch)
@@ -78,7 +78,7 @@ def test_record_batch_groups_once_and_again_after_a_change():
 
 
 def test_present_and_finite_leave_out_missing_and_bad_values():
-    from gensight.processor.series import finite, present
+    from gensight.processor.pipeline.series import finite, present
 
     col = [1.0, None, float("inf"), 2.0]
     assert present([1, 2]) == ([1, 2], 3)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gensight.processor.analyse.sli import DURATION_BOUNDS_S, SLIAnalyser
 from gensight.processor.points import GAUGE, HISTOGRAM, SUM, Window
 from gensight.processor.records import OVERFLOW, CallRecord, SeriesKey
-from gensight.processor.sli import DURATION_BOUNDS_S, SLIAnalyser
 
 S = 1_000_000_000
 W0 = Window(0, 60 * S)
@@ -152,7 +152,7 @@ def test_closing_an_empty_window_emits_nothing():
 def test_vectorised_sketch_update_matches_ddsketch_add():
     from ddsketch import DDSketch
 
-    from gensight.processor.sli import _sketch_add_many
+    from gensight.processor.analyse.sli import _sketch_add_many
 
     values = np.random.default_rng(3).lognormal(-1, 1.5, 5000)
     one_by_one, bulk = DDSketch(0.01), DDSketch(0.01)
@@ -190,7 +190,7 @@ def test_buffered_durations_export_what_one_by_one_adds_did(n, odd):
     """Buffered durations (window-wide pass at close, or the sketch once 4096 wait) give exactly
     the quantiles and buckets of adding each value to a DDSketch; so do zeros, subnormals and (one
     by one) negative durations."""
-    from gensight.processor.sli import DURATION_BUFFER_MAX_VALUES
+    from gensight.processor.analyse.sli import DURATION_BUFFER_MAX_VALUES
 
     assert DURATION_BUFFER_MAX_VALUES == 4096
     rng = np.random.default_rng(n)
@@ -210,7 +210,7 @@ def test_buffered_durations_export_what_one_by_one_adds_did(n, odd):
 
 
 def test_vectorised_keys_equal_the_library_keys_at_bin_edges():
-    from gensight.processor.sli import _MAPPING, _sketch_keys
+    from gensight.processor.analyse.sli import _MAPPING, _sketch_keys
 
     edges = [2 ** (k / _MAPPING._multiplier) for k in range(-3000, 3000, 7)]
     values = [x for e in edges for x in (np.nextafter(e, 0), e, np.nextafter(e, np.inf))]

@@ -2,11 +2,11 @@
 
 import pytest
 
-from gensight.processor.alerts import FIRING, INACTIVE, RESOLVED, AlertEngine
-from gensight.processor.analytics import run_windows
+from gensight.processor.analyse.alerts import FIRING, INACTIVE, RESOLVED, AlertEngine
+from gensight.processor.analyse.analytics import run_windows
+from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig, SLOCounter
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
-from gensight.processor.slo import SLOAnalyser, SLOConfig, SLOCounter
 
 MIN = 60 * 10**9
 T0 = 1_700_000_000 * 10**9 // (300 * 10**9) * (300 * 10**9)  # bucket-aligned

@@ -20,8 +20,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from otlp_wire import key_value, length_delimited
 
 from gensight.pricing import PricingTable
-from gensight.processor import normalise
-from gensight.processor.normalise import NormaliseConfig, Normaliser
+from gensight.processor.normalise import normaliser as normalise
+from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
 
 KEY = b"test-key"
 PRICING = PricingTable.bundled()

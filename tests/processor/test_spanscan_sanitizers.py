@@ -41,8 +41,8 @@ def test_scanner_is_memory_safe_under_sanitizers(tmp_path):
     shutil.copytree(REPO / "processor", pkg / "processor", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     subprocess.run(
         [cc, "-shared", "-fPIC", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-         "-fno-omit-frame-pointer", f"-I{sysconfig.get_paths()['include']}", str(REPO / "processor" / "_spanscan.c"),
-         "-o", str(pkg / "processor" / f"_spanscan{SUFFIX}")],
+         "-fno-omit-frame-pointer", f"-I{sysconfig.get_paths()['include']}", str(REPO / "processor" / "normalise" / "_spanscan.c"),
+         "-o", str(pkg / "processor" / "normalise" / f"_spanscan{SUFFIX}")],
         check=True, capture_output=True, timeout=120,
     )
     env = {
@@ -53,7 +53,7 @@ def test_scanner_is_memory_safe_under_sanitizers(tmp_path):
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",  # CPython's own allocations are not leaks
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
     }
-    check = ("from gensight.processor import normalise; import sys; "
+    check = ("from gensight.processor.normalise import normaliser as normalise; import sys; "
              f"sys.exit(0 if normalise._spanscan.__file__.startswith({str(root)!r}) else 3)")
     subprocess.run([sys.executable, "-c", check], env=env, check=True, timeout=120)  # the sanitized build is used
     out = subprocess.run(

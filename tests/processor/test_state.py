@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from gensight.processor.analytics import Analytics, AnalyticsConfig
-from gensight.processor.state import STATE_FILE, StateError, StateLocked, StateStore
+from gensight.processor.analyse.analytics import Analytics, AnalyticsConfig
+from gensight.processor.analyse.state import STATE_FILE, StateError, StateLocked, StateStore
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -77,7 +77,7 @@ def test_second_writer_is_locked_out(tmp_path):
 
 DRIVER = textwrap.dedent('''
     import sys, time
-    from gensight.processor.analytics import Analytics, AnalyticsConfig
+    from gensight.processor.analyse.analytics import Analytics, AnalyticsConfig
     from gensight.processor.points import Window
     from gensight.processor.records import CallRecord
     cfg = AnalyticsConfig.from_dict({

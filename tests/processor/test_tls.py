@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from gensight.processor.tls import AuthConfig, BearerAuthenticator, TlsConfig
+from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 
 def test_valid_tls_config_builds_a_server_context(certs):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from gensight.processor.pipeline.windows import MAX_EMPTY_WINDOWS, WindowClock, WindowConfig
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
-from gensight.processor.windows import MAX_EMPTY_WINDOWS, WindowClock, WindowConfig
 
 S = 1_000_000_000
 T0 = 1_700_000_040 * S  # minute boundary
@@ -142,7 +142,7 @@ def test_steady_arrivals_are_not_idleness():
 def test_large_requests_split_in_bulk_exactly_as_record_by_record():
     import random
 
-    from gensight.processor.windows import BULK_ASSIGN_MIN_RECORDS, _split_bulk, _split_loop
+    from gensight.processor.pipeline.windows import BULK_ASSIGN_MIN_RECORDS, _split_bulk, _split_loop
 
     rng = random.Random(5)
     recs = [rec(rng.uniform(-30, 200)) for _ in range(3 * BULK_ASSIGN_MIN_RECORDS)]

@@ -1,0 +1,7 @@
+"""``python -m gensight.fakes``: run the fake provider until SIGINT/SIGTERM."""
+
+import sys
+
+from gensight.fakes.openai import main
+
+sys.exit(main())

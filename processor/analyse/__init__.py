@@ -1,0 +1,50 @@
+"""Analyse: the analysers that turn a closed window of call records into metric points.
+
+SLIs, SLO burn rates, drift, anomaly, cost and budgets, content flags, and the alert engine
+they feed; ``analytics`` wires them from the config, ``state`` persists their baselines
+(SQLite), ``admin`` serves the baseline endpoints."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "run_windows"]
+
+_EXPORTS = {
+    "Analytics": "gensight.processor.analyse.analytics",
+    "AnalyticsConfig": "gensight.processor.analyse.analytics",
+    "build_analysers": "gensight.processor.analyse.analytics",
+    "run_windows": "gensight.processor.analyse.analytics",
+    "AlertEngine": "gensight.processor.analyse.alerts",
+    "AlertsConfig": "gensight.processor.analyse.alerts",
+    "Transition": "gensight.processor.analyse.alerts",
+    "AnomalyAnalyser": "gensight.processor.analyse.anomaly",
+    "AnomalyConfig": "gensight.processor.analyse.anomaly",
+    "CostAnalyser": "gensight.processor.analyse.cost",
+    "CostConfig": "gensight.processor.analyse.cost",
+    "DriftAnalyser": "gensight.processor.analyse.drift",
+    "DriftConfig": "gensight.processor.analyse.drift",
+    "SLIAnalyser": "gensight.processor.analyse.sli",
+    "SLOAnalyser": "gensight.processor.analyse.slo",
+    "SLOConfig": "gensight.processor.analyse.slo",
+    "ContentChecksConfig": "gensight.processor.analyse.content_checks",
+    "ContentFlagsAnalyser": "gensight.processor.analyse.content_checks",
+    "StateError": "gensight.processor.analyse.state",
+    "StateStore": "gensight.processor.analyse.state",
+    "AdminServer": "gensight.processor.analyse.admin",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use (PEP 562): a stage's package stays cheap to import and free of cycles."""
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,270 @@
+"""The analytics stage as one object: config, the analysers in order, state, admin.
+
+The pipeline builds it through the factory :func:`build` (listed in
+``pipeline.ANALYSER_FACTORIES`` after the SLI analyser): it returns the detectors, then the alert
+engine (it must close after the detectors), then the ``Analytics`` object itself, whose
+``snapshot()`` / ``expire()`` / ``shutdown()`` hooks the pipeline calls on its worker thread. Alert
+transitions go to ``PipelineContext.emit_logs`` as OTLP log records at each window close. In
+live mode (serve) the authenticated admin endpoint is started when a token is configured.
+
+Config (YAML section ``analytics``; every key optional)::
+
+    analytics:
+      slos:    [{name, type: availability|latency|cost, target, selector: {...}, threshold_s, threshold_usd, period_s}]
+      budgets: [{name, limit_usd, selector: {...}, tenant}]
+      drift:   {reference_calls: 500, bins: 10, psi_warn: 0.1, psi_alert: 0.2, js_alert: 0.1, ...}
+      anomaly: {threshold: 0.7, refit: background|sync, seed: 0, ...}
+      cost:    {spike_factor: 2.0, per_tenant: false, ...}
+      alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}}
+      admin:   {endpoint: 127.0.0.1:4321, token_env: GENSIGHT_ADMIN_TOKEN}
+      state:   {snapshot_interval_s: 30}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig, Transition
+from gensight.processor.analyse.anomaly import SYNC, AnomalyAnalyser, AnomalyConfig
+from gensight.processor.analyse.cost import CostAnalyser, CostConfig
+from gensight.processor.analyse.drift import DriftAnalyser, DriftConfig
+from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
+from gensight.processor.analyse.state import StateStore
+from gensight.processor.config_fields import reject_unknown
+
+log = logging.getLogger(__name__)
+
+KNOWN_KEYS = ("slos", "budgets", "drift", "anomaly", "cost", "alerts", "admin", "state")
+DEFAULT_ADMIN_ENDPOINT = "127.0.0.1:4321"
+ADMIN_TOKEN_ENV = "GENSIGHT_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    endpoint: str = DEFAULT_ADMIN_ENDPOINT
+    token: str | None = None
+    enabled: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "analytics.admin",
+                  environ: Mapping[str, str] | None = None) -> AdminConfig:
+        data = dict(data or {})
+        reject_unknown(data, {"endpoint", "token", "token_env", "enabled"}, where)
+        env = os.environ if environ is None else environ
+        endpoint = str(data.get("endpoint", DEFAULT_ADMIN_ENDPOINT))
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"{where}.endpoint: must be HOST:PORT, got {endpoint!r}")
+        token = data.get("token") or env.get(str(data.get("token_env", ADMIN_TOKEN_ENV))) or None
+        return cls(endpoint=endpoint, token=token, enabled=bool(data.get("enabled", True)))
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    slos: tuple[SLOConfig, ...] = ()
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    snapshot_interval_s: float = 30.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "analytics",
+                  environ: Mapping[str, str] | None = None) -> AnalyticsConfig:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where}: must be a mapping")
+        reject_unknown(data, KNOWN_KEYS, where, sort=False)
+        raw_slos = data.get("slos") or []
+        if not isinstance(raw_slos, list):
+            raise ValueError(f"{where}.slos: must be a list")
+        slos = tuple(SLOConfig.from_dict(s, f"{where}.slos[{i}]") for i, s in enumerate(raw_slos))
+        names = [s.name for s in slos]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}.slos: SLO names must be unique")
+        state = dict(data.get("state") or {})
+        reject_unknown(state, {"snapshot_interval_s"}, f"{where}.state")
+        interval = state.get("snapshot_interval_s", 30.0)
+        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not interval > 0:
+            raise ValueError(f"{where}.state.snapshot_interval_s: must be a positive number, got {interval!r}")
+        return cls(
+            slos=slos,
+            drift=DriftConfig.from_dict(data.get("drift"), f"{where}.drift"),
+            anomaly=AnomalyConfig.from_dict(data.get("anomaly"), f"{where}.anomaly"),
+            cost=CostConfig.from_dict(data.get("cost"), budgets=data.get("budgets") or [], where=f"{where}.cost"),
+            alerts=AlertsConfig.from_dict(data.get("alerts"), f"{where}.alerts"),
+            admin=AdminConfig.from_dict(data.get("admin"), f"{where}.admin", environ),
+            snapshot_interval_s=float(interval),
+        )
+
+
+class Analytics:
+    """SLO, drift, anomaly, cost and alert analysers sharing one alert engine and one state file."""
+
+    def __init__(self, config: AnalyticsConfig | None = None, *, state_dir: str | None = None,
+                 reset_state: bool = False, deterministic: bool = False) -> None:
+        config = config or AnalyticsConfig()
+        if deterministic and config.anomaly.refit != SYNC:
+            config = replace(config, anomaly=replace(config.anomaly, refit=SYNC))
+        self.config = config
+        self.alerts = AlertEngine(config.alerts)
+        self.slo = SLOAnalyser(config.slos, self.alerts)
+        self.drift = DriftAnalyser(config.drift, self.alerts)
+        self.anomaly = AnomalyAnalyser(config.anomaly, self.alerts)
+        self.cost = CostAnalyser(config.cost, self.alerts)
+        # order matters: the alert engine closes last, after every detector evaluated the window
+        self.analysers: list[Any] = [self.slo, self.drift, self.anomaly, self.cost, self.alerts]
+        self.store: StateStore | None = None
+        self.admin: Any = None
+        self._last_snapshot = time.monotonic()
+        if state_dir is not None:
+            self.store = StateStore(state_dir, reset=reset_state)
+            self.restore()
+
+    def _components(self) -> dict[str, Any]:
+        return {"slo": self.slo, "drift": self.drift, "anomaly": self.anomaly, "cost": self.cost, "alerts": self.alerts}
+
+    def restore(self) -> None:
+        if self.store is None:
+            return
+        data = self.store.load()
+        for name, comp in self._components().items():
+            if name in data:
+                comp.import_state(data[name])
+
+    def snapshot(self) -> None:
+        if self.store is None:
+            return
+        self.store.save({name: comp.export_state() for name, comp in self._components().items()})
+        self._last_snapshot = time.monotonic()
+
+    def maybe_snapshot(self) -> bool:
+        """Snapshot when ``snapshot_interval_s`` has passed since the last one (call after closes)."""
+        if self.store is None or time.monotonic() - self._last_snapshot < self.config.snapshot_interval_s:
+            return False
+        self.snapshot()
+        return True
+
+    def drain_transitions(self) -> list[Transition]:
+        return self.alerts.drain_transitions()
+
+    # -- the pipeline's optional hooks (Analytics is registered as a no-op analyser) -----------
+    def observe(self, window: Any, records: Any) -> None:
+        return None
+
+    def close(self, window: Any) -> list[Any]:
+        return []
+
+    def start_admin(self) -> Any:
+        """Start the admin endpoint (serve); returns it, or None when no token is configured."""
+        from gensight.processor.analyse.admin import AdminServer
+
+        adm = self.config.admin
+        if not adm.enabled or not adm.token:
+            if adm.enabled:
+                log.warning("gensight: admin endpoint off: set analytics.admin.token or %s", ADMIN_TOKEN_ENV)
+            return None
+        host, _, port = adm.endpoint.rpartition(":")
+        self.admin = AdminServer(self.drift, adm.token, host.strip("[]"), int(port), on_change=self._save_drift)
+        self.admin.start()
+        log.info("gensight: admin endpoint on %s", self.admin.url)
+        return self.admin
+
+    def _save_drift(self) -> None:
+        """After an admin edit: persist the baselines at once (runs on the admin thread)."""
+        if self.store is not None:
+            self.store.save({"drift": self.drift.export_state()})
+
+    def shutdown(self) -> None:
+        if self.admin is not None:
+            self.admin.stop()
+            self.admin = None
+        self.anomaly.shutdown()
+        self.alerts.shutdown()
+        if self.store is not None:
+            self.snapshot()
+            self.store.close()
+            self.store = None
+
+
+def build(config: Any, context: Any) -> list[Any]:
+    """Analyser factory for ``pipeline.ANALYSER_FACTORIES`` (``gensight.processor.analyse.analytics:build``)."""
+    from gensight.processor.analyse.alerts import logs_request
+    from gensight.processor.analyse.state import StateError
+    from gensight.processor.config import ConfigError
+
+    try:
+        cfg = AnalyticsConfig.from_dict(getattr(config, "analytics", None) or {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    state_dir = str(context.state_dir) if context.state_dir is not None else None
+    try:
+        analytics = Analytics(cfg, state_dir=state_dir, reset_state=bool(getattr(config.state, "reset", False)),
+                              deterministic=not context.live)
+    except StateError as exc:
+        raise ConfigError(f"state.dir: {exc}") from None
+    analytics.alerts.sink = lambda transitions: context.emit_logs(logs_request(transitions))
+    if context.live:
+        try:
+            analytics.start_admin()
+        except OSError as exc:
+            analytics.shutdown()
+            raise ConfigError(f"analytics.admin.endpoint: cannot listen on {cfg.admin.endpoint}: {exc}") from None
+    return [*analytics.analysers, analytics]
+
+
+def build_analysers(config: Mapping[str, Any] | AnalyticsConfig | None = None, *, state_dir: str | None = None,
+                    reset_state: bool = False, deterministic: bool = False) -> Analytics:
+    """The pipeline's hook: ``build_analysers(cfg).analysers`` go after the SLI analyser."""
+    cfg = config if isinstance(config, AnalyticsConfig) else AnalyticsConfig.from_dict(config)
+    return Analytics(cfg, state_dir=state_dir, reset_state=reset_state, deterministic=deterministic)
+
+
+def run_windows(analysers: list[Any], records: Any, window_s: float = 60.0,
+                on_close: Any = None) -> list[Any]:
+    """Feed time-ordered records through ``analysers`` in tumbling event-time windows.
+
+    A minimal stand-in for the pipeline's window stage (no lateness): tests and the detection
+    benchmark use it to drive the analysers directly. Empty windows between records are closed
+    too, as the pipeline's watermark would. Returns every point; ``on_close(window, points)``
+    is called after each window.
+    """
+    from gensight.processor.pipeline.series import RecordBatch
+    from gensight.processor.points import Window
+
+    step = int(window_s * 1e9)
+    out: list[Any] = []
+    batch: list[Any] = RecordBatch()  # the analysers share its grouping by series, as in the pipeline
+    current: int | None = None
+
+    def flush(start: int) -> None:
+        w = Window(start, start + step)
+        if batch:
+            for a in analysers:
+                a.observe(w, batch)
+        pts = []
+        for a in analysers:
+            pts.extend(a.close(w))
+        out.extend(pts)
+        if on_close is not None:
+            on_close(w, pts)
+
+    for rec in records:
+        start = (rec.end_ns // step) * step
+        if current is None:
+            current = start
+        while start > current:
+            flush(current)
+            batch = RecordBatch()
+            current += step
+        batch.append(rec)
+    if current is not None:
+        flush(current)
+    return out

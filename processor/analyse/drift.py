@@ -1,0 +1,601 @@
+"""Distribution drift per series against a frozen reference.
+
+Why frozen bins: a score is only comparable across windows if every window is binned the same
+way, so each reference is learnt once (the first ``reference_calls`` calls of the series, default
+1000, or everything within ``reference_period_s`` of its first call when that is set, capped at
+``max_reference_sample``) and then frozen as quantile bin edges plus two open-ended outer bins.
+
+Numeric features — ``duration``, ``input_tokens``, ``output_tokens``, ``cost`` (USD per call),
+``relevance`` — get per window:
+
+* PSI = sum (c - r) ln(c / r) over the frozen bins, each proportion floored at ``psi_floor`` (1e-4);
+* KS  = max |F_c - F_r| over the bin edges (binned CDFs; a lower bound of the exact statistic);
+* Wasserstein-1 between the binned distributions, each bin's mass placed at the mean of the values
+  that fell in it, divided by the reference standard deviation.
+
+Categorical mixes — ``finish_reason`` per series and ``model`` within a service (a pseudo-series
+``service|*|*|*``) — get the Jensen–Shannon distance (base 2, in [0, 1]) against the reference
+categories (top ``max_categories`` + ``_other``).
+
+Small samples make PSI biased upwards (about (bins - 1) x (1/n + 1/N) under no drift, a scaled
+chi-square), so a window is scored over the most recent windows that together hold at least
+``min_eval_count`` values (default 500), up to ``max_eval_windows`` (30) windows; with fewer
+values the feature is not scored. With N = 1000 reference and n = 500 current values, no-drift PSI
+averages 0.03 and exceeds 0.2 with probability ~1e-10 per window.
+
+Composite score in [0, 1]: each feature's severity is ``min(1, stat / (2 x alert threshold))``
+(PSI for numeric, JS for categorical features), so a feature exactly at its alert threshold scores
+0.5. A group's score is its worst feature; the composite is the weighted mean of the groups the
+series has (weights renormalised): concept 0.40 (``relevance``, ``duration``, ``cost``: how the
+system responds to the same inputs), data 0.35 (``input_tokens``, ``model``: what comes in),
+prediction 0.25 (``output_tokens``, ``finish_reason``: what the model returns).
+
+Alert ``drift`` (ticket) fires for a series while any feature is at or above its alert threshold
+(PSI >= 0.2, JS >= 0.1 by default).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from array import array
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gensight.processor.analyse.alerts import TICKET, AlertEngine
+from gensight.processor.config_fields import fields_from_mapping
+from gensight.processor.labels import (
+    DEFAULT_MAX_SERIES,
+    matches_patterns,
+    parse_series_id,
+    series_attributes,
+    series_id,
+)
+from gensight.processor.pipeline.series import series_groups
+from gensight.processor.points import GAUGE, MetricPoint, Window
+from gensight.processor.records import CHAT, OVERFLOW_KEY, TEXT_COMPLETION, CallRecord, SeriesKey
+
+NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance")
+CATEGORICAL_FEATURES = ("finish_reason", "model")
+GROUPS: dict[str, tuple[str, ...]] = {
+    "concept": ("relevance", "duration", "cost"),
+    "data": ("input_tokens", "model"),
+    "prediction": ("output_tokens", "finish_reason"),
+}
+GROUP_WEIGHTS = {"concept": 0.40, "data": 0.35, "prediction": 0.25}
+OTHER_CATEGORY = "_other"
+# distinct categories a learning reference counts; calls with further ones are not counted
+MAX_LEARNING_CATEGORIES = 1000
+LEARNING = "learning"
+FROZEN = "frozen"
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    reference_calls: int = 1000
+    reference_period_s: float | None = None
+    max_reference_sample: int = 5000
+    bins: int = 10
+    min_eval_count: int = 500
+    max_eval_windows: int = 30
+    psi_warn: float = 0.1
+    psi_alert: float = 0.2
+    js_alert: float = 0.1
+    psi_floor: float = 1e-4
+    max_categories: int = 20
+    max_series: int = DEFAULT_MAX_SERIES
+    max_values_per_window: int = 10_000
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "drift") -> DriftConfig:
+        from gensight.processor.analyse.slo import parse_duration_s
+
+        def period(v: Any, key: str) -> float | None:
+            return None if v is None else float(parse_duration_s(v, key))
+
+        kw = fields_from_mapping(cls, dict(data or {}), where, {"reference_period_s": period})
+        cfg = cls(**kw)
+        if cfg.bins < 2:
+            raise ValueError(f"{where}.bins: must be at least 2")
+        if cfg.psi_warn > cfg.psi_alert:
+            raise ValueError(f"{where}.psi_warn: must not exceed psi_alert ({cfg.psi_alert})")
+        return cfg
+
+
+# -- the statistics (pure functions; tested against scipy) ------------------------------------
+
+def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Interior bin edges at the reference quantiles, de-duplicated (ties collapse bins)."""
+    qs = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.unique(qs)
+
+
+def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Bin i holds [edge[i-1], edge[i]); bin 0 and bin len(edges) are open-ended."""
+    return np.searchsorted(edges, values, side="right")
+
+
+def psi(ref_p: np.ndarray, cur_p: np.ndarray, floor: float = 1e-4) -> float:
+    r = np.maximum(ref_p, floor)
+    c = np.maximum(cur_p, floor)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def ks_binned(ref_p: np.ndarray, cur_p: np.ndarray) -> float:
+    return float(np.max(np.abs(np.cumsum(ref_p) - np.cumsum(cur_p))))
+
+
+def wasserstein_binned(ref_p: np.ndarray, ref_x: np.ndarray, cur_p: np.ndarray, cur_x: np.ndarray) -> float:
+    """W1 between two discrete distributions (mass ``p`` at positions ``x``)."""
+    x = np.concatenate([ref_x, cur_x])
+    w = np.concatenate([ref_p, -cur_p])
+    order = np.argsort(x, kind="stable")
+    xs, cum = x[order], np.cumsum(w[order])
+    return float(np.sum(np.abs(cum[:-1]) * np.diff(xs)))
+
+
+def js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon distance, base 2 (0 = same mix, 1 = disjoint)."""
+    p = p / p.sum()
+    q = q / q.sum()
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return math.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q)))
+
+
+# -- references -------------------------------------------------------------------------------
+
+class NumericRef:
+    __slots__ = ("status", "pinned", "sample", "first_ns", "edges", "probs", "means", "std", "n")
+
+    def __init__(self) -> None:
+        self.status = LEARNING
+        self.pinned = False
+        self.sample: array[float] = array("d")  # 8 bytes a value while learning
+        self.first_ns: int | None = None
+        self.edges = np.zeros(0)
+        self.probs = np.zeros(0)
+        self.means = np.zeros(0)
+        self.std = 0.0
+        self.n = 0
+
+    def freeze(self, bins: int) -> None:
+        v = np.asarray(self.sample, dtype=float)
+        self.edges = quantile_edges(v, bins)
+        idx = bin_index(self.edges, v)
+        k = len(self.edges) + 1
+        counts = np.bincount(idx, minlength=k).astype(float)
+        sums = np.bincount(idx, weights=v, minlength=k)
+        self.probs = counts / counts.sum()
+        self.means = np.where(counts > 0, sums / np.maximum(counts, 1), _bin_mids(self.edges))
+        self.std = float(v.std())
+        self.n = len(v)
+        self.status = FROZEN
+        self.sample = array("d")
+
+    def to_json(self) -> dict[str, Any]:
+        if self.status == LEARNING:
+            return {"status": LEARNING, "pinned": self.pinned, "sample": self.sample.tolist(), "first_ns": self.first_ns}
+        return {"status": FROZEN, "pinned": self.pinned, "edges": self.edges.tolist(), "probs": self.probs.tolist(),
+                "means": self.means.tolist(), "std": self.std, "n": self.n}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> NumericRef:
+        r = cls()
+        r.status, r.pinned = d["status"], bool(d.get("pinned", False))
+        if r.status == LEARNING:
+            r.sample, r.first_ns = array("d", (float(x) for x in d["sample"])), d.get("first_ns")
+        else:
+            r.edges, r.probs, r.means = (np.asarray(d[k], dtype=float) for k in ("edges", "probs", "means"))
+            r.std, r.n = float(d["std"]), int(d["n"])
+        return r
+
+
+def _bin_mids(edges: np.ndarray) -> np.ndarray:
+    if len(edges) == 0:
+        return np.zeros(1)
+    inner = (edges[:-1] + edges[1:]) / 2 if len(edges) > 1 else np.zeros(0)
+    return np.concatenate([[edges[0]], inner, [edges[-1]]])
+
+
+class CategoricalRef:
+    __slots__ = ("status", "pinned", "counts", "first_ns", "n", "cats", "probs")
+
+    def __init__(self) -> None:
+        self.status = LEARNING
+        self.pinned = False
+        self.counts: Counter[str] = Counter()
+        self.first_ns: int | None = None
+        self.n = 0
+        self.cats: list[str] = []
+        self.probs = np.zeros(0)
+
+    def freeze(self, max_categories: int) -> None:
+        top = self.counts.most_common(max_categories)
+        self.cats = [c for c, _ in top] + [OTHER_CATEGORY]
+        other = self.n - sum(n for _, n in top)
+        arr = np.asarray([n for _, n in top] + [other], dtype=float)
+        self.probs = arr / arr.sum()
+        self.status = FROZEN
+        self.counts = Counter()
+
+    def vector(self, counts: Mapping[str, int]) -> np.ndarray:
+        pos = {c: i for i, c in enumerate(self.cats)}
+        out = np.zeros(len(self.cats))
+        for c, n in counts.items():
+            out[pos.get(c, len(self.cats) - 1)] += n
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        if self.status == LEARNING:
+            return {"status": LEARNING, "pinned": self.pinned, "counts": dict(self.counts), "n": self.n,
+                    "first_ns": self.first_ns}
+        return {"status": FROZEN, "pinned": self.pinned, "cats": self.cats, "probs": self.probs.tolist(), "n": self.n}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CategoricalRef:
+        r = cls()
+        r.status, r.pinned, r.n = d["status"], bool(d.get("pinned", False)), int(d.get("n", 0))
+        if r.status == LEARNING:
+            r.counts, r.first_ns = Counter({str(k): int(v) for k, v in d["counts"].items()}), d.get("first_ns")
+        else:
+            r.cats, r.probs = list(d["cats"]), np.asarray(d["probs"], dtype=float)
+        return r
+
+
+class _Feature:
+    """Reference + the values of the recent windows for one (series, feature)."""
+
+    __slots__ = ("ref", "current", "recent")
+
+    def __init__(self, ref: NumericRef | CategoricalRef, max_windows: int) -> None:
+        self.ref = ref
+        self.current: list[float] | Counter[str] = [] if isinstance(ref, NumericRef) else Counter()
+        self.recent: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=max_windows)
+
+
+_MODEL_KINDS = frozenset((CHAT, TEXT_COMPLETION))
+
+
+def _model_key(service: str) -> SeriesKey:
+    return SeriesKey(service, "*", "*", "*")
+
+
+class DriftAnalyser:
+    def __init__(self, config: DriftConfig | None = None, alerts: AlertEngine | None = None) -> None:
+        self.config = config or DriftConfig()
+        self.alerts = alerts
+        self._series: dict[SeriesKey, dict[str, _Feature]] = {}
+        self._lock = threading.RLock()  # the admin endpoint edits references from another thread
+        self.overflowed = 0
+
+    # -- feeding ----------------------------------------------------------------------------
+    def _features(self, key: SeriesKey) -> dict[str, _Feature]:
+        feats = self._series.get(key)
+        if feats is None:
+            if len(self._series) >= self.config.max_series:
+                self.overflowed += 1
+                key = OVERFLOW_KEY
+                feats = self._series.get(key)
+            if feats is None:
+                feats = self._series[key] = {}
+        return feats
+
+    def _feature(self, feats: dict[str, _Feature], name: str, numeric: bool) -> _Feature:
+        f = feats.get(name)
+        if f is None:
+            f = feats[name] = _Feature(NumericRef() if numeric else CategoricalRef(), self.config.max_eval_windows)
+        return f
+
+    def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
+        # hot path: per series (grouped once for all analysers), each feature's values move as one
+        # column slice; field positions: see CallRecord (5 end, 6 duration, 7/8 tokens, 10 cost,
+        # 14 finish reason, 15 relevance)
+        if not records:
+            return
+        models: dict[str, dict[str, int]] = {}  # service -> model -> calls, models in order of first call
+        cap, max_values = self._sample_cap(), self.config.max_values_per_window
+        with self._lock:
+            for (kind, service, _, target), key, cols, pres, fin in series_groups(records):
+                feats = self._series.get(key)
+                if feats is None:
+                    feats = self._features(key)
+                first_ns = cols[5][0]
+                for name, vals in (
+                    ("duration", fin[6][0]),
+                    ("input_tokens", pres[7][0]),
+                    ("output_tokens", pres[8][0]),
+                    ("cost", fin[10][0]),
+                    ("relevance", fin[15][0]),
+                ):
+                    if vals:
+                        self._add_numeric(feats.get(name) or self._feature(feats, name, True), vals, first_ns,
+                                          cap, max_values)
+                reasons = cols[14]
+                self._add_categorical(feats, "finish_reason", reasons if all(reasons) else [f for f in reasons if f],
+                                      first_ns)
+                if kind in _MODEL_KINDS and target:
+                    counts = models.get(service)
+                    if counts is None:
+                        counts = models[service] = {}
+                    counts[target] = counts.get(target, 0) + len(reasons)
+            for service, counts in models.items():
+                self._add_models(service, counts, records)
+
+    def _add_models(self, service: str, counts: dict[str, int], records: Sequence[CallRecord]) -> None:
+        """The ``model`` mix of a service from per-series counts (models in order of first
+        appearance, as series groups come). Only a learning reference that would reach a cap
+        within these calls needs each call's model in record order: the calls before the cap count."""
+        feats = self._features(_model_key(service))
+        f = self._feature(feats, "model", False)
+        ref, cur = f.ref, f.current
+        assert isinstance(ref, CategoricalRef) and isinstance(cur, Counter)
+        if ref.status == FROZEN:
+            cur.update(counts)
+            return
+        if ref.first_ns is None:
+            ref.first_ns = records[0][5]
+        total = sum(counts.values())
+        cap = self._sample_cap()
+        if ref.n >= cap:
+            return  # full: waits to be frozen at the next close
+        if ref.n + total <= cap and len(ref.counts) + len(counts) <= MAX_LEARNING_CATEGORIES:
+            ref.counts.update(counts)
+            ref.n += total
+            return
+        names = [r[3] for r in records if r[1] == service and r[0] in _MODEL_KINDS and r[3]]
+        self._add_categorical(feats, "model", names, records[0][5])
+
+    @staticmethod
+    def _add_numeric(f: _Feature, vals: Sequence[float], first_ns: int, cap: int, max_values: int) -> None:
+        """Into the reference while it learns (up to ``cap`` values), else into the window's
+        values (up to ``max_values``)."""
+        ref: NumericRef = f.ref  # type: ignore[assignment]
+        if ref.status == LEARNING:
+            if ref.first_ns is None:
+                ref.first_ns = first_ns
+            room = cap - len(ref.sample)
+            if room > 0:
+                # fromlist converts a list three times faster than extend converts any iterable
+                ref.sample.fromlist(list(vals) if room >= len(vals) else list(vals[:room]))
+        else:
+            cur: list[float] = f.current  # type: ignore[assignment]
+            room = max_values - len(cur)
+            if room >= len(vals):
+                cur.extend(vals)
+            elif room > 0:
+                cur.extend(vals[:room])
+
+    def _add_categorical(self, feats: dict[str, _Feature], name: str, cats: Sequence[str], first_ns: int) -> None:
+        if not cats:
+            return
+        f = self._feature(feats, name, False)
+        ref = f.ref
+        assert isinstance(ref, CategoricalRef)
+        if ref.status == LEARNING:
+            if ref.first_ns is None:
+                ref.first_ns = first_ns
+            cap = self._sample_cap()
+            if ref.n + len(cats) <= cap and len(ref.counts) + len(cats) <= MAX_LEARNING_CATEGORIES:
+                # no cap can be reached within these: count them all at once (same insertion order)
+                ref.counts.update(cats)
+                ref.n += len(cats)
+                return
+            for cat in cats:
+                if ref.n >= cap:
+                    break
+                if cat in ref.counts or len(ref.counts) < MAX_LEARNING_CATEGORIES:
+                    ref.counts[cat] += 1
+                    ref.n += 1
+        else:
+            cur = f.current
+            assert isinstance(cur, Counter)
+            cur.update(cats)
+
+    def _sample_cap(self) -> int:
+        """Values kept while learning: reference_calls (or the period cap when learning by period)."""
+        cfg = self.config
+        return cfg.max_reference_sample if cfg.reference_period_s is not None else cfg.reference_calls
+
+    def _ready(self, ref: NumericRef | CategoricalRef, now_ns: int) -> bool:
+        cfg = self.config
+        n = len(ref.sample) if isinstance(ref, NumericRef) else ref.n
+        if cfg.reference_period_s is not None:
+            return ref.first_ns is not None and now_ns - ref.first_ns >= cfg.reference_period_s * 1e9 and n >= 20
+        return n >= cfg.reference_calls
+
+    # -- scoring ----------------------------------------------------------------------------
+    def close(self, window: Window) -> list[MetricPoint]:
+        cfg = self.config
+        out: list[MetricPoint] = []
+        now = window.end_ns
+        with self._lock:
+            for key, feats in self._series.items():
+                severities: dict[str, float] = {}
+                worst: tuple[float, str, float, float] | None = None  # (ratio, feature, stat, threshold)
+                for name, f in feats.items():
+                    ref = f.ref
+                    if ref.status == LEARNING:
+                        if self._ready(ref, now):
+                            if isinstance(ref, NumericRef):
+                                ref.freeze(cfg.bins)
+                            else:
+                                ref.freeze(cfg.max_categories)
+                        continue
+                    stats = self._score_feature(f)
+                    if stats is None:
+                        continue
+                    attrs_base = series_attributes(key) if key.kind != "*" else ()
+                    for method, value in stats.items():
+                        out.append(MetricPoint("gensight.drift", GAUGE, "1", key.service,
+                                               (*attrs_base, ("feature", name), ("method", method)),
+                                               value, window.start_ns, now))
+                    if "psi" in stats:
+                        stat, thr = stats["psi"], cfg.psi_alert
+                    else:
+                        stat, thr = stats["js"], cfg.js_alert
+                    severities[name] = min(1.0, stat / (2 * thr))
+                    if worst is None or stat / thr > worst[0]:
+                        worst = (stat / thr, name, stat, thr)
+                if not severities:
+                    continue
+                score = composite_score(severities)
+                attrs = series_attributes(key) if key.kind != "*" else (("feature", "model"),)
+                out.append(MetricPoint("gensight.drift.score", GAUGE, "1", key.service, attrs, score,
+                                       window.start_ns, now))
+                if self.alerts is not None and worst is not None:
+                    self.alerts.evaluate("drift", series_id(key), worst[0] >= 1.0, value=worst[2], threshold=worst[3],
+                                         time_ns=now, severity=TICKET, service=key.service,
+                                         attributes=(*attrs, ("gensight.drift.feature", worst[1])))
+        return out
+
+    def _score_feature(self, f: _Feature) -> dict[str, float] | None:
+        cfg = self.config
+        ref = f.ref
+        if isinstance(ref, NumericRef):
+            cur = f.current
+            assert isinstance(cur, list)
+            k = len(ref.edges) + 1
+            if cur:
+                v = np.asarray(cur, dtype=float)
+                idx = bin_index(ref.edges, v)
+                f.recent.append((np.bincount(idx, minlength=k).astype(float), np.bincount(idx, weights=v, minlength=k)))
+            else:
+                f.recent.append((np.zeros(k), np.zeros(k)))
+            f.current = []
+            counts, sums = self._horizon(f)
+            if counts is None or sums is None:
+                return None
+            n = counts.sum()
+            cur_p = counts / n
+            cur_x = np.where(counts > 0, sums / np.maximum(counts, 1), ref.means)
+            std = max(ref.std, 1e-9, 0.01 * abs(float(np.dot(ref.probs, ref.means))))
+            return {
+                "psi": psi(ref.probs, cur_p, cfg.psi_floor),
+                "ks": ks_binned(ref.probs, cur_p),
+                "wasserstein": wasserstein_binned(ref.probs, ref.means, cur_p, cur_x) / std,
+            }
+        ccur = f.current
+        assert isinstance(ccur, Counter)
+        vec = ref.vector(ccur)
+        f.recent.append((vec, vec))
+        f.current = Counter()
+        counts, _ = self._horizon(f)
+        if counts is None:
+            return None
+        return {"js": js_distance(ref.probs, counts)}
+
+    def _horizon(self, f: _Feature) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Sum the most recent windows until they hold ``min_eval_count`` values."""
+        counts: np.ndarray | None = None
+        sums: np.ndarray | None = None
+        for c, s in reversed(f.recent):
+            counts = c.copy() if counts is None else counts + c
+            sums = s.copy() if sums is None else sums + s
+            if counts.sum() >= self.config.min_eval_count:
+                return counts, sums
+        return None, None
+
+    def expire(self, keys: Iterable[SeriesKey]) -> None:
+        """Series the pipeline forgot (idle): drop them, unless a reference is pinned."""
+        with self._lock:
+            for key in keys:
+                feats = self._series.get(key)
+                if feats is not None and not any(f.ref.pinned for f in feats.values()):
+                    del self._series[key]
+
+    # -- baseline management ------------------------------------------------------------------
+    def show(self, patterns: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        rows = []
+        with self._lock:
+            for key, feats in sorted(self._series.items()):
+                sid = series_id(key)
+                if not matches_patterns(sid, patterns):
+                    continue
+                for name, f in sorted(feats.items()):
+                    ref = f.ref
+                    row: dict[str, Any] = {"series": sid, "feature": name, "status": ref.status, "pinned": ref.pinned}
+                    if isinstance(ref, NumericRef):
+                        row["n"] = len(ref.sample) if ref.status == LEARNING else ref.n
+                        if ref.status == FROZEN:
+                            row.update(edges=[round(x, 6) for x in ref.edges.tolist()], std=ref.std)
+                    else:
+                        row["n"] = ref.n
+                        if ref.status == FROZEN:
+                            row["categories"] = dict(zip(ref.cats, [round(p, 4) for p in ref.probs.tolist()], strict=True))
+                    rows.append(row)
+        return rows
+
+    def reset(self, patterns: Iterable[str] | None = None, force: bool = False) -> int:
+        """Forget references so they are learnt again from the next calls; pinned ones need ``force``."""
+        n = 0
+        with self._lock:
+            for key, feats in self._series.items():
+                if not matches_patterns(series_id(key), patterns):
+                    continue
+                for name, f in list(feats.items()):
+                    if f.ref.pinned and not force:
+                        continue
+                    feats[name] = _Feature(NumericRef() if isinstance(f.ref, NumericRef) else CategoricalRef(),
+                                           self.config.max_eval_windows)
+                    n += 1
+        return n
+
+    def pin(self, patterns: Iterable[str] | None = None) -> int:
+        """Freeze references now (a learning one with what it has, if >= 20 values) and protect them from reset."""
+        n = 0
+        with self._lock:
+            for key, feats in self._series.items():
+                if not matches_patterns(series_id(key), patterns):
+                    continue
+                for f in feats.values():
+                    ref = f.ref
+                    if ref.status == LEARNING:
+                        size = len(ref.sample) if isinstance(ref, NumericRef) else ref.n
+                        if size < 20:
+                            continue
+                        if isinstance(ref, NumericRef):
+                            ref.freeze(self.config.bins)
+                        else:
+                            ref.freeze(self.config.max_categories)
+                    ref.pinned = True
+                    n += 1
+        return n
+
+    # -- state ----------------------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        with self._lock:
+            return {series_id(k): {name: f.ref.to_json() for name, f in feats.items()} for k, feats in self._series.items()}
+
+    def import_state(self, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._series.clear()
+            for sid, feats in data.items():
+                key = parse_series_id(sid)
+                d: dict[str, _Feature] = {}
+                for name, rj in feats.items():
+                    ref: NumericRef | CategoricalRef = (
+                        NumericRef.from_json(rj) if name in NUMERIC_FEATURES else CategoricalRef.from_json(rj))
+                    d[name] = _Feature(ref, self.config.max_eval_windows)
+                self._series[key] = d
+
+
+def composite_score(severities: Mapping[str, float]) -> float:
+    """Weighted mean over the groups present of each group's worst feature severity."""
+    total_w = 0.0
+    acc = 0.0
+    for group, feats in GROUPS.items():
+        vals = [severities[f] for f in feats if f in severities]
+        if vals:
+            w = GROUP_WEIGHTS[group]
+            acc += w * max(vals)
+            total_w += w
+    return acc / total_w if total_w else 0.0

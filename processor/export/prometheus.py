@@ -1,0 +1,431 @@
+"""Optional Prometheus scrape endpoint serving the latest exported metrics (``--prometheus-endpoint``).
+
+It is fed the very ``ExportMetricsServiceRequest`` objects the OTLP exporter sends, so the scrape
+path and the OTLP path carry identical data.
+
+Interface::
+
+    cfg = PrometheusConfig(endpoint="127.0.0.1:9464"); cfg.validate("prometheus")
+    prom = PrometheusEndpoint(cfg); prom.start(); prom.port
+    prom.export(request) -> bool   # Sink protocol, like OtlpExporter/JsonLinesSink: update the store
+    prom.force_flush(); prom.shutdown(timeout_s)
+    PrometheusStore().update(request); .render() -> str    # the pure part, usable without a server
+    build_endpoint(section) -> PrometheusEndpoint           # started; section = config or YAML section
+
+Naming (a contract -- Grafana dashboards and alert rules are written against it; it matches the
+Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffixes: false`` and
+``resource_to_telemetry_conversion: enabled``):
+
+- metric name = OTel name with ``.`` (and any other character outside ``[a-zA-Z0-9_:]``) -> ``_``;
+  **no** unit or type suffixes (``gensight.calls`` -> ``gensight_calls``, not ``..._total``).
+- histograms: ``<name>_bucket{le="..."}`` (cumulative), ``<name>_sum``, ``<name>_count``.
+- labels: data point attribute keys with ``.`` -> ``_``; every resource attribute becomes a label
+  the same way (``service.name`` -> ``service_name``); a data point attribute wins a clash. Keys
+  starting with a digit get a ``key_`` prefix.
+
+Types: Gauge -> gauge; monotonic Sum -> counter; non-monotonic Sum -> gauge; Histogram ->
+histogram; Summary -> summary. Delta temporality is accumulated into running totals (Prometheus
+needs cumulative values); cumulative values replace the previous value. Exponential histograms
+cannot be expressed in the text format and are skipped (counted in ``stats().skipped_points``).
+
+Bounded: at most ``max_series`` series (new ones beyond are dropped and counted), and a series not
+updated for ``series_ttl_s`` disappears from the output (0 keeps series forever).
+
+Note: ``promtool check metrics`` flags counters without ``_total``; that is the documented
+consequence of the naming decision above, not an error.
+"""
+
+from __future__ import annotations
+
+import decimal
+import http.server
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from gensight.processor.receive.bounded_http import BoundedHTTPServer
+from gensight.processor.receive.grpc_receiver import parse_endpoint
+from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
+
+_log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_NAME_BAD = re.compile(r"[^a-zA-Z0-9_:]")
+_LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
+_DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+
+
+def metric_name(otel_name: str) -> str:
+    name = _NAME_BAD.sub("_", otel_name)
+    return "_" + name if name[:1].isdigit() else name
+
+
+def label_name(key: str) -> str:
+    name = _LABEL_BAD.sub("_", key)
+    if name[:1].isdigit():
+        return "key_" + name
+    return name or "key_"
+
+
+def _any_to_str(v: AnyValue) -> str:
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "bool_value":
+        return "true" if v.bool_value else "false"
+    if kind == "int_value":
+        return str(v.int_value)
+    if kind == "double_value":
+        return _fmt(v.double_value)
+    if kind == "bytes_value":
+        return v.bytes_value.hex()
+    if kind == "array_value":
+        return "[" + ",".join(_any_to_str(x) for x in v.array_value.values) + "]"
+    if kind == "kvlist_value":
+        return "{" + ",".join(f"{kv.key}:{_any_to_str(kv.value)}" for kv in v.kvlist_value.values) + "}"
+    return ""
+
+
+def _fmt(x: float) -> str:
+    """Shortest round-tripping decimal without exponent, as Go's FormatFloat(x, 'f', -1)."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    text = format(decimal.Decimal(repr(x)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+@dataclass
+class PrometheusConfig:
+    endpoint: str | None = None  # HOST:PORT; None = endpoint off
+    series_ttl_s: float = 300.0
+    max_series: int = 50_000
+    workers: int = 2
+    tls: TlsConfig | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+    def validate(self, prefix: str = "prometheus") -> None:
+        if self.endpoint is not None:
+            parse_endpoint(self.endpoint, f"{prefix}.endpoint")
+        if self.series_ttl_s < 0:
+            raise ValueError(f"{prefix}.series_ttl_s: must be >= 0, got {self.series_ttl_s}")
+        if self.max_series < 1:
+            raise ValueError(f"{prefix}.max_series: must be >= 1, got {self.max_series}")
+        if self.workers < 1:
+            raise ValueError(f"{prefix}.workers: must be >= 1, got {self.workers}")
+        if self.tls is not None:
+            self.tls.validate(f"{prefix}.tls")
+        self.auth.validate(f"{prefix}.auth")
+
+
+class _Family:
+    __slots__ = ("help", "type")
+
+    def __init__(self, type_: str, help_: str) -> None:
+        self.type = type_
+        self.help = help_
+
+
+class _Hist:
+    __slots__ = ("bounds", "counts", "count", "sum")
+
+    def __init__(self, bounds: tuple[float, ...], counts: list[int], count: int, sum_: float | None) -> None:
+        self.bounds = bounds
+        self.counts = counts
+        self.count = count
+        self.sum = sum_
+
+
+class PrometheusStats(NamedTuple):
+    series: int
+    dropped_series: int  # new series refused at the max_series cap
+    skipped_points: int  # exponential histograms, type clashes, empty points
+    updates: int
+
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class PrometheusStore:
+    """Latest value per series, rendered on demand in the Prometheus text format (0.0.4)."""
+
+    def __init__(self, series_ttl_s: float = 300.0, max_series: int = 50_000) -> None:
+        self.series_ttl_s = series_ttl_s
+        self.max_series = max_series
+        self._lock = threading.Lock()
+        self._families: dict[str, _Family] = {}
+        # (family, labels) -> (value | _Hist | summary tuple, last update monotonic)
+        self._series: dict[tuple[str, Labels], tuple[Any, float]] = {}
+        self._dropped_series = 0
+        self._skipped_points = 0
+        self._updates = 0
+
+    # ------------------------------------------------------------------ update
+
+    def update(self, request: ExportMetricsServiceRequest) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._updates += 1
+            for rm in request.resource_metrics:
+                resource_labels = {label_name(kv.key): _any_to_str(kv.value) for kv in rm.resource.attributes}
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        self._update_metric(metric, resource_labels, now)
+
+    def _labels(self, resource_labels: dict[str, str], attributes: Any) -> Labels:
+        labels = dict(resource_labels)
+        for kv in attributes:
+            labels[label_name(kv.key)] = _any_to_str(kv.value)
+        return tuple(sorted(labels.items()))
+
+    def _family(self, name: str, type_: str, metric: metrics_pb2.Metric) -> bool:
+        fam = self._families.get(name)
+        if fam is None:
+            help_ = metric.description or metric.name
+            if metric.unit:
+                help_ = f"{help_} [{metric.unit}]"
+            self._families[name] = _Family(type_, help_)
+            return True
+        return fam.type == type_
+
+    def _put(self, key: tuple[str, Labels], value: Any, now: float) -> bool:
+        if key not in self._series and len(self._series) >= self.max_series:
+            self._expire(now)
+            if len(self._series) >= self.max_series:
+                self._dropped_series += 1
+                return False
+        self._series[key] = (value, now)
+        return True
+
+    def _update_metric(self, metric: metrics_pb2.Metric, resource_labels: dict[str, str], now: float) -> None:
+        name = metric_name(metric.name)
+        kind = metric.WhichOneof("data")
+        if kind == "gauge":
+            if not self._family(name, "gauge", metric):
+                self._skipped_points += len(metric.gauge.data_points)
+                return
+            for dp in metric.gauge.data_points:
+                self._number(name, resource_labels, dp, now, accumulate=False)
+        elif kind == "sum":
+            s = metric.sum
+            type_ = "counter" if s.is_monotonic else "gauge"
+            if not self._family(name, type_, metric):
+                self._skipped_points += len(s.data_points)
+                return
+            for dp in s.data_points:
+                self._number(name, resource_labels, dp, now, accumulate=s.aggregation_temporality == _DELTA)
+        elif kind == "histogram":
+            h = metric.histogram
+            if not self._family(name, "histogram", metric):
+                self._skipped_points += len(h.data_points)
+                return
+            for dp in h.data_points:
+                self._histogram(name, resource_labels, dp, now, accumulate=h.aggregation_temporality == _DELTA)
+        elif kind == "summary":
+            if not self._family(name, "summary", metric):
+                self._skipped_points += len(metric.summary.data_points)
+                return
+            for sdp in metric.summary.data_points:
+                key = (name, self._labels(resource_labels, sdp.attributes))
+                quantiles = tuple((q.quantile, q.value) for q in sdp.quantile_values)
+                self._put(key, ("summary", quantiles, sdp.count, sdp.sum), now)
+        elif kind == "exponential_histogram":
+            self._skipped_points += len(metric.exponential_histogram.data_points)
+        # kind None: a metric without data; nothing to do
+
+    def _number(self, name: str, resource_labels: dict[str, str], dp: Any, now: float, accumulate: bool) -> None:
+        which = dp.WhichOneof("value")
+        if which is None:
+            self._skipped_points += 1
+            return
+        value = float(dp.as_double) if which == "as_double" else int(dp.as_int)
+        key = (name, self._labels(resource_labels, dp.attributes))
+        if accumulate and key in self._series:
+            value = self._series[key][0] + value
+        self._put(key, value, now)
+
+    def _histogram(self, name: str, resource_labels: dict[str, str], dp: Any, now: float, accumulate: bool) -> None:
+        bounds = tuple(dp.explicit_bounds)
+        counts = list(dp.bucket_counts)
+        if len(counts) != len(bounds) + 1:
+            if counts or bounds:  # malformed: bucket counts must be bounds + 1
+                self._skipped_points += 1
+                return
+            counts = [int(dp.count)]  # no buckets: everything in +Inf
+        sum_ = dp.sum if dp.HasField("sum") else None
+        key = (name, self._labels(resource_labels, dp.attributes))
+        prev = self._series.get(key)
+        if accumulate and prev is not None and isinstance(prev[0], _Hist) and prev[0].bounds == bounds:
+            old = prev[0]
+            counts = [a + b for a, b in zip(old.counts, counts, strict=True)]
+            count = old.count + int(dp.count)
+            if sum_ is not None and old.sum is not None:
+                sum_ = old.sum + sum_
+            self._put(key, _Hist(bounds, counts, count, sum_), now)
+        else:
+            self._put(key, _Hist(bounds, counts, int(dp.count), sum_), now)
+
+    def _expire(self, now: float) -> None:
+        if self.series_ttl_s <= 0:
+            return
+        cutoff = now - self.series_ttl_s
+        for key in [k for k, (_, t) in self._series.items() if t < cutoff]:
+            del self._series[key]
+
+    # ------------------------------------------------------------------ render
+
+    def render(self) -> str:
+        with self._lock:
+            self._expire(time.monotonic())
+            by_family: dict[str, list[tuple[Labels, Any]]] = {}
+            for (fam_key, labels), (value, _) in self._series.items():
+                by_family.setdefault(fam_key, []).append((labels, value))
+            out: list[str] = []
+            for fam_name in sorted(by_family):
+                fam = self._families[fam_name]
+                out.append(f"# HELP {fam_name} {_escape_help(fam.help)}")
+                out.append(f"# TYPE {fam_name} {fam.type}")
+                for labels, value in sorted(by_family[fam_name], key=lambda x: x[0]):
+                    if isinstance(value, _Hist):
+                        self._render_hist(out, fam_name, labels, value)
+                    elif isinstance(value, tuple):
+                        _, quantiles, count, sum_ = value
+                        for q, v in quantiles:
+                            out.append(f"{fam_name}{_labels_text(labels + (('quantile', _fmt(q)),))} {_fmt(v)}")
+                        out.append(f"{fam_name}_sum{_labels_text(labels)} {_fmt(sum_)}")
+                        out.append(f"{fam_name}_count{_labels_text(labels)} {int(count)}")
+                    else:
+                        text = str(value) if isinstance(value, int) else _fmt(value)
+                        out.append(f"{fam_name}{_labels_text(labels)} {text}")
+            return "\n".join(out) + ("\n" if out else "")
+
+    @staticmethod
+    def _render_hist(out: list[str], name: str, labels: Labels, h: _Hist) -> None:
+        cumulative = 0
+        for bound, n in zip(h.bounds, h.counts[:-1], strict=True):
+            cumulative += n
+            out.append(f"{name}_bucket{_labels_text(labels + (('le', _fmt(bound)),))} {cumulative}")
+        out.append(f"{name}_bucket{_labels_text(labels + (('le', '+Inf'),))} {h.count}")
+        if h.sum is not None:
+            out.append(f"{name}_sum{_labels_text(labels)} {_fmt(h.sum)}")
+        out.append(f"{name}_count{_labels_text(labels)} {h.count}")
+
+    def stats(self) -> PrometheusStats:
+        with self._lock:
+            return PrometheusStats(len(self._series), self._dropped_series, self._skipped_points, self._updates)
+
+
+def _labels_text(labels: Labels) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels) + "}"
+
+
+class PrometheusEndpoint:
+    """``GET /metrics`` over a bounded stdlib HTTP server; also a Sink (``export(request)``)."""
+
+    def __init__(self, config: PrometheusConfig, store: PrometheusStore | None = None) -> None:
+        self.config = config
+        self.store = store or PrometheusStore(config.series_ttl_s, config.max_series)
+        self._server: BoundedHTTPServer | None = None
+        self._auth: BearerAuthenticator | None = config.auth.authenticator()
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server else 0
+
+    def start(self) -> None:
+        if self.config.endpoint is None:
+            raise ValueError("prometheus.endpoint: not set")
+        host, port = parse_endpoint(self.config.endpoint, "prometheus.endpoint")
+        handler = type("PromHandler", (_ScrapeHandler,), {"endpoint": self})
+        try:
+            self._server = BoundedHTTPServer(
+                (host, port), handler, workers=self.config.workers, backlog=16,
+                ssl_context=self.config.tls.server_ssl_context() if self.config.tls else None, idle_timeout_s=30.0,
+            )
+        except OSError as exc:
+            raise OSError(f"cannot bind Prometheus endpoint to {self.config.endpoint}: {exc}") from None
+        self._server.start()
+        _log.info("Prometheus scrape endpoint on http://%s:%d/metrics", host, self.port)
+
+    def export(self, request: ExportMetricsServiceRequest) -> bool:
+        try:
+            self.store.update(request)
+        except Exception:  # never let a bad point break the export path
+            _log.exception("Prometheus store update failed")
+            return False
+        return True
+
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
+        return True
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(timeout_s)
+        return True
+
+
+def build_endpoint(section: Any) -> PrometheusEndpoint:
+    """A *started* endpoint from ``PrometheusConfig`` or any object with the same attribute names
+    (the processor YAML's ``prometheus`` section). Stop it with ``shutdown()``."""
+    if isinstance(section, PrometheusConfig):
+        config = section
+    else:
+        known = {f: getattr(section, f) for f in PrometheusConfig.__dataclass_fields__ if hasattr(section, f)}
+        config = PrometheusConfig(**known)
+    config.validate("prometheus")
+    endpoint = PrometheusEndpoint(config)
+    endpoint.start()
+    return endpoint
+
+
+class _ScrapeHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "gensight"
+    sys_version = ""
+    endpoint: PrometheusEndpoint
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        _log.debug("%s " + format, self.client_address[0], *args)
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        if path != "/metrics":
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+            return
+        auth = self.endpoint._auth
+        if auth is not None and not auth.check(self.headers.get("Authorization")):
+            self._send(401, "text/plain; charset=utf-8", b"missing or invalid bearer token\n",
+                       {"WWW-Authenticate": 'Bearer realm="gensight"'})
+            return
+        self._send(200, CONTENT_TYPE, self.endpoint.store.render().encode("utf-8"))
+
+    def _send(self, status: int, ctype: str, body: bytes, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)

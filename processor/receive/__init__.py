@@ -1,0 +1,50 @@
+"""Receive: the OTLP/gRPC and OTLP/HTTP receivers and what guards them.
+
+Untrusted bytes come in here and leave as decoded requests handed to a ``Consumer``
+(``consumer(request, raw) -> Admission``); the receivers translate the ``Admission`` into the
+protocol's answer (OK, partial success, RESOURCE_EXHAUSTED + RetryInfo, 503 + Retry-After).
+Also here: the bounded HTTP server, TLS and bearer-token auth, and decoding (protobuf, OTLP/JSON,
+gzip, JSON lines files)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_trace_request", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
+
+_EXPORTS = {
+    "Admission": "gensight.processor.receive.admission",
+    "Consumer": "gensight.processor.receive.admission",
+    "QueueConsumer": "gensight.processor.receive.admission",
+    "count_spans": "gensight.processor.receive.admission",
+    "BadLine": "gensight.processor.receive.decode",
+    "DecodeError": "gensight.processor.receive.decode",
+    "TooLargeError": "gensight.processor.receive.decode",
+    "decode_trace_request": "gensight.processor.receive.decode",
+    "iter_json_lines": "gensight.processor.receive.decode",
+    "message_to_otlp_json": "gensight.processor.receive.decode",
+    "GrpcReceiver": "gensight.processor.receive.grpc_receiver",
+    "GrpcReceiverConfig": "gensight.processor.receive.grpc_receiver",
+    "parse_endpoint": "gensight.processor.receive.grpc_receiver",
+    "HttpReceiver": "gensight.processor.receive.http_receiver",
+    "HttpReceiverConfig": "gensight.processor.receive.http_receiver",
+    "BoundedHTTPServer": "gensight.processor.receive.bounded_http",
+    "AuthConfig": "gensight.processor.receive.tls",
+    "BearerAuthenticator": "gensight.processor.receive.tls",
+    "TlsConfig": "gensight.processor.receive.tls",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use (PEP 562): a stage's package stays cheap to import and free of cycles."""
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
