@@ -9,7 +9,7 @@ A record is a NamedTuple: immutable, tuple-compact, and cheap to build in the ho
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 # kinds
 CHAT = "chat"
@@ -64,3 +64,33 @@ class CallRecord(NamedTuple):
     @property
     def key(self) -> SeriesKey:
         return SeriesKey(self.service, self.kind, self.provider, self.target)
+
+
+# Field positions, by name. Analysers read records and the pipeline's column views
+# (``cols[F_DURATION_S]``) by position on the hot path; these names are what they index with, so
+# inserting a field never silently shifts an analyser's inputs: the check below fails at import.
+F_KIND: Final = 0
+F_SERVICE: Final = 1
+F_PROVIDER: Final = 2
+F_TARGET: Final = 3
+F_START_NS: Final = 4
+F_END_NS: Final = 5
+F_DURATION_S: Final = 6
+F_INPUT_TOKENS: Final = 7
+F_OUTPUT_TOKENS: Final = 8
+F_CACHED_TOKENS: Final = 9
+F_COST_USD: Final = 10
+F_COST_ENRICHED: Final = 11
+F_ERROR: Final = 12
+F_ERROR_TYPE: Final = 13
+F_FINISH_REASON: Final = 14
+F_RELEVANCE: Final = 15
+F_CACHE_HIT: Final = 16
+F_TENANT: Final = 17
+F_TTFC_S: Final = 18
+F_TRACE_ID: Final = 19
+F_CONTENT_FLAGS: Final = 20
+
+_FIELD_CONSTANTS = {name: value for name, value in globals().items() if name.startswith("F_")}
+if {f"F_{name.upper()}": i for i, name in enumerate(CallRecord._fields)} != _FIELD_CONSTANTS:
+    raise RuntimeError("CallRecord fields and their F_* position constants disagree: update records.py")

@@ -45,7 +45,16 @@ from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import SeriesGroup, finite, series_groups
 from gensight.processor.points import GAUGE, MetricPoint, Window
-from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
+from gensight.processor.records import (
+    F_COST_USD,
+    F_DURATION_S,
+    F_ERROR,
+    F_OUTPUT_TOKENS,
+    F_RELEVANCE,
+    OVERFLOW_KEY,
+    CallRecord,
+    SeriesKey,
+)
 
 FEATURES = ("latency_p95", "error_rate", "cost_per_call", "output_tokens", "relevance")
 SCALE_FLOORS = np.array([0.05, 0.03, 1e-6, 5.0, 0.03])
@@ -153,22 +162,22 @@ class _Acc:
         """Every record of a series group, a column at a time; field positions: see CallRecord
         (6 duration, 8 output tokens, 10 cost, 12 error, 15 relevance)."""
         cols, pres, fin = group.columns, group.present, group.finite
-        self.n += len(cols[6])
-        errors = cols[12]
+        self.n += len(cols[F_DURATION_S])
+        errors = cols[F_ERROR]
         if any(errors):
             self.errors += len([e for e in errors if e])
         room = MAX_DURATIONS_PER_WINDOW - len(self.durations)
-        if room >= len(cols[6]):
-            self.durations.extend(fin[6][0])
+        if room >= len(cols[F_DURATION_S]):
+            self.durations.extend(fin[F_DURATION_S][0])
         elif room > 0:
-            self.durations.extend(finite(cols[6][:room])[0])
-        costs, total = fin[10]
+            self.durations.extend(finite(cols[F_DURATION_S][:room])[0])
+        costs, total = fin[F_COST_USD]
         self.cost_sum += total
         self.cost_n += len(costs)
-        outs, total = pres[8]
+        outs, total = pres[F_OUTPUT_TOKENS]
         self.out_sum += total
         self.out_n += len(outs)
-        rels, total = fin[15]
+        rels, total = fin[F_RELEVANCE]
         self.rel_sum += total
         self.rel_n += len(rels)
 

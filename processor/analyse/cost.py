@@ -27,12 +27,10 @@ from gensight.processor.analyse.alerts import PAGE, TICKET, AlertEngine
 from gensight.processor.config_fields import fields_from_mapping, reject_unknown
 from gensight.processor.labels import Selector
 from gensight.processor.points import GAUGE, MetricPoint, Window
-from gensight.processor.records import CallRecord
+from gensight.processor.records import F_COST_USD, F_SERVICE, CallRecord
 
 BUDGET_LEVELS = ((0.8, "80%", TICKET), (0.95, "95%", TICKET), (1.0, "100%", PAGE))
 OVERFLOW_TENANT = "_overflow"
-if CallRecord._fields[1] != "service" or CallRecord._fields[10] != "cost_usd":
-    raise RuntimeError("CallRecord field order changed: update the positions in cost._observe_services")
 
 
 @dataclass(frozen=True)
@@ -145,10 +143,10 @@ class CostAnalyser:
         property costs more than the rest of the loop body)."""
         get, isfinite = per_service.get, math.isfinite
         for r in records:
-            cost = r[10]  # cost_usd
+            cost = r[F_COST_USD]
             if cost is None or not isfinite(cost) or cost < 0:
                 cost = 0.0
-            svc = r[1]  # service
+            svc = r[F_SERVICE]
             per_service[svc] = get(svc, 0.0) + cost
 
     def close(self, window: Window) -> list[MetricPoint]:

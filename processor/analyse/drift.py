@@ -57,7 +57,23 @@ from gensight.processor.labels import (
 )
 from gensight.processor.pipeline.series import series_groups
 from gensight.processor.points import GAUGE, MetricPoint, Window
-from gensight.processor.records import CHAT, OVERFLOW_KEY, TEXT_COMPLETION, CallRecord, SeriesKey
+from gensight.processor.records import (
+    CHAT,
+    F_COST_USD,
+    F_DURATION_S,
+    F_END_NS,
+    F_FINISH_REASON,
+    F_INPUT_TOKENS,
+    F_KIND,
+    F_OUTPUT_TOKENS,
+    F_RELEVANCE,
+    F_SERVICE,
+    F_TARGET,
+    OVERFLOW_KEY,
+    TEXT_COMPLETION,
+    CallRecord,
+    SeriesKey,
+)
 
 NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance")
 CATEGORICAL_FEATURES = ("finish_reason", "model")
@@ -308,18 +324,18 @@ class DriftAnalyser:
                 feats = self._series.get(key)
                 if feats is None:
                     feats = self._features(key)
-                first_ns = cols[5][0]
+                first_ns = cols[F_END_NS][0]
                 for name, vals in (
-                    ("duration", fin[6][0]),
-                    ("input_tokens", pres[7][0]),
-                    ("output_tokens", pres[8][0]),
-                    ("cost", fin[10][0]),
-                    ("relevance", fin[15][0]),
+                    ("duration", fin[F_DURATION_S][0]),
+                    ("input_tokens", pres[F_INPUT_TOKENS][0]),
+                    ("output_tokens", pres[F_OUTPUT_TOKENS][0]),
+                    ("cost", fin[F_COST_USD][0]),
+                    ("relevance", fin[F_RELEVANCE][0]),
                 ):
                     if vals:
                         self._add_numeric(feats.get(name) or self._feature(feats, name, True), vals, first_ns,
                                           cap, max_values)
-                reasons = cols[14]
+                reasons = cols[F_FINISH_REASON]
                 self._add_categorical(feats, "finish_reason", reasons if all(reasons) else [f for f in reasons if f],
                                       first_ns)
                 if kind in _MODEL_KINDS and target:
@@ -351,7 +367,7 @@ class DriftAnalyser:
             ref.counts.update(counts)
             ref.n += total
             return
-        names = [r[3] for r in records if r[1] == service and r[0] in _MODEL_KINDS and r[3]]
+        names = [r[F_TARGET] for r in records if r[F_SERVICE] == service and r[F_KIND] in _MODEL_KINDS and r[F_TARGET]]
         self._add_categorical(feats, "model", names, records[0][5])
 
     @staticmethod

@@ -29,7 +29,21 @@ from ddsketch.mapping import LogarithmicMapping
 from gensight.processor.export.metric_builder import series_attributes
 from gensight.processor.pipeline.series import series_groups
 from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
-from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL, CallRecord, SeriesKey
+from gensight.processor.records import (
+    EXECUTE_TOOL,
+    F_CACHE_HIT,
+    F_COST_USD,
+    F_DURATION_S,
+    F_ERROR,
+    F_ERROR_TYPE,
+    F_INPUT_TOKENS,
+    F_OUTPUT_TOKENS,
+    F_RELEVANCE,
+    F_TTFC_S,
+    RETRIEVAL,
+    CallRecord,
+    SeriesKey,
+)
 
 CALLS = "gensight.calls"
 CALL_DURATION = "gensight.call.duration"
@@ -106,14 +120,6 @@ class _Cumulative:
         self.cost = 0.0
         self.has_cost = False
 
-
-# observe() reads record fields by position (columns of series_groups); fail at import, not with
-# wrong numbers, if CallRecord's fields are ever reordered.
-if CallRecord._fields[:4] != ("kind", "service", "provider", "target") or [
-    CallRecord._fields[i] for i in (6, 7, 8, 10, 12, 13, 15, 16, 18)
-] != ["duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type", "relevance",
-      "cache_hit", "ttfc_s"]:
-    raise RuntimeError("CallRecord field order changed: update the positions in sli.observe")
 
 # Durations of one series and window buffered before they go to its sketch and histogram in one
 # numpy step; 4096 x 8 bytes = 32 KiB per series and open window at most.
@@ -290,27 +296,27 @@ class SLIAnalyser:
                 a = aggs[k] = _WindowAgg()
             # field positions: see CallRecord (6 duration, 7/8 tokens, 10 cost, 12/13 error,
             # 15 relevance, 16 cache hit, 18 ttfc)
-            durs = cols[6]
+            durs = cols[F_DURATION_S]
             a.calls += len(durs)
-            errcol = cols[12]
+            errcol = cols[F_ERROR]
             if any(errcol):
-                self._add_errors(a, [t or "_OTHER" for e, t in zip(errcol, cols[13], strict=True) if e])
+                self._add_errors(a, [t or "_OTHER" for e, t in zip(errcol, cols[F_ERROR_TYPE], strict=True) if e])
             _add_durations(a, durs)
-            a.in_tok += pres[7][1]
-            a.out_tok += pres[8][1]
-            costs, total = pres[10]
+            a.in_tok += pres[F_INPUT_TOKENS][1]
+            a.out_tok += pres[F_OUTPUT_TOKENS][1]
+            costs, total = pres[F_COST_USD]
             if costs:
                 a.cost += total
                 a.cost_calls += len(costs)
-            ttfc, total = pres[18]
+            ttfc, total = pres[F_TTFC_S]
             if ttfc:
                 a.ttfc_sum += total
                 a.ttfc_n += len(ttfc)
-            rel, total = pres[15]
+            rel, total = pres[F_RELEVANCE]
             if rel:
                 a.rel_sum += total
                 a.rel_n += len(rel)
-            hits, total = pres[16]
+            hits, total = pres[F_CACHE_HIT]
             if hits:
                 a.hit_n += len(hits)
                 a.hits += total

@@ -18,12 +18,23 @@ from math import isfinite
 from operator import is_not, itemgetter
 from typing import Any, NamedTuple
 
-from gensight.processor.records import OVERFLOW, OVERFLOW_KEY, CallRecord, SeriesKey
+from gensight.processor.records import (
+    F_END_NS,
+    F_KIND,
+    F_PROVIDER,
+    F_SERVICE,
+    F_TARGET,
+    OVERFLOW,
+    OVERFLOW_KEY,
+    CallRecord,
+    SeriesKey,
+)
 
 NS_PER_S = 1_000_000_000
 RECORD_WIDTH = len(CallRecord._fields)
-if CallRecord._fields[:6] != ("kind", "service", "provider", "target", "start_ns", "end_ns"):
-    raise RuntimeError("CallRecord field order changed: update the positions in series.py")
+# the series key is the record's first four fields, sliced without building a SeriesKey
+if (F_KIND, F_SERVICE, F_PROVIDER, F_TARGET) != (0, 1, 2, 3):
+    raise RuntimeError("CallRecord's series key fields moved: update SeriesRegistry's key slice")
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class SeriesRegistry:
         get = seen.get
         for i, r in enumerate(records):
             k = r[:4]
-            end = r[5]  # end_ns (checked at import)
+            end = r[F_END_NS]
             last = get(k)
             if last is not None:
                 if end > last:

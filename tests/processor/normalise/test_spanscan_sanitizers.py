@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
 
@@ -58,7 +58,7 @@ def test_scanner_is_memory_safe_under_sanitizers(tmp_path):
     subprocess.run([sys.executable, "-c", check], env=env, check=True, timeout=120)  # the sanitized build is used
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-         str(REPO / "tests" / "processor" / "test_spanscan.py"),
+         str(REPO / "tests" / "processor" / "normalise" / "test_spanscan.py"),
          str(REPO / "tests" / "hostile" / "test_decode_normalise.py")],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
