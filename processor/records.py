@@ -9,7 +9,7 @@ A record is a NamedTuple: immutable, tuple-compact, and cheap to build in the ho
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 # kinds
 CHAT = "chat"
@@ -60,6 +60,10 @@ class CallRecord(NamedTuple):
     ttfc_s: float | None = None  # time to first chunk of a streamed response
     trace_id: bytes = b""  # for exemplars / trace links
     content_flags: tuple[str, ...] = ()  # content-check flag names (never the text); empty unless enabled
+    span_id: bytes = b""  # with trace_id: exemplars and example-trace links
+    error_class: str | None = None  # error.type mapped to a small documented set of classes
+    response_id: str | None = None  # gen_ai.response.id: joins evaluation results to their call
+    extra: tuple[Any, ...] = ()  # values of configured extra attribute keys (experiments' ``by``), config order
 
     @property
     def key(self) -> SeriesKey:
@@ -90,6 +94,10 @@ F_TENANT: Final = 17
 F_TTFC_S: Final = 18
 F_TRACE_ID: Final = 19
 F_CONTENT_FLAGS: Final = 20
+F_SPAN_ID: Final = 21
+F_ERROR_CLASS: Final = 22
+F_RESPONSE_ID: Final = 23
+F_EXTRA: Final = 24
 
 _FIELD_CONSTANTS = {name: value for name, value in globals().items() if name.startswith("F_")}
 if {f"F_{name.upper()}": i for i, name in enumerate(CallRecord._fields)} != _FIELD_CONSTANTS:

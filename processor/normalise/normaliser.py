@@ -85,7 +85,7 @@ except ImportError:  # pragma: no cover - depends on the build machine
 
 _new_record = tuple.__new__
 # _record builds records positionally: fail at import, not with shifted fields, if they change
-if CallRecord._fields[-2:] != ("trace_id", "content_flags") or len(CallRecord._fields) != 21:
+if CallRecord._fields[19:] != ("trace_id", "content_flags", "span_id", "error_class", "response_id", "extra"):
     raise RuntimeError("CallRecord fields changed: update Normaliser._record")
 class NormaliseResult(NamedTuple):
     records: list[CallRecord]
@@ -502,7 +502,7 @@ class Normaliser:
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
-            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (),
+            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), b"", None, None, (),
         ))
         return (rec, bad) if bad else rec
 
