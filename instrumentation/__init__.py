@@ -8,20 +8,23 @@ The public manual API is importable from here and stays import-light (no LLM SDK
 * ``tool`` — decorator / context manager for tool calls (``execute_tool`` spans)
 * ``retriever`` — decorator / context manager for custom retrievers (``retrieval`` spans)
 * ``track_llm_call`` — record an LLM call made by a client we do not instrument
-* ``configure`` — where those record (default: the global tracer/meter providers)
+* ``configure`` — where those record (default: the global tracer/meter/logger providers)
+* ``record_evaluation`` / ``record_feedback`` — a ``gen_ai.evaluation.result`` for a call
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["configure", "retriever", "tool", "track_llm_call"]
+__all__ = ["configure", "record_evaluation", "record_feedback", "retriever", "tool", "track_llm_call"]
 
 _EXPORTS = {
     "tool": "gensight.instrumentation.tools",
     "retriever": "gensight.instrumentation.retrieval",
     "track_llm_call": "gensight.instrumentation.manual",
     "configure": "gensight.instrumentation.manual",
+    "record_evaluation": "gensight.instrumentation.evaluation",
+    "record_feedback": "gensight.instrumentation.evaluation",
 }
 
 
