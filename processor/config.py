@@ -15,6 +15,7 @@ Layout (every section and key optional)::
     prometheus: {endpoint, series_ttl_s, max_series, tls, auth, ...}
     state:      {dir, snapshot_interval_s}
     self_telemetry: {service_name}
+    evaluations: {enabled, index_max_calls, index_max_age_s, wait_max, wait_max_age_s, pass_labels, ...}
     analytics:  {slo: ..., drift: ..., ...}   # free-form; validated by the analyser factories
 """
 
@@ -33,6 +34,7 @@ from gensight.processor.analyse.content_checks import ContentChecksConfig
 from gensight.processor.export.otlp import ExporterConfig
 from gensight.processor.export.prometheus import PrometheusConfig
 from gensight.processor.normalise.normaliser import DEFAULT_TENANT_ATTRIBUTES
+from gensight.processor.pipeline.evaluations import EvaluationsConfig
 from gensight.processor.receive.grpc_receiver import GrpcReceiverConfig
 from gensight.processor.receive.http_receiver import HttpReceiverConfig
 
@@ -158,6 +160,7 @@ class ProcessorConfig:
     state: StateConfig = field(default_factory=StateConfig)
     self_telemetry: SelfTelemetryConfig = field(default_factory=SelfTelemetryConfig)
     content_checks: ContentChecksConfig = field(default_factory=ContentChecksConfig)
+    evaluations: EvaluationsConfig = field(default_factory=EvaluationsConfig)  # join + pass rule
     # free-form sections for the analytics analysers (slo, drift, anomaly, cost, alerts): their
     # factories validate them at start-up and raise ConfigError naming "analytics.<key>"
     analytics: Mapping[str, Any] = field(default_factory=dict)

@@ -70,7 +70,8 @@ class ProcessorServer:
                     sink.start()
                     self.prometheus_port = getattr(sink, "port", 0)
             if self.config.receivers.grpc is not None:
-                grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready)
+                grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready,
+                                       logs_consumer=self.pipeline.consume_logs)
                 grpc_rx.start()
                 self.receivers.append(grpc_rx)
                 self.grpc_port = grpc_rx.port
@@ -78,7 +79,8 @@ class ProcessorServer:
             if http_cfg is not None:
                 from gensight.processor.receive.http_receiver import HttpReceiver
 
-                http_rx = HttpReceiver(http_cfg, self.pipeline.consume, ready=ready)
+                http_rx = HttpReceiver(http_cfg, self.pipeline.consume, ready=ready,
+                                       logs_consumer=self.pipeline.consume_logs)
                 http_rx.start()
                 self.receivers.append(http_rx)
                 self.http_port = http_rx.port

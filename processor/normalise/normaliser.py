@@ -59,6 +59,7 @@ from gensight.processor.normalise.dialects import (
     OUTPUT_TOKEN_KEYS,
     PROVIDER_ALIASES,
     PROVIDER_KEYS,
+    RESPONSE_ID,
     RESPONSE_MODEL,
     SERVICE_NAME,
     STATUS_CODE_ERROR,
@@ -116,13 +117,13 @@ _SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("gen_ai.request.model",), ("llm.request.model",), (RESPONSE_MODEL,), (OI_MODEL,),
     PROVIDER_KEYS, INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS,
     (COST,), (COST_AMOUNT,), (OI_COST,), (COST_CURRENCY,),
-    (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,),
+    (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,), (RESPONSE_ID,),
 )  # fmt: skip
 _ROW_HEAD = 4  # start_ns, end_ns, status_code, trace_id
 # row positions of the slots, in _SLOT_GROUPS order
 (_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
  _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
- _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
+ _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _RID) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
 
 
 class _Unusable:
@@ -499,10 +500,14 @@ class Normaliser:
             if raw:
                 tenant = self._hash_tenant(raw)
 
+        response_id = s[_RID]  # joins evaluation results that name the response (gen_ai.response.id)
+        if response_id is not None:
+            response_id = clip_key(response_id) if type(response_id) is str and response_id else None
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
-            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), b"", None, None, (),
+            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), b"", None,
+            response_id, (),
         ))
         return (rec, bad) if bad else rec
 

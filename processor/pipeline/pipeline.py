@@ -16,6 +16,9 @@ Extension points for the analytics analysers (SLO, drift, anomaly, cost, alerts)
   registry: drop their state), ``snapshot()`` (persist state; called on the worker thread every
   ``state.snapshot_interval_s`` in live mode and once at the end), ``shutdown()`` (last call,
   after the final flush). All hooks run on the worker thread, never concurrently with observe.
+* Evaluation results (``gen_ai.evaluation.result``, see ``pipeline/evaluations.py``) reach
+  analysers with an ``observe_evaluations(window, evaluations)`` hook, joined to their call and
+  grouped by the evaluation's own event-time window (before that window's ``close``).
 * ``PipelineContext.emit_logs(request)`` hands an OTLP ``ExportLogsServiceRequest`` (alert
   transitions) to the sinks that can export logs.
 """
@@ -35,7 +38,9 @@ from gensight.pricing import PricingTable
 from gensight.privacy import hash_key_from_env
 from gensight.processor.config import ProcessorConfig
 from gensight.processor.export.metric_builder import build_request, self_service_name
+from gensight.processor.normalise.evaluations import evaluations_from_logs, evaluations_from_spans
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
+from gensight.processor.pipeline.evaluations import EvaluationBatch, EvaluationJoin, fill_span_ids
 from gensight.processor.pipeline.queue import BoundedQueue
 from gensight.processor.pipeline.series import SeriesConfig, SeriesRegistry
 from gensight.processor.pipeline.windows import WindowClock, WindowConfig
@@ -49,6 +54,7 @@ ANALYSER_FACTORIES: list[str] = [
     "gensight.processor.analyse.sli:build",
     "gensight.processor.analyse.analytics:build",
     "gensight.processor.analyse.content_checks:build",
+    "gensight.processor.analyse.quality:build",
 ]
 
 PROCESSOR_SPANS = "gensight.processor.spans"
@@ -118,6 +124,8 @@ class Pipeline:
 
             checker = ContentChecker(config.content_checks)
         self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key, checker)
+        # evaluation results joined to the calls they judge (None: evaluations.enabled is false)
+        self.evaluations = EvaluationJoin(config.evaluations) if config.evaluations.enabled else None
         self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
         p = config.pipeline
         self.windows = WindowClock(
@@ -167,6 +175,8 @@ class Pipeline:
             return Admission(True, n, f"processor could not normalise the request: {type(exc).__name__}")
         if res.records and self.live and self.config.pipeline.max_future_skew_s is not None:
             res = self._reject_future(res)
+        if self.evaluations is not None and res.records:
+            fill_span_ids(request, res.records)
         with self._lock:
             self.counts["skipped"] += res.skipped
             self.counts["dropped"] += res.rejected
@@ -177,7 +187,41 @@ class Pipeline:
             if self._queue.closed:
                 return Admission(False, res.rejected, "processor is shutting down")
             return Admission(False, res.rejected, "processor queue is full", RETRY_AFTER_S)
+        if self.evaluations is not None:
+            self._offer_span_evaluations(request, raw)
         return Admission(True, res.rejected, res.error_message)
+
+    def _offer_span_evaluations(self, request: Any, raw: bytes | None) -> None:
+        """Queue the ``gen_ai.evaluation.result`` span events of an accepted request (after its
+        calls, so they usually join at once); a full queue drops them, counted."""
+        evals, malformed = evaluations_from_spans(request, raw)
+        if evals and not self._queue.offer(EvaluationBatch(evals), len(evals)):
+            malformed += len(evals)
+        if malformed and self.evaluations is not None:
+            with self._lock:
+                self.evaluations.malformed += malformed
+
+    def consume_logs(self, request: Any, raw: bytes | None = None) -> Admission:
+        """The receivers' logs consumer: evaluation results out of OTLP log records, queued for
+        the worker. Other log records are accepted and ignored (the processor is no log store)."""
+        if self.evaluations is None:
+            return Admission(True)
+        evals, malformed, _ = evaluations_from_logs(request)
+        with self._lock:
+            self.evaluations.malformed += malformed
+        if evals and not self._queue.offer(EvaluationBatch(evals), len(evals)):
+            if self._queue.closed:
+                return Admission(False, 0, "processor is shutting down")
+            return Admission(False, 0, "processor queue is full", RETRY_AFTER_S)
+        return Admission(True, malformed, f"{malformed} malformed evaluation result(s)" if malformed else "")
+
+    def submit_logs(self, request: Any) -> None:
+        """Replay: the evaluation results of one logs request, processed synchronously."""
+        if self.evaluations is None:
+            return
+        evals, malformed, _ = evaluations_from_logs(request)
+        self.evaluations.malformed += malformed
+        self._process([], evals)
 
     def _reject_future(self, res: Any) -> Any:
         """Live mode: spans ending beyond wall clock + ``max_future_skew_s`` are rejected."""
@@ -198,7 +242,13 @@ class Pipeline:
             self.counts["skipped"] += res.skipped
             self.counts["dropped"] += res.rejected
             self.values_dropped += res.values_dropped
-        self._process(res.records)
+        evals: list[Any] = []
+        if self.evaluations is not None:
+            if res.records:
+                fill_span_ids(request, res.records)
+            evals, malformed = evaluations_from_spans(request, raw)
+            self.evaluations.malformed += malformed
+        self._process(res.records, evals)
 
     # -- worker ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -212,7 +262,10 @@ class Pipeline:
             batch = self._queue.get_batch(WORKER_BATCH_ITEMS, tick_s)
             try:
                 if batch:
-                    self._process(batch[0] if len(batch) == 1 else [r for records in batch for r in records])
+                    evals = [e for item in batch if type(item) is EvaluationBatch for e in item]
+                    if evals:
+                        batch = [item for item in batch if type(item) is not EvaluationBatch]
+                    self._process(batch[0] if len(batch) == 1 else [r for records in batch for r in records], evals)
                 elif self._queue.drained:
                     return
                 else:
@@ -226,7 +279,8 @@ class Pipeline:
         """Live mode: close windows the idle-advanced watermark has passed."""
         self._close(self.windows.advance())
 
-    def _process(self, records: list[CallRecord]) -> None:
+    def _process(self, records: list[CallRecord], evaluations: Sequence[Any] = ()) -> None:
+        joined: list[Any] = []
         if records:
             records = self.series.admit(records)
             late_before = self.windows.late
@@ -246,7 +300,34 @@ class Pipeline:
                         a.observe(window, recs)
                     except Exception:
                         self._analyser_failed(a, "observe")
+            if self.evaluations is not None:
+                joined = self.evaluations.add_calls(records)
+        if self.evaluations is not None:
+            if evaluations:
+                joined.extend(self.evaluations.join(evaluations))
+            if joined:
+                self._observe_evaluations(joined)
+            self.evaluations.expire(self.windows.watermark_ns)
         self._close(self.windows.advance())
+
+    def _observe_evaluations(self, joined: list[Any]) -> None:
+        """Joined evaluations into their own event-time windows (late ones counted, left out)."""
+        late_before = self.windows.late
+        groups = self.windows.assign(joined)
+        late = self.windows.late - late_before
+        self.windows.late = late_before  # the span counters' "late" is about spans only
+        assert self.evaluations is not None
+        self.evaluations.counted(len(joined) - late, late)
+        wns = self.windows.window_ns
+        for start in sorted(groups):
+            window = Window(start, start + wns)
+            for a in self.analysers:
+                hook = getattr(a, "observe_evaluations", None)
+                if hook is not None:
+                    try:
+                        hook(window, groups[start])
+                    except Exception:
+                        self._analyser_failed(a, "observe_evaluations")
 
     def _close(self, windows: list[Window]) -> None:
         if not windows:
@@ -274,7 +355,10 @@ class Pipeline:
             self._export(build_request(points[i:i + MAX_POINTS_PER_REQUEST]))
 
     def flush(self) -> None:
-        """Close every open window now (end of replay; shutdown)."""
+        """Close every open window now (end of replay; shutdown). Evaluations still waiting for
+        their call are unjoined."""
+        if self.evaluations is not None:
+            self.evaluations.flush()
         self._close(self.windows.flush())
 
     def self_points(self, event_time_ns: int) -> list[MetricPoint]:
@@ -293,6 +377,9 @@ class Pipeline:
         ]
         pts.append(MetricPoint(PROCESSOR_VALUES_DROPPED, SUM, "{value}", svc, (), float(dropped_values), start, now))
         pts.append(MetricPoint(PROCESSOR_SERIES, GAUGE, "{series}", svc, (), float(len(self.series)), start, now))
+        if self.evaluations is not None:
+            with self._lock:
+                pts.extend(self.evaluations.points(svc, start, now))
         for source in self.self_telemetry_sources:
             try:
                 for name, unit, attrs, value in source():

@@ -1,9 +1,11 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` (and
+``...logs.v1.LogsService/Export`` when given a logs consumer: evaluation results arrive as logs).
 
 Interface::
 
     cfg = GrpcReceiverConfig(endpoint="127.0.0.1:4317"); cfg.validate("receivers.grpc")
     rx = GrpcReceiver(cfg, consumer, ready=lambda: True)   # consumer: see ``admission.py``
+    rx = GrpcReceiver(cfg, consumer, logs_consumer=pipeline.consume_logs)  # + LogsService, same rules
     rx.start(); rx.port                                     # the bound port (endpoint port 0 = ephemeral)
     rx.stats() -> GrpcReceiverStats
     rx.stop(grace_s=5.0)                                    # NOT_SERVING, finish in-flight RPCs, then stop
@@ -47,11 +49,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gensight.processor.receive.admission import Admission, Consumer
 from gensight.processor.receive.decode import DecodeError, trace_request_from_protobuf
+from gensight.processor.receive.logs import ExportLogsServiceResponse, logs_request_from_protobuf
 from gensight.processor.receive.tls import AuthConfig, TlsConfig
 
 _log = logging.getLogger(__name__)
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 RETRY_INFO_METADATA_KEY = "google.rpc.retryinfo-bin"
 STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin"
 
@@ -150,10 +154,23 @@ class _ReadinessHealth(health.HealthServicer):
         return resp
 
 
+class _Signal(NamedTuple):
+    """What differs between the trace and the logs Export RPCs."""
+
+    decode: Callable[[bytes], Any]
+    consumer: Consumer
+    response: Callable[[], Any]
+    rejected_field: str  # partial_success counter: rejected_spans / rejected_log_records
+
+
 class GrpcReceiver:
-    def __init__(self, config: GrpcReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None) -> None:
+    def __init__(self, config: GrpcReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None,
+                 logs_consumer: Consumer | None = None) -> None:
         self.config = config
         self._consumer = consumer
+        self._traces = _Signal(trace_request_from_protobuf, consumer, ExportTraceServiceResponse, "rejected_spans")
+        self._logs = None if logs_consumer is None else \
+            _Signal(logs_request_from_protobuf, logs_consumer, ExportLogsServiceResponse, "rejected_log_records")
         self._auth = config.auth.authenticator()
         self._health = _ReadinessHealth(ready)
         self._server: grpc.Server | None = None
@@ -188,6 +205,13 @@ class GrpcReceiver:
             },
         )
         server.add_generic_rpc_handlers((handler,))
+        if self._logs is not None:
+            logs = self._logs
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(LOGS_SERVICE, {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    lambda raw, context: self._export(raw, context, logs), request_deserializer=None,
+                    response_serializer=ExportLogsServiceResponse.SerializeToString),
+            }),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
@@ -204,7 +228,7 @@ class GrpcReceiver:
         self.port = bound
         server.start()
         self._server = server
-        for service in ("", TRACE_SERVICE):
+        for service in ("", TRACE_SERVICE, *((LOGS_SERVICE,) if self._logs is not None else ())):
             self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         _log.info("OTLP/gRPC receiver listening on %s:%d%s", host, bound, " (TLS)" if cfg.tls else "")
 
@@ -229,7 +253,8 @@ class GrpcReceiver:
 
     # ------------------------------------------------------------------ the RPC
 
-    def _export(self, raw: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+    def _export(self, raw: bytes, context: grpc.ServicerContext, signal: _Signal | None = None) -> Any:
+        signal = signal or self._traces
         self._count("requests")
         if self._auth is not None:
             value = None
@@ -241,12 +266,12 @@ class GrpcReceiver:
                 self._count("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
         try:
-            request = trace_request_from_protobuf(raw)
+            request = signal.decode(raw)
         except DecodeError as exc:
             self._count("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         try:
-            admission: Admission = self._consumer(request, raw)
+            admission: Admission = signal.consumer(request, raw)
         except Exception:
             _log.exception("trace consumer failed; answering INTERNAL")
             self._count("internal_errors")
@@ -258,10 +283,10 @@ class GrpcReceiver:
                     retry_status(admission.error_message or "processor queue is full", admission.retry_after_s)
                 )
             context.abort(grpc.StatusCode.UNAVAILABLE, admission.error_message or "not accepting data")
-        response = ExportTraceServiceResponse()
+        response = signal.response()
         if admission.rejected_spans:
             self._count("accepted", "partial")
-            response.partial_success.rejected_spans = admission.rejected_spans
+            setattr(response.partial_success, signal.rejected_field, admission.rejected_spans)
             response.partial_success.error_message = admission.error_message
         else:
             self._count("accepted")

@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` (protobuf and JSON, gzip), ``GET /healthz`` and ``/readyz``.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` (protobuf and JSON, gzip), ``GET /healthz`` and ``/readyz``;
+``POST /v1/logs`` too when given a logs consumer (evaluation results arrive as logs; same rules).
 
 Interface::
 
@@ -52,11 +53,13 @@ from gensight.processor.receive.admission import Admission, Consumer
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.decode import DecodeError, TooLargeError, decode_trace_request, gunzip
 from gensight.processor.receive.grpc_receiver import parse_endpoint
+from gensight.processor.receive.logs import ExportLogsServiceResponse, decode_logs_request
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 _log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _READ_CHUNK_BYTES = 256 * 1024
@@ -111,10 +114,24 @@ class _BodyError(Exception):
         self.message = message
 
 
+class _Signal(NamedTuple):
+    """What differs between ``/v1/traces`` and ``/v1/logs``."""
+
+    decode: Callable[..., Any]
+    consumer: Consumer
+    response: Callable[[], Any]
+    rejected_field: str  # partial_success counter
+
+
 class HttpReceiver:
-    def __init__(self, config: HttpReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None) -> None:
+    def __init__(self, config: HttpReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None,
+                 logs_consumer: Consumer | None = None) -> None:
         self.config = config
         self.consumer = consumer
+        self.signals = {TRACES_PATH: _Signal(decode_trace_request, consumer, ExportTraceServiceResponse, "rejected_spans")}
+        if logs_consumer is not None:
+            self.signals[LOGS_PATH] = _Signal(decode_logs_request, logs_consumer, ExportLogsServiceResponse,
+                                              "rejected_log_records")
         self.ready_check = ready
         self.auth: BearerAuthenticator | None = config.auth.authenticator()
         self.max_body_bytes = config.max_request_body_mib * 1024 * 1024
@@ -197,21 +214,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._plain(200, "ready\n")
             else:
                 self._plain(503, "not ready\n")
-        elif path == TRACES_PATH:
+        elif path in self.receiver.signals:
             self._method_not_allowed()
         else:
             self._plain(404, "not found\n")
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
-        if path != TRACES_PATH:
+        signal = self.receiver.signals.get(path)
+        if signal is None:
             self._discard_body_or_close()
             self._plain(404, "not found\n")
             return
-        self._export()
+        self._export(signal)
 
     def _other(self) -> None:
-        if self.path.split("?", 1)[0] == TRACES_PATH:
+        if self.path.split("?", 1)[0] in self.receiver.signals:
             self._discard_body_or_close()
             self._method_not_allowed()
         else:
@@ -222,7 +240,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- export
 
-    def _export(self) -> None:
+    def _export(self, signal: _Signal) -> None:
         rx = self.receiver
         rx.count("requests")
         media = _media_type(self.headers.get("Content-Type"))
@@ -249,7 +267,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = self._read_body()
             if encoding == "gzip":
                 body = gunzip(body, rx.max_body_bytes)
-            request = decode_trace_request(body, encoding="json" if json_out else "protobuf")
+            request = signal.decode(body, encoding="json" if json_out else "protobuf")
             raw = None if json_out else body  # lets the normaliser's C scanner read the bytes
         except _BodyError as exc:
             rx.count("too_large" if exc.status == 413 else "invalid")
@@ -269,7 +287,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._status(503, code_pb2.UNAVAILABLE, "shutting down", json_out)
             return
         try:
-            admission: Admission = rx.consumer(request, raw)
+            admission: Admission = signal.consumer(request, raw)
         except Exception:
             _log.exception("trace consumer failed; answering 500")
             rx.count("internal_errors")
@@ -283,10 +301,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code = code_pb2.RESOURCE_EXHAUSTED if admission.retry_after_s is not None else code_pb2.UNAVAILABLE
             self._status(503, code, admission.error_message or "not accepting data", json_out, extra=extra)
             return
-        response = ExportTraceServiceResponse()
+        response = signal.response()
         if admission.rejected_spans:
             rx.count("accepted", "partial")
-            response.partial_success.rejected_spans = admission.rejected_spans
+            setattr(response.partial_success, signal.rejected_field, admission.rejected_spans)
             response.partial_success.error_message = admission.error_message
         else:
             rx.count("accepted")

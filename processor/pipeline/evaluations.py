@@ -1,0 +1,313 @@
+"""Join evaluation results to the calls they judge: a bounded index of recent calls and a bounded
+wait buffer for evaluations that arrive first.
+
+Why: an evaluation (``gen_ai.evaluation.result``) only says *which* call it judges — by the span
+id of its parent (a log record's span context, or the span carrying the event), else by
+``gen_ai.response.id``. Its series (service, kind, provider, model) is the call's. Judges often
+run minutes later, in another service, so the pipeline keeps the most recent calls (at most
+``index_max_calls``, none older than ``index_max_age_s`` of event time before the newest call) in
+two dicts, by span id and by response id. An evaluation whose call is not there yet waits (at
+most ``wait_max`` of them, each at most ``wait_max_age_s`` of event time); when its call arrives it
+is joined. Everything runs on the pipeline's worker thread (no locks).
+
+Outcomes, counted as ``gensight.processor.evaluations{outcome}``:
+
+* ``joined``  — joined and counted in its own event-time window;
+* ``late``    — joined, but its window had already closed (counted here, never folded in);
+* ``unjoined``— its call never showed up within the wait (or before the end of replay); also as
+  ``gensight.processor.evaluations.unjoined`` under the evaluation's *own* ``service.name``;
+* ``dropped`` — malformed (no name, a score that is not a finite number) or pushed out of a
+  full wait buffer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gensight.processor.config_fields import boolean, positive_int, positive_number, reject_unknown
+from gensight.processor.normalise.evaluations import Evaluation
+from gensight.processor.points import SUM, MetricPoint
+from gensight.processor.records import F_END_NS, F_RESPONSE_ID, F_SPAN_ID, CallRecord
+
+PROCESSOR_EVALUATIONS = "gensight.processor.evaluations"
+OUTCOMES = ("joined", "unjoined", "late", "dropped")
+NS_PER_S = 1_000_000_000
+# evaluations' own services named on the unjoined counter; more fold into "_other"
+MAX_UNJOINED_SERVICES = 100
+OTHER_SERVICE = "_other"
+DEFAULT_PASS_LABELS = ("pass", "passed", "positive", "relevant", "correct", "grounded", "true", "yes", "good",
+                       "thumbs_up", "helpful")
+
+
+@dataclass(frozen=True)
+class EvaluationsConfig:
+    """YAML section ``evaluations``: the join and the pass rule.
+
+    Pass rule (per evaluation): ``error.type`` set -> ``error``; a label -> ``pass`` when it is in
+    ``pass_labels`` (case-insensitive), else ``fail``; no label but a score -> ``pass`` when
+    ``score >= thresholds[name]`` (else ``pass_threshold``); neither -> ``error``."""
+
+    enabled: bool = True
+    index_max_calls: int = 100_000
+    index_max_age_s: float = 3600.0
+    wait_max: int = 10_000
+    wait_max_age_s: float = 900.0
+    pass_labels: tuple[str, ...] = DEFAULT_PASS_LABELS
+    pass_threshold: float = 0.5
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    max_names_per_series: int = 16  # evaluation names per series; more fold into "_other"
+    max_labels: int = 16  # score labels per series and name; more fold into "_OTHER"
+
+    def validate(self, path: str = "evaluations") -> None:
+        boolean(self.enabled, f"{path}.enabled")
+        for name in ("index_max_calls", "wait_max", "max_names_per_series", "max_labels"):
+            positive_int(getattr(self, name), f"{path}.{name}")
+        for name in ("index_max_age_s", "wait_max_age_s"):
+            positive_number(getattr(self, name), f"{path}.{name}")
+        if not isinstance(self.pass_threshold, (int, float)) or isinstance(self.pass_threshold, bool) \
+                or self.pass_threshold != self.pass_threshold:
+            raise ValueError(f"{path}.pass_threshold: must be a number, got {self.pass_threshold!r}")
+        for i, label in enumerate(self.pass_labels):
+            if not isinstance(label, str) or not label:
+                raise ValueError(f"{path}.pass_labels[{i}]: must be a non-empty string, got {label!r}")
+        if not isinstance(self.thresholds, Mapping):
+            raise ValueError(f"{path}.thresholds: must be a mapping of evaluation name to number")
+        for name, thr in self.thresholds.items():
+            if not isinstance(thr, (int, float)) or isinstance(thr, bool) or thr != thr:
+                raise ValueError(f"{path}.thresholds.{name}: must be a number, got {thr!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "evaluations") -> EvaluationsConfig:
+        data = dict(data or {})
+        reject_unknown(data, [f for f in cls.__dataclass_fields__], where)
+        if "pass_labels" in data:
+            labels = data["pass_labels"]
+            data["pass_labels"] = tuple(labels) if isinstance(labels, (list, tuple)) else (labels,)
+        cfg = cls(**data)
+        cfg.validate(where)
+        return cfg
+
+    def outcome(self, ev: Evaluation) -> str:
+        """``pass``, ``fail`` or ``error`` (the rule in the class docstring)."""
+        if ev.error_type:
+            return "error"
+        if ev.label is not None:
+            return "pass" if ev.label.lower() in self._labels else "fail"
+        if ev.score is not None:
+            return "pass" if ev.score >= self.thresholds.get(ev.name, self.pass_threshold) else "fail"
+        return "error"
+
+    @property
+    def _labels(self) -> frozenset[str]:
+        cached = self.__dict__.get("_labels_cache")
+        if cached is None:
+            cached = frozenset(label.lower() for label in self.pass_labels)
+            object.__setattr__(self, "_labels_cache", cached)
+        return cached
+
+
+class EvaluationBatch(list):  # type: ignore[type-arg]
+    """A queue item of evaluations (the pipeline's queue otherwise carries lists of call records)."""
+
+    __slots__ = ()
+
+
+def fill_span_ids(request: Any, records: list[CallRecord]) -> None:
+    """Give ``records`` their span ids from the parsed request when the normaliser did not (a
+    stop-gap: once the normaliser fills ``CallRecord.span_id`` this returns after one check).
+    Matched by (trace id, start, end), so rejected or skipped spans cannot shift the pairing."""
+    if not records or records[0][F_SPAN_ID]:
+        return
+    ids: dict[tuple[bytes, int, int], bytes] = {}
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                ids[(span.trace_id, span.start_time_unix_nano, span.end_time_unix_nano)] = span.span_id
+    for i, r in enumerate(records):
+        sid = ids.get((r.trace_id, r.start_ns, r.end_ns))
+        if sid:
+            records[i] = r._replace(span_id=sid)
+
+
+class EvaluationJoin:
+    """The call index, the wait buffer and the outcome counts (see the module docstring)."""
+
+    def __init__(self, config: EvaluationsConfig | None = None) -> None:
+        self.config = config = config or EvaluationsConfig()
+        self._max_calls = config.index_max_calls
+        self._max_age_ns = int(config.index_max_age_s * NS_PER_S)
+        self._wait_age_ns = int(config.wait_max_age_s * NS_PER_S)
+        self._by_span: dict[bytes, CallRecord] = {}
+        self._by_response: dict[str, CallRecord] = {}
+        self._order: deque[CallRecord] = deque()  # calls in index order, for eviction
+        self._waiting: deque[Evaluation] = deque()
+        self._released: set[int] = set()  # ids of joined evaluations still in ``_waiting``
+        self._wait_span: dict[bytes, list[Evaluation]] = {}
+        self._wait_response: dict[str, list[Evaluation]] = {}
+        self.newest_ns = 0  # newest call end seen (event time)
+        self.counts = dict.fromkeys(OUTCOMES, 0)  # the worker's counts
+        # malformed evaluations (no name, bad score) and ones a full queue refused: counted by the
+        # receiving threads under the pipeline's lock, reported as ``dropped``
+        self.malformed = 0
+        self.unjoined_by_service: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting) - len(self._released)
+
+    # -- calls -------------------------------------------------------------------------------------
+    def add_calls(self, records: Sequence[CallRecord]) -> list[Evaluation]:
+        """Index ``records``; returns waiting evaluations that these calls now join."""
+        by_span, by_resp, order = self._by_span, self._by_response, self._order
+        waiting = self.waiting > 0
+        released: list[Evaluation] = []
+        newest = self.newest_ns
+        for r in records:
+            sid = r[F_SPAN_ID]
+            rid = r[F_RESPONSE_ID]
+            if not sid and not rid:
+                continue
+            if sid:
+                by_span[sid] = r
+            if rid:
+                by_resp[rid] = r
+            order.append(r)
+            end = r[F_END_NS]
+            if end > newest:
+                newest = end
+            if waiting:
+                released.extend(self._release(r, sid, rid))
+        self.newest_ns = newest
+        self._evict()
+        return released
+
+    def _evict(self) -> None:
+        order = self._order
+        floor = self.newest_ns - self._max_age_ns
+        while order and (len(order) > self._max_calls or order[0][F_END_NS] < floor):
+            r = order.popleft()
+            sid, rid = r[F_SPAN_ID], r[F_RESPONSE_ID]
+            if sid and self._by_span.get(sid) is r:
+                del self._by_span[sid]
+            if rid and self._by_response.get(rid) is r:
+                del self._by_response[rid]
+
+    def _lookup(self, ev: Evaluation) -> CallRecord | None:
+        call = self._by_span.get(ev.span_id) if ev.span_id else None
+        if call is None and ev.response_id:
+            call = self._by_response.get(ev.response_id)
+        return call
+
+    # -- evaluations -------------------------------------------------------------------------------
+    def join(self, evaluations: Iterable[Evaluation]) -> list[Evaluation]:
+        """Evaluations joined now (``call`` set); the others wait for their call."""
+        out: list[Evaluation] = []
+        for ev in evaluations:
+            call = self._lookup(ev)
+            if call is not None:
+                out.append(ev._replace(call=call))
+            else:
+                self._wait(ev)
+        return out
+
+    def _wait(self, ev: Evaluation) -> None:
+        if not ev.span_id and not ev.response_id:
+            self._unjoined(ev)  # nothing to join on: it can never be joined
+            return
+        if self.waiting >= self.config.wait_max and (old := self._pop_oldest()) is not None:
+            self._forget(old)
+            self.counts["dropped"] += 1
+        self._waiting.append(ev)
+        if len(self._waiting) > 2 * self.config.wait_max:  # released entries piled up behind an old one
+            released = self._released
+            self._waiting = deque(e for e in self._waiting if id(e) not in released)
+            released.clear()
+        if ev.span_id:
+            self._wait_span.setdefault(ev.span_id, []).append(ev)
+        if ev.response_id:
+            self._wait_response.setdefault(ev.response_id, []).append(ev)
+
+    def _forget(self, ev: Evaluation) -> None:
+        for index, k in ((self._wait_span, ev.span_id), (self._wait_response, ev.response_id)):
+            if k and (lst := index.get(k)) is not None:
+                lst[:] = [e for e in lst if e is not ev]
+                if not lst:
+                    del index[k]
+
+    def _release(self, call: CallRecord, sid: bytes, rid: str | None) -> list[Evaluation]:
+        found: list[Evaluation] = []
+        if sid:
+            found.extend(self._wait_span.get(sid, ()))
+        if rid:
+            found.extend(e for e in self._wait_response.get(rid, ()) if not any(e is f for f in found))
+        for ev in found:
+            self._forget(ev)
+            self._released.add(id(ev))  # left in the deque, skipped when it reaches the front
+        return [ev._replace(call=call) for ev in found]
+
+    def _pop_oldest(self) -> Evaluation | None:
+        """The oldest evaluation still waiting (released ones are dropped from the front lazily:
+        their ids stay unique while the deque holds them)."""
+        waiting, released = self._waiting, self._released
+        while waiting:
+            ev = waiting.popleft()
+            if id(ev) in released:
+                released.discard(id(ev))
+                continue
+            return ev
+        return None
+
+    def _oldest_end_ns(self) -> int | None:
+        waiting, released = self._waiting, self._released
+        while waiting and id(waiting[0]) in released:
+            released.discard(id(waiting.popleft()))
+        return waiting[0].end_ns if waiting else None
+
+    def expire(self, now_ns: int | None = None) -> None:
+        """Evaluations that waited longer than ``wait_max_age_s`` (event time: the newest call's
+        end, or ``now_ns`` when later) give up: ``unjoined``."""
+        now = max(self.newest_ns, now_ns or 0)
+        floor = now - self._wait_age_ns
+        while (oldest := self._oldest_end_ns()) is not None and oldest < floor:
+            ev = self._waiting.popleft()
+            self._forget(ev)
+            self._unjoined(ev)
+
+    def flush(self) -> None:
+        """End of input: every waiting evaluation is unjoined."""
+        while (ev := self._pop_oldest()) is not None:
+            self._unjoined(ev)
+        self._released.clear()
+        self._wait_span.clear()
+        self._wait_response.clear()
+
+    def _unjoined(self, ev: Evaluation) -> None:
+        self.counts["unjoined"] += 1
+        svc = ev.service
+        if svc not in self.unjoined_by_service and len(self.unjoined_by_service) >= MAX_UNJOINED_SERVICES:
+            svc = OTHER_SERVICE
+        self.unjoined_by_service[svc] = self.unjoined_by_service.get(svc, 0) + 1
+
+    def counted(self, joined: int, late: int) -> None:
+        self.counts["joined"] += joined
+        self.counts["late"] += late
+
+    # -- self-telemetry ----------------------------------------------------------------------------
+    def points(self, self_service: str, start_ns: int, now_ns: int) -> list[MetricPoint]:
+        """``gensight.processor.evaluations{outcome}`` (the processor's own service) and the
+        unjoined count under each evaluation's own service."""
+        counts = dict(self.counts)
+        counts["dropped"] += self.malformed
+        pts = [MetricPoint(PROCESSOR_EVALUATIONS, SUM, "{evaluation}", self_service, (("outcome", o),),
+                           float(counts[o]), start_ns, now_ns) for o in OUTCOMES]
+        for svc, n in sorted(self.unjoined_by_service.items()):
+            if svc != self_service:
+                pts.append(MetricPoint(PROCESSOR_EVALUATIONS, SUM, "{evaluation}", svc, (("outcome", "unjoined"),),
+                                       float(n), start_ns, now_ns))
+        return pts
