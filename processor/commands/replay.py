@@ -1,7 +1,7 @@
 """Replay recorded OTLP spans through the processor pipeline, offline.
 
 Reads OTLP/JSON lines (the Collector ``file`` exporter's format; ``-`` is stdin, ``.gz`` is
-accepted) in order through the *same* pipeline as ``gensight serve`` — event time only, no idle
+accepted; trace lines and logs lines — evaluation results — may share one file) in order through the *same* pipeline as ``gensight serve`` — event time only, no idle
 advance — and writes the resulting metrics as OTLP/JSON lines, one ``ExportMetricsServiceRequest``
 per line, to ``--output`` or stdout. All open windows are flushed at end of input.
 """
@@ -59,9 +59,12 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
         print(f"gensight replay: {bad.source}:{bad.line_no}: skipped: {bad.reason}", file=sys.stderr)
 
     for name in files:
-        for request in iter_json_lines(name, on_bad_line=on_bad):
+        for request in iter_json_lines(name, on_bad_line=on_bad, logs=True):
             requests += 1
-            pipeline.submit(request)
+            if hasattr(request, "resource_logs"):  # evaluation results as OTLP log records
+                pipeline.submit_logs(request)
+            else:
+                pipeline.submit(request)
     pipeline.close(flush=True)
     return {"requests": requests, "bad_lines": bad_lines, **pipeline.counts}
 

@@ -366,6 +366,7 @@ def iter_json_lines(
     *,
     on_bad_line: Callable[[BadLine], None] | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    logs: bool = False,
 ) -> Iterator[ExportTraceServiceRequest]:
     """Yield one ExportTraceServiceRequest per non-empty line of a Collector ``file`` exporter output.
 
@@ -373,6 +374,8 @@ def iter_json_lines(
     magic bytes) is decompressed on the fly. A line that cannot be decoded, that is longer than
     ``max_line_bytes``, or that holds no ``resourceSpans`` (a metrics or logs line in a traces
     file) is reported through ``on_bad_line`` and skipped; reading continues with the next line.
+    With ``logs=True`` a ``resourceLogs`` line is yielded as an ``ExportLogsServiceRequest``
+    (evaluation results travel as log records; replay reads both from one file).
     """
     report = on_bad_line or _log_bad_line
     name, stream, closers = _open_source(source)
@@ -396,6 +399,11 @@ def iter_json_lines(
                 continue
             try:
                 obj = _loads(stripped)
+                if logs and isinstance(obj, dict) and ("resourceLogs" in obj or "resource_logs" in obj):
+                    from gensight.processor.receive.logs import logs_request_from_dict
+
+                    yield logs_request_from_dict(obj)  # type: ignore[misc]
+                    continue
                 if isinstance(obj, dict) and not any(k in obj for k in ("resourceSpans", "resource_spans")):
                     raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
                 req = trace_request_from_dict(obj)
