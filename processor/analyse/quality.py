@@ -94,7 +94,7 @@ def aggregate(evaluations: Sequence[Evaluation], config: EvaluationsConfig,
         st = out.get((key, name))
         if st is None:
             st = out[(key, name)] = QualityStats()
-        outcome = config.outcome(ev)
+        outcome = ev.outcome or config.outcome(ev)
         st.count += 1
         if ev.score is not None:
             st.score_sum += ev.score

@@ -37,7 +37,8 @@ from gensight.processor.records import CallRecord
 AVAILABILITY = "availability"
 LATENCY = "latency"
 COST = "cost"
-SLO_TYPES = (AVAILABILITY, LATENCY, COST)
+QUALITY = "quality"  # good = the named evaluation passes (counted at the evaluation's own time)
+SLO_TYPES = (AVAILABILITY, LATENCY, COST, QUALITY)
 
 # name -> seconds; the burn-rate windows exported as the ``window`` attribute
 WINDOWS_S: dict[str, int] = {"5m": 300, "30m": 1800, "1h": 3600, "2h": 7200, "6h": 21600, "1d": 86400, "3d": 259200}
@@ -61,6 +62,7 @@ class SLOConfig:
     selector: Selector = field(default_factory=Selector)
     threshold_s: float | None = None  # latency SLOs: good = duration <= threshold
     threshold_usd: float | None = None  # cost SLOs: good = cost per call <= threshold
+    evaluation: str | None = None  # quality SLOs: the gen_ai.evaluation.name whose pass ratio is the SLI
     period_s: int = DEFAULT_PERIOD_S
     bucket_s: int = DEFAULT_BUCKET_S
     min_events: int = 30
@@ -71,7 +73,7 @@ class SLOConfig:
     def from_dict(cls, data: Mapping[str, Any], where: str) -> SLOConfig:
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: must be a mapping")
-        known = {"name", "type", "target", "selector", "threshold_s", "threshold_usd", "period_s", "period",
+        known = {"name", "type", "target", "selector", "threshold_s", "threshold_usd", "evaluation", "period_s", "period",
                  "bucket_s", "min_events", "min_short_events", "min_bad_events"}
         reject_unknown(data, known, where)
         name = data.get("name")
@@ -96,6 +98,9 @@ class SLOConfig:
             raise ValueError(f"{where}.threshold_s: required for a latency SLO")
         if typ == COST and thr_usd is None:
             raise ValueError(f"{where}.threshold_usd: required for a cost SLO")
+        evaluation = data.get("evaluation")
+        if typ == QUALITY and (not isinstance(evaluation, str) or not evaluation):
+            raise ValueError(f"{where}.evaluation: required for a quality SLO (a gen_ai.evaluation.name)")
         period_s = data.get("period_s", data.get("period", DEFAULT_PERIOD_S))
         period_s = parse_duration_s(period_s, f"{where}.period_s")
         bucket_s = parse_duration_s(data.get("bucket_s", DEFAULT_BUCKET_S), f"{where}.bucket_s")
@@ -108,7 +113,8 @@ class SLOConfig:
                 raise ValueError(f"{where}.{k}: must be a non-negative integer, got {v!r}")
             ints[k] = v
         return cls(name=name, type=typ, target=target, selector=Selector.from_dict(data.get("selector"), f"{where}.selector"),
-                   threshold_s=thr_s, threshold_usd=thr_usd, period_s=period_s, bucket_s=bucket_s, **ints)
+                   threshold_s=thr_s, threshold_usd=thr_usd, evaluation=evaluation if typ == QUALITY else None,
+                   period_s=period_s, bucket_s=bucket_s, **ints)
 
 
 def _opt_pos(v: Any, where: str) -> float | None:
@@ -242,10 +248,23 @@ class SLOAnalyser:
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         for c in self.counters.values():
+            if c.config.type == QUALITY:
+                continue
             sel = c.config.selector
             for rec in records:
                 if sel.matches(rec):
                     c.add(rec.end_ns, c.is_good(rec))
+
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        """Quality SLOs: joined evaluations of the SLO's name whose call matches the selector;
+        good = ``pass``, bad = ``fail`` (a judge's ``error`` counts as neither)."""
+        for c in self.counters.values():
+            if c.config.type != QUALITY:
+                continue
+            sel, name = c.config.selector, c.config.evaluation
+            for ev in evaluations:
+                if ev.name == name and ev.outcome in ("pass", "fail") and ev.call is not None and sel.matches(ev.call):
+                    c.add(ev.end_ns, ev.outcome == "pass")
 
     def close(self, window: Window) -> list[MetricPoint]:
         now = window.end_ns

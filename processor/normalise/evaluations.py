@@ -32,7 +32,8 @@ _EVENT_BYTES = EVENT_NAME.encode()
 class Evaluation(NamedTuple):
     """One evaluation result. ``end_ns`` is its own event time (the window it counts in) and sits
     where ``CallRecord.end_ns`` does, so the window clock assigns both alike. ``call`` is the
-    judged call's record once joined (its series key, its attributes for SLO selectors)."""
+    judged call's record once joined (its series key, its attributes for SLO selectors), and
+    ``outcome`` the pass rule's verdict (``EvaluationsConfig.outcome``), set by the join."""
 
     name: str
     score: float | None
@@ -44,6 +45,7 @@ class Evaluation(NamedTuple):
     span_id: bytes
     response_id: str | None
     call: CallRecord | None = None
+    outcome: str = ""  # once joined: "pass" | "fail" | "error" by the configured pass rule
 
 
 if Evaluation._fields.index("end_ns") != CallRecord._fields.index("end_ns"):

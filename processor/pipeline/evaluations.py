@@ -211,7 +211,7 @@ class EvaluationJoin:
         for ev in evaluations:
             call = self._lookup(ev)
             if call is not None:
-                out.append(ev._replace(call=call))
+                out.append(ev._replace(call=call, outcome=self.config.outcome(ev)))
             else:
                 self._wait(ev)
         return out
@@ -249,7 +249,7 @@ class EvaluationJoin:
         for ev in found:
             self._forget(ev)
             self._released.add(id(ev))  # left in the deque, skipped when it reaches the front
-        return [ev._replace(call=call) for ev in found]
+        return [ev._replace(call=call, outcome=self.config.outcome(ev)) for ev in found]
 
     def _pop_oldest(self) -> Evaluation | None:
         """The oldest evaluation still waiting (released ones are dropped from the front lazily:
