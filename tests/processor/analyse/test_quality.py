@@ -210,3 +210,39 @@ def test_replay_of_trace_and_logs_lines_equals_live(tmp_path, otlp):
     assert len(quality(replay.rows)) > 20
     joined = [r for r in replay.named("gensight.processor.evaluations") if dict(r[2])["outcome"] == "joined"]
     assert joined[-1][3] == 24.0
+
+
+# -- the quality SLO -------------------------------------------------------------------------------
+
+def test_quality_slo_burn_rate_against_hand_counts():
+    from gensight.processor.analyse.alerts import AlertEngine
+    from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
+    from gensight.processor.normalise.evaluations import Evaluation
+    from gensight.processor.points import Window
+    from gensight.processor.records import CallRecord
+
+    cfg = SLOConfig.from_dict({"name": "answers", "type": "quality", "evaluation": "relevance", "target": 0.9,
+                               "selector": {"service": "checkout"}}, "analytics.slos[0]")
+    slo = SLOAnalyser([cfg], AlertEngine())
+    t0 = 1_700_000_400 * S - (1_700_000_400 * S) % (3600 * S)
+    mine = CallRecord("chat", "checkout", "openai", "m", 0, 1, 1.0)
+    other = mine._replace(service="search")
+    w = Window(t0, t0 + 3600 * S)
+    evals = []
+    for i in range(100):  # 20 of 100 fail: error ratio 0.2, burn 0.2 / 0.1 = 2.0
+        evals.append(Evaluation("relevance", None, None, None, "judge", t0 + i * 30 * S, b"", b"", None, mine,
+                                "fail" if i % 5 == 0 else "pass"))
+    evals.append(evals[0]._replace(outcome="error"))  # a judge error: neither good nor bad
+    evals.append(evals[1]._replace(name="user_feedback", outcome="fail"))  # another evaluation name
+    evals.append(evals[1]._replace(call=other, outcome="fail"))  # another service
+    slo.observe_evaluations(w, evals)
+    burn = {dict(p.attributes)["window"]: p.value for p in slo.close(w) if p.name == "gensight.slo.burn_rate"}
+    assert burn["1h"] == pytest.approx(2.0)
+    assert slo.counters["answers"].counts(w.end_ns, 3600) == (80, 100)
+
+
+def test_quality_slo_needs_an_evaluation_name():
+    from gensight.processor.analyse.slo import SLOConfig
+
+    with pytest.raises(ValueError, match=r"analytics.slos\[0\].evaluation: required"):
+        SLOConfig.from_dict({"name": "q", "type": "quality", "target": 0.9}, "analytics.slos[0]")
