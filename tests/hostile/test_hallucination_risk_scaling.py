@@ -1,8 +1,8 @@
 """Hallucination-risk matching stays linear on adversarial text.
 
 Not a speed test: the time for 8x the text is compared with the time for the text itself, in the
-same process (best of five), so machine speed cancels out. Linear work gives a ratio near 8; a
-pattern that backtracks quadratically would give about 64. The bound (24) leaves room for noise.
+same process (best of seven), so machine speed cancels out. Linear work gives a ratio near 8; a
+pattern that backtracks quadratically would give about 64. The bound (32) leaves room for a loaded machine.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 
 from gensight.processor.analyse.hallucination_risk import risk_flags
 
-N = 20_000
-RATIO_LIMIT = 24.0
+N = 40_000
+RATIO_LIMIT = 32.0
 
 HOSTILE = {
     "dose words without a unit": "take " + "1" * N,
@@ -27,7 +27,7 @@ HOSTILE = {
 }
 
 
-def _best_time(text: str, repeats: int = 5) -> float:
+def _best_time(text: str, repeats: int = 7) -> float:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
