@@ -422,8 +422,8 @@ def slo() -> Dashboard:
 
     d.row("Quality SLOs and trends")
     d.add(timeseries("Quality SLO burn: 1h and 5m (page > 14.4)",
-                     [_target(f'max by (slo, window) (gensight_slo_burn_rate{{window=~"5m|1h", slo=~".*quality.*", '
-                              f'service_name=~"$service"}})', "{{slo}} {{window}}")],
+                     [_target('max by (slo, window) (gensight_slo_burn_rate{window=~"5m|1h", slo=~".*quality.*", '
+                              'service_name=~"$service"})', "{{slo}} {{window}}")],
                      thresholds=_thresholds((14.4, "red")), decimals=2,
                      description="SLOs of type quality (good = the named evaluation passes), by the convention that "
                                  "their name contains 'quality' (docs/analytics.md)."), 12, 8)

@@ -132,6 +132,14 @@ def fill_span_ids(request: Any, records: list[CallRecord]) -> None:
             records[i] = r._replace(span_id=sid)
 
 
+def _remove(index: dict[Any, list[Evaluation]], key: Any, ev: Evaluation) -> None:
+    """Take ``ev`` out of ``index[key]`` (dropping the key when its list empties)."""
+    if key and (lst := index.get(key)) is not None:
+        lst[:] = [e for e in lst if e is not ev]
+        if not lst:
+            del index[key]
+
+
 class EvaluationJoin:
     """The call index, the wait buffer and the outcome counts (see the module docstring)."""
 
@@ -234,11 +242,8 @@ class EvaluationJoin:
             self._wait_response.setdefault(ev.response_id, []).append(ev)
 
     def _forget(self, ev: Evaluation) -> None:
-        for index, k in ((self._wait_span, ev.span_id), (self._wait_response, ev.response_id)):
-            if k and (lst := index.get(k)) is not None:
-                lst[:] = [e for e in lst if e is not ev]
-                if not lst:
-                    del index[k]
+        _remove(self._wait_span, ev.span_id, ev)
+        _remove(self._wait_response, ev.response_id, ev)
 
     def _release(self, call: CallRecord, sid: bytes, rid: str | None) -> list[Evaluation]:
         found: list[Evaluation] = []

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gensight.processor.analyse.content_checks import ContentChecker, ContentChecksConfig, ContentFlagsAnalyser
+from gensight.processor.analyse.content_checks import (
+    ContentChecker,
+    ContentChecksConfig,
+    ContentFlagsAnalyser,
+)
 from gensight.processor.analyse.hallucination_risk import risk_flags, split_flag
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
