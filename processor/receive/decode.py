@@ -182,9 +182,13 @@ def trace_request_from_json(data: bytes | str) -> ExportTraceServiceRequest:
 
 def trace_request_from_dict(obj: Any) -> ExportTraceServiceRequest:
     """Build a request from already-parsed OTLP/JSON (hex ids, int or string enums and int64s)."""
+    return request_from_dict(ExportTraceServiceRequest(), obj)
+
+
+def request_from_dict(req: Any, obj: Any) -> Any:
+    """Fill the empty OTLP request message ``req`` from parsed OTLP/JSON ``obj`` (any signal)."""
     if not isinstance(obj, dict):
         raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
-    req = ExportTraceServiceRequest()
     try:
         _fill(req, obj)
     except DecodeError:
@@ -192,7 +196,7 @@ def trace_request_from_dict(obj: Any) -> ExportTraceServiceRequest:
     except RecursionError:
         raise DecodeError("invalid OTLP/JSON: nesting too deep") from None
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
-        raise DecodeError(f"invalid OTLP/JSON ExportTraceServiceRequest: {_short(exc)}") from None
+        raise DecodeError(f"invalid OTLP/JSON {req.DESCRIPTOR.name}: {_short(exc)}") from None
     return req
 
 

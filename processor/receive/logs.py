@@ -19,10 +19,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from gensight.processor.receive.decode import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     DecodeError,
-    _fill,
     _loads,
-    _short,
     gunzip,
+    request_from_dict,
 )
 
 __all__ = ["ExportLogsServiceResponse", "count_log_records", "decode_logs_request", "is_logs_line",
@@ -44,18 +43,7 @@ def logs_request_from_protobuf(data: bytes) -> ExportLogsServiceRequest:
 
 def logs_request_from_dict(obj: Any) -> ExportLogsServiceRequest:
     """A request from parsed OTLP/JSON (hex ids, int or string int64s, camel or snake case)."""
-    if not isinstance(obj, dict):
-        raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
-    req = ExportLogsServiceRequest()
-    try:
-        _fill(req, obj)
-    except DecodeError:
-        raise
-    except RecursionError:
-        raise DecodeError("invalid OTLP/JSON: nesting too deep") from None
-    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
-        raise DecodeError(f"invalid OTLP/JSON ExportLogsServiceRequest: {_short(exc)}") from None
-    return req
+    return request_from_dict(ExportLogsServiceRequest(), obj)  # type: ignore[no-any-return]
 
 
 def is_logs_line(obj: Any) -> bool:

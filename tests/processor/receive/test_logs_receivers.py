@@ -4,6 +4,7 @@ Same limits, auth and back-pressure on the logs endpoints as on the trace ones."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -135,6 +136,17 @@ def _post(port: int, body: bytes, content_type: str = "application/json", header
         return exc.code, dict(exc.headers), exc.read()
 
 
+@contextlib.contextmanager
+def http_receiver(pipeline, cfg=None, *, logs: bool = True):
+    rx = HttpReceiver(cfg or HttpReceiverConfig(endpoint="127.0.0.1:0"), pipeline.consume,
+                      logs_consumer=pipeline.consume_logs if logs else None)
+    rx.start()
+    try:
+        yield rx
+    finally:
+        rx.stop()
+
+
 @pytest.fixture
 def idle_pipeline():
     """A pipeline whose worker is not running, with a one-item queue: the second request is refused."""
@@ -144,55 +156,35 @@ def idle_pipeline():
 
 
 def test_http_logs_json_is_accepted_and_queued(idle_pipeline):
-    rx = HttpReceiver(HttpReceiverConfig(endpoint="127.0.0.1:0"), idle_pipeline.consume, logs_consumer=idle_pipeline.consume_logs)
-    rx.start()
-    try:
+    with http_receiver(idle_pipeline) as rx:
         status, _, body = _post(rx.port, _logs_request_json())
         assert status == 200 and json.loads(body) == {}
         assert idle_pipeline.queue_size == 1
-    finally:
-        rx.stop()
 
 
 def test_http_logs_back_pressure_is_503_with_retry_after(idle_pipeline):
-    rx = HttpReceiver(HttpReceiverConfig(endpoint="127.0.0.1:0"), idle_pipeline.consume, logs_consumer=idle_pipeline.consume_logs)
-    rx.start()
-    try:
+    with http_receiver(idle_pipeline) as rx:
         assert _post(rx.port, _logs_request_json())[0] == 200
         status, headers, _ = _post(rx.port, _logs_request_json())
         assert status == 503 and headers.get("Retry-After") == "1"
-    finally:
-        rx.stop()
 
 
 def test_http_logs_need_the_bearer_token_when_auth_is_on(idle_pipeline):
     cfg = config_from_mapping({"receivers": {"grpc": None, "http": {
         "endpoint": "127.0.0.1:0", "auth": {"bearer_tokens": ["s3cret"]}}}}).receivers.http
-    rx = HttpReceiver(cfg, idle_pipeline.consume, logs_consumer=idle_pipeline.consume_logs)
-    rx.start()
-    try:
+    with http_receiver(idle_pipeline, cfg) as rx:
         assert _post(rx.port, _logs_request_json())[0] == 401
         assert _post(rx.port, _logs_request_json(), headers={"Authorization": "Bearer s3cret"})[0] == 200
-    finally:
-        rx.stop()
 
 
 def test_http_logs_undecodable_protobuf_is_400(idle_pipeline):
-    rx = HttpReceiver(HttpReceiverConfig(endpoint="127.0.0.1:0"), idle_pipeline.consume, logs_consumer=idle_pipeline.consume_logs)
-    rx.start()
-    try:
+    with http_receiver(idle_pipeline) as rx:
         assert _post(rx.port, b"\xff\xff\xff", "application/x-protobuf")[0] == 400
-    finally:
-        rx.stop()
 
 
 def test_http_logs_path_is_404_without_a_logs_consumer(idle_pipeline):
-    rx = HttpReceiver(HttpReceiverConfig(endpoint="127.0.0.1:0"), idle_pipeline.consume)
-    rx.start()
-    try:
+    with http_receiver(idle_pipeline, logs=False) as rx:
         assert _post(rx.port, _logs_request_json())[0] == 404
-    finally:
-        rx.stop()
 
 
 def test_grpc_logs_back_pressure_is_resource_exhausted(idle_pipeline):
