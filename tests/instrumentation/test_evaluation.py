@@ -122,3 +122,23 @@ def test_a_failing_logger_provider_never_raises_into_the_app(configured, monkeyp
 
     evaluation.set_logger_provider(Broken())  # type: ignore[arg-type]
     assert record_evaluation("relevance", score=1.0) is False
+
+
+def test_with_opentelemetry_instrument_and_otel_logs_exporter_it_is_a_log_record():
+    """``opentelemetry-instrument`` sets up a logger provider from OTEL_LOGS_EXPORTER (here
+    ``console``): the evaluation leaves as a log record with the event name, not a span event."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    launcher = str(Path(sys.executable).parent / "opentelemetry-instrument")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GENSIGHT_"))}
+    env.update(OTEL_SERVICE_NAME="judge-app", OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none",
+               OTEL_LOGS_EXPORTER="console")
+    code = ("from gensight.instrumentation import record_evaluation\n"
+            "assert record_evaluation('relevance', score=0.75, response_id='resp_1')\n")
+    proc = subprocess.run([launcher, sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert '"gen_ai.evaluation.name": "relevance"' in proc.stdout
+    assert "gen_ai.evaluation.result" in proc.stdout
