@@ -89,16 +89,23 @@ def _service(resource: Any) -> str:
 
 
 def _evaluation(attributes: Any, service: str, time_ns: int, trace_id: bytes, span_id: bytes) -> Evaluation | None:
-    values: dict[str, Any] = {}
-    for kv in attributes:
-        if kv.key in (EVALUATION_NAME, SCORE_VALUE, SCORE_LABEL, RESPONSE_ID, ERROR_TYPE):
-            values[kv.key] = _scalar(kv.value)
-    name = _text(values.get(EVALUATION_NAME))
-    score = _score(values.get(SCORE_VALUE))
+    name = score = label = error = response_id = None
+    for kv in attributes:  # one pass, no dict: upb wrapper creation per attribute is the cost here
+        key = kv.key
+        if key == EVALUATION_NAME:
+            name = _text(_scalar(kv.value))
+        elif key == SCORE_VALUE:
+            score = _score(_scalar(kv.value))
+        elif key == SCORE_LABEL:
+            label = _text(_scalar(kv.value))
+        elif key == RESPONSE_ID:
+            response_id = _text(_scalar(kv.value))
+        elif key == ERROR_TYPE:
+            error = _text(_scalar(kv.value))
     if name is None or score is False or not 0 < time_ns < 2**63:
         return None
-    return Evaluation(name, score, _text(values.get(SCORE_LABEL)), _text(values.get(ERROR_TYPE)), service,  # type: ignore[arg-type]
-                      time_ns, bytes(trace_id), bytes(span_id), _text(values.get(RESPONSE_ID)))
+    return Evaluation(name, score, label, error, service, time_ns, bytes(trace_id), bytes(span_id),  # type: ignore[arg-type]
+                      response_id)
 
 
 def _is_evaluation_record(lr: Any) -> bool:
