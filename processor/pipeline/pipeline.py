@@ -134,6 +134,7 @@ class Pipeline:
         # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
         # callables returning (metric name, unit, attributes, value) rows, read at every window close
         self.self_telemetry_sources: list[Callable[[], Any]] = []
+        self.self_telemetry_sources.append(self.normaliser.unpriced.rows)  # gensight.processor.unpriced_calls
         self.analyser_errors = 0
         self.export_errors = 0
         self._lock = threading.Lock()
