@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 from typing import Any
 
 _PROG = "gensight pricing"
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 def parse_at(text: str | None) -> int:
     """``--at`` as Unix ns; a date alone is its UTC midnight, a naive time is UTC."""
     if not text:
-        return dt.datetime.now(dt.timezone.utc).timestamp().__int__() * 1_000_000_000
+        return time.time_ns()
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
@@ -166,6 +167,6 @@ def _check(table: Any, args: argparse.Namespace) -> int:
                  r["price_source"]) for r in rows]
         widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
         for line in [header, *body]:
-            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         print(f"total cost USD {total:.6f} over {sum(r['calls'] for r in rows)} calls; {unpriced} unpriced")
     return 0
