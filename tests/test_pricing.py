@@ -129,6 +129,11 @@ def test_a_model_is_resolved_once_not_per_call(table, monkeypatch):
     assert len(calls) == 1
 
 
+def test_snapshot_the_library_does_not_list_is_priced_as_its_base_model(table):
+    assert table.lookup("openai", "gpt-4o-2031-01-31") == table.lookup("openai", "gpt-4o")
+    assert table.lookup("anthropic", "claude-3-5-sonnet-latest") == table.lookup("anthropic", "claude-3-5-sonnet")
+
+
 # -- provider names ------------------------------------------------------------------------------
 SEMCONV_PROVIDERS = {  # gen_ai.provider.name values of the semconv -> library provider id
     "openai": "openai", "anthropic": "anthropic", "aws.bedrock": "aws", "azure.ai.openai": "azure",

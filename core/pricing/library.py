@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from gensight.pricing.overrides import model_candidates
 from gensight.pricing.providers import NO_LIBRARY_PROVIDER, library_provider
 from gensight.pricing.rates import Quote, Rates
 
@@ -127,9 +128,18 @@ class LibraryPrices:
         return Quote(source, at=at, time_of_day_boundaries_s=tuple(boundaries))
 
     def _find(self, provider: str | None, model: str) -> tuple[Any, Any] | None:
+        """The library's provider and model entry; a dated snapshot the library does not list yet
+        (``gpt-4o-2025-01-31``) is priced as its base model, as the override files do."""
         pid = library_provider(provider, self.provider_ids)
         if pid == NO_LIBRARY_PROVIDER:
             return None
+        for name in model_candidates(model):
+            found = self._find_exact(pid, name)
+            if found is not None:
+                return found
+        return None
+
+    def _find_exact(self, pid: str | None, model: str) -> tuple[Any, Any] | None:
         if pid is not None:
             prov = self._by_id.get(pid)
             if prov is None:
