@@ -202,8 +202,15 @@ def test_quote_cache_is_bounded():
     t = PricingTable(max_quotes=16)
     for i in range(200):
         t.cost_usd("openai", f"hostile-model-{i}", 10, 10)
-    assert t.quote.cache_info().currsize == 16
+    assert t.cache_info().currsize == 16
     assert MAX_QUOTES <= 10_000
+
+
+def test_absurdly_long_names_are_neither_priced_nor_cached():
+    t = PricingTable.bundled()
+    assert t.cost_usd("openai", "gpt-4o" + "x" * 10_000, 10, 10) is None
+    assert t.cost_usd("openai", "gpt-4o", 10, 10, tier="p" * 10_000) is None
+    assert t.cache_info().currsize == 0
 
 
 def test_price_periods_per_quote_are_bounded(table):

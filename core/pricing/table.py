@@ -27,6 +27,7 @@ logger = logging.getLogger("gensight.pricing")
 
 PRICING_FILE_ENV = "GENSIGHT_PRICING_FILE"
 MAX_QUOTES = 4096  # (provider, model, tier) resolutions kept; model names can come from hostile spans
+MAX_NAME_CHARS = 256  # longer provider/model/tier names are not priced (nor cached)
 MAX_WARNED_MODELS = 1000  # bound the "already warned" set for the same reason
 BUNDLED_CORRECTIONS = "bundled correction"
 # where a span reports the service tier it was served at: response first (what was billed)
@@ -66,7 +67,8 @@ class PricingTable:
         self._library_lock = threading.Lock()
         self._warned: set[str] = set()
         self._warn_lock = threading.Lock()
-        self.quote = functools.lru_cache(maxsize=max_quotes)(self._resolve)
+        self._quote = functools.lru_cache(maxsize=max_quotes)(self._resolve)
+        self.cache_info = self._quote.cache_info
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -101,6 +103,15 @@ class PricingTable:
                         self._use_library = False
         return self._library
 
+    def quote(self, provider: str | None, model: str | None, tier: str | None = None) -> Quote | None:
+        """The quote of ``model`` at ``provider`` and ``tier``, resolved once (bounded LRU).
+        Names longer than any real one (``MAX_NAME_CHARS``) are not priced: a cache holding
+        megabyte-long names from hostile spans would be bounded in entries but not in bytes."""
+        if (model and len(model) > MAX_NAME_CHARS) or (provider and len(provider) > MAX_NAME_CHARS) \
+                or (tier and len(tier) > MAX_NAME_CHARS):
+            return None
+        return self._quote(provider, model, tier)
+
     def _resolve(self, provider: str | None, model: str | None, tier: str | None = None) -> Quote | None:
         """One resolution through the layers (cached by ``quote``)."""
         if not model:
@@ -124,7 +135,7 @@ class PricingTable:
             self._warned.add(model)
         logger.warning(
             "gensight: no price for model %r (provider %r); no cost is recorded for it. Add it to a file named by %s.",
-            model[:256], (provider or "")[:256], PRICING_FILE_ENV,
+            model, provider or "", PRICING_FILE_ENV,
         )
 
     def cost_usd(

@@ -514,8 +514,10 @@ class Normaliser:
         """Cost from the pricing table at the call's start time and service tier. The quote of
         each (provider, model, tier) is cached here, so a call is a dict lookup and a few
         multiplications (``Quote.cost_usd``); an unpriced call is counted per provider and model."""
-        if type(tier) is not str or tier == "auto":
-            tier = None
+        if type(tier) is not str or tier == "auto" or len(tier) > MAX_KEY_CHARS:
+            tier = None  # standard prices, as the library gives for a tier it has no price for
+        if len(model) > MAX_KEY_CHARS:  # no real model name is that long: keep the cache small in bytes
+            model = model[:MAX_KEY_CHARS]
         key = (provider, model, tier)
         try:
             quote = self._prices[key]
