@@ -157,20 +157,24 @@ class PricingTable:
         embeddings) counts as 0; a negative, NaN or non-numeric count makes the whole cost
         ``None`` rather than a wrong number.
         """
-        if input_tokens is None and output_tokens is None:
-            return None
-        counts = (
-            0 if input_tokens is None else input_tokens,
-            0 if output_tokens is None else output_tokens,
-            0 if cache_read_tokens is None else cache_read_tokens,
-            0 if cache_write_tokens is None else cache_write_tokens,
-        )
-        if not all(valid_count(c) for c in counts):
-            return None
+        if input_tokens is None:
+            if output_tokens is None:
+                return None
+            input_tokens = 0
+        if output_tokens is None:
+            output_tokens = 0
+        if cache_read_tokens is None:
+            cache_read_tokens = 0
+        if cache_write_tokens is None:
+            cache_write_tokens = 0
+        for count in (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens):
+            if not (type(count) is int and count >= 0) and not valid_count(count):  # plain ints: the common case
+                return None
         quote = self.quote(provider, model, tier)
         if quote is None:
             return None
-        return quote.cost_usd(time.time_ns() if at_ns is None else at_ns, *counts)
+        return quote.cost_usd(time.time_ns() if at_ns is None else at_ns, input_tokens, output_tokens,
+                              cache_read_tokens, cache_write_tokens)
 
     def lookup(self, provider: str | None, model: str | None, *, tier: str | None = None,
                at_ns: int | None = None) -> ModelPrice | None:
