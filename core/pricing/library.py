@@ -168,10 +168,6 @@ class LibraryPrices:
                     out.append(variant.constraint)
         return out
 
-    def models(self) -> dict[str, int]:
-        """Model count per provider id (``pricing show`` summary, tests)."""
-        return {p.id: len(p.models) for p in self._providers}
-
 
 def _utc_time(t: dt.time) -> dt.time:
     if t.tzinfo is None:

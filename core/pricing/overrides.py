@@ -138,9 +138,6 @@ class OverrideTable:
                 return price
         return None
 
-    def models(self) -> dict[str, list[str]]:
-        return {p: sorted(models) for p, models in self._providers.items()}
-
 
 def model_candidates(model: str) -> list[str]:
     """``model`` then its base names: dated snapshots and vendor prefixes resolve to the base."""

@@ -189,13 +189,6 @@ class PricingTable:
         m = rates.per_million()
         return ModelPrice(m["input"], m["output"], m["cache_read"], m["cache_write"])
 
-    def models(self) -> dict[str, list[str]]:
-        """Models of the file layers, per provider (the library's are too many to list)."""
-        out = {p: list(ms) for p, ms in self.corrections.models().items()}
-        for p, ms in self.overrides.models().items():
-            out[p] = sorted(set(out.get(p, [])) | set(ms))
-        return out
-
 
 def _load_library() -> Any:
     try:
