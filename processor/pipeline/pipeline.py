@@ -111,6 +111,7 @@ class Pipeline:
         n = config.normalise
         if pricing is None and n.enrich_cost:
             pricing = PricingTable.load(n.pricing_file)
+            pricing.library()  # load genai-prices' data now: serve's tune_gc freezes start-up objects
         key = hash_key if hash_key is not None else hash_key_from_env()
         checker = None
         if config.content_checks.enabled:
