@@ -103,3 +103,9 @@ def test_spans_with_their_own_cost_are_not_counted(normaliser, otlp):
     normaliser.normalise(otlp.request([otlp.chat("acme-llm-7b", **{"gen_ai.usage.cost": 0.01})]))
     assert normaliser.unpriced.rows() == []
 
+
+
+def test_pipeline_loads_the_price_data_at_start_up():
+    # before `serve` freezes the start-up heap (tune_gc), not on the first request
+    pipeline = Pipeline(config_from_mapping({}), [], live=False)
+    assert pipeline.context.pricing is not None and pipeline.context.pricing._library is not None
