@@ -1,4 +1,4 @@
-"""The demo's fake provider process: ``gensight.fakes.openai`` tied to its parent's lifetime.
+"""The demo's fake provider process: ``gensight.fakes`` tied to its parent's lifetime.
 
 ``gensight demo`` runs the provider in its own process (a remote provider does not share the
 processor's CPU or GIL). This wrapper exits when its stdin reaches end-of-file, which happens
@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from gensight.fakes.openai import FakeProvider
+    from gensight.fakes import FakeProvider
 
     try:
         fake = FakeProvider(
