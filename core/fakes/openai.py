@@ -39,7 +39,6 @@ def _text_of(content: Any) -> str:
     return str(content)
 
 
-
 def _chat_completions(fake: FakeProvider, req: Request) -> Reply:
     body = req.json
     messages = body.get("messages")

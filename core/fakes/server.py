@@ -97,7 +97,6 @@ class Incident:
         }
 
 
-
 class FakeProvider:
     """The fake provider: a threaded stdlib HTTP server plus its behaviour settings."""
 
