@@ -6,7 +6,7 @@ helpers never raise and turn anything unusable into ``None`` (the attribute is t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gensight.instrumentation import attributes as A
@@ -27,21 +27,17 @@ def field_of(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def set_tool_calls(inv: Invocation, calls: Iterable[tuple[str | None, str | None]]) -> None:
+def set_tool_calls(inv: Invocation, calls: Sequence[tuple[str | None, str | None]]) -> None:
     """Record the tool calls the model asked for, as ``(name, id)`` pairs in the model's order.
 
     ``gensight.response.tool_call.names`` and ``.ids`` are kept in step: the same length, with
     ``""`` for a missing name or id, so the i-th name belongs to the i-th id. Nothing is set
     when there are no calls.
     """
-    names: list[str] = []
-    ids: list[str] = []
-    for name, call_id in calls:
-        names.append(name or "")
-        ids.append(call_id or "")
-    if names:
-        inv.set_attribute(A.GENSIGHT_RESPONSE_TOOL_CALL_NAMES, names)
-        inv.set_attribute(A.GENSIGHT_RESPONSE_TOOL_CALL_IDS, ids)
+    if not calls:  # the common case: return before building anything
+        return
+    inv.set_attribute(A.GENSIGHT_RESPONSE_TOOL_CALL_NAMES, [name or "" for name, _ in calls])
+    inv.set_attribute(A.GENSIGHT_RESPONSE_TOOL_CALL_IDS, [call_id or "" for _, call_id in calls])
 
 
 def server_of(client: Any) -> tuple[str | None, int | None]:

@@ -6,6 +6,7 @@ Every instrumented SDK method runs the same way::
     with inv.activate():                           # current while the SDK sends the request,
         result = wrapped(*args, **kwargs)          # so HTTP-client spans nest under it
     # the SDK raised: inv.fail(exc), the exception re-raised unchanged
+    # (written out as attach / try / finally detach: one object less on every call)
     return finish(inv, result, kwargs, proxy_cls)  # what the app gets back
 
 ``finish`` hands a stream to the shared stream proxy (:func:`proxy_stream`: the proxy ends the
@@ -24,7 +25,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from gensight.instrumentation.lifecycle import Invocation
+from gensight.instrumentation.lifecycle import Invocation, attach, detach
 from gensight.instrumentation.stream import AsyncStreamProxy, ChunkHandler, EndHandler, SyncStreamProxy
 
 logger = logging.getLogger(__name__)
@@ -46,17 +47,19 @@ def sync_call_wrapper(start: Start, finish: Finish, prepare: Prepare | None = No
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         inv = start(instance, kwargs)
+        token = attach(inv.span)  # inv.activate() without the context-manager object: the hot path
         try:
-            with inv.activate():
-                if prepare is None:
-                    result = wrapped(*args, **kwargs)
-                else:
-                    context, call_kwargs = prepare(instance, kwargs)
-                    with context:
-                        result = wrapped(*args, **call_kwargs)
+            if prepare is None:
+                result = wrapped(*args, **kwargs)
+            else:
+                context, call_kwargs = prepare(instance, kwargs)
+                with context:
+                    result = wrapped(*args, **call_kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
+        finally:
+            detach(token)
         return finish(inv, result, kwargs, SyncStreamProxy)
 
     return wrapper
@@ -69,17 +72,19 @@ def async_call_wrapper(start: Start, finish: Finish, prepare: Prepare | None = N
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         inv = start(instance, kwargs)
+        token = attach(inv.span)  # inv.activate() without the context-manager object: the hot path
         try:
-            with inv.activate():
-                if prepare is None:
-                    result = await wrapped(*args, **kwargs)
-                else:
-                    context, call_kwargs = prepare(instance, kwargs)
-                    with context:
-                        result = await wrapped(*args, **call_kwargs)
+            if prepare is None:
+                result = await wrapped(*args, **kwargs)
+            else:
+                context, call_kwargs = prepare(instance, kwargs)
+                with context:
+                    result = await wrapped(*args, **call_kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
+        finally:
+            detach(token)
         return finish(inv, result, kwargs, AsyncStreamProxy)
 
     return wrapper

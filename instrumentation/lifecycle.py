@@ -126,8 +126,10 @@ class Telemetry:
             return Invocation.noop(self)
 
 
-def _attach(span: Span) -> object | None:
-    """Make ``span`` current; the token to undo it with (None if that failed)."""
+def attach(span: Span) -> object | None:
+    """Make ``span`` current; the token to undo it with (None if that failed). What
+    :meth:`Invocation.activate` does on entry, for hot paths that cannot afford the ``with``
+    object (:mod:`gensight.instrumentation.calls`)."""
     try:
         return otel_context.attach(trace.set_span_in_context(span))
     except Exception:  # pragma: no cover - defensive
@@ -135,7 +137,8 @@ def _attach(span: Span) -> object | None:
         return None
 
 
-def _detach(token: object | None) -> None:
+def detach(token: object | None) -> None:
+    """Undo :func:`attach` (a None token: nothing to undo)."""
     if token is not None:
         try:
             otel_context.detach(token)  # type: ignore[arg-type]
@@ -154,12 +157,12 @@ class _Activation:
         self._token: object | None = None
 
     def __enter__(self) -> Invocation:
-        self._token = _attach(self._invocation.span)
+        self._token = attach(self._invocation.span)
         return self._invocation
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         token, self._token = self._token, None
-        _detach(token)
+        detach(token)
 
 
 class Invocation:
@@ -376,12 +379,12 @@ class Invocation:
         return _Activation(self)
 
     def __enter__(self) -> Invocation:
-        self._token = _attach(self.span)
+        self._token = attach(self.span)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         token, self._token = self._token, None
-        _detach(token)
+        detach(token)
         if exc is not None:
             self.fail(exc)
         else:
