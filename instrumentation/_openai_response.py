@@ -17,18 +17,24 @@ from gensight.instrumentation._values import non_negative_int as _int
 from gensight.instrumentation._values import set_tool_calls
 from gensight.instrumentation.lifecycle import Invocation
 
+# the usage object's field names: (input, output, input details, output details)
+_CHAT_USAGE = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES_USAGE = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
-def apply_chat_usage(inv: Invocation, usage: Any) -> None:
+
+def apply_usage(inv: Invocation, usage: Any, names: tuple[str, str, str, str] = _CHAT_USAGE) -> None:
+    """Token counts of a chat / completions (default) or Responses API ``usage`` object."""
     if usage is None:
         return
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    completion_details = getattr(usage, "completion_tokens_details", None)
+    input_name, output_name, input_details_name, output_details_name = names
+    in_details = getattr(usage, input_details_name, None)
+    out_details = getattr(usage, output_details_name, None)
     inv.set_usage(
-        input_tokens=_int(getattr(usage, "prompt_tokens", None)),
-        output_tokens=_int(getattr(usage, "completion_tokens", None)),
-        cache_read_tokens=_int(getattr(prompt_details, "cached_tokens", None)) if prompt_details else None,
-        cache_write_tokens=_int(getattr(prompt_details, "cache_write_tokens", None)) if prompt_details else None,
-        reasoning_tokens=_int(getattr(completion_details, "reasoning_tokens", None)) if completion_details else None,
+        input_tokens=_int(getattr(usage, input_name, None)),
+        output_tokens=_int(getattr(usage, output_name, None)),
+        cache_read_tokens=_int(getattr(in_details, "cached_tokens", None)) if in_details else None,
+        cache_write_tokens=_int(getattr(in_details, "cache_write_tokens", None)) if in_details else None,
+        reasoning_tokens=_int(getattr(out_details, "reasoning_tokens", None)) if out_details else None,
     )
 
 
@@ -43,7 +49,7 @@ def on_chat_response(inv: Invocation, result: Any) -> None:
         for tc in getattr(choice.message, "tool_calls", None) or ():
             calls.append((getattr(getattr(tc, "function", None), "name", None), tc.id))
     inv.set_response(model=result.model, id=result.id, finish_reasons=finish_reasons)
-    apply_chat_usage(inv, getattr(result, "usage", None))
+    apply_usage(inv, getattr(result, "usage", None))
     set_tool_calls(inv, calls)
     inv.set_attribute(A.GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT, getattr(result, "system_fingerprint", None))
     inv.set_attribute(A.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER, getattr(result, "service_tier", None))
@@ -65,7 +71,7 @@ def on_completion_response(inv: Invocation, result: Any) -> None:
     if choices is None:
         return
     inv.set_response(model=result.model, id=result.id, finish_reasons=[c.finish_reason or "" for c in choices])
-    apply_chat_usage(inv, getattr(result, "usage", None))
+    apply_usage(inv, getattr(result, "usage", None))
     if inv.capture_content.enabled:
         inv.record_content(output_messages=[
             {"role": "assistant", "parts": [{"type": "text", "content": c.text}], "finish_reason": c.finish_reason}
@@ -90,17 +96,7 @@ def on_responses_response(inv: Invocation, response: Any) -> None:
     if getattr(response, "output", None) is None:
         return
     inv.set_response(model=response.model, id=response.id, finish_reasons=[_responses_finish_reason(response)])
-    usage = getattr(response, "usage", None)
-    if usage is not None:
-        in_details = getattr(usage, "input_tokens_details", None)
-        out_details = getattr(usage, "output_tokens_details", None)
-        inv.set_usage(
-            input_tokens=_int(getattr(usage, "input_tokens", None)),
-            output_tokens=_int(getattr(usage, "output_tokens", None)),
-            cache_read_tokens=_int(getattr(in_details, "cached_tokens", None)) if in_details else None,
-            cache_write_tokens=_int(getattr(in_details, "cache_write_tokens", None)) if in_details else None,
-            reasoning_tokens=_int(getattr(out_details, "reasoning_tokens", None)) if out_details else None,
-        )
+    apply_usage(inv, getattr(response, "usage", None), _RESPONSES_USAGE)
     calls: list[tuple[str | None, str | None]] = []
     parts: list[dict[str, Any]] = []
     for item in response.output:
@@ -149,7 +145,7 @@ class _ChoicesStreamState:
             inv.set_response(model=getattr(chunk, "model", None), id=getattr(chunk, "id", None))
         usage = getattr(chunk, "usage", None)
         if usage is not None:
-            apply_chat_usage(inv, usage)
+            apply_usage(inv, usage)
         for choice in getattr(chunk, "choices", None) or ():
             if choice.finish_reason:
                 self.finish_reasons[choice.index] = choice.finish_reason
