@@ -90,7 +90,7 @@ class AnthropicInstrumentor(GensightInstrumentor):
     """
 
     scope = INSTRUMENTATION_SCOPE
-    instruments = ("anthropic >= 0.40",)
+    dependencies = ("anthropic >= 0.40",)
 
     def __init__(self) -> None:
         super().__init__()

@@ -47,7 +47,7 @@ class ChromaInstrumentor(GensightInstrumentor):
     """Instruments ``chromadb`` collections' ``query`` (sync and async clients)."""
 
     scope = INSTRUMENTATION_SCOPE
-    instruments = ("chromadb >= 0.5",)
+    dependencies = ("chromadb >= 0.5",)
 
     def _wrap_methods(self, telemetry: Telemetry, kwargs: Mapping[str, Any]) -> None:
         for module_name, class_name, is_async in _TARGETS:

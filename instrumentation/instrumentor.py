@@ -8,11 +8,11 @@ library method, which wraps it and remembers it. ``uninstrument()`` unwraps exac
 wrapped (:func:`~gensight.instrumentation.dependencies.unwrap_all`), then runs
 :meth:`~GensightInstrumentor._restore` for anything else a subclass patched.
 
-A subclass states its scope and library, and what to wrap::
+A subclass states its scope and library requirement, and what to wrap::
 
     class ChromaInstrumentor(GensightInstrumentor):
         scope = "gensight.instrumentation.chromadb"
-        instruments = ("chromadb >= 0.5",)
+        dependencies = ("chromadb >= 0.5",)
 
         def _wrap_methods(self, telemetry, kwargs):
             self._wrap("chromadb.api.models.Collection", "Collection", "query", wrapper)
@@ -50,7 +50,7 @@ class GensightInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     scope: ClassVar[str]
     """The instrumentation scope name of this instrumentor's tracer and meter."""
 
-    instruments: ClassVar[tuple[str, ...]]
+    dependencies: ClassVar[tuple[str, ...]]
     """The library requirement(s), as ``instrumentation_dependencies()`` returns them."""
 
     def __init__(self) -> None:
@@ -59,7 +59,7 @@ class GensightInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._wrapped: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return self.instruments
+        return self.dependencies
 
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = begin_instrument(self, kwargs, self.scope)  # checks the library first (see .dependencies)

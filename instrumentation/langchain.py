@@ -55,7 +55,7 @@ class LangChainInstrumentor(GensightInstrumentor):
     """Instruments ``langchain_core`` tools and retrievers."""
 
     scope = INSTRUMENTATION_SCOPE
-    instruments = ("langchain-core >= 0.3",)
+    dependencies = ("langchain-core >= 0.3",)
 
     def _wrap_methods(self, telemetry: Telemetry, kwargs: Mapping[str, Any]) -> None:
         targets: list[tuple[str, str | None, str, Callable[..., Any]]] = [

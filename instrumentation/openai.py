@@ -75,7 +75,7 @@ class OpenAIInstrumentor(GensightInstrumentor):
     ``pricing`` (a :class:`gensight.pricing.PricingTable`), ``capture`` (a ContentCapture)."""
 
     scope = INSTRUMENTATION_SCOPE
-    instruments = ("openai >= 1.0",)
+    dependencies = ("openai >= 1.0",)
 
     def _wrap_methods(self, telemetry: Telemetry, kwargs: Mapping[str, Any]) -> None:
         for module_name, sync_cls, async_cls, kind in _TARGETS:  # a 1.x SDK may lack the Responses API

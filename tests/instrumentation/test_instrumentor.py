@@ -35,7 +35,7 @@ def _tag_wrapper(wrapped, instance, args, kwargs):
 
 class _Probe(GensightInstrumentor):
     scope = "gensight.instrumentation.probe"
-    instruments = ("opentelemetry-api >= 1.0",)  # installed: the dependency check passes
+    dependencies = ("opentelemetry-api >= 1.0",)  # installed: the dependency check passes
     restored = 0
 
     def _wrap_methods(self, telemetry, kwargs):
