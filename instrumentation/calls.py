@@ -14,6 +14,10 @@ span when the stream ends), or reads the response and ends the span (:func:`reco
 ``prepare`` (optional) runs with the span current just before the SDK call and may swap the
 call's keyword arguments and wrap the call in a context manager (Anthropic: fold the SDK's own
 span into ours). With instrumentation suppressed the method runs alone.
+
+Tools and retrievers run through :func:`gensight.instrumentation.tools.run_in_span` instead: their
+result always reaches the app unchanged, while an LLM call's result may be swapped for a stream
+proxy, so ``finish`` here returns what the app gets.
 """
 
 from __future__ import annotations
