@@ -197,6 +197,8 @@ class Pipeline:
         """Queue the ``gen_ai.evaluation.result`` span events of an accepted request (after its
         calls, so they usually join at once); a full queue drops them, counted."""
         evals, malformed = evaluations_from_spans(request, raw)
+        evals, future = self._drop_future(evals)
+        malformed += future
         if evals and not self._queue.offer(EvaluationBatch(evals), len(evals)):
             malformed += len(evals)
         if malformed and self.evaluations is not None:
@@ -209,6 +211,8 @@ class Pipeline:
         if self.evaluations is None:
             return Admission(True)
         evals, malformed, _ = evaluations_from_logs(request)
+        evals, future = self._drop_future(evals)
+        malformed += future
         with self._lock:
             self.evaluations.malformed += malformed
         if evals and not self._queue.offer(EvaluationBatch(evals), len(evals)):
@@ -216,6 +220,16 @@ class Pipeline:
                 return Admission(False, 0, "processor is shutting down")
             return Admission(False, 0, "processor queue is full", RETRY_AFTER_S)
         return Admission(True, malformed, f"{malformed} malformed evaluation result(s)" if malformed else "")
+
+    def _drop_future(self, evals: list[Any]) -> tuple[list[Any], int]:
+        """Live mode: evaluations timed beyond wall clock + ``max_future_skew_s`` are dropped (as
+        spans are rejected), so a bad clock cannot open windows far ahead."""
+        skew_s = self.config.pipeline.max_future_skew_s
+        if not evals or not self.live or skew_s is None:
+            return evals, 0
+        limit = self._wall_ns() + int(skew_s * 1e9)
+        kept = [e for e in evals if e.end_ns <= limit]
+        return kept, len(evals) - len(kept)
 
     def submit_logs(self, request: Any) -> None:
         """Replay: the evaluation results of one logs request, processed synchronously."""

@@ -246,3 +246,26 @@ def test_quality_slo_needs_an_evaluation_name():
 
     with pytest.raises(ValueError, match=r"analytics.slos\[0\].evaluation: required"):
         SLOConfig.from_dict({"name": "q", "type": "quality", "target": 0.9}, "analytics.slos[0]")
+
+
+def test_live_evaluations_from_the_far_future_are_dropped_counted(otlp):
+    sink = Capture()
+    p = Pipeline(config_from_mapping({}), [sink], live=True, wall_ns=lambda: otlp.T0_NS + 60 * S)
+    p.consume_logs(logs_request([{"response_id": "r0_0", "score": 0.8, "time_ns": otlp.T0_NS + 3600 * S},
+                                 {"response_id": "r0_0", "score": 0.8, "time_ns": otlp.T0_NS + 30 * S}]))
+    assert p.evaluations is not None and p.evaluations.malformed == 1
+    assert p.queue_size == 1
+
+
+def test_evaluation_attributes_of_the_wrong_type_are_malformed_not_a_crash(otlp):
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    req = logs_request([{"response_id": "r0_0", "time_ns": otlp.T0_NS + S}])
+    lr = req.resource_logs[0].scope_logs[0].log_records[0]
+    del lr.attributes[:]
+    bad_name = KeyValue(key="gen_ai.evaluation.name")
+    bad_name.value.kvlist_value.values.add(key="x").value.string_value = "y"
+    lr.attributes.append(bad_name)
+    p, _ = pipeline()
+    p.submit_logs(req)
+    assert p.evaluations is not None and p.evaluations.malformed == 1

@@ -138,3 +138,14 @@ def test_config_errors_name_the_key():
         TrendConfig.from_dict({"alpha": 2.0})
     with pytest.raises(ValueError, match=r"analytics.trends.min_buckets"):
         TrendConfig.from_dict({"min_buckets": 40})
+
+
+def test_analytics_runs_the_trend_analyser_before_the_alert_engine_and_validates_its_section():
+    from gensight.processor.analyse.analytics import Analytics, AnalyticsConfig
+
+    analytics = Analytics(AnalyticsConfig.from_dict({"trends": {"bucket_s": 300, "lookback_s": 3600}}))
+    order = analytics.analysers
+    assert order.index(analytics.trends) < order.index(analytics.alerts)
+    assert analytics.trends.n_buckets == 12
+    with pytest.raises(ValueError, match=r"analytics.trends.bucket_s"):
+        AnalyticsConfig.from_dict({"trends": {"bucket_s": -1}})
