@@ -9,7 +9,7 @@ and what joining evaluation results costs per result.
 Rounds alternate (a), (b), (c); the best round of each counts. Prints spans/s and b/a, and the
 per-evaluation cost of (c) over (b).
 
-    python bench/evaluation_join.py [--requests 20] [--batch 2048] [--rounds 3]
+    python bench/evaluation_join.py [--requests 20] [--batch 2048] [--rounds 3] [--without-stopgap]
 """
 
 from __future__ import annotations
@@ -17,27 +17,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from gensight.processor.config import config_from_mapping
 from gensight.processor.pipeline.pipeline import Pipeline
+from gensight.processor.server import tune_gc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from otlp_wire import key_value  # noqa: E402  # the suites' OTLP value builder
 
 NS_PER_MS = 1_000_000
 T0_NS = 1_700_000_040_000_000_000  # a minute boundary
-
-
-def key_value(key: str, value: str | int | float) -> KeyValue:
-    kv = KeyValue(key=key)
-    if isinstance(value, str):
-        kv.value.string_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    else:
-        kv.value.double_value = value
-    return kv
 
 
 def trace_request(r: int, batch: int) -> ExportTraceServiceRequest:
@@ -94,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--without-stopgap", action="store_true",
+                    help="disable pipeline.fill_span_ids (the cost once the normaliser fills span ids itself)")
     args = ap.parse_args(argv)
+    tune_gc()  # the collector settings gensight serve / replay run with
+    if args.without_stopgap:
+        import gensight.processor.pipeline.pipeline as pipeline_module
+
+        pipeline_module.fill_span_ids = lambda request, records: None  # type: ignore[assignment]
     traces, logs = workload(args.requests, args.batch)
     n = args.requests * args.batch
     best = {"a": float("inf"), "b": float("inf"), "c": float("inf")}

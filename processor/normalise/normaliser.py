@@ -506,7 +506,10 @@ class Normaliser:
 
         response_id = s[_RID]  # joins evaluation results that name the response (gen_ai.response.id)
         if response_id is not None:
-            response_id = clip_key(response_id) if type(response_id) is str and response_id else None
+            if type(response_id) is not str or not response_id:
+                response_id = None
+            elif len(response_id) > MAX_KEY_CHARS:
+                response_id = response_id[:MAX_KEY_CHARS]
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,

@@ -149,13 +149,18 @@ def gunzip(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> byte
 
 def trace_request_from_protobuf(data: bytes) -> ExportTraceServiceRequest:
     """Parse binary protobuf; invalid wire data or invalid UTF-8 in strings -> ``DecodeError``."""
-    req = ExportTraceServiceRequest()
+    return request_from_protobuf(ExportTraceServiceRequest(), data)
+
+
+def request_from_protobuf(req: Any, data: bytes) -> Any:
+    """Parse ``data`` into the empty OTLP request message ``req`` (any signal)."""
+    what = req.DESCRIPTOR.name
     try:
         req.ParseFromString(data)
     except _pb_message.DecodeError as exc:
-        raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
+        raise DecodeError(f"invalid protobuf {what}: {exc}") from None
     except RecursionError:
-        raise DecodeError("invalid protobuf ExportTraceServiceRequest: nesting too deep") from None
+        raise DecodeError(f"invalid protobuf {what}: nesting too deep") from None
     return req
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import message as _pb_message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -22,6 +21,7 @@ from gensight.processor.receive.decode import (
     _loads,
     gunzip,
     request_from_dict,
+    request_from_protobuf,
 )
 
 __all__ = ["ExportLogsServiceResponse", "count_log_records", "decode_logs_request", "is_logs_line",
@@ -31,14 +31,7 @@ LOGS_KEYS = ("resourceLogs", "resource_logs")
 
 
 def logs_request_from_protobuf(data: bytes) -> ExportLogsServiceRequest:
-    req = ExportLogsServiceRequest()
-    try:
-        req.ParseFromString(data)
-    except _pb_message.DecodeError as exc:
-        raise DecodeError(f"invalid protobuf ExportLogsServiceRequest: {exc}") from None
-    except RecursionError:
-        raise DecodeError("invalid protobuf ExportLogsServiceRequest: nesting too deep") from None
-    return req
+    return request_from_protobuf(ExportLogsServiceRequest(), data)  # type: ignore[no-any-return]
 
 
 def logs_request_from_dict(obj: Any) -> ExportLogsServiceRequest:
