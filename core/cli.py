@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("gensight.processor.commands.serve", "run the OTLP receiver service"),
     "replay": ("gensight.processor.commands.replay", "replay recorded OTLP JSON spans through the pipeline"),
     "baseline": ("gensight.processor.commands.baseline", "pin, reset or show drift baselines"),
+    "compare": ("gensight.processor.commands.compare", "compare two variants (models, prompts) on recorded spans"),
 }
 
 

@@ -3,7 +3,8 @@
 Reads OTLP/JSON lines (the Collector ``file`` exporter's format; ``-`` is stdin, ``.gz`` is
 accepted) in order through the *same* pipeline as ``gensight serve`` — event time only, no idle
 advance — and writes the resulting metrics as OTLP/JSON lines, one ``ExportMetricsServiceRequest``
-per line, to ``--output`` or stdout. All open windows are flushed at end of input.
+per line, to ``--output`` or stdout. All open windows are flushed at end of input. On a terminal,
+a progress bar per file (bytes, spans, spans/s, time left) is drawn on stderr.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class ReplaySink:
 
 def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None) -> dict[str, int]:
     """Run ``files`` through a replay-mode pipeline into ``sink``; returns counts for the summary."""
+    from gensight.processor.commands.progress import read_requests
     from gensight.processor.pipeline.pipeline import Pipeline
-    from gensight.processor.receive.decode import BadLine, iter_json_lines
+    from gensight.processor.receive.decode import BadLine
 
     pipeline = Pipeline(config, [sink], live=False, analysers=analysers)
     bad_lines = 0
@@ -58,10 +60,9 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
         bad_lines += 1
         print(f"gensight replay: {bad.source}:{bad.line_no}: skipped: {bad.reason}", file=sys.stderr)
 
-    for name in files:
-        for request in iter_json_lines(name, on_bad_line=on_bad):
-            requests += 1
-            pipeline.submit(request)
+    for request in read_requests(files, on_bad_line=on_bad):  # a progress bar on a terminal
+        requests += 1
+        pipeline.submit(request)
     pipeline.close(flush=True)
     return {"requests": requests, "bad_lines": bad_lines, **pipeline.counts}
 
