@@ -248,7 +248,7 @@ class Comparison:
         }
 
 
-def _estimates(a: Arm, b: Arm, alpha: float) -> list[tuple[str, st.Estimate]]:
+def _estimates(a: Arm, b: Arm, alpha: float, resamples: int) -> list[tuple[str, st.Estimate]]:
     out: list[tuple[str, st.Estimate]] = []
     if a.calls >= MIN_VALUES and b.calls >= MIN_VALUES:
         out.append(("error_rate", st.two_proportions(a.errors, a.calls, b.errors, b.calls, alpha)))
@@ -261,12 +261,12 @@ def _estimates(a: Arm, b: Arm, alpha: float) -> list[tuple[str, st.Estimate]]:
             continue
         kind, q = CALL_METRICS[metric]
         out.append((metric, st.bootstrap_difference(np.frombuffer(x), np.frombuffer(y), statistic=kind,
-                                                    quantile=q, alpha=alpha)))
+                                                    quantile=q, alpha=alpha, resamples=resamples)))
     for name in sorted(set(a.scores) & set(b.scores)):
         x, y = a.scores[name], b.scores[name]
         if len(x) >= MIN_VALUES and len(y) >= MIN_VALUES:
             out.append((QUALITY_PREFIX + name, st.bootstrap_difference(np.frombuffer(x), np.frombuffer(y),
-                                                                       alpha=alpha)))
+                                                                       alpha=alpha, resamples=resamples)))
         (pa, na), (pb, nb) = a.passes[name], b.passes[name]
         if na >= MIN_VALUES and nb >= MIN_VALUES:
             out.append((PASS_RATIO_PREFIX + name, st.two_proportions(pa, na, pb, nb, alpha)))
@@ -274,11 +274,11 @@ def _estimates(a: Arm, b: Arm, alpha: float) -> list[tuple[str, st.Estimate]]:
 
 
 def compare_arms(by: str, control: str, treatment: str, a: Arm, b: Arm, *, alpha: float = st.DEFAULT_ALPHA,
-                 split: float | None = None) -> Comparison:
+                 split: float | None = None, resamples: int = st.BOOTSTRAP_RESAMPLES) -> Comparison:
     """Compare arm ``b`` (treatment) with arm ``a`` (control) on every metric both have data for."""
     if not 0.0 < alpha < 1.0:
         raise ValueError("alpha must be in (0, 1)")
-    estimates = _estimates(a, b, alpha)
+    estimates = _estimates(a, b, alpha, resamples)
     adjusted = st.holm([e.p_value for _, e in estimates])
     results = []
     for (metric, e), p_adj in zip(estimates, adjusted, strict=True):
