@@ -66,7 +66,8 @@ class variant:  # noqa: N801 - used like a function: ``with variant(...)`` / ``@
         return self._attributes[FEATURE_FLAG_KEY]
 
     @property
-    def variant(self) -> str:
+    def value(self) -> str:
+        """The variant (``feature_flag.result.variant``)."""
         return self._attributes[FEATURE_FLAG_RESULT_VARIANT]
 
     def __enter__(self) -> variant:

@@ -182,3 +182,25 @@ def test_replay_writes_no_progress_when_not_a_terminal(ab_file, tmp_path):
     out = gensight("replay", str(ab_file), "-o", str(tmp_path / "m.jsonl"))
     assert out.returncode == 0
     assert "spans/s" not in out.stderr and out.stderr.count("\n") == 1  # the one summary line
+
+
+def test_replay_with_a_live_experiment_exports_its_metrics_and_decision(ab_file, tmp_path):
+    """The same stream through the processor (replay): experiment metrics and the decided record."""
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("analytics:\n  experiments:\n"
+                   "    - {name: swap, by: feature_flag.result.variant, control: control, treatment: treatment,\n"
+                   "       metrics: [cost_per_call_usd, error_rate], guardrails: {error_rate: {max_relative: 0.2}}}\n")
+    metrics, logs = tmp_path / "m.jsonl", tmp_path / "l.jsonl"
+    out = gensight("replay", str(ab_file), "--config", str(cfg), "-o", str(metrics), "--logs-output", str(logs))
+    assert out.returncode == 0, out.stderr
+    text = metrics.read_text()
+    for name in ("gensight.experiment.samples", "gensight.experiment.difference", "gensight.experiment.p_value"):
+        assert name in text
+    records = [r for line in logs.read_text().splitlines()
+               for rl in json.loads(line)["resourceLogs"] for sl in rl["scopeLogs"] for r in sl["logRecords"]]
+    events = [(r.get("eventName"), {a["key"]: a["value"] for a in r["attributes"]}) for r in records]
+    decided = [a for e, a in events if e == "experiment_decided"]
+    assert [(a["metric"]["stringValue"], a["gensight.experiment.better"]["stringValue"]) for a in decided] == \
+        [("cost_per_call_usd", "treatment")]
+    pages = [a for e, a in events if e == "gensight.alert" and a["gensight.alert.name"]["stringValue"] == "experiment_guardrail"]
+    assert any(a["gensight.alert.state"]["stringValue"] == "firing" for a in pages)  # errors x2 > +20 %
