@@ -203,7 +203,7 @@ class _Experiment:
                 continue
             batch = batches[arm]
             for metric, f in self.fields:
-                v = rec[f]
+                v: Any = rec[f]
                 if v is not None:
                     batch.setdefault(metric, []).append(float(v))
         for arm, batch in batches.items():
