@@ -287,10 +287,12 @@ def compare_arms(by: str, control: str, treatment: str, a: Arm, b: Arm, *, alpha
         if significant and e.difference != 0:
             treatment_lower = e.difference < 0
             better = "treatment" if treatment_lower != higher_is_better(metric) else "control"
+        # plain Python numbers: numpy scalars would leak into the --json output
         results.append(MetricResult(
-            metric, e.control, e.treatment, e.difference, e.difference / e.control if e.control else None,
-            e.ci_low, e.ci_high, e.p_value, p_adj, significant, better,
-            st.minimum_detectable_effect(e.standard_error, alpha),
+            metric, float(e.control), float(e.treatment), float(e.difference),
+            float(e.difference / e.control) if e.control else None, float(e.ci_low), float(e.ci_high),
+            float(e.p_value), float(p_adj), bool(significant), better,
+            float(st.minimum_detectable_effect(e.standard_error, alpha)),
         ))
     srm = st.sample_ratio_p(a.calls, b.calls, split) if split is not None else None
     return Comparison(by, control, treatment, a.calls, b.calls, srm, alpha, tuple(results))

@@ -204,3 +204,19 @@ def test_replay_with_a_live_experiment_exports_its_metrics_and_decision(ab_file,
         [("cost_per_call_usd", "treatment")]
     pages = [a for e, a in events if e == "gensight.alert" and a["gensight.alert.name"]["stringValue"] == "experiment_guardrail"]
     assert any(a["gensight.alert.state"]["stringValue"] == "firing" for a in pages)  # errors x2 > +20 %
+
+
+def test_readme_worked_example_two_models_on_the_fake_provider(tmp_path):
+    """examples/compare_models.py (the README's worked example), shortened: the small model is cheaper."""
+    spans = tmp_path / "spans.jsonl"
+    example = Path(__file__).resolve().parents[3] / "examples" / "compare_models.py"
+    run = subprocess.run([sys.executable, str(example), str(spans), "--calls", "80"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = gensight("compare", str(spans), "--by", "feature_flag.result.variant", "--control", "large",
+                   "--treatment", "small", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["n"]["control"] + doc["n"]["treatment"] == 80
+    cost = next(m for m in doc["metrics"] if m["metric"] == "cost_per_call_usd")
+    assert cost["better"] == "treatment" and cost["relative"] < -0.9
