@@ -92,9 +92,8 @@ def render_table(result: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gensight.processor.analyse.comparison import compare_arms, parse_where
+    from gensight.processor.commands.progress import missing_file
 
     try:
         where = parse_where(args.where)
@@ -107,10 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if args.split is not None and not 0.0 < args.split < 1.0:
         print(f"{_PROG}: --split must be in (0, 1)", file=sys.stderr)
         return 2
-    for name in args.files:
-        if name != "-" and not Path(name).is_file():
-            print(f"{_PROG}: no such file: {name}", file=sys.stderr)
-            return 2
+    if (missing := missing_file(list(args.files))) is not None:
+        print(f"{_PROG}: no such file: {missing}", file=sys.stderr)
+        return 2
     if args.html:  # fail before reading hundreds of MB, not after
         try:
             import matplotlib  # noqa: F401

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["read_requests", "show_progress"]
+__all__ = ["missing_file", "read_requests", "show_progress"]
 
 # redraw at most this often: a bar must not slow the reading it reports
 _REFRESH_PER_S = 4
@@ -35,6 +35,11 @@ def show_progress(stream: IO[str] | None = None) -> bool:
     except ImportError:
         return False
     return True
+
+
+def missing_file(files: list[str]) -> str | None:
+    """The first of ``files`` that is not a readable file ("-" = stdin always is), else None."""
+    return next((name for name in files if name != "-" and not Path(name).is_file()), None)
 
 
 def _span_count(request: Any) -> int:

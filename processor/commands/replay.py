@@ -68,8 +68,6 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gensight.processor.config import ConfigError, load_config
 
     try:
@@ -80,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gensight replay: config error: {exc}", file=sys.stderr)
         return 2
-    for name in args.files:
-        if name != "-" and not Path(name).is_file():
-            print(f"gensight replay: no such file: {name}", file=sys.stderr)
-            return 2
+    from gensight.processor.commands.progress import missing_file
+
+    if (missing := missing_file(list(args.files))) is not None:
+        print(f"gensight replay: no such file: {missing}", file=sys.stderr)
+        return 2
     from gensight.processor.export.jsonlines import JsonLinesSink
     from gensight.processor.server import tune_gc
 
