@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -108,3 +110,23 @@ def test_minimum_detectable_effect_gives_the_intended_power():
     # a true difference of mde is detected (|z| > z_crit) with probability 0.8
     power = stats.norm.sf(stats.norm.ppf(0.975) - mde / se)
     assert power == pytest.approx(0.8, abs=1e-3)
+
+
+@pytest.mark.parametrize("statistic,quantile", [("mean", 0.5), ("quantile", 0.5), ("quantile", 0.95)])
+def test_large_sample_interval_agrees_with_the_bootstrap(rng, statistic, quantile, monkeypatch):
+    a = rng.lognormal(0, 0.6, 12_000)
+    b = rng.lognormal(0.05, 0.6, 12_000)
+    large = st.bootstrap_difference(a, b, statistic=statistic, quantile=quantile)
+    monkeypatch.setattr(st, "BOOTSTRAP_MAX_N", 10**9)
+    boot = st.bootstrap_difference(a, b, statistic=statistic, quantile=quantile, resamples=1000)
+    width = boot.ci_high - boot.ci_low
+    assert large.ci_low == pytest.approx(boot.ci_low, abs=0.15 * width)
+    assert large.ci_high == pytest.approx(boot.ci_high, abs=0.15 * width)
+    assert large.difference == boot.difference
+
+
+def test_quantile_standard_error_matches_the_asymptotic_formula(rng):
+    """SE of the median of N(0, 1) samples: sqrt(q(1 − q) / n) / pdf(median) (scipy.stats.norm)."""
+    x = rng.normal(size=40_000)
+    expected = math.sqrt(0.25 / len(x)) / stats.norm.pdf(0.0)
+    assert st.quantile_standard_error(x, 0.5) == pytest.approx(expected, rel=0.1)
