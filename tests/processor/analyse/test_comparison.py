@@ -154,3 +154,13 @@ def test_parse_where_rejects_items_without_equals():
     assert parse_where(["a=b", "c=d=e"]) == {"a": "b", "c": "d=e"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_where(["nokey"])
+
+
+def test_a_a_family_false_positive_rate_above_the_bootstrap_size_is_at_most_alpha():
+    """Large arms (normal approximations instead of the bootstrap) keep the level too."""
+    from gensight.processor.analyse.experiment_stats import BOOTSTRAP_MAX_N
+
+    seeds = 100
+    false_positives = sum(any(m.significant for m in compare(seed, n=BOOTSTRAP_MAX_N + 1).metrics)
+                          for seed in range(seeds))
+    assert false_positives / seeds <= ALPHA
