@@ -128,9 +128,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return 1
-    missing = [v for v in (control, treatment) if v not in arms.arms]
-    if missing:
-        print(f"{_PROG}: no calls with {args.by}={missing[0]!r}; values seen: "
+    absent = [v for v in (control, treatment) if v not in arms.arms]
+    if absent:
+        print(f"{_PROG}: no calls with {args.by}={absent[0]!r}; values seen: "
               f"{sorted(arms.arms)[:20]}", file=sys.stderr)
         return 1
     a, b = arms.arms[control], arms.arms[treatment]
