@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gensight.processor.analyse.alerts import PAGE, AlertEngine
+from gensight.processor.analyse.comparison import LLM_KINDS
 from gensight.processor.analyse.sequential import Moments, difference
 from gensight.processor.config_fields import positive_int, reject_unknown
 from gensight.processor.labels import Selector
@@ -195,11 +196,14 @@ class _Experiment:
         c = self.config
         arm_of = {c.control: CONTROL, c.treatment: TREATMENT}
         index, select = self.index, c.selector.matches
+        # as in ``gensight compare``: LLM calls unless the selector names a kind (variant() also
+        # tags tool and retrieval spans, whose latencies would blur a model's)
+        kinds = None if c.selector.kind else LLM_KINDS
         batches: dict[str, dict[str, list[float]]] = {CONTROL: {}, TREATMENT: {}}
         for rec in records:
             extra = rec[F_EXTRA]
             arm = arm_of.get(extra[index]) if len(extra) > index else None
-            if arm is None or not select(rec):
+            if arm is None or (kinds is not None and rec.kind not in kinds) or not select(rec):
                 continue
             batch = batches[arm]
             for metric, f in self.fields:
