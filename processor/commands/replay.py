@@ -45,8 +45,10 @@ class ReplaySink:
             self.logs.shutdown()
 
 
-def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None) -> dict[str, int]:
-    """Run ``files`` through a replay-mode pipeline into ``sink``; returns counts for the summary."""
+def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None,
+                 progress: bool | None = None) -> dict[str, int]:
+    """Run ``files`` through a replay-mode pipeline into ``sink``; returns counts for the summary.
+    ``progress``: draw progress bars (None: when stderr is a terminal)."""
     from gensight.processor.commands.progress import read_requests
     from gensight.processor.pipeline.pipeline import Pipeline
     from gensight.processor.receive.decode import BadLine
@@ -60,7 +62,7 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
         bad_lines += 1
         print(f"gensight replay: {bad.source}:{bad.line_no}: skipped: {bad.reason}", file=sys.stderr)
 
-    for request in read_requests(files, on_bad_line=on_bad):  # a progress bar on a terminal
+    for request in read_requests(files, on_bad_line=on_bad, progress=progress):
         requests += 1
         pipeline.submit(request)
     pipeline.close(flush=True)
@@ -91,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     logs = JsonLinesSink(args.logs_output, append=False) if args.logs_output else None
     sink = ReplaySink(metrics, logs)
     try:
-        counts = replay_files(list(args.files), config, sink)
+        # metrics printed to the terminal itself would tear a bar apart: no bar then
+        to_terminal = (args.output or "-") == "-" and sys.stdout.isatty()
+        counts = replay_files(list(args.files), config, sink, progress=False if to_terminal else None)
     except ConfigError as exc:
         print(f"gensight replay: config error: {exc}", file=sys.stderr)
         return 2

@@ -147,12 +147,12 @@ def test_chromium_console_check_sees_errors(tmp_path):
     assert any("nosuch" in line for line in _chromium_console(page, tmp_path / "profile"))
 
 
-def _run_on_terminal(*args: str) -> str:
-    """Run gensight with stderr on a pseudo-terminal; returns what it drew there."""
+def _run_on_terminal(*args: str, stdout_too: bool = False) -> str:
+    """Run gensight with stderr (and stdout) on a pseudo-terminal; returns what it drew there."""
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "160", "TERM": "xterm"}
-    proc = subprocess.Popen([sys.executable, "-m", "gensight", *args], stdout=subprocess.DEVNULL,
-                            stderr=follower, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "gensight", *args],
+                            stdout=follower if stdout_too else subprocess.DEVNULL, stderr=follower, env=env)
     os.close(follower)
     chunks = []
     while True:
@@ -176,6 +176,11 @@ def test_compare_draws_a_progress_bar_on_a_terminal(ab_file):
 def test_replay_draws_a_progress_bar_on_a_terminal(ab_file, tmp_path):
     drawn = _run_on_terminal("replay", str(ab_file), "-o", str(tmp_path / "m.jsonl"))
     assert "3,000 spans" in drawn and "spans/s" in drawn
+
+
+def test_replay_draws_no_bar_when_its_metrics_go_to_the_terminal(ab_file):
+    drawn = _run_on_terminal("replay", str(ab_file), stdout_too=True)
+    assert '"resourceMetrics"' in drawn and "spans/s" not in drawn
 
 
 def test_replay_writes_no_progress_when_not_a_terminal(ab_file, tmp_path):
