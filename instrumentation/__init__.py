@@ -9,6 +9,7 @@ The public manual API is importable from here and stays import-light (no LLM SDK
 * ``retriever`` — decorator / context manager for custom retrievers (``retrieval`` spans)
 * ``track_llm_call`` — record an LLM call made by a client we do not instrument
 * ``configure`` — where those record (default: the global tracer/meter/logger providers)
+* ``variant`` — tag every span started inside with a feature-flag variant (experiments)
 * ``record_evaluation`` / ``record_feedback`` — a ``gen_ai.evaluation.result`` for a call
 """
 
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["configure", "record_evaluation", "record_feedback", "retriever", "tool", "track_llm_call"]
+__all__ = ["configure", "record_evaluation", "record_feedback", "retriever", "tool", "track_llm_call", "variant"]
 
 _EXPORTS = {
     "tool": "gensight.instrumentation.tools",
     "retriever": "gensight.instrumentation.retrieval",
     "track_llm_call": "gensight.instrumentation.manual",
     "configure": "gensight.instrumentation.manual",
+    "variant": "gensight.instrumentation.variants",
     "record_evaluation": "gensight.instrumentation.evaluation",
     "record_feedback": "gensight.instrumentation.evaluation",
 }
