@@ -183,8 +183,8 @@ class EvaluationJoin:
         without a span id or response id land under the empty key, which no lookup uses."""
         if not records:
             return []
-        self._by_span.update(zip(map(_SPAN_ID, records), records))
-        self._by_response.update(zip(map(_RESPONSE_ID, records), records))
+        self._by_span.update(zip(map(_SPAN_ID, records), records, strict=True))
+        self._by_response.update(zip(map(_RESPONSE_ID, records), records, strict=True))
         self._order.extend(records)
         newest = max(map(_END_NS, records))
         if newest > self.newest_ns:
@@ -215,8 +215,8 @@ class EvaluationJoin:
         if keep and keep[0][F_END_NS] < floor:
             keep = [r for r in keep if r[F_END_NS] >= floor]
         self._order = deque(keep)
-        self._by_span = dict(zip(map(_SPAN_ID, keep), keep))
-        self._by_response = dict(zip(map(_RESPONSE_ID, keep), keep))
+        self._by_span = dict(zip(map(_SPAN_ID, keep), keep, strict=True))
+        self._by_response = dict(zip(map(_RESPONSE_ID, keep), keep, strict=True))
 
     def _lookup(self, ev: Evaluation) -> CallRecord | None:
         call = self._by_span.get(ev.span_id) if ev.span_id else None
