@@ -8,7 +8,10 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
 
 * signals (``SIGNALS``): ``error_rate`` (tool error rate for tools) — beta-binomial tail of the
   window's errors given the reference's errors and calls (``Beta(1, 199)`` prior: a series that
-  never erred is not at rate 0); ``latency``, ``ttfc`` (streamed calls), ``input_tokens``,
+  never erred is not at rate 0); ``error_class`` — the window's calls split by error class
+  (``normalise/error_class.py``; successes in their own cell) against the reference's split, the
+  most over-represented class (``evidence.category_logp``): a rate-limit storm among usual
+  provider errors; ``latency``, ``ttfc`` (streamed calls), ``input_tokens``,
   ``output_tokens``, ``cost`` (per call) — how many of the window's values exceed the reference's
   ``quantile`` (0.9) order statistic, beta-binomial given the reference size; ``relevance`` — the
   same, downwards under the reference's 0.1 quantile; ``finish_reason`` — the most over-represented
@@ -17,8 +20,8 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   (conformal).
 * CUSUM per signal ``S = max(0, S + (-ln p) - k)`` (k = ``cusum_k``, 2 nats). Under normal
   traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate / (windows per day x signals)``,
-  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 9 signals and 0.1 a
-  day, alpha = 7.7e-6 and h = 12.8.
+  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 10 signals and 0.1 a
+  day, alpha = 6.9e-6 and h = 12.9.
 * score per signal ``1 - 0.3 ** (S / h)`` (exported as ``gensight.anomaly.signal``): exactly 0.7 at
   ``S = h``; ``gensight.anomaly.score`` is the largest. So ``threshold`` 0.7 is crossed by normal
   traffic on at most ``false_alarms_per_series_per_day`` windows per series per day (union bound;
@@ -53,12 +56,14 @@ from gensight.processor.analyse import evidence as ev
 from gensight.processor.analyse.alerts import TICKET, AlertEngine
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
+from gensight.processor.normalise.error_class import error_class
 from gensight.processor.pipeline.series import SeriesGroup, series_groups
 from gensight.processor.points import GAUGE, MetricPoint, Window
 from gensight.processor.records import (
     F_COST_USD,
     F_DURATION_S,
     F_ERROR,
+    F_ERROR_TYPE,
     F_FINISH_REASON,
     F_INPUT_TOKENS,
     F_OUTPUT_TOKENS,
@@ -81,9 +86,11 @@ NUMERIC = {
 # these fields have a finite-values view in a SeriesGroup (NaN and inf left out); the others a present one
 FINITE_VIEW = frozenset((F_DURATION_S, F_COST_USD, F_RELEVANCE))
 ERROR_RATE = "error_rate"
+ERROR_CLASS = "error_class"
 FINISH_REASON = "finish_reason"
+NO_ERROR = "_ok"  # the error-class mix counts successful calls in this cell
 IFOREST = "iforest"
-TESTED = (ERROR_RATE, *NUMERIC, FINISH_REASON)  # the forest's input columns, in this order
+TESTED = (ERROR_RATE, ERROR_CLASS, *NUMERIC, FINISH_REASON)  # the forest's input columns, in this order
 SIGNALS = (*TESTED, IFOREST)
 ERROR_PRIOR = (1.0, 199.0)  # Beta prior on the error rate: mean 0.5 %, worth 200 calls
 EXPLAIN_Q = 0.95  # window and baseline values reported for an upward signal (p95; p5 downwards)
@@ -152,7 +159,7 @@ def _unit(v: Any, key: str) -> float:
 class _Acc:
     """One series' values in one window (each signal capped at ``cap`` values)."""
 
-    __slots__ = ("n", "errors", "values", "finish", "cap")
+    __slots__ = ("n", "errors", "values", "finish", "classes", "cap")
 
     def __init__(self, cap: int) -> None:
         self.n = 0
@@ -160,11 +167,18 @@ class _Acc:
         self.cap = cap
         self.values: dict[str, list[float]] = {name: [] for name in NUMERIC}
         self.finish: dict[str, int] = {}
+        self.classes: dict[str, int] = {}  # error class -> errors (successes under NO_ERROR at close)
 
     def add_group(self, group: SeriesGroup) -> None:
         cols, pres, fin = group.columns, group.present, group.finite
         self.n += len(cols[F_DURATION_S])
-        self.errors += sum(1 for e in cols[F_ERROR] if e)
+        errors = cols[F_ERROR]
+        if any(errors):
+            for e, t in zip(errors, cols[F_ERROR_TYPE], strict=True):
+                if e:
+                    self.errors += 1
+                    c = error_class(t)
+                    self.classes[c] = self.classes.get(c, 0) + 1
         for name, (field, _) in NUMERIC.items():
             vals = (fin if field in FINITE_VIEW else pres)[field][0]
             if vals:
@@ -203,12 +217,13 @@ class _NumRef:
 
 
 class _Series:
-    __slots__ = ("refs", "err_k", "err_n", "finish", "finish_n", "cusum", "forest", "explain")
+    __slots__ = ("refs", "err_k", "err_n", "classes", "finish", "finish_n", "cusum", "forest", "explain")
 
     def __init__(self) -> None:
         self.refs: dict[str, _NumRef] = {}
         self.err_k = 0.0
         self.err_n = 0.0
+        self.classes: dict[str, float] = {}  # error class (and NO_ERROR) -> calls, scaled like err_n
         self.finish: dict[str, float] = {}
         self.finish_n = 0.0
         self.cusum: dict[str, float] = {}
@@ -217,7 +232,7 @@ class _Series:
         self.explain: dict[str, tuple[float, float]] = {}
 
     def to_json(self) -> dict[str, Any]:
-        return {"refs": {k: r.to_json() for k, r in self.refs.items()}, "err": [self.err_k, self.err_n],
+        return {"refs": {k: r.to_json() for k, r in self.refs.items()}, "err": [self.err_k, self.err_n], "classes": self.classes,
                 "finish": self.finish, "finish_n": self.finish_n, "cusum": self.cusum, "forest": list(self.forest),
                 "explain": {k: list(v) for k, v in self.explain.items()}}
 
@@ -226,6 +241,7 @@ class _Series:
         s = cls()
         s.refs = {k: _NumRef.from_json(r, cfg.reference_values) for k, r in d.get("refs", {}).items()}
         s.err_k, s.err_n = (float(x) for x in d.get("err", [0.0, 0.0]))
+        s.classes = {str(k): float(v) for k, v in d.get("classes", {}).items()}
         s.finish = {str(k): float(v) for k, v in d.get("finish", {}).items()}
         s.finish_n = float(d.get("finish_n", 0.0))
         s.cusum = {str(k): float(v) for k, v in d.get("cusum", {}).items()}
@@ -286,6 +302,11 @@ class AnomalyAnalyser:
             e[ERROR_RATE] = -ev.rate_logp(acc.errors, acc.n, st.err_k, st.err_n, ERROR_PRIOR)
             base = (ERROR_PRIOR[0] + st.err_k) / (sum(ERROR_PRIOR) + st.err_n)
             st.explain[ERROR_RATE] = (acc.errors / acc.n, base)
+            mix = {**acc.classes, NO_ERROR: acc.n - acc.errors}
+            lp, cls = ev.category_logp(mix, st.classes)
+            e[ERROR_CLASS] = -lp
+            if cls and cls != NO_ERROR:
+                st.explain[ERROR_CLASS] = (mix.get(cls, 0) / acc.n, st.classes.get(cls, 0.0) / max(st.err_n, 1.0))
         for name, (_, upward) in NUMERIC.items():
             vals = acc.values[name]
             ref = st.refs.get(name)
@@ -329,10 +350,13 @@ class AnomalyAnalyser:
                 ref.clean_since = 0
         st.err_k += acc.errors
         st.err_n += acc.n
+        for k, c in (*acc.classes.items(), (NO_ERROR, acc.n - acc.errors)):
+            st.classes[k] = st.classes.get(k, 0.0) + c
         if st.err_n > cfg.max_reference_calls:
             f = cfg.max_reference_calls / st.err_n
             st.err_k *= f
             st.err_n = float(cfg.max_reference_calls)
+            st.classes = {k: v * f for k, v in st.classes.items() if v * f >= 1e-3}
         if acc.finish:
             for k, c in acc.finish.items():
                 st.finish[k] = st.finish.get(k, 0.0) + c
