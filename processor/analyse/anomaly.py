@@ -27,12 +27,17 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   traffic on at most ``false_alarms_per_series_per_day`` windows per series per day (union bound;
   in practice far fewer). Another ``threshold`` moves ``h`` with it (``h x ln(1-t) / ln 0.3``).
 
-Baselines: numeric signals test against a frozen sample of ``reference_values`` values (the
-series' first ones); afterwards one or more values per clean window go into a rolling candidate
-sample that replaces the reference every ``refreeze_windows`` clean windows (a day at 60 s).
-Error and finish-reason references are counts from clean windows, scaled down to keep an effective
-size of at most ``max_reference_calls`` (slow exponential forgetting). A window is *clean* when
-every CUSUM of the series is below ``h / 2``: an ongoing incident is never learnt as normal.
+Baselines: numeric signals test against a sample of the series' values that grows to
+``reference_values`` (1000; tested from ``min_reference_values``, 100); afterwards one or more
+values per clean window go into a rolling candidate sample that replaces the reference every
+``refreeze_windows`` clean windows (a day at 60 s). Error, error-class and finish-reason
+references are counts from clean windows, scaled down to keep an effective size of at most
+``max_reference_calls`` (slow exponential forgetting). Every test uses the upper
+``reference_confidence`` (0.999) bound of the reference's rate, because all windows share the
+reference's sampling error (see ``evidence.py``). A window is *clean* when every CUSUM of the
+series is below ``h / 2``: an ongoing incident is never learnt as normal.
+The forest is refitted every ``refit_every`` windows (a day); its scores are only comparable
+within one model, so the conformal histories restart with each new model.
 Traffic volume is not a signal (it follows the time of day).
 
 Determinism: with ``refit: sync`` (``gensight replay``) the forest is refitted inline at fixed
@@ -42,6 +47,7 @@ refit runs in a worker thread on a copy of the training rows and is swapped in w
 
 from __future__ import annotations
 
+import base64
 import math
 import threading
 from collections import deque
@@ -105,7 +111,9 @@ class AnomalyConfig:
     false_alarms_per_series_per_day: float = 0.1
     cusum_k: float = ev.DEFAULT_CUSUM_K
     quantile: float = 0.9
-    reference_values: int = 200
+    reference_confidence: float = 0.999
+    reference_values: int = 1000
+    min_reference_values: int = 100
     min_reference_calls: int = 100
     max_reference_calls: int = 20_000
     refreeze_windows: int = 1440
@@ -119,7 +127,7 @@ class AnomalyConfig:
     seed: int = 0
     min_fit_rows: int = 200
     max_fit_rows: int = 4096
-    refit_every: int = 60
+    refit_every: int = 1440
     refit: str = BACKGROUND
     max_series: int = DEFAULT_MAX_SERIES
 
@@ -130,6 +138,7 @@ class AnomalyConfig:
             "seed": lambda v, key: positive_int(v, key, minimum=0),  # 0 is a valid seed
             "threshold": _unit,
             "quantile": _unit,
+            "reference_confidence": _unit,
         }))
         if not cfg.false_alarms_per_series_per_day > 0:
             raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
@@ -191,27 +200,35 @@ class _Acc:
                 self.finish[f] = self.finish.get(f, 0) + 1
 
 
-class _NumRef:
-    """A numeric signal's frozen reference sample, the sample learning it, and the candidate."""
+def _b64(a: np.ndarray) -> str:
+    """float64 values as base64 (a third of their JSON text size in the state snapshot)."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode()
 
-    __slots__ = ("sorted", "learning", "candidate", "clean_since")
+
+def _unb64(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(float) if text else np.zeros(0)
+
+
+class _NumRef:
+    """A numeric signal's reference sample (sorted; grows to ``reference_values``) and the rolling
+    candidate sample that replaces it after ``refreeze_windows`` clean windows."""
+
+    __slots__ = ("sorted", "candidate", "clean_since")
 
     def __init__(self, size: int) -> None:
-        self.sorted: np.ndarray | None = None
-        self.learning: list[float] = []
+        self.sorted = np.zeros(0)
         self.candidate: deque[float] = deque(maxlen=size)
         self.clean_since = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"sorted": None if self.sorted is None else self.sorted.tolist(), "learning": self.learning,
-                "candidate": list(self.candidate), "clean_since": self.clean_since}
+        return {"sorted": _b64(self.sorted), "candidate": _b64(np.asarray(self.candidate, dtype=float)),
+                "clean_since": self.clean_since}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], size: int) -> _NumRef:
         r = cls(size)
-        r.sorted = None if d.get("sorted") is None else np.asarray(d["sorted"], dtype=float)
-        r.learning = [float(x) for x in d.get("learning", [])]
-        r.candidate.extend(float(x) for x in d.get("candidate", []))
+        r.sorted = _unb64(d.get("sorted", ""))
+        r.candidate.extend(_unb64(d.get("candidate", "")).tolist())
         r.clean_since = int(d.get("clean_since", 0))
         return r
 
@@ -299,25 +316,26 @@ class AnomalyAnalyser:
         cfg = self.config
         e: dict[str, float] = {}
         if st.err_n >= cfg.min_reference_calls:
-            e[ERROR_RATE] = -ev.rate_logp(acc.errors, acc.n, st.err_k, st.err_n, ERROR_PRIOR)
+            e[ERROR_RATE] = -ev.rate_logp(acc.errors, acc.n, st.err_k, st.err_n, ERROR_PRIOR, cfg.reference_confidence)
             base = (ERROR_PRIOR[0] + st.err_k) / (sum(ERROR_PRIOR) + st.err_n)
             st.explain[ERROR_RATE] = (acc.errors / acc.n, base)
             mix = {**acc.classes, NO_ERROR: acc.n - acc.errors}
-            lp, cls = ev.category_logp(mix, st.classes)
+            lp, cls = ev.category_logp(mix, st.classes, cfg.reference_confidence)
             e[ERROR_CLASS] = -lp
             if cls and cls != NO_ERROR:
                 st.explain[ERROR_CLASS] = (mix.get(cls, 0) / acc.n, st.classes.get(cls, 0.0) / max(st.err_n, 1.0))
         for name, (_, upward) in NUMERIC.items():
             vals = acc.values[name]
             ref = st.refs.get(name)
-            if not vals or ref is None or ref.sorted is None:
+            if not vals or ref is None or len(ref.sorted) < cfg.min_reference_values:
                 continue
-            lp, _ = ev.exceedance_logp(vals, ref.sorted, cfg.quantile if upward else 1 - cfg.quantile, upward)
+            lp, _ = ev.exceedance_logp(vals, ref.sorted, cfg.quantile if upward else 1 - cfg.quantile, upward,
+                                       cfg.reference_confidence)
             e[name] = -lp
             q = EXPLAIN_Q if upward else 1 - EXPLAIN_Q
             st.explain[name] = (_quantile(vals, q), _quantile(ref.sorted, q))
         if acc.finish and st.finish_n >= cfg.min_reference_calls:
-            lp, cat = ev.category_logp(acc.finish, st.finish)
+            lp, cat = ev.category_logp(acc.finish, st.finish, cfg.reference_confidence)
             e[FINISH_REASON] = -lp
             if cat:
                 n = sum(acc.finish.values())
@@ -337,11 +355,10 @@ class AnomalyAnalyser:
                 if not vals:
                     continue
                 ref = st.refs[name] = _NumRef(cfg.reference_values)
-            if ref.sorted is None:
-                ref.learning.extend(vals[: cfg.reference_values - len(ref.learning)])
-                if len(ref.learning) >= cfg.reference_values:
-                    ref.sorted = np.sort(np.asarray(ref.learning, dtype=float))
-                    ref.learning = []
+            room = cfg.reference_values - len(ref.sorted)
+            if room > 0:
+                # still growing (tested from min_reference_values on, against all values so far)
+                ref.sorted = np.sort(np.concatenate([ref.sorted, np.asarray(vals[:room], dtype=float)]))
                 continue
             ref.candidate.extend(vals[:per_window])
             ref.clean_since += 1
@@ -451,8 +468,7 @@ class AnomalyAnalyser:
             return
         data = np.asarray(self._train)
         if cfg.refit == SYNC:
-            self._model = fit_forest(data, cfg)
-            self.fits += 1
+            self._swap_model(fit_forest(data, cfg))
         elif self._future is None:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gensight-iforest")
@@ -470,10 +486,17 @@ class AnomalyAnalyser:
         if fut is not None and fut.done():
             self._future = None
             try:
-                self._model = fut.result()
-                self.fits += 1
+                model = fut.result()
             except Exception:  # a failed fit keeps the previous model; never crash the pipeline
-                pass
+                return
+            self._swap_model(model)
+
+    def _swap_model(self, model: Any) -> None:
+        """A new forest scores on another scale: the conformal histories start again with it."""
+        self._model = model
+        self.fits += 1
+        for st in self._series.values():
+            st.forest.clear()
 
     @property
     def model(self) -> Any:

@@ -5,12 +5,15 @@ known. Every test here returns the log of a *valid* p-value (``P(p <= x) <= x`` 
 discreteness only makes it conservative), so one accumulator and one threshold serve every signal.
 
 * Counts against a rate (errors in n calls, window values over a reference quantile, calls of a
-  category): the beta-binomial upper tail. The rate is not known exactly, only through a reference
-  sample, and the beta-binomial is the predictive law of the window count given that sample:
-  for ``k`` errors among ``N`` reference calls and a ``Beta(a0, b0)`` prior, the window's error
-  count is ``BetaBinomial(n, a0 + k, b0 + N - k)``; for the ``j``-th smallest of ``N`` reference
-  values ``x_(j)``, ``P(X > x_(j))`` is ``Beta(N - j + 1, j)`` whatever the distribution, so the
-  exceedance count of ``n`` new values is ``BetaBinomial(n, N - j + 1, j)`` (ties only lower it).
+  category): the binomial upper tail at an upper bound of the rate. The rate is known only
+  through a reference sample, and every window is tested against the *same* sample, so its
+  error does not average out across windows: a reference whose 0.9-quantile came out low makes
+  every window look a little high, and accumulated evidence would add that up. So each test uses
+  the upper ``confidence`` (0.999) bound of the rate given the reference: for ``k`` errors among
+  ``N`` reference calls and a ``Beta(a0, b0)`` prior the rate is ``Beta(a0 + k, b0 + N - k)``; for
+  the ``j``-th smallest of ``N`` reference values ``x_(j)``, ``P(X > x_(j))`` is
+  ``Beta(N - j + 1, j)`` whatever the distribution (ties only lower it). With probability 0.999
+  the reference is not the problem, and then the p-values are valid window after window.
 * Two samples binned the same way (drift): Pearson's chi-square on the 2 x B table.
 * Accumulation: a CUSUM on ``e = -ln p`` per signal, ``S = max(0, S + e - k)``. Under the null
   ``e`` is stochastically at most Exp(1), and for Exp(1) increments the recursion is the waiting
@@ -66,18 +69,55 @@ def _betabinom_logpmf(k: int, n: int, a: float, b: float) -> float:
             + lg(a + b) - lg(a) - lg(b))
 
 
-def rate_logp(k: int, n: int, ref_k: float, ref_n: float, prior: tuple[float, float]) -> float:
-    """``ln p`` of ``k`` or more events in ``n`` trials given ``ref_k`` events in ``ref_n``
-    reference trials and a ``Beta(prior)`` prior on the rate (so a reference with no errors does
-    not make one error impossible)."""
+def binom_logsf(k: int, n: int, p: float) -> float:
+    """``ln P(K >= k)`` for ``K ~ Binomial(n, p)`` (``scipy.stats.binom.logsf(k - 1, n, p)``, kept
+    accurate in the far tail), summed from the pmf with its term ratio like ``betabinom_logsf``."""
+    if k <= 0 or p >= 1:
+        return 0.0
+    if k > n or p <= 0:
+        return LOG_FLOOR
+    odds = p / (1 - p)
+    if k > n * p:
+        logpmf = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) \
+            + (n - k) * math.log1p(-p)
+        total, term, j = 1.0, 1.0, k
+        while j < n:
+            term *= (n - j) / (j + 1) * odds
+            total += term
+            j += 1
+            if term < 1e-17 * total:
+                break
+        return max(LOG_FLOOR, logpmf + math.log(total))
+    term = math.exp(n * math.log1p(-p))
+    cdf = term
+    for j in range(k - 1):
+        term *= (n - j) / (j + 1) * odds
+        cdf += term
+    return math.log1p(-min(cdf, 1.0 - 1e-16))
+
+
+def upper_rate(a: float, b: float, confidence: float) -> float:
+    """The ``confidence`` quantile of ``Beta(a, b)``: a rate the reference's true rate exceeds with
+    probability ``1 - confidence`` only."""
+    from scipy.special import betaincinv
+
+    return float(betaincinv(a, b, confidence))
+
+
+def rate_logp(k: int, n: int, ref_k: float, ref_n: float, prior: tuple[float, float], confidence: float) -> float:
+    """``ln p`` of ``k`` or more events in ``n`` trials against the upper ``confidence`` bound of
+    the reference rate (``ref_k`` events in ``ref_n`` trials, ``Beta(prior)`` prior, so a reference
+    with no errors does not make one error impossible)."""
     a0, b0 = prior
-    return betabinom_logsf(k, n, a0 + ref_k, b0 + max(ref_n - ref_k, 0.0))
+    return binom_logsf(k, n, upper_rate(a0 + ref_k, b0 + max(ref_n - ref_k, 0.0), confidence))
 
 
-def exceedance_logp(values: Sequence[float], ref_sorted: np.ndarray, q: float, upper: bool) -> tuple[float, float]:
+def exceedance_logp(values: Sequence[float], ref_sorted: np.ndarray, q: float, upper: bool,
+                    confidence: float) -> tuple[float, float]:
     """``(ln p, threshold)``: how surprising the number of ``values`` above (``upper``) or below
-    the reference's ``q``-quantile order statistic is, exactly for any continuous distribution
-    (see the module docstring). ``ref_sorted`` must be sorted and non-empty."""
+    the reference's ``q``-quantile order statistic is, against the upper ``confidence`` bound of
+    the exceedance probability that order statistic has for any continuous distribution (see the
+    module docstring). ``ref_sorted`` must be sorted and non-empty."""
     big_n = len(ref_sorted)
     if upper:
         j = min(big_n, max(1, math.ceil(q * (big_n + 1))))
@@ -89,16 +129,16 @@ def exceedance_logp(values: Sequence[float], ref_sorted: np.ndarray, q: float, u
         t = float(ref_sorted[j - 1])
         k = sum(1 for v in values if v < t)
         a, b = j, big_n - j + 1
-    return betabinom_logsf(k, len(values), a, b), t
+    return binom_logsf(k, len(values), upper_rate(a, b, confidence)), t
 
 
-def category_logp(window: Mapping[str, int], reference: Mapping[str, float], prior: float = 0.5
-                  ) -> tuple[float, str]:
+def category_logp(window: Mapping[str, int], reference: Mapping[str, float], confidence: float,
+                  prior: float = 0.5) -> tuple[float, str]:
     """``(ln p, category)``: the most over-represented category of a window against a reference
-    mix, each category tested for a rise with the beta-binomial (reference counts + a symmetric
-    Dirichlet ``prior``; categories the reference never saw share one ``_new`` cell),
-    Bonferroni-adjusted by the number of cells. Exact at any traffic (a chi-square needs about five
-    expected calls per cell; a 1 % category needs 500 calls a window for that)."""
+    mix, each category's count tested for a rise against the upper ``confidence`` bound of its
+    share (reference counts + a symmetric Dirichlet ``prior``; categories the reference never saw
+    share one ``_new`` cell), Bonferroni-adjusted by the number of cells. Exact at any traffic (a
+    chi-square needs about five expected calls per cell; a 1 % category needs 500 calls a window)."""
     ref_n = float(sum(reference.values()))
     cells = len(reference) + 1
     n = sum(window.values())
@@ -109,7 +149,7 @@ def category_logp(window: Mapping[str, int], reference: Mapping[str, float], pri
         if k <= 0:
             continue
         a = (reference.get(cat, 0.0) if cat != "_new" else 0.0) + prior
-        lp = betabinom_logsf(k, n, a, alpha_total - a)
+        lp = binom_logsf(k, n, upper_rate(a, alpha_total - a, confidence))
         if lp < best:
             best, best_cat = lp, cat
     return min(0.0, best + math.log(cells)), best_cat
