@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from gensight.processor.analyse import evidence as ev
-from gensight.processor.analyse.alerts import TICKET, AlertEngine
+from gensight.processor.analyse.alerts import FIRING, PENDING, TICKET, AlertEngine
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.normalise.error_class import error_class
@@ -246,12 +246,13 @@ class _Series:
         self.cusum: dict[str, float] = {}
         self.forest: deque[float] = deque()
         # signal -> (window value, baseline value) of the latest window that tested it
-        self.explain: dict[str, tuple[float, float]] = {}
+        # signal -> (window value, baseline value), or (window values, sorted reference, quantile)
+        self.explain: dict[str, tuple[Any, Any, Any] | tuple[float, float]] = {}
 
     def to_json(self) -> dict[str, Any]:
         return {"refs": {k: r.to_json() for k, r in self.refs.items()}, "err": [self.err_k, self.err_n], "classes": self.classes,
                 "finish": self.finish, "finish_n": self.finish_n, "cusum": self.cusum, "forest": list(self.forest),
-                "explain": {k: list(v) for k, v in self.explain.items()}}
+                "explain": {k: list(_explanation(v)) for k, v in self.explain.items()}}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], cfg: AnomalyConfig) -> _Series:
@@ -267,8 +268,12 @@ class _Series:
         return s
 
 
-def _quantile(values: Sequence[float] | np.ndarray, q: float) -> float:
-    return float(np.quantile(np.asarray(values, dtype=float), q))
+def _explanation(item: tuple[Any, ...]) -> tuple[float, float]:
+    """(window value, baseline value) of a signal from what its last test kept."""
+    if len(item) == 3:
+        vals, ref, q = item
+        return float(np.quantile(np.asarray(vals, dtype=float), q)), float(np.quantile(ref, q))
+    return float(item[0]), float(item[1])
 
 
 class AnomalyAnalyser:
@@ -317,8 +322,7 @@ class AnomalyAnalyser:
         e: dict[str, float] = {}
         if st.err_n >= cfg.min_reference_calls:
             e[ERROR_RATE] = -ev.rate_logp(acc.errors, acc.n, st.err_k, st.err_n, ERROR_PRIOR, cfg.reference_confidence)
-            base = (ERROR_PRIOR[0] + st.err_k) / (sum(ERROR_PRIOR) + st.err_n)
-            st.explain[ERROR_RATE] = (acc.errors / acc.n, base)
+            st.explain[ERROR_RATE] = (acc.errors / acc.n, (ERROR_PRIOR[0] + st.err_k) / (sum(ERROR_PRIOR) + st.err_n))
             mix = {**acc.classes, NO_ERROR: acc.n - acc.errors}
             lp, cls = ev.category_logp(mix, st.classes, cfg.reference_confidence)
             e[ERROR_CLASS] = -lp
@@ -332,8 +336,8 @@ class AnomalyAnalyser:
             lp, _ = ev.exceedance_logp(vals, ref.sorted, cfg.quantile if upward else 1 - cfg.quantile, upward,
                                        cfg.reference_confidence)
             e[name] = -lp
-            q = EXPLAIN_Q if upward else 1 - EXPLAIN_Q
-            st.explain[name] = (_quantile(vals, q), _quantile(ref.sorted, q))
+            # quantiles only when an alert needs them (see _explanation): np.quantile costs ~50 us
+            st.explain[name] = (vals, ref.sorted, EXPLAIN_Q if upward else 1 - EXPLAIN_Q)
         if acc.finish and st.finish_n >= cfg.min_reference_calls:
             lp, cat = ev.category_logp(acc.finish, st.finish, cfg.reference_confidence)
             e[FINISH_REASON] = -lp
@@ -438,8 +442,13 @@ class AnomalyAnalyser:
         out.extend(MetricPoint("gensight.anomaly.signal", GAUGE, "1", key.service, (*attrs, ("signal", name)),
                                scores[name], window.start_ns, window.end_ns) for name in SIGNALS if name in scores)
         if self.alerts is not None:
-            value, baseline = st.explain.get(top, (math.nan, math.nan))
-            self.alerts.evaluate("anomaly", series_id(key), score >= cfg.threshold, value=score,
+            sid = series_id(key)
+            active = score >= cfg.threshold
+            if active or self.alerts.state_of("anomaly", sid) in (PENDING, FIRING):
+                value, baseline = _explanation(st.explain.get(top, (math.nan, math.nan)))
+            else:
+                value = baseline = math.nan  # not reported: no alert record carries it
+            self.alerts.evaluate("anomaly", sid, active, value=score,
                                  threshold=cfg.threshold, time_ns=window.end_ns, severity=TICKET,
                                  service=key.service,
                                  attributes=(*attrs, ("gensight.alert.signal", top),
