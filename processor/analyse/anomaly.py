@@ -13,15 +13,17 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   most over-represented class (``evidence.category_logp``): a rate-limit storm among usual
   provider errors; ``latency``, ``ttfc`` (streamed calls), ``input_tokens``,
   ``output_tokens``, ``cost`` (per call) — how many of the window's values exceed the reference's
-  ``quantile`` (0.9) order statistic, beta-binomial given the reference size; ``relevance`` — the
-  same, downwards under the reference's 0.1 quantile; ``finish_reason`` — the most over-represented
+  ``quantile`` (0.9) and ``tail_quantile`` (0.99) order statistics, binomial at the upper bound of
+  their exceedance probability given the reference size, each level its own CUSUM (the gauge shows
+  the larger): the 0.9 level sees a small shift of many values, the 0.99 level a large shift of a
+  quiet series' one or two calls; ``relevance`` — the same, downwards under the 0.1 and 0.01 quantiles; ``finish_reason`` — the most over-represented
   finish reason (``evidence.category_logp``); ``iforest`` — the isolation forest's score over the
   other signals' evidence, made a p-value by its rank among the series' own recent scores
   (conformal).
 * CUSUM per signal ``S = max(0, S + (-ln p) - k)`` (k = ``cusum_k``, 2 nats). Under normal
   traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate / (windows per day x signals)``,
-  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 10 signals and 0.1 a
-  day, alpha = 6.9e-6 and h = 12.9.
+  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 16 tests and 0.1 a
+  day, alpha = 4.3e-6 and h = 13.5.
 * score per signal ``1 - 0.3 ** (S / h)`` (exported as ``gensight.anomaly.signal``): exactly 0.7 at
   ``S = h``; ``gensight.anomaly.score`` is the largest. So ``threshold`` 0.7 is crossed by normal
   traffic on at most ``false_alarms_per_series_per_day`` windows per series per day (union bound;
@@ -96,8 +98,10 @@ ERROR_CLASS = "error_class"
 FINISH_REASON = "finish_reason"
 NO_ERROR = "_ok"  # the error-class mix counts successful calls in this cell
 IFOREST = "iforest"
-TESTED = (ERROR_RATE, ERROR_CLASS, *NUMERIC, FINISH_REASON)  # the forest's input columns, in this order
-SIGNALS = (*TESTED, IFOREST)
+TAIL = "_tail"  # suffix of a numeric signal's second (0.99-quantile) test; exported under the signal
+TESTED = (ERROR_RATE, ERROR_CLASS, *NUMERIC, *(n + TAIL for n in NUMERIC), FINISH_REASON)  # forest inputs
+SIGNALS = (ERROR_RATE, ERROR_CLASS, *NUMERIC, FINISH_REASON, IFOREST)  # the exported signal names
+N_TESTS = len(TESTED) + 1  # CUSUMs per series (Bonferroni)
 ERROR_PRIOR = (1.0, 199.0)  # Beta prior on the error rate: mean 0.5 %, worth 200 calls
 EXPLAIN_Q = 0.95  # window and baseline values reported for an upward signal (p95; p5 downwards)
 SYNC = "sync"
@@ -111,6 +115,7 @@ class AnomalyConfig:
     false_alarms_per_series_per_day: float = 0.1
     cusum_k: float = ev.DEFAULT_CUSUM_K
     quantile: float = 0.9
+    tail_quantile: float = 0.99
     reference_confidence: float = 0.999
     reference_values: int = 1000
     min_reference_values: int = 100
@@ -138,6 +143,7 @@ class AnomalyConfig:
             "seed": lambda v, key: positive_int(v, key, minimum=0),  # 0 is a valid seed
             "threshold": _unit,
             "quantile": _unit,
+            "tail_quantile": _unit,
             "reference_confidence": _unit,
         }))
         if not cfg.false_alarms_per_series_per_day > 0:
@@ -148,7 +154,7 @@ class AnomalyConfig:
 
     def h(self, window_s: float) -> float:
         """The CUSUM threshold that the score ``threshold`` corresponds to."""
-        alpha = ev.per_window_alpha(self.false_alarms_per_series_per_day, window_s, len(SIGNALS))
+        alpha = ev.per_window_alpha(self.false_alarms_per_series_per_day, window_s, N_TESTS)
         h_07 = ev.cusum_threshold(alpha, self.cusum_k)
         return h_07 * math.log(1 - self.threshold) / math.log(1 - SCORE_AT_H) if self.threshold < 1 else h_07
 
@@ -333,9 +339,11 @@ class AnomalyAnalyser:
             ref = st.refs.get(name)
             if not vals or ref is None or len(ref.sorted) < cfg.min_reference_values:
                 continue
-            lp, _ = ev.exceedance_logp(vals, ref.sorted, cfg.quantile if upward else 1 - cfg.quantile, upward,
-                                       cfg.reference_confidence)
-            e[name] = -lp
+            # two exceedance levels, each its own CUSUM: the 0.9 quantile sees small shifts of many
+            # values, the 0.99 quantile large shifts of a few (a quiet series' 1-2 calls a window)
+            for test, q in ((name, cfg.quantile), (name + TAIL, cfg.tail_quantile)):
+                e[test] = -ev.exceedance_logp(vals, ref.sorted, q if upward else 1 - q, upward,
+                                              cfg.reference_confidence)[0]
             # quantiles only when an alert needs them (see _explanation): np.quantile costs ~50 us
             st.explain[name] = (vals, ref.sorted, EXPLAIN_Q if upward else 1 - EXPLAIN_Q)
         if acc.finish and st.finish_n >= cfg.min_reference_calls:
@@ -434,7 +442,10 @@ class AnomalyAnalyser:
     def _points(self, key: SeriesKey, st: _Series, h: float, window: Window) -> list[MetricPoint]:
         cfg = self.config
         attrs = series_attributes(key)
-        scores = {name: ev.evidence_score(s, h, cfg.threshold) for name, s in st.cusum.items()}
+        scores: dict[str, float] = {}
+        for test, s in st.cusum.items():
+            name = test.removesuffix(TAIL)
+            scores[name] = max(scores.get(name, 0.0), ev.evidence_score(s, h, cfg.threshold))
         top = max(scores, key=lambda n: (scores[n], n))
         score = scores[top]
         out = [MetricPoint("gensight.anomaly.score", GAUGE, "1", key.service, attrs, score,
