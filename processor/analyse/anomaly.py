@@ -148,6 +148,8 @@ class AnomalyConfig:
         }))
         if not cfg.false_alarms_per_series_per_day > 0:
             raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
+        if cfg.min_reference_values > cfg.reference_values:
+            raise ValueError(f"{where}.min_reference_values: must not exceed reference_values ({cfg.reference_values})")
         if not cfg.cusum_k > 1:
             raise ValueError(f"{where}.cusum_k: must be > 1 (normal windows average 1 nat of evidence)")
         return cfg

@@ -76,7 +76,9 @@ def test_bad_config_names_the_key(bad, key):
 
 
 @pytest.mark.parametrize("bad, key", [({"false_alarms_per_series_per_day": 0}, "false_alarms_per_series_per_day"),
-                                      ({"cusum_k": 1.0}, "anomaly.cusum_k"), ({"quantile": 1.5}, "anomaly.quantile")])
+                                      ({"cusum_k": 1.0}, "anomaly.cusum_k"), ({"quantile": 1.5}, "anomaly.quantile"),
+                                      ({"min_reference_values": 50, "reference_values": 40},
+                                       "anomaly.min_reference_values")])
 def test_bad_calibration_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
         AnomalyConfig.from_dict(bad)
