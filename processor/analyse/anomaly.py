@@ -20,7 +20,8 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   finish reason (``evidence.category_logp``); ``iforest`` — the isolation forest's score over the
   other signals' evidence, made a p-value by its rank among the series' own recent scores
   (conformal).
-* CUSUM per signal ``S = max(0, S + (-ln p) - k)`` (k = ``cusum_k``, 2 nats). Under normal
+* CUSUM per signal ``S = min(2h, max(0, S + (-ln p) - k))`` (k = ``cusum_k``, 2 nats; the cap lets
+  an alert resolve within minutes of the series being normal again). Under normal
   traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate / (windows per day x signals)``,
   ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 16 tests and 0.1 a
   day, alpha = 4.3e-6 and h = 13.5.
@@ -107,6 +108,10 @@ EXPLAIN_Q = 0.95  # window and baseline values reported for an upward signal (p9
 SYNC = "sync"
 BACKGROUND = "background"
 SCORE_AT_H = 0.7  # the score at which the accumulated evidence equals h (the default threshold)
+# Each CUSUM is capped at this many h: an incident's evidence (hundreds of nats a window for a x3
+# latency) would otherwise take days to drain; capped, a series that is normal again drops under
+# h within about (CAP - 1) h / 1.5 windows and the alert resolves. The score saturates at 0.91.
+CUSUM_CAP_H = 2.0
 
 
 @dataclass(frozen=True)
@@ -427,8 +432,9 @@ class AnomalyAnalyser:
                 if len(st.forest) >= cfg.min_history:
                     e[IFOREST] = -ev.conformal_logp(a, st.forest)
                     st.explain[IFOREST] = (a, float(np.median(np.asarray(st.forest))))
+            cap = CUSUM_CAP_H * h
             for name, x in e.items():
-                st.cusum[name] = max(0.0, st.cusum.get(name, 0.0) + x - cfg.cusum_k)
+                st.cusum[name] = min(cap, max(0.0, st.cusum.get(name, 0.0) + x - cfg.cusum_k))
             clean = all(s < h / 2 for s in st.cusum.values())
             if clean:
                 self._learn(st, acc)

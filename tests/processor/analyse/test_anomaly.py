@@ -217,3 +217,10 @@ def test_state_round_trip_continues_with_the_same_scores():
     b.import_state(json.loads(json.dumps(a.export_state())))
     tail = calls(10, 28, start_min=120, lat=1.5)
     assert window_scores(a, tail) == window_scores(b, tail)
+
+
+def test_the_score_drops_under_the_threshold_soon_after_the_incident_ends():
+    a = AnomalyAnalyser(AnomalyConfig(iforest=False))
+    scores = window_scores(a, calls(100, 29) + calls(30, 30, start_min=100, lat=3.0) + calls(40, 31, start_min=130))
+    assert scores[129][0] >= 0.7
+    assert all(scores[m][0] < 0.7 for m in range(145, 170))
