@@ -435,6 +435,11 @@ class AnomalyAnalyser:
             cap = CUSUM_CAP_H * h
             for name, x in e.items():
                 st.cusum[name] = min(cap, max(0.0, st.cusum.get(name, 0.0) + x - cfg.cusum_k))
+            for name, s in st.cusum.items():
+                if name not in e and s > 0:
+                    # not testable this window (no values, or the forest's history restarting): no
+                    # evidence is p = 1, so it drains like a normal window and cannot stick
+                    st.cusum[name] = max(0.0, s - cfg.cusum_k)
             clean = all(s < h / 2 for s in st.cusum.values())
             if clean:
                 self._learn(st, acc)

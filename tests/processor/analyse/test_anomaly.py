@@ -224,3 +224,13 @@ def test_the_score_drops_under_the_threshold_soon_after_the_incident_ends():
     scores = window_scores(a, calls(100, 29) + calls(30, 30, start_min=100, lat=3.0) + calls(40, 31, start_min=130))
     assert scores[129][0] >= 0.7
     assert all(scores[m][0] < 0.7 for m in range(145, 170))
+
+
+def test_a_signal_that_stops_being_tested_drains_instead_of_sticking():
+    """ttfc high during an incident, then the series stops streaming: its evidence must not stay."""
+    a = AnomalyAnalyser(AnomalyConfig(iforest=False))
+    slow_ttfc = [r._replace(ttfc_s=r.ttfc_s * 5) for r in calls(10, 33, start_min=100)]
+    no_ttfc = [r._replace(ttfc_s=None) for r in calls(30, 34, start_min=110)]
+    scores = window_scores(a, calls(100, 32) + slow_ttfc + no_ttfc)
+    assert scores[109][1]["ttfc"] >= 0.7
+    assert scores[139][0] < 0.7 and scores[139][1]["ttfc"] == 0.0
