@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gensight.pricing import TOKENS_PER_PRICE_UNIT, PricingTable
+from gensight.pricing import SERVICE_TIER_KEYS, PricingTable, Quote
 from gensight.privacy import hash_id
 from gensight.processor.normalise.dialects import (
     CACHE_HIT,
@@ -71,6 +71,7 @@ from gensight.processor.normalise.dialects import (
     clip_key,
 )
 from gensight.processor.normalise.error_class import error_class
+from gensight.processor.normalise.unpriced import UnpricedCalls
 from gensight.processor.records import (
     CHAT,
     EXECUTE_TOOL,
@@ -99,10 +100,13 @@ class NormaliseResult(NamedTuple):
 @dataclass(frozen=True)
 class NormaliseConfig:
     """How spans become records. ``tenant_attributes``: span/resource attribute names holding
-    the tenant or user id (first found wins), hashed with ``hash_key`` before they go anywhere."""
+    the tenant or user id (first found wins), hashed with ``hash_key`` before they go anywhere.
+    ``extra_attributes``: span (else resource) attribute names whose values, as text, fill
+    ``CallRecord.extra`` in this order (experiments group by them); empty = not read at all."""
 
     tenant_attributes: tuple[str, ...] = DEFAULT_TENANT_ATTRIBUTES
     enrich_cost: bool = True
+    extra_attributes: tuple[str, ...] = ()
 
 
 # -- slot rows: the one shape both span readers produce -------------------------------------------
@@ -118,12 +122,13 @@ _SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
     PROVIDER_KEYS, INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS,
     (COST,), (COST_AMOUNT,), (OI_COST,), (COST_CURRENCY,),
     (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,),
+    SERVICE_TIER_KEYS,  # read only to price a call (cost enrichment)
 )  # fmt: skip
 _ROW_HEAD = 4  # start_ns, end_ns, status_code, trace_id
 # row positions of the slots, in _SLOT_GROUPS order
 (_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
  _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
- _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
+ _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
 
 
 class _Unusable:
@@ -211,7 +216,7 @@ def _provider(raw: str) -> str:
 class _SlotTable:
     """Which attribute keys fill which row slot, and the two readers that fill them."""
 
-    def __init__(self, tenant_attributes: Sequence[str], accelerate: bool = True):
+    def __init__(self, tenant_attributes: Sequence[str], accelerate: bool = True, extra: Sequence[str] = ()):
         keys = {k: (slot, rank) for slot, group in enumerate(_SLOT_GROUPS) for rank, k in enumerate(group)}
         nslots = len(_SLOT_GROUPS)
         tenant_slots = []
@@ -220,6 +225,13 @@ class _SlotTable:
                 keys[name] = (nslots, 0)
                 nslots += 1
             tenant_slots.append(_ROW_HEAD + keys[name][0])
+        extra_slots = []
+        for name in extra:  # same sharing rule; a shared key keeps its group's rank order
+            if name not in keys:
+                keys[name] = (nslots, 0)
+                nslots += 1
+            extra_slots.append(_ROW_HEAD + keys[name][0])
+        self.extra_slots = tuple(extra_slots)
         self.keys = keys
         self.nslots = nslots
         self.tenant_slots = tuple(tenant_slots)
@@ -281,9 +293,10 @@ class Normaliser:
         self._content = content_checker
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
-        self._slots = _SlotTable(config.tenant_attributes, accelerate)
+        self._slots = _SlotTable(config.tenant_attributes, accelerate, config.extra_attributes)
         self._tenant_slots = self._slots.tenant_slots
-        self._prices: dict[tuple[str, str], tuple[float, float, float, float] | None] = {}
+        self._prices: dict[tuple[str, str, str | None], Quote | None] = {}
+        self.unpriced = UnpricedCalls()  # self-telemetry: calls with tokens that no price covers
         self._tenant_cache: dict[str, str] = {}
 
     @property
@@ -321,6 +334,8 @@ class Normaliser:
                 if slot in tenant_by_slot and resource_tenant is None:
                     resource_tenant = value
             service = clip_key(service)
+            if self._slots.extra_slots:  # experiments configured (one check per resource, not per span)
+                record = self._extra_recorder(pairs)
             for row in rows:
                 out = record(row, service, resource_tenant)
                 if type(out) is CallRecord and span_attributes is None:  # the hot path: a clean record
@@ -354,6 +369,31 @@ class Normaliser:
         kv.key, kv.value.string_value = "service.name", service
         rs.scope_spans.add().spans.extend(spans)
         return self.normalise(req)
+
+    def _extra_recorder(self, pairs: list[tuple[int, Any]]) -> Any:
+        """``_record`` for one resource's rows that also fills ``extra``: each configured key's
+        span value as text, else the resource's value, else None."""
+        slots = self._slots.extra_slots
+        resource = {slot + _ROW_HEAD: value for slot, value in pairs}
+        defaults = tuple(_str(resource.get(i)) for i in slots)
+        record = self._record
+        pairs_of = tuple(zip(slots, defaults, strict=True))
+        one = pairs_of[0] if len(pairs_of) == 1 else None  # one experiment attribute: the usual case
+
+        def with_extra(row: tuple, service: str, resource_tenant: Any) -> Any:
+            out = record(row, service, resource_tenant)
+            if type(out) is str:
+                return out
+            if one is not None:
+                v = row[one[0]]
+                extra: tuple = (one[1] if v is None else v if type(v) is str else _str(v),)
+            else:
+                extra = tuple(d if row[i] is None else _str(row[i]) for i, d in pairs_of)
+            if type(out) is CallRecord:  # tuple.__new__ as in _record: _replace costs ~1 µs
+                return _new_record(CallRecord, (*out[:-1], extra))
+            return _new_record(CallRecord, (*out[0][:-1], extra)), out[1]
+
+        return with_extra
 
     # -- per span ------------------------------------------------------------------------------
     def _record(self, s: tuple, service: str, resource_tenant: Any) -> CallRecord | tuple[CallRecord, int] | str:
@@ -476,7 +516,7 @@ class Normaliser:
 
         enriched = False
         if cost is None and self._pricing is not None and (in_tok is not None or out_tok is not None):
-            cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write)
+            cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write, s[_TIER], start)
             enriched = cost is not None
 
         if error_type:
@@ -509,32 +549,28 @@ class Normaliser:
         return (rec, bad) if bad else rec
 
     def _price(self, provider: str, model: str, in_tok: int | None, out_tok: int | None,
-               cached: int | None, cache_write: int | None) -> float | None:
-        """Cost from the pricing table; per-model rates cached so a call is a few multiplications.
-        Same arithmetic as ``ModelPrice.cost_usd`` (input tokens include cache reads/writes)."""
-        key = (provider, model)
+               cached: int | None, cache_write: int | None, tier: Any, start_ns: int) -> float | None:
+        """Cost from the pricing table at the call's start time and service tier. The quote of
+        each (provider, model, tier) is cached here, so a call is a dict lookup and a few
+        multiplications (``Quote.cost_usd``); an unpriced call is counted per provider and model."""
+        if type(tier) is not str or tier == "auto" or len(tier) > MAX_KEY_CHARS:
+            tier = None  # standard prices, as the library gives for a tier it has no price for
+        if len(model) > MAX_KEY_CHARS:  # no real model name is that long: keep the cache small in bytes
+            model = model[:MAX_KEY_CHARS]
+        key = (provider, model, tier)
         try:
-            rates = self._prices[key]
+            quote = self._prices[key]
         except KeyError:
-            price = self._pricing.lookup(provider, model) if self._pricing is not None and model else None
-            if price is None:
-                rates = None
-            else:
-                inp = price.input_usd_per_1m
-                read = inp if price.cached_input_usd_per_1m is None else price.cached_input_usd_per_1m
-                write = inp if price.cache_write_usd_per_1m is None else price.cache_write_usd_per_1m
-                rates = (inp, price.output_usd_per_1m, read, write)
+            quote = self._pricing.quote(provider, model, tier) if self._pricing is not None and model else None
             if len(self._prices) >= MAX_TENANT_CACHE:
                 self._prices.clear()
-            self._prices[key] = rates
-        if rates is None:
-            return None
-        i = in_tok or 0
-        if not cached and not cache_write:  # the common case: no prompt caching reported
-            return (i * rates[0] + (out_tok or 0) * rates[1]) / TOKENS_PER_PRICE_UNIT
-        cr = min(cached or 0, i)
-        cw = min(cache_write or 0, i - cr)
-        return ((i - cr - cw) * rates[0] + cr * rates[2] + cw * rates[3] + (out_tok or 0) * rates[1]) / TOKENS_PER_PRICE_UNIT
+            self._prices[key] = quote
+        if quote is not None:
+            cost = quote.cost_usd(start_ns, in_tok or 0, out_tok or 0, cached or 0, cache_write or 0)
+            if cost is not None:
+                return cost
+        self.unpriced.count(provider, model)
+        return None
 
     def _hash_tenant(self, raw: str) -> str:
         h = self._tenant_cache.get(raw)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from gensight.pricing import PricingTable
 from gensight.privacy import hash_key_from_env
+from gensight.processor.analyse.experiments import experiment_attributes
 from gensight.processor.config import ProcessorConfig
 from gensight.processor.export.metric_builder import build_request, self_service_name
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
@@ -111,13 +112,16 @@ class Pipeline:
         n = config.normalise
         if pricing is None and n.enrich_cost:
             pricing = PricingTable.load(n.pricing_file)
+            pricing.library()  # load genai-prices' data now: serve's tune_gc freezes start-up objects
         key = hash_key if hash_key is not None else hash_key_from_env()
         checker = None
         if config.content_checks.enabled:
             from gensight.processor.analyse.content_checks import ContentChecker
 
             checker = ContentChecker(config.content_checks)
-        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key, checker)
+        # live experiments group by their ``by`` attributes: the normaliser puts them in record.extra
+        extra = experiment_attributes(config)
+        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost, extra), pricing, key, checker)
         self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
         p = config.pipeline
         self.windows = WindowClock(
@@ -134,6 +138,7 @@ class Pipeline:
         # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
         # callables returning (metric name, unit, attributes, value) rows, read at every window close
         self.self_telemetry_sources: list[Callable[[], Any]] = []
+        self.self_telemetry_sources.append(self.normaliser.unpriced.rows)  # gensight.processor.unpriced_calls
         self.analyser_errors = 0
         self.export_errors = 0
         self._lock = threading.Lock()
