@@ -6,9 +6,9 @@ exact test (``evidence.py``), the evidence ``-ln p`` is accumulated per signal b
 sustained shifts and quiet series add up over windows; normal windows drain it), and the
 threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
 
-* signals (``SIGNALS``): ``error_rate`` (tool error rate for tools) — beta-binomial tail of the
-  window's errors given the reference's errors and calls (``Beta(1, 199)`` prior: a series that
-  never erred is not at rate 0); ``error_class`` — the window's calls split by error class
+* signals (``SIGNALS``): ``error_rate`` (tool error rate for tools) — binomial tail of the
+  window's errors at the upper bound of the reference's rate (its errors and calls with a
+  ``Beta(1, 199)`` prior: a series that never erred is not at rate 0); ``error_class`` — the window's calls split by error class
   (``normalise/error_class.py``; successes in their own cell) against the reference's split, the
   most over-represented class (``evidence.category_logp``): a rate-limit storm among usual
   provider errors; ``latency``, ``ttfc`` (streamed calls), ``input_tokens``,
@@ -16,8 +16,8 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   ``quantile`` (0.9) and ``tail_quantile`` (0.99) order statistics, binomial at the upper bound of
   their exceedance probability given the reference size, each level its own CUSUM (the gauge shows
   the larger): the 0.9 level sees a small shift of many values, the 0.99 level a large shift of a
-  quiet series' one or two calls; ``relevance`` — the same, downwards under the 0.1 and 0.01 quantiles; ``finish_reason`` — the most over-represented
-  finish reason (``evidence.category_logp``); ``iforest`` — the isolation forest's score over the
+  quiet series' one or two calls; ``relevance`` — the same, downwards under the 0.1 and 0.01
+  quantiles; ``finish_reason`` — the most over-represented finish reason (``evidence.category_logp``); ``iforest`` — the isolation forest's score over the
   other signals' evidence, made a p-value by its rank among the series' own recent scores
   (conformal).
 * CUSUM per signal ``S = min(2h, max(0, S + (-ln p) - k))`` (k = ``cusum_k``, 2 nats; the cap lets
