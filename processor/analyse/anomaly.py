@@ -50,7 +50,6 @@ refit runs in a worker thread on a copy of the training rows and is swapped in w
 
 from __future__ import annotations
 
-import base64
 import math
 import threading
 from collections import deque
@@ -63,37 +62,13 @@ import numpy as np
 
 from gensight.processor.analyse import evidence as ev
 from gensight.processor.analyse.alerts import FIRING, PENDING, TICKET, AlertEngine
+from gensight.processor.analyse.anomaly_state import NUMERIC, Acc, NumRef, SeriesState, explanation
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
-from gensight.processor.normalise.error_class import error_class
-from gensight.processor.pipeline.series import SeriesGroup, series_groups
+from gensight.processor.pipeline.series import series_groups
 from gensight.processor.points import GAUGE, MetricPoint, Window
-from gensight.processor.records import (
-    F_COST_USD,
-    F_DURATION_S,
-    F_ERROR,
-    F_ERROR_TYPE,
-    F_FINISH_REASON,
-    F_INPUT_TOKENS,
-    F_OUTPUT_TOKENS,
-    F_RELEVANCE,
-    F_TTFC_S,
-    OVERFLOW_KEY,
-    CallRecord,
-    SeriesKey,
-)
+from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
 
-# numeric signals: name -> (record field, upward?)
-NUMERIC = {
-    "latency": (F_DURATION_S, True),
-    "ttfc": (F_TTFC_S, True),
-    "input_tokens": (F_INPUT_TOKENS, True),
-    "output_tokens": (F_OUTPUT_TOKENS, True),
-    "cost": (F_COST_USD, True),
-    "relevance": (F_RELEVANCE, False),
-}
-# these fields have a finite-values view in a SeriesGroup (NaN and inf left out); the others a present one
-FINITE_VIEW = frozenset((F_DURATION_S, F_COST_USD, F_RELEVANCE))
 ERROR_RATE = "error_rate"
 ERROR_CLASS = "error_class"
 FINISH_REASON = "finish_reason"
@@ -178,123 +153,12 @@ def _unit(v: Any, key: str) -> float:
     return float(v)
 
 
-class _Acc:
-    """One series' values in one window (each signal capped at ``cap`` values)."""
-
-    __slots__ = ("n", "errors", "values", "finish", "classes", "cap")
-
-    def __init__(self, cap: int) -> None:
-        self.n = 0
-        self.errors = 0
-        self.cap = cap
-        self.values: dict[str, list[float]] = {name: [] for name in NUMERIC}
-        self.finish: dict[str, int] = {}
-        self.classes: dict[str, int] = {}  # error class -> errors (successes under NO_ERROR at close)
-
-    def add_group(self, group: SeriesGroup) -> None:
-        cols, pres, fin = group.columns, group.present, group.finite
-        self.n += len(cols[F_DURATION_S])
-        errors = cols[F_ERROR]
-        if any(errors):
-            for e, t in zip(errors, cols[F_ERROR_TYPE], strict=True):
-                if e:
-                    self.errors += 1
-                    c = error_class(t)
-                    self.classes[c] = self.classes.get(c, 0) + 1
-        for name, (field, _) in NUMERIC.items():
-            vals = (fin if field in FINITE_VIEW else pres)[field][0]
-            if vals:
-                dst = self.values[name]
-                room = self.cap - len(dst)
-                if room > 0:
-                    dst.extend(vals[:room] if len(vals) > room else vals)
-        for f in cols[F_FINISH_REASON]:
-            if f:
-                self.finish[f] = self.finish.get(f, 0) + 1
-
-
-def _b64(a: np.ndarray) -> str:
-    """float64 values as base64 (a third of their JSON text size in the state snapshot)."""
-    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode()
-
-
-def _unb64(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(float) if text else np.zeros(0)
-
-
-class _NumRef:
-    """A numeric signal's reference sample (sorted; grows to ``reference_values``) and the rolling
-    candidate sample that replaces it after ``refreeze_windows`` clean windows."""
-
-    __slots__ = ("sorted", "candidate", "clean_since")
-
-    def __init__(self, size: int) -> None:
-        self.sorted = np.zeros(0)
-        self.candidate: deque[float] = deque(maxlen=size)
-        self.clean_since = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"sorted": _b64(self.sorted), "candidate": _b64(np.asarray(self.candidate, dtype=float)),
-                "clean_since": self.clean_since}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any], size: int) -> _NumRef:
-        r = cls(size)
-        r.sorted = _unb64(d.get("sorted", ""))
-        r.candidate.extend(_unb64(d.get("candidate", "")).tolist())
-        r.clean_since = int(d.get("clean_since", 0))
-        return r
-
-
-class _Series:
-    __slots__ = ("refs", "err_k", "err_n", "classes", "finish", "finish_n", "cusum", "forest", "explain")
-
-    def __init__(self) -> None:
-        self.refs: dict[str, _NumRef] = {}
-        self.err_k = 0.0
-        self.err_n = 0.0
-        self.classes: dict[str, float] = {}  # error class (and NO_ERROR) -> calls, scaled like err_n
-        self.finish: dict[str, float] = {}
-        self.finish_n = 0.0
-        self.cusum: dict[str, float] = {}
-        self.forest: deque[float] = deque()
-        # signal -> (window value, baseline value) of the latest window that tested it
-        # signal -> (window value, baseline value), or (window values, sorted reference, quantile)
-        self.explain: dict[str, tuple[Any, Any, Any] | tuple[float, float]] = {}
-
-    def to_json(self) -> dict[str, Any]:
-        return {"refs": {k: r.to_json() for k, r in self.refs.items()}, "err": [self.err_k, self.err_n], "classes": self.classes,
-                "finish": self.finish, "finish_n": self.finish_n, "cusum": self.cusum, "forest": list(self.forest),
-                "explain": {k: list(_explanation(v)) for k, v in self.explain.items()}}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any], cfg: AnomalyConfig) -> _Series:
-        s = cls()
-        s.refs = {k: _NumRef.from_json(r, cfg.reference_values) for k, r in d.get("refs", {}).items()}
-        s.err_k, s.err_n = (float(x) for x in d.get("err", [0.0, 0.0]))
-        s.classes = {str(k): float(v) for k, v in d.get("classes", {}).items()}
-        s.finish = {str(k): float(v) for k, v in d.get("finish", {}).items()}
-        s.finish_n = float(d.get("finish_n", 0.0))
-        s.cusum = {str(k): float(v) for k, v in d.get("cusum", {}).items()}
-        s.forest = deque((float(x) for x in d.get("forest", [])), maxlen=cfg.history_windows)
-        s.explain = {str(k): (float(v[0]), float(v[1])) for k, v in d.get("explain", {}).items()}
-        return s
-
-
-def _explanation(item: tuple[Any, ...]) -> tuple[float, float]:
-    """(window value, baseline value) of a signal from what its last test kept."""
-    if len(item) == 3:
-        vals, ref, q = item
-        return float(np.quantile(np.asarray(vals, dtype=float), q)), float(np.quantile(ref, q))
-    return float(item[0]), float(item[1])
-
-
 class AnomalyAnalyser:
     def __init__(self, config: AnomalyConfig | None = None, alerts: AlertEngine | None = None) -> None:
         self.config = config or AnomalyConfig()
         self.alerts = alerts
-        self._open: dict[int, dict[SeriesKey, _Acc]] = {}
-        self._series: dict[SeriesKey, _Series] = {}
+        self._open: dict[int, dict[SeriesKey, Acc]] = {}
+        self._series: dict[SeriesKey, SeriesState] = {}
         self._train: deque[np.ndarray] = deque(maxlen=self.config.max_fit_rows)
         self._closes = 0
         self._model: Any = None
@@ -325,11 +189,11 @@ class AnomalyAnalyser:
                     key = OVERFLOW_KEY
                     acc = accs.get(key)
                 if acc is None:
-                    acc = accs[key] = _Acc(cap)
+                    acc = accs[key] = Acc(cap)
             acc.add_group(group)
 
     # -- per-signal tests ------------------------------------------------------------------------
-    def _test(self, st: _Series, acc: _Acc) -> dict[str, float]:
+    def _test(self, st: SeriesState, acc: Acc) -> dict[str, float]:
         """``-ln p`` per signal the series can be tested on this window (references ready)."""
         cfg = self.config
         e: dict[str, float] = {}
@@ -351,7 +215,7 @@ class AnomalyAnalyser:
             for test, q in ((name, cfg.quantile), (name + TAIL, cfg.tail_quantile)):
                 e[test] = -ev.exceedance_logp(vals, ref.sorted, q if upward else 1 - q, upward,
                                               cfg.reference_confidence)[0]
-            # quantiles only when an alert needs them (see _explanation): np.quantile costs ~50 us
+            # quantiles only when an alert needs them (see explanation): np.quantile costs ~50 us
             st.explain[name] = (vals, ref.sorted, EXPLAIN_Q if upward else 1 - EXPLAIN_Q)
         if acc.finish and st.finish_n >= cfg.min_reference_calls:
             lp, cat = ev.category_logp(acc.finish, st.finish, cfg.reference_confidence)
@@ -363,7 +227,7 @@ class AnomalyAnalyser:
                 st.explain[FINISH_REASON] = (window_share, st.finish.get(cat, 0.0) / st.finish_n)
         return e
 
-    def _learn(self, st: _Series, acc: _Acc) -> None:
+    def _learn(self, st: SeriesState, acc: Acc) -> None:
         """Fold a clean window into the series' references (see the module docstring)."""
         cfg = self.config
         per_window = max(1, math.ceil(cfg.reference_values / cfg.refreeze_windows))
@@ -373,7 +237,7 @@ class AnomalyAnalyser:
             if ref is None:
                 if not vals:
                     continue
-                ref = st.refs[name] = _NumRef(cfg.reference_values)
+                ref = st.refs[name] = NumRef(cfg.reference_values)
             room = cfg.reference_values - len(ref.sorted)
             if room > 0:
                 # still growing (tested from min_reference_values on, against all values so far)
@@ -412,13 +276,13 @@ class AnomalyAnalyser:
         self._closes += 1
         self._maybe_refit()
         h = self.threshold_h((window.end_ns - window.start_ns) / 1e9 or 60.0)
-        scored: list[tuple[SeriesKey, _Series, _Acc, dict[str, float]]] = []
+        scored: list[tuple[SeriesKey, SeriesState, Acc, dict[str, float]]] = []
         for key, acc in accs.items():
             if acc.n < cfg.min_calls:
                 continue
             st = self._series.get(key)
             if st is None:
-                st = self._series[key] = _Series()
+                st = self._series[key] = SeriesState()
                 st.forest = deque(maxlen=cfg.history_windows)
             scored.append((key, st, acc, self._test(st, acc)))
         if not scored:
@@ -452,7 +316,7 @@ class AnomalyAnalyser:
             out.extend(self._points(key, st, h, window))
         return out
 
-    def _points(self, key: SeriesKey, st: _Series, h: float, window: Window) -> list[MetricPoint]:
+    def _points(self, key: SeriesKey, st: SeriesState, h: float, window: Window) -> list[MetricPoint]:
         cfg = self.config
         attrs = series_attributes(key)
         scores: dict[str, float] = {}
@@ -469,7 +333,7 @@ class AnomalyAnalyser:
             sid = series_id(key)
             active = score >= cfg.threshold
             if active or self.alerts.state_of("anomaly", sid) in (PENDING, FIRING):
-                value, baseline = _explanation(st.explain.get(top, (math.nan, math.nan)))
+                value, baseline = explanation(st.explain.get(top, (math.nan, math.nan)))
             else:
                 value = baseline = math.nan  # not reported: no alert record carries it
             self.alerts.evaluate("anomaly", sid, active, value=score,
@@ -552,7 +416,7 @@ class AnomalyAnalyser:
         """Restore references and evidence; the forest is refitted (seeded: the same model)."""
         cfg = self.config
         self._closes = int(data.get("closes", 0))
-        self._series = {parse_series_id(sid): _Series.from_json(d, cfg) for sid, d in data.get("series", {}).items()}
+        self._series = {parse_series_id(sid): SeriesState.from_json(d, cfg.reference_values, cfg.history_windows) for sid, d in data.get("series", {}).items()}
         self._train.clear()
         self._train.extend(np.asarray(row, dtype=float) for row in data.get("train", []))
         if cfg.iforest and len(self._train) >= cfg.min_fit_rows:
