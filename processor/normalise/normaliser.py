@@ -105,7 +105,7 @@ class NormaliseConfig:
 
 
 # -- slot rows: the one shape both span readers produce -------------------------------------------
-# A row is (start_ns, end_ns, status_code, trace_id, *slots, doc_scores). Each slot holds one
+# A row is (start_ns, end_ns, status_code, trace_id, span_id, *slots, doc_scores). Each slot holds one
 # group of keys: the value of the group's first key present (a repeated key: its last value),
 # decoded to str/int/float/bool/list, or UNUSABLE for a kvlist, bytes or unset value; None when
 # no key of the group is present. Tenant attributes follow the fixed slots. doc_scores: None, or
@@ -118,7 +118,7 @@ _SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
     (COST,), (COST_AMOUNT,), (OI_COST,), (COST_CURRENCY,),
     (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,),
 )  # fmt: skip
-_ROW_HEAD = 4  # start_ns, end_ns, status_code, trace_id
+_ROW_HEAD = 5  # start_ns, end_ns, status_code, trace_id, span_id
 # row positions of the slots, in _SLOT_GROUPS order
 (_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
  _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
@@ -251,7 +251,7 @@ class _SlotTable:
                         skipped += 1
                         continue
                     row: list[Any] = [span.start_time_unix_nano, span.end_time_unix_nano, span.status.code,
-                                      span.trace_id, *([None] * n), None]
+                                      span.trace_id, span.span_id, *([None] * n), None]
                     ranks: dict[int, int] = {}
                     for k in attrs.keys() & keys.keys():
                         slot, rank = keys[k]
@@ -361,7 +361,7 @@ class Normaliser:
 
         The hot path of the processor: the row is unpacked into locals once (each ``s[i]`` would
         cost a subscript), and the rare dialects' branches are only reached when needed."""
-        (start, end, status, trace_id, op, oi_kind, tl_kind, request_type, tool, tool2, tl_entity, data_source,
+        (start, end, status, trace_id, span_id, op, oi_kind, tl_kind, request_type, tool, tool2, tl_entity, data_source,
          req_model, req_model2, resp_model, oi_model, provider, in_tok, out_tok, cached, cache_write,
          cost, cost_amount, oi_cost, currency, top_score, cache_hit, finish, ttfc, error_type) = s[:_SVC]
         if not end or not start:
@@ -502,7 +502,7 @@ class Normaliser:
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
-            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), b"", None, None, (),
+            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), span_id, None, None, (),
         ))
         return (rec, bad) if bad else rec
 
