@@ -18,6 +18,17 @@ HISTOGRAM = "histogram"
 Attributes = tuple[tuple[str, str | int | float | bool], ...]
 
 
+class Exemplar(NamedTuple):
+    """One measured call behind a histogram point: its value and the ids of its span, so a
+    dashboard can jump from a latency bucket to the trace (OTLP ``Exemplar``, OpenMetrics
+    exemplars). Only calls whose span carried a trace id become exemplars."""
+
+    value: float
+    time_ns: int  # the call's end time (event time)
+    trace_id: bytes
+    span_id: bytes
+
+
 class HistogramValue(NamedTuple):
     total: int  # number of observations (a NamedTuple cannot call a field "count")
     sum: float
@@ -25,6 +36,7 @@ class HistogramValue(NamedTuple):
     explicit_bounds: tuple[float, ...]
     min: float | None = None
     max: float | None = None
+    exemplars: tuple[Exemplar, ...] = ()  # representative calls of the window, a few at most
 
 
 class MetricPoint(NamedTuple):

@@ -145,6 +145,12 @@ def build_request(points: Iterable[MetricPoint]) -> ExportMetricsServiceRequest:
                 dp.min = h.min
             if h.max is not None and h.total:
                 dp.max = h.max
+            for ex in h.exemplars:
+                e = dp.exemplars.add()
+                e.as_double = ex.value
+                e.time_unix_nano = ex.time_ns
+                e.trace_id = ex.trace_id
+                e.span_id = ex.span_id
         else:
             dp = (m.sum if p.kind == SUM else m.gauge).data_points.add()
             if p.attributes:

@@ -109,7 +109,7 @@ def is_overflow(key: SeriesKey) -> bool:
 # The CallRecord fields ``series_groups`` hands out as columns (the analysers' inputs); the key
 # fields are in ``SeriesGroup.key``, the rest are not extracted (an empty tuple in their place).
 COLUMN_FIELDS = ("end_ns", "duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type",
-                 "finish_reason", "relevance", "cache_hit", "ttfc_s")
+                 "finish_reason", "relevance", "cache_hit", "ttfc_s", "trace_id", "span_id")
 # numeric fields whose ``present`` (not None) and ``finite`` (not None, inf or NaN) views are
 # computed once per group: several analysers read the same view
 PRESENT_FIELDS = ("input_tokens", "output_tokens", "cost_usd", "relevance", "cache_hit", "ttfc_s")
