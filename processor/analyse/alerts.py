@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from gensight.processor.analyse.examples import trace_urls
 from gensight.processor.config_fields import reject_unknown
 from gensight.processor.points import GAUGE, Attributes, MetricPoint, Window
 from gensight.processor.records import CallRecord
@@ -84,6 +85,7 @@ class AlertsConfig:
     rules: Mapping[str, RuleConfig] = field(default_factory=dict)
     webhook: WebhookConfig | None = None
     max_alerts: int = DEFAULT_MAX_ALERTS
+    trace_url_template: str = ""  # e.g. http://jaeger:16686/trace/{trace_id}: example-trace links
 
     def rule(self, name: str) -> RuleConfig:
         r = self.rules.get(name)
@@ -95,7 +97,8 @@ class AlertsConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "alerts") -> AlertsConfig:
         data = dict(data or {})
-        known = {"cooldown_s", "for_s", "stale_after_s", "runbook_base_url", "rules", "webhook", "max_alerts"}
+        known = {"cooldown_s", "for_s", "stale_after_s", "runbook_base_url", "rules", "webhook", "max_alerts",
+                 "trace_url_template"}
         reject_unknown(data, known, where)
         cooldown = _nonneg(data.get("cooldown_s", DEFAULT_COOLDOWN_S), f"{where}.cooldown_s")
         for_s = _nonneg(data.get("for_s", 0.0), f"{where}.for_s")
@@ -136,7 +139,16 @@ class AlertsConfig:
             rules=rules,
             webhook=webhook,
             max_alerts=int(_positive(data.get("max_alerts", DEFAULT_MAX_ALERTS), f"{where}.max_alerts")),
+            trace_url_template=_trace_url_template(data.get("trace_url_template"), f"{where}.trace_url_template"),
         )
+
+
+def _trace_url_template(value: Any, where: str) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or "{trace_id}" not in value:
+        raise ValueError(f"{where}: must be a URL containing {{trace_id}}, got {value!r}")
+    return value
 
 
 def _nonneg(value: Any, where: str) -> float:
@@ -171,6 +183,7 @@ class Transition(NamedTuple):
     attributes: Attributes
     runbook_url: str
     reason: str = ""
+    example_trace_ids: tuple[str, ...] = ()  # hex trace ids of calls that explain it (analyse/examples.py)
 
 
 class _State:
@@ -203,7 +216,11 @@ class AlertEngine:
         self._lock = threading.Lock()
         self.suppressed = 0  # evaluations held back by a cooldown
         self.dropped_states = 0  # alerts not tracked because max_alerts was reached
-        self.webhook: WebhookSender | None = WebhookSender(self.config.webhook) if self.config.webhook else None
+        self.webhook: WebhookSender | None = (
+            WebhookSender(self.config.webhook, self.config.trace_url_template) if self.config.webhook else None
+        )
+        # (alert, series, service, attributes, time_ns) -> example trace ids; None = none attached
+        self.examples: Callable[[str, str, str, Attributes, int], tuple[str, ...]] | None = None
         # where transitions go at each close (the pipeline: OTLP log records); None = keep them
         # for drain_transitions()
         self.sink: Callable[[list[Transition]], None] | None = None
@@ -266,8 +283,9 @@ class AlertEngine:
         self._emit(alert, series, st, rule, time_ns, reason)
 
     def _emit(self, alert: str, series: str, st: _State, rule: RuleConfig, time_ns: int, reason: str = "") -> None:
+        examples = self.examples(alert, series, st.service, st.attributes, time_ns) if self.examples else ()
         t = Transition(alert, series, st.state, st.severity, st.value, st.threshold, time_ns, st.since_ns,
-                       st.service, st.attributes, rule.runbook_url, reason)
+                       st.service, st.attributes, rule.runbook_url, reason, examples)
         self._pending_out.append(t)
         if self.webhook is not None and st.state in (FIRING, RESOLVED):
             self.webhook.submit(t)
@@ -361,9 +379,9 @@ def severity_number(t: Transition) -> int:
     return _SEVERITY_NUMBER.get((t.state, t.severity), 9)
 
 
-def log_attributes(t: Transition) -> list[tuple[str, str | float]]:
+def log_attributes(t: Transition) -> list[tuple[str, str | float | tuple[str, ...]]]:
     """Attributes of the log record for a transition (documented in docs/attributes.md)."""
-    attrs: list[tuple[str, str | float]] = [
+    attrs: list[tuple[str, str | float | tuple[str, ...]]] = [
         ("gensight.alert.name", t.alert),
         ("gensight.alert.state", t.state),
         ("gensight.alert.severity", t.severity),
@@ -371,6 +389,7 @@ def log_attributes(t: Transition) -> list[tuple[str, str | float]]:
         ("gensight.alert.value", t.value),
         ("gensight.alert.threshold", t.threshold),
         ("runbook_url", t.runbook_url),
+        ("gensight.alert.example_trace_ids", t.example_trace_ids),
     ]
     if t.reason:
         attrs.append(("gensight.alert.reason", t.reason))
@@ -403,7 +422,11 @@ def logs_request(transitions: Sequence[Transition]) -> Any:
         rec.body.string_value = summary(t)
         rec.event_name = "gensight.alert"
         for k, v in log_attributes(t):
-            av = AnyValue(double_value=v) if isinstance(v, float) else AnyValue(string_value=str(v))
+            if isinstance(v, tuple):
+                av = AnyValue()
+                av.array_value.values.extend(AnyValue(string_value=str(x)) for x in v)
+            else:
+                av = AnyValue(double_value=v) if isinstance(v, float) else AnyValue(string_value=str(v))
             rec.attributes.append(KeyValue(key=k, value=av))
     return req
 
@@ -418,20 +441,28 @@ def _rfc3339(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def alertmanager_payload(transitions: Sequence[Transition], receiver: str = "gensight") -> dict[str, Any]:
-    """The JSON body Alertmanager sends to webhook receivers (version 4), so the same consumers work."""
+def alertmanager_payload(transitions: Sequence[Transition], receiver: str = "gensight",
+                         trace_url_template: str = "") -> dict[str, Any]:
+    """The JSON body Alertmanager sends to webhook receivers (version 4), so the same consumers work.
+    Example traces ride in the annotations: ``example_trace_ids`` (comma-separated) and, with a
+    ``trace_url_template``, ``example_trace_urls`` (space-separated links)."""
     alerts = []
     for t in transitions:
         labels = {"alertname": t.alert, "severity": t.severity, "series": t.series, "service": t.service or "gensight"}
+        annotations = {
+            "summary": summary(t),
+            "value": f"{t.value:.6g}",
+            "threshold": f"{t.threshold:.6g}",
+            "runbook_url": t.runbook_url,
+        }
+        if t.example_trace_ids:
+            annotations["example_trace_ids"] = ",".join(t.example_trace_ids)
+            if trace_url_template:
+                annotations["example_trace_urls"] = " ".join(trace_urls(trace_url_template, t.example_trace_ids))
         alerts.append({
             "status": "resolved" if t.state == RESOLVED else "firing",
             "labels": labels,
-            "annotations": {
-                "summary": summary(t),
-                "value": f"{t.value:.6g}",
-                "threshold": f"{t.threshold:.6g}",
-                "runbook_url": t.runbook_url,
-            },
+            "annotations": annotations,
             "startsAt": _rfc3339(t.starts_ns),
             "endsAt": _rfc3339(t.time_ns) if t.state == RESOLVED else "0001-01-01T00:00:00Z",
             "generatorURL": "",
@@ -455,8 +486,9 @@ def alertmanager_payload(transitions: Sequence[Transition], receiver: str = "gen
 class WebhookSender:
     """Posts transitions to a webhook from one daemon thread; the queue is bounded, overflow is counted."""
 
-    def __init__(self, config: WebhookConfig) -> None:
+    def __init__(self, config: WebhookConfig, trace_url_template: str = "") -> None:
         self.config = config
+        self.trace_url_template = trace_url_template
         self._q: queue.Queue[Transition | None] = queue.Queue(maxsize=config.max_queue)
         self.sent = 0
         self.failed = 0
@@ -488,7 +520,7 @@ class WebhookSender:
             self._post(batch)
 
     def _post(self, batch: list[Transition]) -> None:
-        body = json.dumps(alertmanager_payload(batch)).encode()
+        body = json.dumps(alertmanager_payload(batch, trace_url_template=self.trace_url_template)).encode()
         for _attempt in range(self.config.max_attempts):
             req = urllib.request.Request(self.config.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})

@@ -33,6 +33,7 @@ from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig, Transit
 from gensight.processor.analyse.anomaly import SYNC, AnomalyAnalyser, AnomalyConfig
 from gensight.processor.analyse.cost import CostAnalyser, CostConfig
 from gensight.processor.analyse.drift import DriftAnalyser, DriftConfig
+from gensight.processor.analyse.examples import ExampleTracker
 from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
 from gensight.processor.analyse.state import StateStore
 from gensight.processor.config_fields import reject_unknown
@@ -115,12 +116,15 @@ class Analytics:
             config = replace(config, anomaly=replace(config.anomaly, refit=SYNC))
         self.config = config
         self.alerts = AlertEngine(config.alerts)
+        # candidate trace ids per series and window; observed before the detectors evaluate
+        self.examples = ExampleTracker(config.slos, config.cost.budgets)
+        self.alerts.examples = self.examples.for_alert
         self.slo = SLOAnalyser(config.slos, self.alerts)
         self.drift = DriftAnalyser(config.drift, self.alerts)
         self.anomaly = AnomalyAnalyser(config.anomaly, self.alerts)
         self.cost = CostAnalyser(config.cost, self.alerts)
         # order matters: the alert engine closes last, after every detector evaluated the window
-        self.analysers: list[Any] = [self.slo, self.drift, self.anomaly, self.cost, self.alerts]
+        self.analysers: list[Any] = [self.examples, self.slo, self.drift, self.anomaly, self.cost, self.alerts]
         self.store: StateStore | None = None
         self.admin: Any = None
         self._last_snapshot = time.monotonic()
