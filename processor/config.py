@@ -15,6 +15,7 @@ Layout (every section and key optional)::
     prometheus: {endpoint, series_ttl_s, max_series, tls, auth, ...}
     state:      {dir, snapshot_interval_s}
     self_telemetry: {service_name}
+    ui:         {endpoint, token_env, page_size, history_windows}   # the status page; off by default
     analytics:  {slo: ..., drift: ..., ...}   # free-form; validated by the analyser factories
 """
 
@@ -35,6 +36,7 @@ from gensight.processor.export.prometheus import PrometheusConfig
 from gensight.processor.normalise.normaliser import DEFAULT_TENANT_ATTRIBUTES
 from gensight.processor.receive.grpc_receiver import GrpcReceiverConfig
 from gensight.processor.receive.http_receiver import HttpReceiverConfig
+from gensight.processor.ui.config import UIConfig
 
 
 class ConfigError(ValueError):
@@ -158,6 +160,7 @@ class ProcessorConfig:
     state: StateConfig = field(default_factory=StateConfig)
     self_telemetry: SelfTelemetryConfig = field(default_factory=SelfTelemetryConfig)
     content_checks: ContentChecksConfig = field(default_factory=ContentChecksConfig)
+    ui: UIConfig = field(default_factory=UIConfig)  # the status page (--ui-endpoint); off by default
     # free-form sections for the analytics analysers (slo, drift, anomaly, cost, alerts): their
     # factories validate them at start-up and raise ConfigError naming "analytics.<key>"
     analytics: Mapping[str, Any] = field(default_factory=dict)

@@ -58,9 +58,12 @@ class ProcessorServer:
         self.grpc_port = 0
         self.http_port = 0
         self.prometheus_port = 0
+        self.ui_port = 0
+        self.ui_url = ""
 
     def start(self) -> None:
         from gensight.processor.receive.grpc_receiver import GrpcReceiver
+        from gensight.processor.ui.server import StatusPage
 
         self.pipeline.start()
         ready = self.pipeline.ready
@@ -68,7 +71,10 @@ class ProcessorServer:
             for sink in self.sinks:
                 if hasattr(sink, "start"):
                     sink.start()
-                    self.prometheus_port = getattr(sink, "port", 0)
+                    if isinstance(sink, StatusPage):
+                        self.ui_port, self.ui_url = sink.port, sink.url
+                    else:
+                        self.prometheus_port = getattr(sink, "port", 0)
             if self.config.receivers.grpc is not None:
                 grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready)
                 grpc_rx.start()
@@ -139,6 +145,11 @@ def build_sinks(config: Any) -> list[Any]:
         from gensight.processor.export.prometheus import PrometheusEndpoint
 
         sinks.append(PrometheusEndpoint(config.prometheus))  # started by ProcessorServer.start
+    ui = getattr(config, "ui", None)
+    if ui is not None and ui.endpoint:
+        from gensight.processor.ui.server import build_status_page
+
+        sinks.append(build_status_page(config))  # started by ProcessorServer.start
     return sinks
 
 
