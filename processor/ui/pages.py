@@ -45,6 +45,10 @@ def _fmt(v: float | None, digits: int = 3, scale: float = 1.0, unit: str = "") -
     return "–" if v is None else f"{v * scale:.{digits}g}{unit}"
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.1f} %"
+
+
 def _time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if ns else "–"
 
@@ -105,7 +109,7 @@ def _slo_table(snap: Snapshot) -> str:
     rows = "".join(
         f"<tr><td>{escape(s.name)}</td><td>{escape(s.service)}</td>"
         + "".join(f'<td class="num">{_fmt(s.burn_rates.get(w))}</td>' for w in windows)
-        + f'<td class="num">{_fmt(s.budget_remaining, 3, 100.0, " %")}</td></tr>'
+        + f'<td class="num">{_pct(s.budget_remaining)}</td></tr>'
         for s in snap.slos)
     return ('<table id="slos"><tr><th>SLO</th><th>service</th>' + "".join(f"<th>burn {w}</th>" for w in windows)
             + "<th>budget remaining</th></tr>" + rows + "</table>")
@@ -120,7 +124,7 @@ def _row(r: SeriesRow) -> str:
             f'<td><a href="{escape(series_path(r.sid), quote=True)}">{escape(r.sid)}</a></td>'
             f"<td class=state>{state}{' · ' + escape(names) if names else ''}</td>"
             f'<td class="num">{r.calls if r.calls is not None else "–"}</td>'
-            f'<td class="num">{_fmt(r.error_rate, 3, 100.0, " %")}</td><td class="num">{_fmt(r.p95_s, 3, 1.0, " s")}</td>'
+            f'<td class="num">{_pct(r.error_rate)}</td><td class="num">{_fmt(r.p95_s, 3, 1.0, " s")}</td>'
             f'<td class="num">{_fmt(r.cost_per_call_usd, 3, 1.0, " $")}</td><td class="num">{_fmt(r.drift)}</td>'
             f'<td class="num">{_fmt(r.anomaly)}</td><td class="num">{_fmt(r.relevance)}</td>'
             f'<td><img class="spark" loading="lazy" alt="recent windows of {sid}" '

@@ -134,12 +134,21 @@ class StatusState:
 
     # -- sink ------------------------------------------------------------------------------------
     def export(self, request: Any) -> bool:
+        # a request may hold several windows (the watermark passed more than one): their points are
+        # grouped by metric name, so put them back in window order first
+        points: list[tuple[int, int, str, Any]] = []
+        for rm in request.resource_metrics:
+            service = next((kv.value.string_value for kv in rm.resource.attributes if kv.key == "service.name"), "")
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    which = m.WhichOneof("data")
+                    if which is not None:
+                        points.extend((dp.time_unix_nano, len(points), service, (m.name, dp))
+                                      for dp in getattr(m, which).data_points)
+        points.sort(key=lambda p: (p[0], p[1]))
         with self._lock:
-            for rm in request.resource_metrics:
-                service = next((kv.value.string_value for kv in rm.resource.attributes if kv.key == "service.name"), "")
-                for sm in rm.scope_metrics:
-                    for m in sm.metrics:
-                        self._metric(service, m)
+            for _, _, service, (name, dp) in points:
+                self._metric_point(service, name, dp)
             self.version += 1
         return True
 
@@ -159,30 +168,23 @@ class StatusState:
         return True
 
     # -- metric points -----------------------------------------------------------------------------
-    def _metric(self, service: str, m: Any) -> None:
-        which = m.WhichOneof("data")
-        if which is None:
-            return
-        name = m.name
+    def _metric_point(self, service: str, name: str, dp: Any) -> None:
+        attrs = {kv.key: _plain(kv.value) for kv in dp.attributes}
         if name == "gensight.slo.burn_rate" or name == "gensight.slo.error_budget.remaining":
-            for dp in m.gauge.data_points:
-                self._slo(service, name, {kv.key: _plain(kv.value) for kv in dp.attributes}, dp)
+            self._slo(service, name, attrs, dp)
             return
-        points = getattr(m, which).data_points
-        for dp in points:
-            attrs = {kv.key: _plain(kv.value) for kv in dp.attributes}
-            key = _series_key(service, attrs)
-            if key is None:
-                continue
-            s = self._series_state(key)
-            if s is None:
-                continue
-            t = dp.time_unix_nano
-            if t > s.last_ns:
-                self._new_window(s, t)
-            if t < s.last_ns:
-                continue  # an older window's point arriving late: the table shows the newest
-            self._point(s, name, attrs, dp)
+        key = _series_key(service, attrs)
+        if key is None:
+            return
+        s = self._series_state(key)
+        if s is None:
+            return
+        t = dp.time_unix_nano
+        if t > s.last_ns:
+            self._new_window(s, t)
+        if t < s.last_ns:
+            return  # an older window's point arriving late: the table shows the newest
+        self._point(s, name, attrs, dp)
 
     def _series_state(self, key: SeriesKey) -> SeriesState | None:
         sid = series_id(key)

@@ -276,6 +276,25 @@ def test_a_page_of_2000_series_renders_within_the_stated_bound_and_holds_one_pag
     assert html.count('data-state="') == 50 and "page 2 of 40" in html
 
 
+def test_a_request_holding_several_windows_gives_each_window_its_own_values():
+    from gensight.processor.analyse.sli import SLIAnalyser
+    from gensight.processor.export.metric_builder import build_request as metrics_request
+    from gensight.processor.points import Window
+    from gensight.processor.records import CallRecord
+
+    sli, points = SLIAnalyser(), []
+    for w, n in enumerate((4, 10, 6)):  # the watermark passed three windows at once: one request
+        win = Window(w * 60 * S, (w + 1) * 60 * S)
+        sli.observe(win, [CallRecord("chat", "svc", "openai", "m", win.start_ns + S, win.start_ns + 2 * S, 1.0,
+                                     cost_usd=0.01) for _ in range(n)])
+        points += sli.close(win)
+    state = StatusState()
+    state.export(metrics_request(points))
+    history = state.series_detail("svc|chat|openai|m").history
+    assert [p.calls for p in history] == [4, 10, 6]
+    assert [p.cost_rate_usd_per_min for p in history] == pytest.approx([0.04, 0.1, 0.06])
+
+
 def test_rows_sort_by_severity_then_error_rate():
     state = _many_series(30, windows=1)
     rows = state.snapshot().rows
