@@ -54,6 +54,7 @@ class DemoConfig:
     live: bool
     services: tuple[str, ...] = SERVICES
     allowed_lateness_s: float | None = None  # event time; default below
+    ui_endpoint: str | None = None  # the status page (HOST:PORT); None = off
 
     def lateness_s(self) -> float:
         """Allowed lateness in event time: a second of wall clock (span batching, gRPC, a busy
@@ -170,13 +171,15 @@ class DemoRunner:
         try:
             processor = start_processor(
                 state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
-                sinks=[self, file_sink], windows_total=windows_total,
+                sinks=[self, file_sink], windows_total=windows_total, ui_endpoint=cfg.ui_endpoint,
             )
         except BaseException:
             file_sink.shutdown()
             self.logs_sink.shutdown()
             provider.stop()
             raise
+        if processor.ui_url:
+            self._print(f"gensight demo: status page {processor.ui_url}")
         services: list[ServiceProcess] = []
         try:
             for name in cfg.services:
