@@ -159,8 +159,8 @@ class ExampleTracker:
             causes = {"availability": (ERRORS,), "latency": (ERRORS, SLOWEST), "cost": (COSTLIEST,)}
             return _matching(selector, per_series), causes.get(slo_type, DEFAULT_CAUSE)
         if alert == "budget":
-            selector = self._budgets.get(str(attrs.get("budget", "")))
-            return (_matching(selector, per_series) if selector else []), (COSTLIEST,)
+            budget = self._budgets.get(str(attrs.get("budget", "")))
+            return (_matching(budget, per_series) if budget else []), (COSTLIEST,)
         if alert == "cost_spike":
             return [k for k in per_series if k[1] == series], (COSTLIEST,)
         try:

@@ -98,8 +98,8 @@ class StatusPage:
             loop.run_until_complete(runner.cleanup())
             loop.close()
             raise OSError(f"ui.endpoint: cannot listen on {self.config.endpoint}: {exc}") from None
-        server = site._server  # the bound socket: port 0 asks the OS for a free one
-        self.port = int(server.sockets[0].getsockname()[1]) if server is not None else port
+        sockets = getattr(site._server, "sockets", None)  # the bound socket: port 0 asks the OS for a free one
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
         self._loop, self._runner = loop, runner
         self._thread = threading.Thread(target=loop.run_forever, name="gensight-ui", daemon=True)
         self._thread.start()
