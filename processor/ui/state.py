@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from gensight.processor.export.metric_builder import data_points
 from gensight.processor.labels import Selector, parse_series_id, series_id
 from gensight.processor.records import OVERFLOW, OVERFLOW_KEY, SeriesKey
 
@@ -136,15 +137,8 @@ class StatusState:
     def export(self, request: Any) -> bool:
         # a request may hold several windows (the watermark passed more than one): their points are
         # grouped by metric name, so put them back in window order first
-        points: list[tuple[int, int, str, Any]] = []
-        for rm in request.resource_metrics:
-            service = next((kv.value.string_value for kv in rm.resource.attributes if kv.key == "service.name"), "")
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    which = m.WhichOneof("data")
-                    if which is not None:
-                        points.extend((dp.time_unix_nano, len(points), service, (m.name, dp))
-                                      for dp in getattr(m, which).data_points)
+        points = [(dp.time_unix_nano, i, service, (m.name, dp))
+                  for i, (service, m, dp) in enumerate(data_points(request))]
         points.sort(key=lambda p: (p[0], p[1]))
         with self._lock:
             for _, _, service, (name, dp) in points:
