@@ -27,6 +27,7 @@ from gensight.processor.ui.state import StatusState
 log = logging.getLogger(__name__)
 
 COOKIE = "gensight_ui"
+REQUIRED_MODULES = ("aiohttp", "matplotlib")  # the ``ui`` extra
 CHART_WORKERS = 1
 MAX_REQUEST_BODY_BYTES = 1024
 KEEPALIVE_TIMEOUT_S = 15.0
@@ -199,7 +200,14 @@ def build_status_page(config: Any) -> StatusPage | None:
     ui: UIConfig = config.ui
     if not ui.endpoint:
         return None
+    import importlib.util
+
     from gensight.processor.analyse.analytics import AnalyticsConfig
+    from gensight.processor.config import ConfigError
+
+    missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"ui.endpoint: the status page needs {', '.join(missing)}: pip install 'gensight[ui]'")
 
     analytics = AnalyticsConfig.from_dict(getattr(config, "analytics", None) or {})
     state = StatusState(ui.history_windows, slo_selectors={s.name: s.selector for s in analytics.slos},

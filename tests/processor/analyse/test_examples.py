@@ -156,3 +156,40 @@ def test_webhook_annotations_link_the_examples_through_the_template():
 def test_trace_url_template_must_hold_the_trace_id_placeholder():
     with pytest.raises(ValueError, match="alerts.trace_url_template"):
         AlertsConfig.from_dict({"trace_url_template": "http://jaeger/trace/"})
+
+
+def test_webhook_posts_example_trace_links_to_a_real_server():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *a):  # noqa: ANN002
+            pass
+
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    calls = Calls()
+    tracker = ExampleTracker()
+    tracker.observe(W, [calls(T0 + S, 2.0, error=True)])
+    engine = AlertEngine(AlertsConfig.from_dict({"webhook": {"url": f"http://127.0.0.1:{srv.server_address[1]}/hook"},
+                                                 "trace_url_template": "http://jaeger:16686/trace/{trace_id}"}))
+    engine.examples = tracker.for_alert
+    try:
+        engine.evaluate("anomaly", series_id(KEY), True, value=0.9, threshold=0.7, time_ns=W.end_ns, service="svc")
+        for _ in range(500):
+            if received:
+                break
+            threading.Event().wait(0.02)
+    finally:
+        engine.shutdown()
+        srv.shutdown()
+        srv.server_close()
+    (alert,) = received[0]["alerts"]
+    assert alert["annotations"]["example_trace_urls"] == f"http://jaeger:16686/trace/{(1).to_bytes(16, 'big').hex()}"

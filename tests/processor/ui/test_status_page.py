@@ -312,3 +312,14 @@ def test_series_names_are_escaped():
 
     html = pages.overview(state.snapshot(), 1, 50, "")
     assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+def test_without_the_ui_extra_the_page_is_a_config_error_naming_the_install(monkeypatch):
+    import importlib.util
+
+    from gensight.processor.ui.server import build_status_page
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"ui.endpoint: .*matplotlib.*gensight\[ui\]"):
+        build_status_page(config_from_mapping({"ui": {"endpoint": "127.0.0.1:0"}}))
