@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import compress, islice
+from itertools import compress, islice, repeat
 from math import inf, isfinite
+from operator import lt
 from typing import Any
 
 from gensight.processor.labels import Selector, parse_series_id
@@ -74,9 +75,14 @@ class _Candidates:
 def _offer(heap: list[tuple[float, bytes]], values: Sequence[Any], tids: Sequence[bytes]) -> None:
     """Keep the ``MAX_EXAMPLES`` largest finite values with a trace id (``values`` has no None)."""
     n = len(values)
-    if len(heap) >= MAX_EXAMPLES and not max(values) > heap[0][0]:
+    floor = heap[0][0] if len(heap) >= MAX_EXAMPLES else -inf
+    if not max(values) > floor:
         return
-    idx: Iterable[int] = range(n) if n <= MAX_EXAMPLES else heapq.nlargest(MAX_EXAMPLES, range(n), key=values.__getitem__)
+    idx: Iterable[int] = range(n)
+    if n > MAX_EXAMPLES:
+        # only the values that beat the kept candidates (C-level filter), then the best of those
+        above = list(compress(range(n), map(lt, repeat(floor), values)))
+        idx = above if len(above) <= MAX_EXAMPLES else heapq.nlargest(MAX_EXAMPLES, above, key=values.__getitem__)
     for i in idx:
         v, t = values[i], tids[i]
         if not t or not isfinite(v):
