@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "run_windows"]
+__all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "ExampleTracker", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "run_windows"]
 
 _EXPORTS = {
     "Analytics": "gensight.processor.analyse.analytics",
@@ -25,6 +25,7 @@ _EXPORTS = {
     "CostConfig": "gensight.processor.analyse.cost",
     "DriftAnalyser": "gensight.processor.analyse.drift",
     "DriftConfig": "gensight.processor.analyse.drift",
+    "ExampleTracker": "gensight.processor.analyse.examples",
     "SLIAnalyser": "gensight.processor.analyse.sli",
     "SLOAnalyser": "gensight.processor.analyse.slo",
     "SLOConfig": "gensight.processor.analyse.slo",

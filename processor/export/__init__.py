@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "PrometheusConfig", "PrometheusEndpoint", "Sink", "build_exporter", "build_request", "series_attributes"]
+__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "PrometheusConfig", "PrometheusEndpoint", "Sink", "build_exporter", "build_request", "data_points", "series_attributes"]
 
 _EXPORTS = {
     "build_request": "gensight.processor.export.metric_builder",
+    "data_points": "gensight.processor.export.metric_builder",
     "series_attributes": "gensight.processor.export.metric_builder",
     "ExporterConfig": "gensight.processor.export.otlp",
     "OtlpExporter": "gensight.processor.export.otlp",
