@@ -15,7 +15,7 @@ Config (YAML section ``analytics``; every key optional)::
       drift:   {reference_calls: 500, bins: 10, psi_warn: 0.1, psi_alert: 0.2, js_alert: 0.1, ...}
       anomaly: {threshold: 0.7, refit: background|sync, seed: 0, ...}
       cost:    {spike_factor: 2.0, per_tenant: false, ...}
-      alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}}
+      alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}, trace_url_template: ...}
       admin:   {endpoint: 127.0.0.1:4321, token_env: GENSIGHT_ADMIN_TOKEN}
       state:   {snapshot_interval_s: 30}
 """
