@@ -193,3 +193,13 @@ def test_webhook_posts_example_trace_links_to_a_real_server():
         srv.server_close()
     (alert,) = received[0]["alerts"]
     assert alert["annotations"]["example_trace_urls"] == f"http://jaeger:16686/trace/{(1).to_bytes(16, 'big').hex()}"
+
+
+def test_anomaly_examples_follow_the_alerts_top_signal():
+    calls = Calls()
+    tracker = ExampleTracker()
+    tracker.observe(W, [calls(T0 + S, 9.0), calls(T0 + 2 * S, 0.1, error=True)])
+    by_signal = {sig: tracker.for_alert("anomaly", series_id(KEY), "svc", (("gensight.alert.signal", sig),), W.end_ns)
+                 for sig in ("latency_p95", "error_rate")}
+    assert calls.by_id[by_signal["latency_p95"][0]].duration_s == 9.0
+    assert calls.by_id[by_signal["error_rate"][0]].error
