@@ -9,7 +9,14 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from gensight.processor.export.sink import Sink
+
+if TYPE_CHECKING:
+    from gensight.processor.receive.grpc_receiver import GrpcReceiver
+    from gensight.processor.receive.http_receiver import HttpReceiver
 
 logger = logging.getLogger("gensight.processor.server")
 
@@ -42,7 +49,7 @@ def export_configured(config: Any, environ: dict[str, str] | None = None) -> boo
 class ProcessorServer:
     """Receivers + pipeline + sinks, startable in-process (tests, ``gensight demo``)."""
 
-    def __init__(self, config: Any, *, sinks: list[Any] | None = None, analysers: Any = None,
+    def __init__(self, config: Any, *, sinks: Sequence[Any] | None = None, analysers: Any = None,
                  wall_ns: Any = None):
         """``wall_ns``: the wall clock (``time.time_ns``) — injectable so tests that carry
         fixed span timestamps can pin "now" to them."""
@@ -51,10 +58,10 @@ class ProcessorServer:
         from gensight.processor.pipeline.pipeline import Pipeline
 
         self.config = config
-        self.sinks = list(sinks) if sinks is not None else build_sinks(config)
-        self.pipeline = Pipeline(config, self.sinks, live=True, analysers=analysers,
-                                 wall_ns=wall_ns or time.time_ns)
-        self.receivers: list[Any] = []
+        self.pipeline = Pipeline(config, build_sinks(config) if sinks is None else sinks, live=True,
+                                 analysers=analysers, wall_ns=wall_ns or time.time_ns)
+        self.sinks: list[Sink] = self.pipeline.sinks  # adopted once by the pipeline (``as_sink``)
+        self.receivers: list[GrpcReceiver | HttpReceiver] = []
         self.grpc_port = 0
         self.http_port = 0
         self.prometheus_port = 0
@@ -66,9 +73,8 @@ class ProcessorServer:
         ready = self.pipeline.ready
         try:
             for sink in self.sinks:
-                if hasattr(sink, "start"):
-                    sink.start()
-                    self.prometheus_port = getattr(sink, "port", 0)
+                sink.start()
+                self.prometheus_port = self.prometheus_port or sink.port
             if self.config.receivers.grpc is not None:
                 grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready)
                 grpc_rx.start()
@@ -95,14 +101,12 @@ class ProcessorServer:
         export buffer overflowed or a failure was not retryable, rejected by the backend)."""
         rows: list[tuple[str, str, tuple, float]] = []
         for rx in self._telemetry_receivers:
-            name = "grpc" if "Grpc" in type(rx).__name__ else "http"
             for outcome, value in rx.stats()._asdict().items():
                 if outcome != "requests":
-                    rows.append(("gensight.processor.requests", "{request}", (("receiver", name), ("outcome", outcome)), value))
+                    rows.append(("gensight.processor.requests", "{request}", (("receiver", rx.name), ("outcome", outcome)), value))
         for sink in self.sinks:
-            stats = getattr(getattr(sink, "metrics", None), "stats", None)
-            if stats is not None:
-                s = stats()
+            s = sink.delivery_stats()
+            if s is not None:
                 for outcome, value in (("sent", s.sent_items), ("dropped", s.dropped_items), ("rejected", s.rejected_items)):
                     rows.append(("gensight.processor.export.items", "{item}", (("outcome", outcome),), value))
         return rows
@@ -116,20 +120,18 @@ class ProcessorServer:
         self.receivers.clear()
         self.pipeline.close(flush=True)
         for sink in self.sinks:
-            for name in ("shutdown", "stop", "close"):
-                fn = getattr(sink, name, None)
-                if fn is not None:
-                    try:
-                        fn()
-                    except Exception:
-                        logger.exception("gensight: stopping sink %r failed", sink)
-                    break
+            try:
+                sink.shutdown()
+            except Exception:
+                logger.exception("gensight: stopping sink %r failed", sink)
 
 
-def build_sinks(config: Any) -> list[Any]:
+def build_sinks(config: Any) -> list[Sink]:
     """The OTLP metrics (+ alert logs) exporter when an endpoint is configured, and the
     Prometheus scrape endpoint when enabled."""
-    sinks: list[Any] = []
+    from gensight.processor.export.otlp import OtlpSink
+
+    sinks: list[Sink] = []
     if export_configured(config):
         sinks.append(OtlpSink(config.export))
     else:
@@ -140,31 +142,3 @@ def build_sinks(config: Any) -> list[Any]:
 
         sinks.append(PrometheusEndpoint(config.prometheus))  # started by ProcessorServer.start
     return sinks
-
-
-class OtlpSink:
-    """Metrics to the OTLP metrics exporter; alert log records (``export_logs``) to a logs
-    exporter on the same settings, created on first use."""
-
-    def __init__(self, config: Any):
-        from gensight.processor.export.otlp import OtlpExporter
-
-        self._config = config
-        self.metrics = OtlpExporter(config, signal="metrics")
-        self._logs: Any = None
-
-    def export(self, request: Any) -> bool:
-        return bool(self.metrics.export(request))
-
-    def export_logs(self, request: Any) -> bool:
-        if self._logs is None:
-            from gensight.processor.export.otlp import OtlpExporter
-
-            self._logs = OtlpExporter(self._config, signal="logs")
-        return bool(self._logs.export(request))
-
-    def shutdown(self, timeout_s: float = 10.0) -> bool:
-        ok = self.metrics.shutdown(timeout_s)
-        if self._logs is not None:
-            ok = self._logs.shutdown(timeout_s) and ok
-        return bool(ok)

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from gensight.processor.config_fields import reject_unknown
-from gensight.processor.points import GAUGE, Attributes, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, Attributes, MetricPoint, Window
 from gensight.processor.records import CallRecord
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class _State:
         self.attributes: Attributes = ()
 
 
-class AlertEngine:
+class AlertEngine(Analyser):
     """Holds every alert's state; fed by detectors, closed last in each window.
 
     It is also an ``Analyser``: ``observe`` does nothing, ``close`` checks staleness and emits

@@ -36,6 +36,8 @@ from gensight.processor.analyse.drift import DriftAnalyser, DriftConfig
 from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
 from gensight.processor.analyse.state import StateStore
 from gensight.processor.config_fields import reject_unknown
+from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.points import Analyser
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,7 @@ class AdminConfig:
         reject_unknown(data, {"endpoint", "token", "token_env", "enabled"}, where)
         env = os.environ if environ is None else environ
         endpoint = str(data.get("endpoint", DEFAULT_ADMIN_ENDPOINT))
-        host, _, port = endpoint.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError(f"{where}.endpoint: must be HOST:PORT, got {endpoint!r}")
+        parse_endpoint(endpoint, f"{where}.endpoint")
         token = data.get("token") or env.get(str(data.get("token_env", ADMIN_TOKEN_ENV))) or None
         return cls(endpoint=endpoint, token=token, enabled=bool(data.get("enabled", True)))
 
@@ -105,7 +105,7 @@ class AnalyticsConfig:
         )
 
 
-class Analytics:
+class Analytics(Analyser):
     """SLO, drift, anomaly, cost and alert analysers sharing one alert engine and one state file."""
 
     def __init__(self, config: AnalyticsConfig | None = None, *, state_dir: str | None = None,
@@ -171,8 +171,8 @@ class Analytics:
             if adm.enabled:
                 log.warning("gensight: admin endpoint off: set analytics.admin.token or %s", ADMIN_TOKEN_ENV)
             return None
-        host, _, port = adm.endpoint.rpartition(":")
-        self.admin = AdminServer(self.drift, adm.token, host.strip("[]"), int(port), on_change=self._save_drift)
+        host, port = parse_endpoint(adm.endpoint, "analytics.admin.endpoint")
+        self.admin = AdminServer(self.drift, adm.token, host, port, on_change=self._save_drift)
         self.admin.start()
         log.info("gensight: admin endpoint on %s", self.admin.url)
         return self.admin

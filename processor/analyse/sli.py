@@ -28,7 +28,7 @@ from ddsketch.mapping import LogarithmicMapping
 
 from gensight.processor.export.metric_builder import series_attributes
 from gensight.processor.pipeline.series import series_groups
-from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
+from gensight.processor.points import GAUGE, HISTOGRAM, SUM, Analyser, HistogramValue, MetricPoint, Window
 from gensight.processor.records import (
     EXECUTE_TOOL,
     F_CACHE_HIT,
@@ -276,7 +276,7 @@ def _key(k: tuple) -> SeriesKey:
     return SeriesKey(k[1], k[0], k[2], k[3])
 
 
-class SLIAnalyser:
+class SLIAnalyser(Analyser):
     """Implements the ``Analyser`` protocol (plus the optional ``expire`` hook)."""
 
     def __init__(self) -> None:

@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+from gensight.processor.export.sink import Sink
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines files ('-' = stdin, .gz ok)")
@@ -25,23 +27,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
 
 
-class ReplaySink:
-    """Metrics to one JSON-lines sink; alert log records to another (or nowhere)."""
+class ReplaySink(Sink):
+    """Metrics to one sink (a JSON-lines file); alert log records to another (or nowhere)."""
 
-    def __init__(self, metrics: Any, logs: Any = None):
+    def __init__(self, metrics: Sink, logs: Sink | None = None):
         self.metrics = metrics
         self.logs = logs
 
     def export(self, request: Any) -> bool:
-        return bool(self.metrics.export(request))
+        return self.metrics.export(request)
 
     def export_logs(self, request: Any) -> bool:
-        return bool(self.logs.export(request)) if self.logs is not None else False
+        return self.logs.export(request) if self.logs is not None else False
 
-    def shutdown(self) -> None:
-        self.metrics.shutdown()
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
+        ok = self.metrics.force_flush(timeout_s)
+        return (self.logs.force_flush(timeout_s) if self.logs is not None else True) and ok
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        ok = self.metrics.shutdown(timeout_s)
         if self.logs is not None:
-            self.logs.shutdown()
+            ok = self.logs.shutdown(timeout_s) and ok
+        return ok
 
 
 def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None) -> dict[str, int]:

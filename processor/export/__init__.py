@@ -1,7 +1,9 @@
 """Export: metric points become OTLP requests and leave through the sinks.
 
-``metric_builder`` turns points into ``ExportMetricsServiceRequest`` s; the sinks deliver them:
-``OtlpExporter`` (gRPC / HTTP, bounded buffer + retry), ``PrometheusEndpoint`` (scrape),
+``metric_builder`` turns points into ``ExportMetricsServiceRequest`` s; the sinks deliver them, each
+a ``Sink`` (``sink.py``: start, export, export_logs, force_flush, shutdown, delivery_stats):
+``OtlpSink`` / ``OtlpExporter`` (gRPC / HTTP, bounded buffer + retry; settings in
+``otlp_settings``, transports in ``otlp_transport``), ``PrometheusEndpoint`` (scrape),
 ``JsonLinesSink`` (files)."""
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "PrometheusConfig", "PrometheusEndpoint", "Sink", "build_exporter", "build_request", "series_attributes"]
+__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "OtlpSink", "PrometheusConfig", "PrometheusEndpoint", "Sink", "as_sink", "build_exporter", "build_request", "series_attributes"]
 
 _EXPORTS = {
     "build_request": "gensight.processor.export.metric_builder",
     "series_attributes": "gensight.processor.export.metric_builder",
-    "ExporterConfig": "gensight.processor.export.otlp",
+    "ExporterConfig": "gensight.processor.export.otlp_settings",
     "OtlpExporter": "gensight.processor.export.otlp",
-    "Sink": "gensight.processor.export.otlp",
+    "OtlpSink": "gensight.processor.export.otlp",
+    "Sink": "gensight.processor.export.sink",
+    "as_sink": "gensight.processor.export.sink",
     "build_exporter": "gensight.processor.export.otlp",
     "JsonLinesSink": "gensight.processor.export.jsonlines",
     "PrometheusConfig": "gensight.processor.export.prometheus",

@@ -22,12 +22,14 @@ precedes its start, or without timestamps, is rejected and counted, for ``partia
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from gensight.pricing import TOKENS_PER_PRICE_UNIT, PricingTable
 from gensight.privacy import hash_id
+from gensight.processor.config_fields import Section, check
 from gensight.processor.normalise.dialects import (
     CACHE_HIT,
     CACHE_READ_KEYS,
@@ -96,12 +98,21 @@ class NormaliseResult(NamedTuple):
 
 
 @dataclass(frozen=True)
-class NormaliseConfig:
-    """How spans become records. ``tenant_attributes``: span/resource attribute names holding
-    the tenant or user id (first found wins), hashed with ``hash_key`` before they go anywhere."""
+class NormaliseConfig(Section):
+    """The ``normalise`` section: how spans become records. ``tenant_attributes``: span/resource
+    attribute names holding the tenant or user id (first found wins), hashed with ``hash_key``
+    before they go anywhere. ``pricing_file`` is read by the pipeline (else
+    ``$GENSIGHT_PRICING_FILE``, else the bundled table)."""
 
     tenant_attributes: tuple[str, ...] = DEFAULT_TENANT_ATTRIBUTES
     enrich_cost: bool = True
+    pricing_file: str | None = None
+
+    def validate(self, key: str = "normalise") -> None:
+        for i, name in enumerate(self.tenant_attributes):
+            check(bool(name), f"{key}.tenant_attributes[{i}]", "must be a non-empty attribute name")
+        if self.pricing_file:
+            check(os.path.isfile(self.pricing_file), f"{key}.pricing_file", f"no such file: {self.pricing_file}")
 
 
 # -- slot rows: the one shape both span readers produce -------------------------------------------

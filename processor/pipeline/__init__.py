@@ -9,20 +9,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["BoundedQueue", "Pipeline", "PipelineContext", "QueueStats", "RecordBatch", "SeriesConfig", "SeriesGroup", "SeriesRegistry", "WindowClock", "WindowConfig", "series_groups"]
+__all__ = ["BoundedQueue", "Pipeline", "PipelineConfig", "PipelineContext", "QueueStats", "RecordBatch", "SeriesConfig", "SeriesGroup", "SeriesRegistry", "WindowClock", "series_groups"]
 
 _EXPORTS = {
     "Pipeline": "gensight.processor.pipeline.pipeline",
     "PipelineContext": "gensight.processor.pipeline.pipeline",
     "BoundedQueue": "gensight.processor.pipeline.queue",
     "QueueStats": "gensight.processor.pipeline.queue",
-    "RecordBatch": "gensight.processor.series",
-    "SeriesConfig": "gensight.processor.series",
-    "SeriesGroup": "gensight.processor.series",
-    "SeriesRegistry": "gensight.processor.series",
-    "series_groups": "gensight.processor.series",
+    "RecordBatch": "gensight.processor.pipeline.series",
+    "SeriesConfig": "gensight.processor.pipeline.series",
+    "SeriesGroup": "gensight.processor.pipeline.series",
+    "SeriesRegistry": "gensight.processor.pipeline.series",
+    "series_groups": "gensight.processor.pipeline.series",
     "WindowClock": "gensight.processor.pipeline.windows",
-    "WindowConfig": "gensight.processor.pipeline.windows",
+    "PipelineConfig": "gensight.processor.pipeline.windows",
 }
 
 

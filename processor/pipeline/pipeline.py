@@ -11,13 +11,15 @@ Extension points for the analytics analysers (SLO, drift, anomaly, cost, alerts)
 * ``ANALYSER_FACTORIES``: ``"module:function"`` strings; each function is called once at start as
   ``factory(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]`` and may raise
   ``ConfigError`` to fail start-up. Add your module here.
-* Analysers implement ``observe(window, records)`` / ``close(window) -> [MetricPoint]`` (see
-  ``points.Analyser``) and *optionally*: ``expire(keys)`` (series forgotten by the cardinality
-  registry: drop their state), ``snapshot()`` (persist state; called on the worker thread every
+* Analysers subclass ``points.Analyser``: ``observe(window, records)`` / ``close(window) ->
+  [MetricPoint]``, and override the hooks they need (no-op by default): ``expire(keys)`` (series
+  forgotten by the cardinality registry: drop their state), ``snapshot()`` (persist state; every
   ``state.snapshot_interval_s`` in live mode and once at the end), ``shutdown()`` (last call,
   after the final flush). All hooks run on the worker thread, never concurrently with observe.
-* ``PipelineContext.emit_logs(request)`` hands an OTLP ``ExportLogsServiceRequest`` (alert
-  transitions) to the sinks that can export logs.
+  An object that does not subclass it is adopted once (``points.as_analyser``).
+* Sinks subclass ``export.sink.Sink`` (others are adopted once, ``export.sink.as_sink``).
+  ``PipelineContext.emit_logs(request)`` hands an OTLP ``ExportLogsServiceRequest`` (alert
+  transitions) to every sink's ``export_logs`` (a no-op for metrics-only sinks).
 """
 
 from __future__ import annotations
@@ -29,17 +31,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from gensight.pricing import PricingTable
 from gensight.privacy import hash_key_from_env
 from gensight.processor.config import ProcessorConfig
 from gensight.processor.export.metric_builder import build_request, self_service_name
-from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
+from gensight.processor.export.sink import Sink, as_sink
+from gensight.processor.normalise.normaliser import Normaliser
 from gensight.processor.pipeline.queue import BoundedQueue
-from gensight.processor.pipeline.series import SeriesConfig, SeriesRegistry
-from gensight.processor.pipeline.windows import WindowClock, WindowConfig
-from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window
+from gensight.processor.pipeline.series import SeriesRegistry
+from gensight.processor.pipeline.windows import WindowClock
+from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window, as_analyser
 from gensight.processor.receive.admission import Admission, count_spans
 from gensight.processor.records import CallRecord
 
@@ -62,10 +65,6 @@ MAX_POINTS_PER_REQUEST = 2000
 # Bounded by the queue's own bounds; live results depend on request boundaries no more than before
 # (the watermark moves between batches, and allowed lateness absorbs arrival order anyway).
 WORKER_BATCH_ITEMS = 16
-
-
-class MetricsSink(Protocol):
-    def export(self, request: Any) -> Any: ...
 
 
 @dataclass
@@ -94,18 +93,18 @@ class Pipeline:
     def __init__(
         self,
         config: ProcessorConfig,
-        sinks: Sequence[MetricsSink] = (),
+        sinks: Sequence[Any] = (),
         *,
         live: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
-        analysers: Sequence[Analyser] | None = None,
+        analysers: Sequence[Any] | None = None,
         pricing: PricingTable | None = None,
         hash_key: bytes | None = None,
     ):
         self.config = config
         self.live = live
-        self.sinks = list(sinks)
+        self.sinks: list[Sink] = [as_sink(s) for s in sinks]
         self._monotonic = monotonic
         self._wall_ns = wall_ns
         n = config.normalise
@@ -117,17 +116,17 @@ class Pipeline:
             from gensight.processor.analyse.content_checks import ContentChecker
 
             checker = ContentChecker(config.content_checks)
-        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key, checker)
-        self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
+        self.normaliser = Normaliser(n, pricing, key, checker)
+        self.series = SeriesRegistry(config.series)
         p = config.pipeline
         self.windows = WindowClock(
-            WindowConfig(p.window_s, p.allowed_lateness_s, p.idle_advance), live=live, monotonic=monotonic,
-            wall_ns=wall_ns if p.max_future_skew_s is not None else None,
+            p, live=live, monotonic=monotonic, wall_ns=wall_ns if p.max_future_skew_s is not None else None,
         )
         self.context = PipelineContext(
             config, live, Path(config.state.dir) if config.state.dir else None, pricing, key, self._emit_logs
         )
-        self.analysers: list[Any] = list(analysers) if analysers is not None else build_analysers(config, self.context)
+        built = analysers if analysers is not None else build_analysers(config, self.context)
+        self.analysers: list[Analyser] = [as_analyser(a) for a in built]
         self.self_service = config.self_telemetry.service_name or self_service_name()
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.values_dropped = 0
@@ -261,12 +260,10 @@ class Pipeline:
         expired = self.series.expire(self.windows.watermark_ns)
         if expired:
             for a in self.analysers:
-                hook = getattr(a, "expire", None)
-                if hook is not None:
-                    try:
-                        hook(expired)
-                    except Exception:
-                        self._analyser_failed(a, "expire")
+                try:
+                    a.expire(expired)
+                except Exception:
+                    self._analyser_failed(a, "expire")
         points.extend(self.self_points(windows[-1].end_ns))
         # one export request per MAX_POINTS_PER_REQUEST points: a single request with every
         # series could exceed the 4 MiB a Collector's OTLP/gRPC receiver accepts by default
@@ -311,12 +308,10 @@ class Pipeline:
 
     def _emit_logs(self, request: Any) -> None:
         for sink in self.sinks:
-            export_logs = getattr(sink, "export_logs", None)
-            if export_logs is not None:
-                try:
-                    export_logs(request)
-                except Exception:
-                    logger.exception("gensight: logs sink %r failed", sink)
+            try:
+                sink.export_logs(request)
+            except Exception:
+                logger.exception("gensight: logs sink %r failed", sink)
 
     def _analyser_failed(self, analyser: Any, hook: str) -> None:
         self.analyser_errors += 1
@@ -328,16 +323,21 @@ class Pipeline:
         now = self._monotonic()
         if now - self._last_snapshot >= self.config.state.snapshot_interval_s:
             self._last_snapshot = now
-            self._call_hooks("snapshot")
+            self._snapshot()
 
-    def _call_hooks(self, name: str) -> None:
+    def _snapshot(self) -> None:
         for a in self.analysers:
-            hook = getattr(a, name, None)
-            if hook is not None:
-                try:
-                    hook()
-                except Exception:
-                    self._analyser_failed(a, name)
+            try:
+                a.snapshot()
+            except Exception:
+                self._analyser_failed(a, "snapshot")
+
+    def _shutdown(self) -> None:
+        for a in self.analysers:
+            try:
+                a.shutdown()
+            except Exception:
+                self._analyser_failed(a, "shutdown")
 
     # -- shutdown --------------------------------------------------------------------------------
     def close(self, *, flush: bool = True, timeout_s: float = 30.0) -> None:
@@ -353,8 +353,8 @@ class Pipeline:
                 return
         if flush:
             self.flush()
-        self._call_hooks("snapshot")
-        self._call_hooks("shutdown")
+        self._snapshot()
+        self._shutdown()
 
     def ready(self) -> bool:
         """Readiness for health checks: running and with room in the queue."""

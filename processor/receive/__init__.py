@@ -26,7 +26,7 @@ _EXPORTS = {
     "message_to_otlp_json": "gensight.processor.receive.decode",
     "GrpcReceiver": "gensight.processor.receive.grpc_receiver",
     "GrpcReceiverConfig": "gensight.processor.receive.grpc_receiver",
-    "parse_endpoint": "gensight.processor.receive.grpc_receiver",
+    "parse_endpoint": "gensight.processor.endpoint",
     "HttpReceiver": "gensight.processor.receive.http_receiver",
     "HttpReceiverConfig": "gensight.processor.receive.http_receiver",
     "BoundedHTTPServer": "gensight.processor.receive.bounded_http",

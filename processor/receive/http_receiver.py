@@ -48,10 +48,11 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from gensight.processor.config_fields import ConfigError, Section
+from gensight.processor.endpoint import parse_endpoint
 from gensight.processor.receive.admission import Admission, Consumer
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.decode import DecodeError, TooLargeError, decode_trace_request, gunzip
-from gensight.processor.receive.grpc_receiver import parse_endpoint
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 _log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ _READ_CHUNK_BYTES = 256 * 1024
 _DRAIN_MAX_BYTES = 4 * 1024 * 1024  # an over-limit body this much too big is read and discarded
 
 
-@dataclass
-class HttpReceiverConfig:
+@dataclass(frozen=True)
+class HttpReceiverConfig(Section):
     endpoint: str = "127.0.0.1:4318"  # bind 0.0.0.0:4318 to accept from other hosts/containers
     max_request_body_mib: int = 64  # limit for the body as sent AND after gzip decompression
     workers: int = 8
@@ -77,15 +78,15 @@ class HttpReceiverConfig:
     def validate(self, prefix: str = "receivers.http") -> None:
         parse_endpoint(self.endpoint, f"{prefix}.endpoint")
         if not 1 <= self.max_request_body_mib <= 4096:
-            raise ValueError(f"{prefix}.max_request_body_mib: must be 1..4096, got {self.max_request_body_mib}")
+            raise ConfigError(f"{prefix}.max_request_body_mib: must be 1..4096, got {self.max_request_body_mib}")
         if self.workers < 1:
-            raise ValueError(f"{prefix}.workers: must be >= 1, got {self.workers}")
+            raise ConfigError(f"{prefix}.workers: must be >= 1, got {self.workers}")
         if self.backlog < 1:
-            raise ValueError(f"{prefix}.backlog: must be >= 1, got {self.backlog}")
+            raise ConfigError(f"{prefix}.backlog: must be >= 1, got {self.backlog}")
         if not self.idle_timeout_s > 0:
-            raise ValueError(f"{prefix}.idle_timeout_s: must be > 0, got {self.idle_timeout_s}")
+            raise ConfigError(f"{prefix}.idle_timeout_s: must be > 0, got {self.idle_timeout_s}")
         if not self.request_timeout_s > 0:
-            raise ValueError(f"{prefix}.request_timeout_s: must be > 0, got {self.request_timeout_s}")
+            raise ConfigError(f"{prefix}.request_timeout_s: must be > 0, got {self.request_timeout_s}")
         if self.tls is not None:
             self.tls.validate(f"{prefix}.tls")
         self.auth.validate(f"{prefix}.auth")
@@ -112,6 +113,8 @@ class _BodyError(Exception):
 
 
 class HttpReceiver:
+    name = "http"  # the ``receiver`` attribute of its self-telemetry
+
     def __init__(self, config: HttpReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None) -> None:
         self.config = config
         self.consumer = consumer

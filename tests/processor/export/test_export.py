@@ -24,12 +24,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from gensight.processor.export.jsonlines import JsonLinesSink
-from gensight.processor.export.otlp import (
-    ExporterConfig,
-    OtlpExporter,
-    count_items,
-    resolve_settings,
-)
+from gensight.processor.export.otlp import OtlpExporter
+from gensight.processor.export.otlp_settings import ExporterConfig, resolve_settings
+from gensight.processor.export.otlp_transport import count_items
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.grpc_receiver import retry_status
 
