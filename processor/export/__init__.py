@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "OtlpSink", "PrometheusConfig", "PrometheusEndpoint", "Sink", "as_sink", "build_exporter", "build_request", "series_attributes"]
+__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "OtlpSink", "PrometheusConfig", "PrometheusEndpoint", "Sink", "as_sink", "build_request", "series_attributes"]
 
 _EXPORTS = {
     "build_request": "gensight.processor.export.metric_builder",
@@ -21,7 +21,6 @@ _EXPORTS = {
     "OtlpSink": "gensight.processor.export.otlp",
     "Sink": "gensight.processor.export.sink",
     "as_sink": "gensight.processor.export.sink",
-    "build_exporter": "gensight.processor.export.otlp",
     "JsonLinesSink": "gensight.processor.export.jsonlines",
     "PrometheusConfig": "gensight.processor.export.prometheus",
     "PrometheusEndpoint": "gensight.processor.export.prometheus",

@@ -21,9 +21,6 @@ Interface::
 
 Ownership: ``export()`` takes the request; do not mutate it afterwards.
 
-``build_exporter(section, endpoint=None)`` adapts any config object with the same attribute names
-(the processor YAML's ``export`` section) to an ``OtlpExporter``.
-
 Delivery: a bounded buffer (``max_queue_requests`` and ``max_queue_items``, items = data points or
 log records) drained by one background thread. When the buffer is full the **oldest** requests are
 dropped (and counted): for metrics the newest points matter most (gauges are superseded, dashboards
@@ -39,9 +36,7 @@ set), or shutdown's deadline. Anything else is dropped at once, counted and logg
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
-import os
 import random
 import threading
 import time
@@ -234,31 +229,6 @@ class OtlpExporter(Sink):
             attempt += 1
             with self._cond:
                 self._counts["retries"] += 1
-
-
-def build_exporter(
-    section: Any, *, endpoint: str | None = None, signal: str = "metrics", env: Mapping[str, str] | None = None
-) -> OtlpExporter:
-    """An ``OtlpExporter`` from ``ExporterConfig`` or any object with the same attribute names.
-
-    ``endpoint`` (e.g. already looked up by the caller) counts as explicit only when it is not
-    simply the value of an OTEL_EXPORTER_OTLP_*ENDPOINT variable, so env endpoints keep the
-    specification's path rules. Empty headers mean "not set" (the env may provide them).
-    """
-    env = os.environ if env is None else env
-    if isinstance(section, ExporterConfig):
-        config = section
-    else:
-        known = {f: getattr(section, f) for f in ExporterConfig.__dataclass_fields__ if hasattr(section, f)}
-        if "headers" in known:
-            known["headers"] = dict(known["headers"]) if known["headers"] else None
-        config = ExporterConfig(**known)
-    if config.endpoint is None and endpoint:
-        env_values = {env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"), env.get("OTEL_EXPORTER_OTLP_ENDPOINT")}
-        if endpoint not in env_values:
-            config = dataclasses.replace(config, endpoint=endpoint)
-    config.validate("export", env=env)
-    return OtlpExporter(config, signal, env=env)
 
 
 class OtlpSink(Sink):

@@ -7,10 +7,9 @@ Interface::
 
     cfg = PrometheusConfig(endpoint="127.0.0.1:9464"); cfg.validate("prometheus")
     prom = PrometheusEndpoint(cfg); prom.start(); prom.port
-    prom.export(request) -> bool   # Sink protocol, like OtlpExporter/JsonLinesSink: update the store
+    prom.export(request) -> bool   # a ``Sink`` (export/sink.py), like OtlpSink/JsonLinesSink: update the store
     prom.force_flush(); prom.shutdown(timeout_s)
     PrometheusStore().update(request); .render() -> str    # the pure part, usable without a server
-    build_endpoint(section) -> PrometheusEndpoint           # started; section = config or YAML section
 
 Naming (a contract -- Grafana dashboards and alert rules are written against it; it matches the
 Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffixes: false`` and
@@ -386,20 +385,6 @@ class PrometheusEndpoint(Sink):
         if server is not None:
             server.stop(timeout_s)
         return True
-
-
-def build_endpoint(section: Any) -> PrometheusEndpoint:
-    """A *started* endpoint from ``PrometheusConfig`` or any object with the same attribute names
-    (the processor YAML's ``prometheus`` section). Stop it with ``shutdown()``."""
-    if isinstance(section, PrometheusConfig):
-        config = section
-    else:
-        known = {f: getattr(section, f) for f in PrometheusConfig.__dataclass_fields__ if hasattr(section, f)}
-        config = PrometheusConfig(**known)
-    config.validate("prometheus")
-    endpoint = PrometheusEndpoint(config)
-    endpoint.start()
-    return endpoint
 
 
 class _ScrapeHandler(http.server.BaseHTTPRequestHandler):
