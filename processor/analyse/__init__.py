@@ -1,7 +1,8 @@
 """Analyse: the analysers that turn a closed window of call records into metric points.
 
 SLIs, SLO burn rates, drift, anomaly, cost and budgets, content flags, and the alert engine
-they feed; ``analytics`` wires them from the config, ``state`` persists their baselines
+they feed (``alerts``: the state machine; ``alert_delivery``: OTLP log records and the
+Alertmanager webhook); ``analytics`` wires them from the config, ``state`` persists their baselines
 (SQLite), ``admin`` serves the baseline endpoints."""
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ class Analytics(Analyser):
 
 def build(config: Any, context: Any) -> list[Any]:
     """Analyser factory for ``pipeline.ANALYSER_FACTORIES`` (``gensight.processor.analyse.analytics:build``)."""
-    from gensight.processor.analyse.alerts import logs_request
+    from gensight.processor.analyse.alert_delivery import logs_request
     from gensight.processor.analyse.state import StateError
     from gensight.processor.config import ConfigError
 

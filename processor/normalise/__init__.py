@@ -1,7 +1,8 @@
 """Normalise: spans of any GenAI dialect become ``CallRecord`` s.
 
 ``Normaliser`` reads either the request bytes (the optional C scanner ``_spanscan``) or the parsed
-message (the pure-Python fallback); ``dialects`` lists every attribute name it reads."""
+message (the pure-Python fallback); ``dialects`` lists every attribute name it reads, ``values``
+decodes attribute values the same way for both readers."""
 
 from __future__ import annotations
 
