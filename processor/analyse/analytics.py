@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig, Transition
 from gensight.processor.analyse.anomaly import SYNC, AnomalyAnalyser, AnomalyConfig
@@ -38,6 +38,10 @@ from gensight.processor.analyse.state import StateStore
 from gensight.processor.config_fields import reject_unknown
 from gensight.processor.endpoint import parse_endpoint
 from gensight.processor.points import Analyser
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 log = logging.getLogger(__name__)
 
@@ -194,19 +198,19 @@ class Analytics(Analyser):
             self.store = None
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory for ``pipeline.ANALYSER_FACTORIES`` (``gensight.processor.analyse.analytics:build``)."""
     from gensight.processor.analyse.alert_delivery import logs_request
     from gensight.processor.analyse.state import StateError
     from gensight.processor.config import ConfigError
 
     try:
-        cfg = AnalyticsConfig.from_dict(getattr(config, "analytics", None) or {})
+        cfg = AnalyticsConfig.from_dict(config.analytics)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     state_dir = str(context.state_dir) if context.state_dir is not None else None
     try:
-        analytics = Analytics(cfg, state_dir=state_dir, reset_state=bool(getattr(config.state, "reset", False)),
+        analytics = Analytics(cfg, state_dir=state_dir, reset_state=config.state.reset,
                               deterministic=not context.live)
     except StateError as exc:
         raise ConfigError(f"state.dir: {exc}") from None

@@ -22,12 +22,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gensight.processor.config_fields import Section, build_section, check
 from gensight.processor.export.metric_builder import series_attributes
 from gensight.processor.points import SUM, Analyser, MetricPoint, Window
 from gensight.processor.records import OVERFLOW, CallRecord, SeriesKey
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 METRIC_NAME = "gensight.content.flags"
 METRIC_UNIT = "{flag}"
@@ -342,9 +346,8 @@ class ContentFlagsAnalyser(Analyser):
         return points
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory for ``pipeline.ANALYSER_FACTORIES``: nothing unless content checks are on."""
-    section = getattr(config, "content_checks", None)
-    if section is None or not section.enabled:
+    if not config.content_checks.enabled:
         return []
     return [ContentFlagsAnalyser(max_series=config.series.max_series)]

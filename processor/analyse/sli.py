@@ -20,7 +20,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from functools import lru_cache
 from math import isfinite
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ddsketch import DDSketch
@@ -44,6 +44,10 @@ from gensight.processor.records import (
     CallRecord,
     SeriesKey,
 )
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 CALLS = "gensight.calls"
 CALL_DURATION = "gensight.call.duration"
@@ -419,6 +423,6 @@ class SLIAnalyser(Analyser):
         return pts
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory used by ``pipeline.build_analysers``."""
     return [SLIAnalyser()]
