@@ -44,7 +44,7 @@ from gensight.processor.analyse.alerts import TICKET, AlertEngine
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import SeriesGroup, finite, series_groups
-from gensight.processor.points import GAUGE, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import (
     F_COST_USD,
     F_DURATION_S,
@@ -226,7 +226,7 @@ def decode_array(d: Mapping[str, Any]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(d["b64"]), dtype=np.float64).reshape(d["shape"]).copy()
 
 
-class AnomalyAnalyser:
+class AnomalyAnalyser(Analyser):
     def __init__(self, config: AnomalyConfig | None = None, alerts: AlertEngine | None = None) -> None:
         self.config = config or AnomalyConfig()
         self.alerts = alerts
