@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from gensight.processor.export.sink import Sink
+from gensight.processor.export.sink import SplitSink
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,28 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
 
 
-class ReplaySink(Sink):
+class ReplaySink(SplitSink):
     """Metrics to one sink (a JSON-lines file); alert log records to another (or nowhere)."""
-
-    def __init__(self, metrics: Sink, logs: Sink | None = None):
-        self.metrics = metrics
-        self.logs = logs
-
-    def export(self, request: Any) -> bool:
-        return self.metrics.export(request)
-
-    def export_logs(self, request: Any) -> bool:
-        return self.logs.export(request) if self.logs is not None else False
-
-    def force_flush(self, timeout_s: float = 10.0) -> bool:
-        ok = self.metrics.force_flush(timeout_s)
-        return (self.logs.force_flush(timeout_s) if self.logs is not None else True) and ok
-
-    def shutdown(self, timeout_s: float = 10.0) -> bool:
-        ok = self.metrics.shutdown(timeout_s)
-        if self.logs is not None:
-            ok = self.logs.shutdown(timeout_s) and ok
-        return ok
 
 
 def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None) -> dict[str, int]:

@@ -47,7 +47,7 @@ from google.protobuf import message as _pb_message
 
 from gensight.processor.export.otlp_settings import GRPC, ExporterConfig, resolve_settings
 from gensight.processor.export.otlp_transport import GrpcTransport, HttpTransport, count_items
-from gensight.processor.export.sink import Sink
+from gensight.processor.export.sink import Sink, SplitSink
 
 _log = logging.getLogger(__name__)
 
@@ -231,34 +231,17 @@ class OtlpExporter(Sink):
                 self._counts["retries"] += 1
 
 
-class OtlpSink(Sink):
+class OtlpSink(SplitSink):
     """The pipeline's OTLP sink: metrics to an ``OtlpExporter``; alert log records
     (``export_logs``) to a second exporter on the same settings, created on first use."""
 
     def __init__(self, config: ExporterConfig, env: Mapping[str, str] | None = None) -> None:
+        self.metrics: OtlpExporter = OtlpExporter(config, signal="metrics", env=env)
+        super().__init__(self.metrics)
         self._config = config
         self._env = env
-        self.metrics = OtlpExporter(config, signal="metrics", env=env)
-        self._logs: OtlpExporter | None = None
-
-    def export(self, request: Any) -> bool:
-        return self.metrics.export(request)
 
     def export_logs(self, request: Any) -> bool:
-        if self._logs is None:
-            self._logs = OtlpExporter(self._config, signal="logs", env=self._env)
-        return self._logs.export(request)
-
-    def force_flush(self, timeout_s: float = 10.0) -> bool:
-        ok = self.metrics.force_flush(timeout_s)
-        return (self._logs.force_flush(timeout_s) if self._logs is not None else True) and ok
-
-    def shutdown(self, timeout_s: float = 10.0) -> bool:
-        ok = self.metrics.shutdown(timeout_s)
-        if self._logs is not None:
-            ok = self._logs.shutdown(timeout_s) and ok
-        return ok
-
-    def delivery_stats(self) -> ExporterStats:
-        """The metrics exporter's counts (``gensight.processor.export.items`` counts data points)."""
-        return self.metrics.stats()
+        if self.logs is None:
+            self.logs = OtlpExporter(self._config, signal="logs", env=self._env)
+        return super().export_logs(request)

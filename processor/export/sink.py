@@ -15,9 +15,9 @@ subclasses ``Sink`` and overrides what it does; the rest are no-ops:
 ``port``              the TCP port the sink listens on (scrape endpoints), else 0
 ====================  ============================================================================
 
-Implementations: ``OtlpSink`` (metrics + logs over OTLP, ``export/otlp_sink.py``),
-``PrometheusEndpoint``, ``JsonLinesSink``, ``ReplaySink`` (``commands/replay.py``) and the demo's
-runner. ``as_sink`` adopts an object that does not subclass ``Sink`` (a test's list, an
+Implementations: ``OtlpSink`` (metrics + logs over OTLP, ``export/otlp.py``),
+``PrometheusEndpoint``, ``JsonLinesSink``, ``SplitSink`` (metrics to one sink, logs to another:
+``replay --output`` / ``--logs-output``) and the demo's runner. ``as_sink`` adopts an object that does not subclass ``Sink`` (a test's list, an
 embedder's callback) once, at construction, so no caller looks a method up by name afterwards.
 """
 
@@ -51,6 +51,38 @@ class Sink:
     def delivery_stats(self) -> Any:
         """``ExporterStats`` (sent / dropped / rejected items) when the sink delivers remotely."""
         return None
+
+
+class SplitSink(Sink):
+    """Metrics to one sink, alert log records to another (or nowhere): ``replay --output`` /
+    ``--logs-output``, and the OTLP sink's two exporters."""
+
+    def __init__(self, metrics: Sink, logs: Sink | None = None) -> None:
+        self.metrics = metrics
+        self.logs = logs
+
+    def start(self) -> None:
+        self.metrics.start()
+        if self.logs is not None:
+            self.logs.start()
+
+    def export(self, request: Any) -> bool:
+        return self.metrics.export(request)
+
+    def export_logs(self, request: Any) -> bool:
+        return self.logs.export(request) if self.logs is not None else False
+
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
+        ok = self.metrics.force_flush(timeout_s)
+        return (self.logs.force_flush(timeout_s) if self.logs is not None else True) and ok
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        ok = self.metrics.shutdown(timeout_s)
+        return (self.logs.shutdown(timeout_s) if self.logs is not None else True) and ok
+
+    def delivery_stats(self) -> Any:
+        """The metrics side's counts (``gensight.processor.export.items`` counts data points)."""
+        return self.metrics.delivery_stats()
 
 
 class _AdoptedSink(Sink):

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -259,11 +260,7 @@ class Pipeline:
                     self._analyser_failed(a, "close")
         expired = self.series.expire(self.windows.watermark_ns)
         if expired:
-            for a in self.analysers:
-                try:
-                    a.expire(expired)
-                except Exception:
-                    self._analyser_failed(a, "expire")
+            self._each_analyser("expire", lambda a: a.expire(expired))
         points.extend(self.self_points(windows[-1].end_ns))
         # one export request per MAX_POINTS_PER_REQUEST points: a single request with every
         # series could exceed the 4 MiB a Collector's OTLP/gRPC receiver accepts by default
@@ -323,21 +320,15 @@ class Pipeline:
         now = self._monotonic()
         if now - self._last_snapshot >= self.config.state.snapshot_interval_s:
             self._last_snapshot = now
-            self._snapshot()
+            self._each_analyser("snapshot", methodcaller("snapshot"))
 
-    def _snapshot(self) -> None:
+    def _each_analyser(self, hook: str, call: Callable[[Analyser], None]) -> None:
+        """``call(analyser)`` for every analyser; a failure is counted and logged, never fatal."""
         for a in self.analysers:
             try:
-                a.snapshot()
+                call(a)
             except Exception:
-                self._analyser_failed(a, "snapshot")
-
-    def _shutdown(self) -> None:
-        for a in self.analysers:
-            try:
-                a.shutdown()
-            except Exception:
-                self._analyser_failed(a, "shutdown")
+                self._analyser_failed(a, hook)
 
     # -- shutdown --------------------------------------------------------------------------------
     def close(self, *, flush: bool = True, timeout_s: float = 30.0) -> None:
@@ -353,8 +344,8 @@ class Pipeline:
                 return
         if flush:
             self.flush()
-        self._snapshot()
-        self._shutdown()
+        self._each_analyser("snapshot", methodcaller("snapshot"))
+        self._each_analyser("shutdown", methodcaller("shutdown"))
 
     def ready(self) -> bool:
         """Readiness for health checks: running and with room in the queue."""

@@ -8,8 +8,7 @@ gzip, JSON lines files)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gensight.processor._lazy import lazy_exports
 
 __all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_trace_request", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
 
@@ -35,16 +34,4 @@ _EXPORTS = {
     "TlsConfig": "gensight.processor.receive.tls",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import on first use (PEP 562): a stage's package stays cheap to import and free of cycles."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
