@@ -10,13 +10,9 @@ import gc
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Protocol
 
 from gensight.processor.export.sink import Sink
-
-if TYPE_CHECKING:
-    from gensight.processor.receive.grpc_receiver import GrpcReceiver
-    from gensight.processor.receive.http_receiver import HttpReceiver
 
 logger = logging.getLogger("gensight.processor.server")
 
@@ -25,6 +21,23 @@ logger = logging.getLogger("gensight.processor.server")
 # the whole heap of analyser state) the collector took a measurable share of the throughput
 # (bench/processor_throughput.py: b/a ≈ 0.56 → 0.65). Reference cycles still get collected.
 GC_THRESHOLDS = (20_000, 50, 100)
+
+
+class Receiver(Protocol):
+    """What the server needs of a receiver (``GrpcReceiver``, ``HttpReceiver``, any new one):
+    ``name`` is the ``receiver`` attribute of ``gensight.processor.requests``; ``stats()`` a
+    NamedTuple of request counts by outcome (its ``requests`` field is the total)."""
+
+    name: str
+
+    @property
+    def port(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, grace_s: float = 5.0) -> None: ...
+
+    def stats(self) -> NamedTuple: ...
 
 
 def tune_gc() -> None:
@@ -61,7 +74,7 @@ class ProcessorServer:
         self.pipeline = Pipeline(config, build_sinks(config) if sinks is None else sinks, live=True,
                                  analysers=analysers, wall_ns=wall_ns or time.time_ns)
         self.sinks: list[Sink] = self.pipeline.sinks  # adopted once by the pipeline (``as_sink``)
-        self.receivers: list[GrpcReceiver | HttpReceiver] = []
+        self.receivers: list[Receiver] = []
         self.grpc_port = 0
         self.http_port = 0
         self.prometheus_port = 0
@@ -91,7 +104,7 @@ class ProcessorServer:
         except Exception:
             self.stop()
             raise
-        self._telemetry_receivers = list(self.receivers)  # kept after stop() for the final flush
+        self._telemetry_receivers: list[Receiver] = list(self.receivers)  # kept after stop() for the final flush
         self.pipeline.self_telemetry_sources.append(self._ingest_telemetry)
 
     def _ingest_telemetry(self) -> list[tuple[str, str, tuple, float]]:
