@@ -4,13 +4,13 @@
 a ``Sink`` (``sink.py``: start, export, export_logs, force_flush, shutdown, delivery_stats):
 ``OtlpSink`` / ``OtlpExporter`` (gRPC / HTTP, bounded buffer + retry; settings in
 ``otlp_settings``, transports in ``otlp_transport``), ``PrometheusEndpoint`` (scrape),
-``JsonLinesSink`` (files)."""
+``JsonLinesSink`` (files). ``report_html`` writes the ``gensight compare --html`` report."""
 
 from __future__ import annotations
 
 from gensight.processor._lazy import lazy_exports
 
-__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "OtlpSink", "PrometheusConfig", "PrometheusEndpoint", "Sink", "as_sink", "build_request", "series_attributes"]
+__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "OtlpSink", "PrometheusConfig", "PrometheusEndpoint", "Sink", "as_sink", "build_request", "series_attributes", "write_report"]
 
 _EXPORTS = {
     "build_request": "gensight.processor.export.metric_builder",
@@ -23,6 +23,7 @@ _EXPORTS = {
     "JsonLinesSink": "gensight.processor.export.jsonlines",
     "PrometheusConfig": "gensight.processor.export.prometheus",
     "PrometheusEndpoint": "gensight.processor.export.prometheus",
+    "write_report": "gensight.processor.export.report_html",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

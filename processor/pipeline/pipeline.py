@@ -29,13 +29,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
 from gensight.pricing import PricingTable
 from gensight.privacy import hash_key_from_env
+from gensight.processor.analyse.experiments import experiment_attributes
 from gensight.processor.config import ProcessorConfig
 from gensight.processor.export.metric_builder import build_request, self_service_name
 from gensight.processor.export.sink import Sink, as_sink
@@ -118,7 +119,9 @@ class Pipeline:
             from gensight.processor.analyse.content_checks import ContentChecker
 
             checker = ContentChecker(config.content_checks)
-        self.normaliser = Normaliser(n, pricing, key, checker)
+        # live experiments group by their ``by`` attributes: the normaliser puts them in record.extra
+        extra = experiment_attributes(config)
+        self.normaliser = Normaliser(replace(n, extra_attributes=extra) if extra else n, pricing, key, checker)
         self.series = SeriesRegistry(config.series)
         p = config.pipeline
         self.windows = WindowClock(
