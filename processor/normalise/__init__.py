@@ -1,8 +1,9 @@
 """Normalise: spans of any GenAI dialect become ``CallRecord`` s.
 
-``Normaliser`` reads either the request bytes (the optional C scanner ``_spanscan``) or the parsed
-message (the pure-Python fallback); ``dialects`` lists every attribute name it reads, ``values``
-decodes attribute values the same way for both readers."""
+``Normaliser`` reads each span into a slot row (``slot_table``: the optional C scanner ``_spanscan``
+over the request bytes, or the protobuf-API walk over the parsed message) and interprets the rows;
+``dialects`` lists every attribute name it reads, ``values`` decodes attribute values the same way
+for both readers."""
 
 from __future__ import annotations
 

@@ -45,14 +45,11 @@ from gensight.processor.normalise.dialects import (
     INPUT_TOKEN_KEYS,
     LLM_REQUEST_TYPE,
     LLM_REQUEST_TYPES,
-    MARKER_KEYS,
     MAX_KEY_CHARS,
     MAX_NUMBER,
     MAX_TENANT_CACHE,
     MAX_TIME_NS,
     OI_COST,
-    OI_DOC_PREFIX,
-    OI_DOC_SCORE_SUFFIX,
     OI_KIND,
     OI_MODEL,
     OPENINFERENCE_KINDS,
@@ -71,16 +68,18 @@ from gensight.processor.normalise.dialects import (
     UNKNOWN_SERVICE,
     clip_key,
 )
+from gensight.processor.normalise.slot_table import (
+    SlotTable,
+    _spanscan,  # noqa: F401 - the tests ask which reader runs
+)
 from gensight.processor.normalise.unpriced import UnpricedCalls
 from gensight.processor.normalise.values import (  # the readers' value decoding (package-internal)
-    UNUSABLE,
     _count,
     _measure,
     _number,
     _provider,
     _provider_cache,
     _str,
-    _value,
 )
 from gensight.processor.records import (
     CHAT,
@@ -89,11 +88,6 @@ from gensight.processor.records import (
     RETRIEVAL,
     CallRecord,
 )
-
-try:  # the optional C accelerator (setup.py builds it when a compiler is present)
-    from gensight.processor.normalise import _spanscan
-except ImportError:  # pragma: no cover - depends on the build machine
-    _spanscan = None  # type: ignore[assignment]  # built without a C compiler
 
 _new_record = tuple.__new__
 # _record builds records positionally: fail at import, not with shifted fields, if they change
@@ -151,75 +145,6 @@ _ROW_HEAD = 4  # start_ns, end_ns, status_code, trace_id
  _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
 
 
-class _SlotTable:
-    """Which attribute keys fill which row slot, and the two readers that fill them."""
-
-    def __init__(self, tenant_attributes: Sequence[str], accelerate: bool = True, extra: Sequence[str] = ()):
-        keys = {k: (slot, rank) for slot, group in enumerate(_SLOT_GROUPS) for rank, k in enumerate(group)}
-        nslots = len(_SLOT_GROUPS)
-        tenant_slots = []
-        for name in tenant_attributes:  # a tenant key that is also a GenAI key shares its slot
-            if name not in keys:
-                keys[name] = (nslots, 0)
-                nslots += 1
-            tenant_slots.append(_ROW_HEAD + keys[name][0])
-        extra_slots = []
-        for name in extra:  # same sharing rule; a shared key keeps its group's rank order
-            if name not in keys:
-                keys[name] = (nslots, 0)
-                nslots += 1
-            extra_slots.append(_ROW_HEAD + keys[name][0])
-        self.extra_slots = tuple(extra_slots)
-        self.keys = keys
-        self.nslots = nslots
-        self.tenant_slots = tuple(tenant_slots)
-        self.tenant_by_slot = frozenset(s - _ROW_HEAD for s in tenant_slots)
-        self.c_table = None
-        if accelerate and _spanscan is not None:
-            self.c_table = _spanscan.make_table(keys, nslots, MARKER_KEYS, OI_DOC_PREFIX, OI_DOC_SCORE_SUFFIX,
-                                                UNUSABLE)
-
-    def scan(self, raw: bytes) -> list[tuple[list[tuple[int, Any]], list[tuple], int]] | None:
-        """Rows from serialized request bytes in C; None when it is not built or declines."""
-        if self.c_table is None:
-            return None
-        return _spanscan.scan(self.c_table, raw)
-
-    def rows(self, request: Any, attributes: list[Any] | None = None
-             ) -> list[tuple[list[tuple[int, Any]], list[tuple], int]]:
-        """Rows from a parsed request through the protobuf API (the reference reader). With
-        ``attributes``, each row's span attribute list is appended to it too (content checks)."""
-        keys, n = self.keys, self.nslots
-        out = []
-        for rs in request.resource_spans:
-            pairs = [(keys[kv.key][0], _value(kv.value)) for kv in rs.resource.attributes if kv.key in keys]
-            rows = []
-            skipped = 0
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    attrs = {kv.key: kv for kv in span.attributes}
-                    if attrs.keys().isdisjoint(MARKER_KEYS):
-                        skipped += 1
-                        continue
-                    row: list[Any] = [span.start_time_unix_nano, span.end_time_unix_nano, span.status.code,
-                                      span.trace_id, *([None] * n), None]
-                    ranks: dict[int, int] = {}
-                    for k in attrs.keys() & keys.keys():
-                        slot, rank = keys[k]
-                        if rank < ranks.get(slot, rank + 1):
-                            ranks[slot] = rank
-                            row[_ROW_HEAD + slot] = _value(attrs[k].value)
-                    docs = [(k, _value(kv.value)) for k, kv in attrs.items()
-                            if k.startswith(OI_DOC_PREFIX) and k.endswith(OI_DOC_SCORE_SUFFIX)]
-                    if docs:
-                        row[-1] = docs
-                    rows.append(tuple(row))
-                    if attributes is not None:
-                        attributes.append(span.attributes)
-            out.append((pairs, rows, skipped))
-        return out
-
-
 class Normaliser:
     """Turns ``ExportTraceServiceRequest`` s into call records. Thread-safe for concurrent use
     (the only mutable state is the tenant-hash cache, where a lost update is harmless)."""
@@ -231,7 +156,7 @@ class Normaliser:
         self._content = content_checker
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
-        self._slots = _SlotTable(config.tenant_attributes, accelerate, config.extra_attributes)
+        self._slots = SlotTable(_SLOT_GROUPS, _ROW_HEAD, config.tenant_attributes, accelerate, config.extra_attributes)
         self._tenant_slots = self._slots.tenant_slots
         self._prices: dict[tuple[str, str, str | None], Quote | None] = {}
         self.unpriced = UnpricedCalls()  # self-telemetry: calls with tokens that no price covers
