@@ -4,6 +4,10 @@ Reads OTLP/JSON lines (the Collector ``file`` exporter's format; ``-`` is stdin,
 accepted) in order through the *same* pipeline as ``gensight serve`` — event time only, no idle
 advance — and writes the resulting metrics as OTLP/JSON lines, one ``ExportMetricsServiceRequest``
 per line, to ``--output`` or stdout. All open windows are flushed at end of input.
+
+Lines are decoded like the receivers decode requests (``receive/lenient.py``): invalid UTF-8 is
+replaced, a span that does not decode is rejected on its own (counted ``dropped``, reported on
+stderr), and only a line that is not JSON at all, or not a trace request, is skipped whole.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ class ReplaySink:
 def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None) -> dict[str, int]:
     """Run ``files`` through a replay-mode pipeline into ``sink``; returns counts for the summary."""
     from gensight.processor.pipeline.pipeline import Pipeline
-    from gensight.processor.receive.decode import BadLine, iter_json_lines
+    from gensight.processor.receive.decode import BadLine
+    from gensight.processor.receive.lenient import iter_decoded_lines
 
     pipeline = Pipeline(config, [sink], live=False, analysers=analysers)
     bad_lines = 0
@@ -59,9 +64,11 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
         print(f"gensight replay: {bad.source}:{bad.line_no}: skipped: {bad.reason}", file=sys.stderr)
 
     for name in files:
-        for request in iter_json_lines(name, on_bad_line=on_bad):
+        for line_no, decoded in iter_decoded_lines(name, on_bad_line=on_bad):
             requests += 1
-            pipeline.submit(request)
+            if decoded.defects is not None:
+                print(f"gensight replay: {name}:{line_no}: {decoded.defects.message}", file=sys.stderr)
+            pipeline.submit(*decoded)
     pipeline.close(flush=True)
     return {"requests": requests, "bad_lines": bad_lines, **pipeline.counts}
 
