@@ -78,6 +78,7 @@ _SCOPE_SPANS_FIELD = 2  # ResourceSpans.scope_spans
 _SPANS_FIELD = 2  # ScopeSpans.spans
 _LEN = 2  # wire type: length-delimited
 _MAX_LABEL_CHARS = 64  # an attribute key naming a defect's place is clipped to this
+_MAX_MESSAGE_CHARS = 1024  # partial_success.error_message: names the first defects, stays small
 _KEY_VALUE = KeyValue.DESCRIPTOR
 _PARSE_ERRORS = (_pb_message.DecodeError, RecursionError, ValueError)
 
@@ -127,7 +128,7 @@ class _Report:
             parts.append(f"{self.rejected} span(s) rejected, first: {self.first_rejected}")
         if self.repaired:
             parts.append(f"invalid UTF-8 replaced with U+FFFD in {self.repaired} string(s), first at {self.first_repaired}")
-        return Defects(self.rejected, self.repaired, "; ".join(parts))
+        return Defects(self.rejected, self.repaired, _short("; ".join(parts), _MAX_MESSAGE_CHARS))
 
 
 # --------------------------------------------------------------------------- protobuf
@@ -454,7 +455,8 @@ def _json_path(path: str, key: Any, value: Any) -> str:
     if isinstance(key, int):
         label = value.get("key") if isinstance(value, dict) else None
         return f"{path}[{_attribute_label(label) if isinstance(label, str) else key}]"
-    key = _fix_text(key) if _SURROGATE.search(key) else key
+    key = _fix_text(key) if _SURROGATE.search(key) else key  # an unknown field's name: clip it
+    key = key if len(key) <= _MAX_LABEL_CHARS else key[:_MAX_LABEL_CHARS] + "..."
     return f"{path}.{key}" if path else key
 
 

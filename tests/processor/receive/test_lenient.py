@@ -288,3 +288,12 @@ def test_json_lines_are_decoded_leniently(tmp_path, otlp):
     got = list(iter_decoded_lines(str(path), on_bad_line=skipped.append))
     assert [(n, d.defects is None, _span_count(d.request)) for n, d in got] == [(1, True, 2), (2, False, 2)]
     assert [b.line_no for b in skipped] == [3, 4]
+
+
+def test_defect_message_stays_small_whatever_the_input(otlp):
+    obj = _json(_request(None, otlp))
+    obj["resourceSpans"][1]["k" * 100_000] = {"x": "\ud800"}  # an unknown field, named in the path
+    obj["resourceSpans"][1]["scopeSpans"][0]["spans"][0]["traceId"] = "!" * 100_000
+    decoded = decode_json(json.dumps(obj).encode())
+    assert decoded.defects is not None and decoded.defects.rejected_spans == 1
+    assert decoded.defects.repaired_values == 1 and len(decoded.defects.message) <= 1100
