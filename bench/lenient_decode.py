@@ -29,7 +29,11 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gensight.processor.receive.decode import message_to_otlp_json, trace_request_from_json, trace_request_from_protobuf
+from gensight.processor.receive.decode import (
+    message_to_otlp_json,
+    trace_request_from_json,
+    trace_request_from_protobuf,
+)
 from gensight.processor.receive.lenient import decode_json, decode_protobuf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
