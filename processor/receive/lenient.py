@@ -15,8 +15,8 @@ receivers and ``gensight replay`` decode through :func:`decode_request`:
      upb refuses is walked field by field with the message descriptors, and every string field
      (keys, values, names, at any depth in arrays and kvlists) whose bytes are not UTF-8 is
      replaced by ``bytes.decode("utf-8", "replace")`` (each invalid sequence → U+FFFD); the piece
-     is re-serialised and must then parse strictly. A span that still does not parse (its own
-     bytes are broken) is **rejected individually**; a resource or scope that does not parse
+     is re-serialised and must then parse strictly. A span that still does not parse (nested
+     past upb's limit) is **rejected individually**; a resource or scope that does not parse
      rejects its spans (they cannot be attributed). The repaired request is re-assembled and parsed
      strictly, and its bytes are what the normaliser's C scanner reads (``Decoded.raw``): the
      scanner never sees invalid UTF-8, with or without it the same records come out.
@@ -26,9 +26,10 @@ receivers and ``gensight replay`` decode through :func:`decode_request`:
      span by span: spans that fail are rejected individually, a resource or scope that fails
      rejects its spans.
 
-   Broken framing — truncated, a length beyond the end, not protobuf / not JSON at all, or a
-   ``resourceSpans`` / ``scopeSpans`` / ``spans`` that is not a list of objects — still refuses the
-   whole request with the strict parser's ``DecodeError``.
+   Broken framing — truncated, a length beyond the end or a bad tag anywhere in what is walked,
+   not protobuf / not JSON at all, or a ``resourceSpans`` / ``scopeSpans`` / ``spans`` that is not
+   a list — still refuses the whole request with the strict parser's ``DecodeError``: corrupt
+   bytes are not half-accepted.
 
 Replacing (rather than dropping the attribute or the span) keeps the call counted: its duration,
 tokens and cost are real, and the attribute with the bad bytes is usually one Gensight does not
@@ -70,7 +71,9 @@ from gensight.processor.receive.repair import (
     repair_request,
 )
 
-__all__ = ["Decoded", "decode_json", "decode_json_object", "decode_protobuf", "decode_request", "iter_decoded_lines"]
+__all__ = ["Decoded", "decode_json", "decode_json_object", "decode_protobuf", "decode_request", "iter_decoded_lines",
+           "parse_json"]
+
 
 class Decoded(NamedTuple):
     """A decoded request, the protobuf bytes it parses from (repaired ones when repaired; None for
