@@ -297,3 +297,13 @@ def test_defect_message_stays_small_whatever_the_input(otlp):
     decoded = decode_json(json.dumps(obj).encode())
     assert decoded.defects is not None and decoded.defects.rejected_spans == 1
     assert decoded.defects.repaired_values == 1 and len(decoded.defects.message) <= 1100
+
+
+@pytest.mark.parametrize("position", ["attribute-value", "attribute-key", "span-name", "service-name", "nested-arrays",
+                                      "kvlist-value", "resource-attribute-value"])
+def test_json_and_protobuf_repair_the_same_bytes_to_the_same_text(otlp, position):
+    """Replay (OTLP/JSON lines) must equal live (protobuf): the same bad bytes, the same repair."""
+    req = _request(POSITIONS[position][0], otlp)
+    from_protobuf = decode_protobuf(_corrupt(req)).request
+    from_json = decode_json(json.dumps(_json(req)).encode().replace(MARKER.encode(), INVALID)).request
+    assert from_json == from_protobuf
