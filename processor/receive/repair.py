@@ -2,7 +2,8 @@
 protobuf path).
 
 The request is walked by tag and length down to each span (``resource_spans`` -> ``scope_spans``
--> ``spans``). Each piece - a span; a ``ResourceSpans`` without its scopes; a ``ScopeSpans``
+-> ``spans``), skipping what parses strictly as a whole (a ``ResourceSpans``, a ``ScopeSpans``), so
+a batch with one bad span costs a walk of that span's scope only. Each piece - a span; a ``ResourceSpans`` without its scopes; a ``ScopeSpans``
 without its spans - is parsed strictly inside its real envelope (upb's nesting limit counts from
 the request). A piece that fails is walked field by field with the message descriptors, every
 string field whose bytes are not UTF-8 replaced by ``decode("utf-8", "replace")``; if it then
@@ -139,8 +140,12 @@ def repair_request(data: bytes, report: DefectReport) -> bytes:
     index = 0
     for number, wire_type, start, tag_end, vstart, end in _fields(data, 0, len(data)):
         if number == _RESOURCE_SPANS_FIELD and wire_type == _LEN:
-            piece = _resource_spans(data, vstart, end, f"resource_spans[{index}]", report)
+            path = f"resource_spans[{index}]"
             index += 1
+            if _parsed(_AS_RESOURCE_SPANS, data[vstart:end]) is not None:
+                out += data[start:end]  # sound as a whole: no need to look at its spans
+                continue
+            piece = _resource_spans(data, vstart, end, path, report)
             if piece is not None:
                 out += _field(data, (start, tag_end), piece)
         else:
@@ -154,8 +159,13 @@ def _resource_spans(data: bytes, pos: int, end: int, path: str, report: DefectRe
     index = 0
     for number, wire_type, start, tag_end, vstart, fend in _fields(data, pos, end):
         if number == _SCOPE_SPANS_FIELD and wire_type == _LEN:
-            piece, kept = _scope_spans(data, vstart, fend, f"{path}.scope_spans[{index}]", report)
+            scope_path = f"{path}.scope_spans[{index}]"
             index += 1
+            whole = _parsed(_AS_SCOPE_SPANS, data[vstart:fend])
+            if whole is not None:  # sound as a whole: kept, its spans counted for the resource
+                scopes.append((data[start:fend], len(whole.resource_spans[0].scope_spans[0].spans)))
+                continue
+            piece, kept = _scope_spans(data, vstart, fend, scope_path, report)
             if piece is not None:
                 scopes.append((_field(data, (start, tag_end), piece), kept))
         else:
@@ -205,15 +215,20 @@ _AS_SCOPE_SPANS = _in_request(_RESOURCE_SPANS_FIELD, _SCOPE_SPANS_FIELD)
 _AS_SPAN = _in_request(_RESOURCE_SPANS_FIELD, _SCOPE_SPANS_FIELD, _SPANS_FIELD)
 
 
+def _parsed(wrap: Callable[[bytes], bytes], piece: bytes) -> ExportTraceServiceRequest | None:
+    """The piece, wrapped in its envelope, parsed strictly; None when upb refuses it."""
+    try:
+        return ExportTraceServiceRequest.FromString(wrap(piece))
+    except PARSE_ERRORS:
+        return None
+
+
 def _repaired(message_type: Any, data: bytes, path: str, report: DefectReport) -> tuple[bytes | None, str]:
     """``data`` if it parses as ``message_type``, else its strings repaired if that parses, else
     (None, why). Repairs are reported only for a piece that is kept."""
     wrap = _WRAPS[message_type]
-    try:
-        ExportTraceServiceRequest.FromString(wrap(data))
+    if _parsed(wrap, data) is not None:
         return data, ""
-    except PARSE_ERRORS:
-        pass
     fixes: list[str] = []
     try:  # BrokenFraming (corrupt framing) propagates: the whole request is refused
         fixed = _fix_strings(message_type.DESCRIPTOR, data, 0, len(data), path, fixes, 0)
