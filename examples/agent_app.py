@@ -140,7 +140,7 @@ def main() -> int:
     anthropic_url = os.environ.get("ANTHROPIC_BASE_URL")
     openai_url = os.environ.get("OPENAI_BASE_URL")
     if not anthropic_url or not openai_url:
-        from gensight.fakes.openai import FakeProvider
+        from gensight.fakes import FakeProvider
 
         fake = FakeProvider().start()
         anthropic_url, openai_url = fake.url, fake.base_url

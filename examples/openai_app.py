@@ -51,7 +51,7 @@ def main() -> int:
     fake = None
     base_url = os.environ.get("OPENAI_BASE_URL")
     if not base_url:
-        from gensight.fakes.openai import FakeProvider
+        from gensight.fakes import FakeProvider
 
         fake = FakeProvider().start()
         base_url = fake.base_url

@@ -77,7 +77,8 @@ GENSIGHT_RESPONSE_TOOL_CALL_NAMES = "gensight.response.tool_call.names"
 ``gen_ai.output.messages``, which is content and off by default; names are not content)."""
 
 GENSIGHT_RESPONSE_TOOL_CALL_IDS = "gensight.response.tool_call.ids"
-"""string[]: ids of the tool calls the model requested, same order as the names."""
+"""string[]: ids of the tool calls the model requested, in step with the names (same length;
+``""`` for a name or id the provider did not send)."""
 
 GENSIGHT_RETRIEVAL_DOCUMENT_COUNT = "gensight.retrieval.document_count"
 """int: documents a retrieval returned."""

@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-
-from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
+from gensight.instrumentation.instrumentor import GensightInstrumentor
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import RetrievalCall, similarity_from_distance, start_retrieval
 from gensight.instrumentation.tools import method_wrapper
@@ -46,35 +43,16 @@ _TARGETS = (
 )
 
 
-class ChromaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class ChromaInstrumentor(GensightInstrumentor):
     """Instruments ``chromadb`` collections' ``query`` (sync and async clients)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        # BaseInstrumentor is a per-class singleton whose __init__ runs again on every call of the
-        # class: keep what an earlier handle wrapped, so a fresh handle can still uninstrument.
-        if not hasattr(self, "_wrapped"):
-            self._wrapped: list[tuple[Any, str]] = []
+    scope = INSTRUMENTATION_SCOPE
+    dependencies = ("chromadb >= 0.5",)
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ("chromadb >= 0.5",)
-
-    def _instrument(self, **kwargs: Any) -> None:
-        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
-        import importlib
-
+    def _wrap_methods(self, telemetry: Telemetry, kwargs: Mapping[str, Any]) -> None:
         for module_name, class_name, is_async in _TARGETS:
-            try:
-                cls = getattr(importlib.import_module(module_name), class_name)
-            except Exception:
-                logger.debug("gensight: %s.%s not found; not instrumented", module_name, class_name)
-                continue
             wrapper = method_wrapper(functools.partial(_start, telemetry), _finish, is_async=is_async)
-            wrapt.wrap_function_wrapper(cls, "query", wrapper)
-            self._wrapped.append((cls, "query"))
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        unwrap_all(self._wrapped)
+            self._wrap(module_name, class_name, "query", wrapper)
 
 
 def collection_space(collection: Any) -> str:

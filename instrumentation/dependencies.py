@@ -9,7 +9,8 @@ launcher catches and logs as "skipping"; a direct ``instrument()`` never gets he
 conflict because ``BaseInstrumentor`` checks first.
 
 :func:`begin_instrument` and :func:`unwrap_all` hold the rest of what every Gensight
-instrumentor's ``_instrument`` / ``_uninstrument`` does alike.
+instrumentor's ``_instrument`` / ``_uninstrument`` does alike; the base class
+:class:`~gensight.instrumentation.instrumentor.GensightInstrumentor` calls them.
 """
 
 from __future__ import annotations

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from gensight.instrumentation.dependencies import begin_instrument, unwrap_all
+from gensight.instrumentation.instrumentor import GensightInstrumentor
 from gensight.instrumentation.lifecycle import Telemetry
 from gensight.instrumentation.retrieval import RetrievalCall, finish_with_documents, start_retrieval
 from gensight.instrumentation.tools import (
@@ -53,41 +51,23 @@ _handled_errors: contextvars.ContextVar[list[str] | None] = contextvars.ContextV
 )
 
 
-class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class LangChainInstrumentor(GensightInstrumentor):
     """Instruments ``langchain_core`` tools and retrievers."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        # BaseInstrumentor is a per-class singleton whose __init__ runs again on every call of the
-        # class: keep what an earlier handle wrapped, so a fresh handle can still uninstrument.
-        if not hasattr(self, "_wrapped"):
-            self._wrapped: list[tuple[Any, str]] = []
+    scope = INSTRUMENTATION_SCOPE
+    dependencies = ("langchain-core >= 0.3",)
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ("langchain-core >= 0.3",)
-
-    def _instrument(self, **kwargs: Any) -> None:
-        telemetry = begin_instrument(self, kwargs, INSTRUMENTATION_SCOPE)  # checks the library first (see .dependencies)
-        import importlib
-
-        tools = importlib.import_module(_TOOLS_MODULE)
-        retrievers = importlib.import_module(_RETRIEVERS_MODULE)
-        targets: list[tuple[Any, str, Callable[..., Any]]] = [
-            (tools.BaseTool, "run", _tool_run_wrapper(telemetry)),
-            (tools.BaseTool, "arun", _tool_arun_wrapper(telemetry)),
-            (retrievers.BaseRetriever, "invoke", _retriever_wrapper(telemetry, is_async=False)),
-            (retrievers.BaseRetriever, "ainvoke", _retriever_wrapper(telemetry, is_async=True)),
+    def _wrap_methods(self, telemetry: Telemetry, kwargs: Mapping[str, Any]) -> None:
+        targets: list[tuple[str, str | None, str, Callable[..., Any]]] = [
+            (_TOOLS_MODULE, "BaseTool", "run", _tool_run_wrapper(telemetry)),
+            (_TOOLS_MODULE, "BaseTool", "arun", _tool_arun_wrapper(telemetry)),
+            (_RETRIEVERS_MODULE, "BaseRetriever", "invoke", _retriever_wrapper(telemetry, is_async=False)),
+            (_RETRIEVERS_MODULE, "BaseRetriever", "ainvoke", _retriever_wrapper(telemetry, is_async=True)),
         ]
-        targets += [(tools, name, _error_handler_wrapper) for name in _ERROR_HANDLERS if hasattr(tools, name)]
-        for owner, name, wrapper in targets:
-            try:
-                wrapt.wrap_function_wrapper(owner, name, wrapper)
-                self._wrapped.append((owner, name))
-            except Exception:
-                logger.debug("gensight: could not wrap langchain %s", name, exc_info=True)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        unwrap_all(self._wrapped)
+        # the module-level functions LangChain turns a tool's exception into content with
+        targets += [(_TOOLS_MODULE, None, name, _error_handler_wrapper) for name in _ERROR_HANDLERS]
+        for module_name, owner, method, wrapper in targets:
+            self._wrap(module_name, owner, method, wrapper)
 
 
 # -- tools -------------------------------------------------------------------------------------

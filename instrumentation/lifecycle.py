@@ -59,8 +59,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -125,6 +124,45 @@ class Telemetry:
         except Exception:  # pragma: no cover - defensive
             logger.debug("gensight: could not start invocation", exc_info=True)
             return Invocation.noop(self)
+
+
+def attach(span: Span) -> object | None:
+    """Make ``span`` current; the token to undo it with (None if that failed). What
+    :meth:`Invocation.activate` does on entry, for hot paths that cannot afford the ``with``
+    object (:mod:`gensight.instrumentation.calls`)."""
+    try:
+        return otel_context.attach(trace.set_span_in_context(span))
+    except Exception:  # pragma: no cover - defensive
+        logger.debug("gensight: attach failed", exc_info=True)
+        return None
+
+
+def detach(token: object | None) -> None:
+    """Undo :func:`attach` (a None token: nothing to undo)."""
+    if token is not None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:  # pragma: no cover - defensive
+            logger.debug("gensight: detach failed", exc_info=True)
+
+
+class _Activation:
+    """What :meth:`Invocation.activate` returns: a plain context manager rather than a
+    ``@contextmanager`` generator, because every instrumented call goes through one."""
+
+    __slots__ = ("_invocation", "_token")
+
+    def __init__(self, invocation: Invocation):
+        self._invocation = invocation
+        self._token: object | None = None
+
+    def __enter__(self) -> Invocation:
+        self._token = attach(self._invocation.span)
+        return self._invocation
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        token, self._token = self._token, None
+        detach(token)
 
 
 class Invocation:
@@ -336,37 +374,17 @@ class Invocation:
         except Exception:
             logger.debug("gensight: record_content failed", exc_info=True)
 
-    @contextmanager
-    def activate(self) -> Iterator[Invocation]:
-        """Make the span current inside the block without finishing it on exit."""
-        token = None
-        try:
-            token = otel_context.attach(trace.set_span_in_context(self.span))
-        except Exception:  # pragma: no cover - defensive
-            logger.debug("gensight: attach failed", exc_info=True)
-        try:
-            yield self
-        finally:
-            if token is not None:
-                try:
-                    otel_context.detach(token)
-                except Exception:  # pragma: no cover - defensive
-                    logger.debug("gensight: detach failed", exc_info=True)
+    def activate(self) -> _Activation:
+        """``with inv.activate():`` the span is current inside the block, and not finished on exit."""
+        return _Activation(self)
 
     def __enter__(self) -> Invocation:
-        try:
-            self._token = otel_context.attach(trace.set_span_in_context(self.span))
-        except Exception:  # pragma: no cover - defensive
-            self._token = None
+        self._token = attach(self.span)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         token, self._token = self._token, None
-        if token is not None:
-            try:
-                otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception:  # pragma: no cover - defensive
-                logger.debug("gensight: detach failed", exc_info=True)
+        detach(token)
         if exc is not None:
             self.fail(exc)
         else:

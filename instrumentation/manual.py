@@ -38,6 +38,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from gensight.instrumentation import attributes as A
+from gensight.instrumentation._values import non_negative_int
 from gensight.instrumentation.config import ContentCapture
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
 from gensight.pricing import PricingTable
@@ -200,11 +201,10 @@ class LLMCall:
 
 def _count(value: Any) -> int | None:
     """A token count, or None for anything that is not a non-negative int (never raise)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        if value is not None:
-            logger.debug("gensight: ignoring bad token count %r", value)
-        return None
-    return value
+    count = non_negative_int(value)
+    if count is None and value is not None:
+        logger.debug("gensight: ignoring bad token count %r", value)
+    return count
 
 
 def track_llm_call(

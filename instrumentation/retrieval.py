@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from gensight.instrumentation import attributes as A
+from gensight.instrumentation._values import field_of as _get
 from gensight.instrumentation.lifecycle import Invocation, Telemetry
 from gensight.instrumentation.tools import MAX_CONTENT_CHARS, SpanBlock, content_json, wrap_in_span
 
@@ -73,12 +74,6 @@ def valid_score(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
-
-
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def document_score(doc: Any) -> Any:

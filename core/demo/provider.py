@@ -1,4 +1,4 @@
-"""The demo's fake provider process: ``gensight.fakes.openai`` tied to its parent's lifetime.
+"""The demo's fake provider process: ``gensight.fakes`` tied to its parent's lifetime.
 
 ``gensight demo`` runs the provider in its own process (a remote provider does not share the
 processor's CPU or GIL). This wrapper exits when its stdin reaches end-of-file, which happens
@@ -14,24 +14,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gensight.fakes.cli import add_behaviour_arguments, provider_from_args
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gensight.demo.provider")
-    parser.add_argument("--latency-s", type=float, default=0.0)
-    parser.add_argument("--latency-per-token-s", type=float, default=0.0)
-    parser.add_argument("--error-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    add_behaviour_arguments(parser)
     args = parser.parse_args(argv)
-
-    from gensight.fakes.openai import FakeProvider
-
-    try:
-        fake = FakeProvider(
-            latency_s=args.latency_s, latency_per_token_s=args.latency_per_token_s,
-            error_rate=args.error_rate, seed=args.seed,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
+    fake = provider_from_args(parser, args)
     fake.start()
     try:
         print(f"fake provider listening on {fake.base_url}", flush=True)

@@ -2,6 +2,6 @@
 
 import sys
 
-from gensight.fakes.openai import main
+from gensight.fakes.cli import main
 
 sys.exit(main())

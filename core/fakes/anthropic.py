@@ -1,8 +1,9 @@
 """Anthropic Messages API routes for the fake provider (``POST /v1/messages``).
 
-Registered on :class:`gensight.fakes.openai.FakeProvider` by :func:`register`, which the fake
-provider module calls when it is imported, so ``anthropic.Anthropic(base_url=fake.url, api_key="x")`` talks to
-the same server as the OpenAI client. Behaviour mirrors the vendor where the instrumentation
+:data:`ROUTES` is registered on :class:`~gensight.fakes.server.FakeProvider` by the
+:mod:`gensight.fakes` package, so ``anthropic.Anthropic(base_url=fake.url, api_key="x")`` talks to
+the same server as the OpenAI client; this module depends only on the shared route protocol
+(:mod:`gensight.fakes.protocol`), not on the OpenAI routes. Behaviour mirrors the vendor where the instrumentation
 cares:
 
 * JSON, or SSE with ``stream: true``: ``message_start`` (usage with input and cache counts),
@@ -35,8 +36,10 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # imported lazily at run time: gensight.fakes.openai imports this module
-    from gensight.fakes.openai import FakeProvider, Reply, Request
+from gensight.fakes.protocol import Handler, Reply, Request, count_tokens
+
+if TYPE_CHECKING:
+    from gensight.fakes.server import FakeProvider
 
 MESSAGES_PATH = "/v1/messages"
 CACHE_MIN_TOKENS = 1024  # the vendor's minimum cacheable prefix (Sonnet/Opus)
@@ -84,22 +87,12 @@ def recent_requests(fake: FakeProvider) -> list[Request]:
         return list(state.requests)
 
 
-def _fp() -> Any:
-    from gensight.fakes import openai as fake_provider
-
-    return fake_provider
-
-
-def count_tokens(text: str) -> int:
-    return int(_fp().count_tokens(text))
-
-
 def error_reply(status: int, message: str | None = None) -> Reply:
     kind = _ERROR_TYPES.get(status, "api_error")
     headers = {"request-id": f"req_fake_{status}"}
     if status in (429, 529):
         headers["retry-after-ms"] = "10"
-    return _fp().Reply(
+    return Reply(
         status=status,
         body={"type": "error", "error": {"type": kind, "message": message or f"fake provider: injected {status}"}},
         headers=headers,
@@ -245,7 +238,7 @@ def messages_route(fake: FakeProvider, req: Request) -> Reply:
     message_id = "msg_" + hashlib.sha256(f"{plan.seed}:msg".encode()).hexdigest()[:24]
     headers = {"request-id": "req_" + message_id[4:]}
     if not body.get("stream"):
-        return _fp().Reply(
+        return Reply(
             body={
                 "id": message_id, "type": "message", "role": "assistant", "model": plan.response_model,
                 "content": blocks, "stop_reason": stop_reason, "stop_sequence": None,
@@ -258,7 +251,7 @@ def messages_route(fake: FakeProvider, req: Request) -> Reply:
     events = _stream_events(message_id, plan.response_model, blocks, stop_reason, usage_in, output_tokens)
     if error_after is not None:
         events = _with_error(events, error_after)
-    return _fp().Reply(events=events, headers=headers, output_tokens=output_tokens)
+    return Reply(events=events, headers=headers, output_tokens=output_tokens)
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -317,6 +310,4 @@ def _with_error(events: Iterable[tuple[str | None, str]], after: int) -> Iterabl
     yield _event("error", error={"type": "overloaded_error", "message": "fake provider: overloaded mid-stream"})
 
 
-def register(provider_cls: type[FakeProvider]) -> None:
-    """Serve ``POST /v1/messages`` on every ``provider_cls`` instance created afterwards."""
-    provider_cls.register_route("POST", MESSAGES_PATH, messages_route)
+ROUTES: dict[tuple[str, str], Handler] = {("POST", MESSAGES_PATH): messages_route}

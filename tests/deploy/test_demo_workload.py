@@ -24,7 +24,7 @@ def load_workload() -> ModuleType:
 
 @pytest.fixture
 def fake(monkeypatch):
-    fake_provider = pytest.importorskip("gensight.fakes.openai")
+    fake_provider = pytest.importorskip("gensight.fakes")
     with fake_provider.FakeProvider() as provider:
         monkeypatch.setenv("OPENAI_BASE_URL", provider.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key")

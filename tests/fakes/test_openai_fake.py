@@ -10,7 +10,7 @@ import urllib.request
 import openai
 import pytest
 
-from gensight.fakes.openai import FakeProvider, Incident, Reply
+from gensight.fakes import FakeProvider, Incident, Reply
 
 MSGS = [{"role": "user", "content": "hello fake"}]
 

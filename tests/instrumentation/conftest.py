@@ -68,7 +68,7 @@ def metric_points(metric_reader):
 @pytest.fixture(scope="module")
 def fake_provider():
     """One fake OpenAI-compatible server per test module (127.0.0.1, ephemeral port)."""
-    from gensight.fakes.openai import FakeProvider
+    from gensight.fakes import FakeProvider
 
     with FakeProvider() as fake:
         yield fake

@@ -6,8 +6,8 @@ import anthropic
 import pytest
 from opentelemetry.trace import StatusCode
 
+from gensight.fakes import FakeProvider
 from gensight.fakes import anthropic as fake_anthropic
-from gensight.fakes.openai import FakeProvider
 from gensight.instrumentation import attributes as A
 from gensight.instrumentation.anthropic import AnthropicInstrumentor
 from gensight.instrumentation.config import ContentCapture
