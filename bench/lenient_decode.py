@@ -8,7 +8,8 @@ strict parse costs. Measured on ``processor_throughput``'s payload, interleaved 
 (l) ``decode_protobuf`` on the same bytes; the ratio l/s should be 1.00 within noise.
 (j) the same pair for OTLP/JSON (``trace_request_from_json`` vs ``decode_json``).
 (r) for scale, the lenient path proper: each request with one span whose model holds invalid
-    UTF-8 (strict fails, the span is repaired, the request re-assembled), relative to (s).
+    UTF-8 (strict fails, the span is repaired, the request re-assembled), relative to (s);
+(w) the worst case a sender can force: every span's model invalid (every span walked in Python).
 
     python bench/lenient_decode.py [--spans 20000] [--batch 2048] [--rounds 7] [--passes 5]
 
@@ -58,16 +59,18 @@ def _pair(first: Callable[[Any], Any], second: Callable[[Any], Any], bodies: lis
     return a, b
 
 
-def _with_one_bad_span(body: bytes) -> bytes:
-    """The request with the model of its first chat span patched to invalid UTF-8."""
+def _with_bad_spans(body: bytes, every: bool = False) -> bytes:
+    """The request with the model of its first chat span (``every``: of every span) patched to
+    invalid UTF-8."""
     req = ExportTraceServiceRequest.FromString(body)
     marker = "\x01" * len(INVALID)  # a control character: in no other string of the payload
-    for span in req.resource_spans[0].scope_spans[0].spans:
+    for span in (s for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans):
         models = [kv for kv in span.attributes if kv.key == "gen_ai.request.model"]
         if models:
             models[0].value.string_value = marker
-            break
-    return req.SerializeToString().replace(marker.encode(), INVALID, 1)
+            if not every:
+                break
+    return req.SerializeToString().replace(marker.encode(), INVALID)
 
 
 def main() -> None:
@@ -79,20 +82,24 @@ def main() -> None:
     args = ap.parse_args()
     payload = build_payload(args.spans, args.batch, interval_ms=1.0)
     jsons = [json.dumps(message_to_otlp_json(ExportTraceServiceRequest.FromString(b))).encode() for b in payload]
-    bad = [_with_one_bad_span(b) for b in payload]
-    assert all(decode_protobuf(b).defects is not None for b in bad)
+    bad = [_with_bad_spans(b) for b in payload]
+    worst = [_with_bad_spans(b, every=True) for b in payload]
+    assert all(decode_protobuf(b).defects is not None for b in bad + worst)
     print(f"payload: {args.spans} spans in {len(payload)} requests; {args.rounds} rounds, interleaved")
-    ratios: dict[str, list[float]] = {"l/s": [], "lj/j": [], "r/s": []}
+    ratios: dict[str, list[float]] = {"l/s": [], "lj/j": [], "r/s": [], "w/s": []}
     for r in range(args.rounds):
         s, lenient = _pair(trace_request_from_protobuf, decode_protobuf, payload, args.passes)
         j, lj = _pair(trace_request_from_json, decode_json, jsons, 1)
         rep = _time(decode_protobuf, bad)
+        every = _time(decode_protobuf, worst)
         ratios["l/s"].append(lenient / s)
         ratios["lj/j"].append(lj / j)
         ratios["r/s"].append(rep / s)
+        ratios["w/s"].append(every / s)
         print(f"round {r + 1}: strict protobuf {args.spans / s / 1e3:7.1f} k spans/s | lenient entry {args.spans / lenient / 1e3:7.1f} k/s "
               f"(l/s {lenient / s:.3f}) | strict JSON {args.spans / j / 1e3:6.1f} k/s, lenient entry {args.spans / lj / 1e3:6.1f} k/s "
-              f"(lj/j {lj / j:.3f}) | one bad span per request {args.spans / rep / 1e3:6.1f} k/s (r/s {rep / s:.2f})")
+              f"(lj/j {lj / j:.3f}) | one bad span per request {args.spans / rep / 1e3:6.1f} k/s (r/s {rep / s:.2f}) | "
+              f"every span bad {args.spans / every / 1e3:5.1f} k/s (w/s {every / s:.1f})")
     print("median: " + ", ".join(f"{k} {statistics.median(v):.3f}" for k, v in ratios.items()))
 
 

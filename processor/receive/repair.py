@@ -39,6 +39,7 @@ _SCOPE_SPANS_FIELD = 2  # ResourceSpans.scope_spans
 _SPANS_FIELD = 2  # ScopeSpans.spans
 _LEN = 2  # wire type: length-delimited
 _KEY_VALUE = KeyValue.DESCRIPTOR
+_TOO_DEEP = "nested too deep"
 PARSE_ERRORS = (_pb_message.DecodeError, RecursionError, ValueError)
 
 
@@ -237,7 +238,10 @@ def _repaired(message_type: Any, data: bytes, path: str, report: DefectReport) -
     try:
         ExportTraceServiceRequest.FromString(wrap(fixed))
     except PARSE_ERRORS as exc:
-        return None, _why(exc)
+        why = _why(exc)
+        if why != _TOO_DEEP:  # UTF-8 is repaired: what is left is corrupt framing
+            raise BrokenFraming(why) from None
+        return None, why
     report.repair(fixes)
     return fixed, ""
 
@@ -245,21 +249,48 @@ def _repaired(message_type: Any, data: bytes, path: str, report: DefectReport) -
 def _why(exc: BaseException) -> str:
     """upb's reason without its "Error parsing message with type ..." preamble."""
     text = str(exc).rsplit("': ", 1)[-1]
-    return "nested too deep" if "MaxDepth" in text else clip(text)
+    return _TOO_DEEP if "MaxDepth" in text else clip(text)
 
 
 _WRAPS = {ResourceSpans: _AS_RESOURCE_SPANS, ScopeSpans: _AS_SCOPE_SPANS, Span: _AS_SPAN}
 
 
-_repeated_cache: dict[Any, bool] = {}
+# per message descriptor: field number -> (name, sub-message descriptor or None for a string,
+# repeated, is a KeyValue) for the string and message fields, the only ones the walk looks into
+_FieldInfo = tuple[str, Any, bool, bool]
+_field_tables: dict[Any, dict[int, _FieldInfo]] = {}
 
 
-def _is_repeated(f: Any) -> bool:
-    r = _repeated_cache.get(f)
-    if r is None:  # protobuf >= 6 has is_repeated (and drops label from upb descriptors)
-        r = f.is_repeated if hasattr(f, "is_repeated") else f.label == FieldDescriptor.LABEL_REPEATED
-        _repeated_cache[f] = r
-    return r
+def _field_table(descriptor: Any) -> dict[int, _FieldInfo]:
+    table = _field_tables.get(descriptor)
+    if table is None:
+        table = {}
+        for f in descriptor.fields:
+            if f.type not in (_STRING, _MESSAGE):
+                continue
+            # protobuf >= 6 has is_repeated (and drops label from upb descriptors)
+            repeated = f.is_repeated if hasattr(f, "is_repeated") else f.label == FieldDescriptor.LABEL_REPEATED
+            sub = f.message_type if f.type == _MESSAGE else None
+            table[f.number] = (f.name, sub, repeated, sub is _KEY_VALUE)
+        _field_tables[descriptor] = table
+    return table
+
+
+# A defect's place, built only when one is found: a piece's path (str), or (parent, field name,
+# index or None, the KeyValue's byte range or None)
+_Path = Any
+
+
+def _path_text(path: _Path, data: bytes) -> str:
+    parts: list[str] = []
+    while not isinstance(path, str):
+        path, name, index, kv = path
+        if index is None:
+            parts.append(f".{name}")
+        else:
+            label = _kv_key(data, *kv) if kv is not None else None
+            parts.append(f".{name}[{index if label is None else attribute_label(label)}]")
+    return path + "".join(reversed(parts))
 
 
 def _kv_key(data: bytes, pos: int, end: int) -> str | None:
@@ -271,37 +302,41 @@ def _kv_key(data: bytes, pos: int, end: int) -> str | None:
     return key
 
 
-def _fix_strings(descriptor: Any, data: bytes, pos: int, end: int, path: str, fixes: list[str], depth: int) -> bytes:
-    """The message ``data[pos:end]`` with every non-UTF-8 string field (at any depth) repaired."""
+def _fix_strings(descriptor: Any, data: bytes, pos: int, end: int, path: _Path, fixes: list[str], depth: int) -> bytes:
+    """The message ``data[pos:end]`` with every non-UTF-8 string field (at any depth) repaired.
+    Pure-ASCII sub-messages hold no invalid UTF-8 and are copied without a look inside (a framing
+    defect there is still found: the repaired piece must parse strictly)."""
     if depth > MAX_DEPTH:
-        raise _TooDeep("nested too deep")
-    by_number = descriptor.fields_by_number
+        raise _TooDeep(_TOO_DEEP)
+    table = _field_table(descriptor)
+    view = memoryview(data)
     out = bytearray()
     seen: dict[int, int] = {}
     for number, wire_type, start, tag_end, vstart, fend in _fields(data, pos, end):
-        f = by_number.get(number)
-        if f is None or wire_type != _LEN or f.type not in (_STRING, _MESSAGE):
-            out += data[start:fend]  # unknown, scalar, packed: as they are
+        info = table.get(number)
+        if info is None or wire_type != _LEN:
+            out += view[start:fend]  # unknown, scalar, packed: as they are
             continue
-        if _is_repeated(f):
-            i = seen.get(number, 0)
-            seen[number] = i + 1
-            label = _kv_key(data, vstart, fend) if f.message_type is _KEY_VALUE else None
-            where = f"{path}.{f.name}[{i if label is None else attribute_label(label)}]"
-        else:
-            where = f"{path}.{f.name}"
-        if f.type == _STRING:
-            chunk = data[vstart:fend]
+        name, sub, repeated, is_kv = info
+        index = None
+        if repeated:
+            index = seen.get(number, 0)
+            seen[number] = index + 1
+        chunk = data[vstart:fend]
+        if chunk.isascii():
+            out += view[start:fend]
+            continue
+        where = (path, name, index, (vstart, fend) if is_kv else None)
+        if sub is None:
             try:
                 chunk.decode("utf-8")
             except UnicodeDecodeError:
-                fixes.append(where)
+                fixes.append(_path_text(where, data))
                 out += _field(data, (start, tag_end), chunk.decode("utf-8", "replace").encode("utf-8"))
                 continue
-            out += data[start:fend]
+            out += view[start:fend]
         else:
-            out += _field(data, (start, tag_end),
-                          _fix_strings(f.message_type, data, vstart, fend, where, fixes, depth + 1))
+            out += _field(data, (start, tag_end), _fix_strings(sub, data, vstart, fend, where, fixes, depth + 1))
     return bytes(out)
 
 
