@@ -307,3 +307,10 @@ def test_json_and_protobuf_repair_the_same_bytes_to_the_same_text(otlp, position
     from_protobuf = decode_protobuf(_corrupt(req)).request
     from_json = decode_json(json.dumps(_json(req)).encode().replace(MARKER.encode(), INVALID)).request
     assert from_json == from_protobuf
+
+
+def test_broken_framing_in_an_ascii_attribute_of_a_repaired_span_refuses_the_request(otlp):
+    span = Span(name=MARKER).SerializeToString() + length_delimited(9, b"\x0a\x05ab")  # key runs past its KeyValue
+    body = _request(None, otlp).SerializeToString() + length_delimited(1, length_delimited(2, length_delimited(2, span)))
+    with pytest.raises(DecodeError, match="invalid protobuf ExportTraceServiceRequest"):
+        decode_protobuf(body.replace(MARKER.encode(), INVALID))
