@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("gensight.processor.commands.serve", "run the OTLP receiver service"),
     "replay": ("gensight.processor.commands.replay", "replay recorded OTLP JSON spans through the pipeline"),
     "baseline": ("gensight.processor.commands.baseline", "pin, reset or show drift baselines"),
+    "pricing": ("gensight.pricing.command", "show the price of a model; price the calls in recorded span files"),
 }
 
 

@@ -71,7 +71,7 @@ from gensight._version import __version__
 from gensight.instrumentation import attributes as A
 from gensight.instrumentation.config import ContentCapture, content_capture_mode
 from gensight.instrumentation.metrics import INSTRUMENTATION_SCOPE, SCHEMA_URL, Instruments
-from gensight.pricing import PricingTable, default_table
+from gensight.pricing import PricingTable, default_table, service_tier
 
 logger = logging.getLogger(__name__)
 
@@ -436,6 +436,8 @@ class Invocation:
                 self.output_tokens,
                 self.cache_read_tokens or 0,
                 self.cache_write_tokens or 0,
+                tier=service_tier(self._pending),  # priced at the tier the response reports
+                at_ns=end_time_ns,  # the call's event time (None: now)
             )
         span = self.span
         if span.is_recording():

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gensight.pricing import TOKENS_PER_PRICE_UNIT, PricingTable
+from gensight.pricing import SERVICE_TIER_KEYS, PricingTable, Quote
 from gensight.privacy import hash_id
 from gensight.processor.normalise.dialects import (
     CACHE_HIT,
@@ -70,6 +70,7 @@ from gensight.processor.normalise.dialects import (
     UNKNOWN_SERVICE,
     clip_key,
 )
+from gensight.processor.normalise.unpriced import UnpricedCalls
 from gensight.processor.records import (
     CHAT,
     EXECUTE_TOOL,
@@ -117,12 +118,13 @@ _SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
     PROVIDER_KEYS, INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS,
     (COST,), (COST_AMOUNT,), (OI_COST,), (COST_CURRENCY,),
     (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,),
+    SERVICE_TIER_KEYS,  # read only to price a call (cost enrichment)
 )  # fmt: skip
 _ROW_HEAD = 4  # start_ns, end_ns, status_code, trace_id
 # row positions of the slots, in _SLOT_GROUPS order
 (_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
  _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
- _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
+ _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
 
 
 class _Unusable:
@@ -282,7 +284,8 @@ class Normaliser:
         self._hash_key = hash_key
         self._slots = _SlotTable(config.tenant_attributes, accelerate)
         self._tenant_slots = self._slots.tenant_slots
-        self._prices: dict[tuple[str, str], tuple[float, float, float, float] | None] = {}
+        self._prices: dict[tuple[str, str, str | None], Quote | None] = {}
+        self.unpriced = UnpricedCalls()  # self-telemetry: calls with tokens that no price covers
         self._tenant_cache: dict[str, str] = {}
 
     @property
@@ -475,7 +478,7 @@ class Normaliser:
 
         enriched = False
         if cost is None and self._pricing is not None and (in_tok is not None or out_tok is not None):
-            cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write)
+            cost = self._price(provider, resp_model or model, in_tok, out_tok, cached, cache_write, s[_TIER], start)
             enriched = cost is not None
 
         if error_type:
@@ -507,32 +510,28 @@ class Normaliser:
         return (rec, bad) if bad else rec
 
     def _price(self, provider: str, model: str, in_tok: int | None, out_tok: int | None,
-               cached: int | None, cache_write: int | None) -> float | None:
-        """Cost from the pricing table; per-model rates cached so a call is a few multiplications.
-        Same arithmetic as ``ModelPrice.cost_usd`` (input tokens include cache reads/writes)."""
-        key = (provider, model)
+               cached: int | None, cache_write: int | None, tier: Any, start_ns: int) -> float | None:
+        """Cost from the pricing table at the call's start time and service tier. The quote of
+        each (provider, model, tier) is cached here, so a call is a dict lookup and a few
+        multiplications (``Quote.cost_usd``); an unpriced call is counted per provider and model."""
+        if type(tier) is not str or tier == "auto" or len(tier) > MAX_KEY_CHARS:
+            tier = None  # standard prices, as the library gives for a tier it has no price for
+        if len(model) > MAX_KEY_CHARS:  # no real model name is that long: keep the cache small in bytes
+            model = model[:MAX_KEY_CHARS]
+        key = (provider, model, tier)
         try:
-            rates = self._prices[key]
+            quote = self._prices[key]
         except KeyError:
-            price = self._pricing.lookup(provider, model) if self._pricing is not None and model else None
-            if price is None:
-                rates = None
-            else:
-                inp = price.input_usd_per_1m
-                read = inp if price.cached_input_usd_per_1m is None else price.cached_input_usd_per_1m
-                write = inp if price.cache_write_usd_per_1m is None else price.cache_write_usd_per_1m
-                rates = (inp, price.output_usd_per_1m, read, write)
+            quote = self._pricing.quote(provider, model, tier) if self._pricing is not None and model else None
             if len(self._prices) >= MAX_TENANT_CACHE:
                 self._prices.clear()
-            self._prices[key] = rates
-        if rates is None:
-            return None
-        i = in_tok or 0
-        if not cached and not cache_write:  # the common case: no prompt caching reported
-            return (i * rates[0] + (out_tok or 0) * rates[1]) / TOKENS_PER_PRICE_UNIT
-        cr = min(cached or 0, i)
-        cw = min(cache_write or 0, i - cr)
-        return ((i - cr - cw) * rates[0] + cr * rates[2] + cw * rates[3] + (out_tok or 0) * rates[1]) / TOKENS_PER_PRICE_UNIT
+            self._prices[key] = quote
+        if quote is not None:
+            cost = quote.cost_usd(start_ns, in_tok or 0, out_tok or 0, cached or 0, cache_write or 0)
+            if cost is not None:
+                return cost
+        self.unpriced.count(provider, model)
+        return None
 
     def _hash_tenant(self, raw: str) -> str:
         h = self._tenant_cache.get(raw)

@@ -112,6 +112,7 @@ class Pipeline:
         n = config.normalise
         if pricing is None and n.enrich_cost:
             pricing = PricingTable.load(n.pricing_file)
+            pricing.library()  # load genai-prices' data now: serve's tune_gc freezes start-up objects
         key = hash_key if hash_key is not None else hash_key_from_env()
         checker = None
         if config.content_checks.enabled:
@@ -136,6 +137,7 @@ class Pipeline:
         # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
         # callables returning (metric name, unit, attributes, value) rows, read at every window close
         self.self_telemetry_sources: list[Callable[[], Any]] = []
+        self.self_telemetry_sources.append(self.normaliser.unpriced.rows)  # gensight.processor.unpriced_calls
         self.analyser_errors = 0
         self.export_errors = 0
         self._lock = threading.Lock()
