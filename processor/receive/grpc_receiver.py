@@ -11,7 +11,7 @@ Interface::
 Status mapping (the Collector's rule: bad data is permanent, overload is retryable):
 
 - undecodable request (broken framing) -> ``INVALID_ARGUMENT`` (clients drop it, never retry);
-  per-span defects (invalid UTF-8, a span whose own bytes are broken) are tolerated by
+  per-span defects (invalid UTF-8, a span nested past the parser's limit) are tolerated by
   ``lenient.decode_protobuf`` and reported as partial success
 - missing/invalid bearer token (auth on) -> ``UNAUTHENTICATED``
 - not admitted with a delay -> ``RESOURCE_EXHAUSTED`` carrying ``google.rpc.RetryInfo`` both as
