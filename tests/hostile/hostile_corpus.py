@@ -402,8 +402,15 @@ def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> lis
             "json-truncated", "json-trailing-comma",
             "json-deep-array-100k", "json-deep-object-50k", "json-empty", "json-whitespace",
         }
-        # invalid UTF-8 inside a string is a bad value, not bad framing: repaired (lenient.py)
-        expect = "reject" if syntactic else "accept" if name == "json-invalid-utf8" else "either"
+        # lenient decoding (receive/lenient.py): invalid UTF-8 / a lone surrogate in a string is a
+        # bad value, repaired; a span with a wrong-typed field is rejected alone; a request whose
+        # structure (resourceSpans / scopeSpans / spans lists) is wrong is refused whole
+        per_span = {"json-invalid-utf8", "json-lone-surrogate", "json-trace-id-number", "json-trace-id-not-hex",
+                    "json-time-not-number", "json-time-negative", "json-time-float", "json-attr-value-wrong",
+                    "json-attributes-not-list", "json-huge-int"}
+        structural = {"json-not-object", "json-string", "json-null", "json-number", "json-resource-spans-string",
+                      "json-resource-spans-object", "json-spans-not-list", "json-nan-literal", "json-duplicate-keys"}
+        expect = ("reject" if syntactic or name in structural else "accept" if name in per_span else "either")
         b.raw(name, body, content_type=JSON, expect=expect, tags=("json",), **http)
 
     # 7. nesting: AnyValue kvlist/array depth, hand-encoded (the protobuf runtime refuses to build them)
