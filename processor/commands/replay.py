@@ -68,7 +68,7 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
             requests += 1
             if decoded.defects is not None:
                 print(f"gensight replay: {name}:{line_no}: {decoded.defects.message}", file=sys.stderr)
-            pipeline.submit(*decoded)
+            pipeline.submit(decoded.request, decoded.raw, decoded.defects)
     pipeline.close(flush=True)
     return {"requests": requests, "bad_lines": bad_lines, **pipeline.counts}
 

@@ -250,7 +250,7 @@ class GrpcReceiver:
             self._count("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         try:
-            admission: Admission = deliver(self._consumer, *decoded)
+            admission: Admission = deliver(self._consumer, decoded.request, decoded.raw, decoded.defects)
         except Exception:
             _log.exception("trace consumer failed; answering INTERNAL")
             self._count("internal_errors")

@@ -272,7 +272,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._status(503, code_pb2.UNAVAILABLE, "shutting down", json_out)
             return
         try:
-            admission: Admission = deliver(rx.consumer, *decoded)
+            admission: Admission = deliver(rx.consumer, decoded.request, decoded.raw, decoded.defects)
         except Exception:
             _log.exception("trace consumer failed; answering 500")
             rx.count("internal_errors")
