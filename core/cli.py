@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("gensight.processor.commands.replay", "replay recorded OTLP JSON spans through the pipeline"),
     "baseline": ("gensight.processor.commands.baseline", "pin, reset or show drift baselines"),
     "pricing": ("gensight.pricing.command", "show the price of a model; price the calls in recorded span files"),
+    "compare": ("gensight.processor.commands.compare", "compare two variants (models, prompts) on recorded spans"),
 }
 
 

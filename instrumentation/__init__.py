@@ -9,19 +9,21 @@ The public manual API is importable from here and stays import-light (no LLM SDK
 * ``retriever`` — decorator / context manager for custom retrievers (``retrieval`` spans)
 * ``track_llm_call`` — record an LLM call made by a client we do not instrument
 * ``configure`` — where those record (default: the global tracer/meter providers)
+* ``variant`` — tag every span started inside with a feature-flag variant (experiments)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["configure", "retriever", "tool", "track_llm_call"]
+__all__ = ["configure", "retriever", "tool", "track_llm_call", "variant"]
 
 _EXPORTS = {
     "tool": "gensight.instrumentation.tools",
     "retriever": "gensight.instrumentation.retrieval",
     "track_llm_call": "gensight.instrumentation.manual",
     "configure": "gensight.instrumentation.manual",
+    "variant": "gensight.instrumentation.variants",
 }
 
 

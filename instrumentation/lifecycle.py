@@ -71,6 +71,7 @@ from gensight._version import __version__
 from gensight.instrumentation import attributes as A
 from gensight.instrumentation.config import ContentCapture, content_capture_mode
 from gensight.instrumentation.metrics import INSTRUMENTATION_SCOPE, SCHEMA_URL, Instruments
+from gensight.instrumentation.variants import current_variant
 from gensight.pricing import PricingTable, default_table, service_tier
 
 logger = logging.getLogger(__name__)
@@ -242,6 +243,9 @@ class Invocation:
         self._metric_attrs = metric_attrs
 
         span_attrs = dict(metric_attrs)
+        flag = current_variant()  # inside ``with variant(flag, value)``: the experiment arm
+        if flag is not None:
+            span_attrs.update(flag)
         if attributes:
             for key, value in attributes.items():
                 if value is not None:

@@ -1,15 +1,16 @@
 """Analyse: the analysers that turn a closed window of call records into metric points.
 
-SLIs, SLO burn rates, drift, anomaly, cost and budgets, content flags, and the alert engine
-they feed; ``analytics`` wires them from the config, ``state`` persists their baselines
-(SQLite), ``admin`` serves the baseline endpoints."""
+SLIs, SLO burn rates, drift, anomaly, cost and budgets, content flags, live experiments, and the
+alert engine they feed; ``analytics`` wires them from the config, ``state`` persists their
+baselines (SQLite), ``admin`` serves the baseline endpoints. ``comparison`` is the offline
+experiment report behind ``gensight compare``."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-__all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "run_windows"]
+__all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "Comparison", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "ExperimentAnalyser", "ExperimentConfig", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "compare_arms", "run_windows"]
 
 _EXPORTS = {
     "Analytics": "gensight.processor.analyse.analytics",
@@ -33,6 +34,10 @@ _EXPORTS = {
     "StateError": "gensight.processor.analyse.state",
     "StateStore": "gensight.processor.analyse.state",
     "AdminServer": "gensight.processor.analyse.admin",
+    "Comparison": "gensight.processor.analyse.comparison",
+    "compare_arms": "gensight.processor.analyse.comparison",
+    "ExperimentAnalyser": "gensight.processor.analyse.experiments",
+    "ExperimentConfig": "gensight.processor.analyse.experiments",
 }
 
 

@@ -18,6 +18,7 @@ Config (YAML section ``analytics``; every key optional)::
       alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}}
       admin:   {endpoint: 127.0.0.1:4321, token_env: GENSIGHT_ADMIN_TOKEN}
       state:   {snapshot_interval_s: 30}
+      experiments: [{name, by, control, treatment, selector, metrics, primary, guardrails, alpha, min_samples}]
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig, Transit
 from gensight.processor.analyse.anomaly import SYNC, AnomalyAnalyser, AnomalyConfig
 from gensight.processor.analyse.cost import CostAnalyser, CostConfig
 from gensight.processor.analyse.drift import DriftAnalyser, DriftConfig
+from gensight.processor.analyse.experiments import ExperimentAnalyser, ExperimentConfig, experiments_from_list
 from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
 from gensight.processor.analyse.state import StateStore
 from gensight.processor.config_fields import reject_unknown
 
 log = logging.getLogger(__name__)
 
-KNOWN_KEYS = ("slos", "budgets", "drift", "anomaly", "cost", "alerts", "admin", "state")
+KNOWN_KEYS = ("slos", "budgets", "drift", "anomaly", "cost", "alerts", "admin", "state", "experiments")
 DEFAULT_ADMIN_ENDPOINT = "127.0.0.1:4321"
 ADMIN_TOKEN_ENV = "GENSIGHT_ADMIN_TOKEN"
 
@@ -73,6 +75,7 @@ class AnalyticsConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     snapshot_interval_s: float = 30.0
+    experiments: tuple[ExperimentConfig, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "analytics",
@@ -102,6 +105,7 @@ class AnalyticsConfig:
             alerts=AlertsConfig.from_dict(data.get("alerts"), f"{where}.alerts"),
             admin=AdminConfig.from_dict(data.get("admin"), f"{where}.admin", environ),
             snapshot_interval_s=float(interval),
+            experiments=experiments_from_list(data.get("experiments"), f"{where}.experiments"),
         )
 
 
@@ -119,8 +123,9 @@ class Analytics:
         self.drift = DriftAnalyser(config.drift, self.alerts)
         self.anomaly = AnomalyAnalyser(config.anomaly, self.alerts)
         self.cost = CostAnalyser(config.cost, self.alerts)
+        self.experiments = ExperimentAnalyser(config.experiments, self.alerts)
         # order matters: the alert engine closes last, after every detector evaluated the window
-        self.analysers: list[Any] = [self.slo, self.drift, self.anomaly, self.cost, self.alerts]
+        self.analysers: list[Any] = [self.slo, self.drift, self.anomaly, self.cost, self.experiments, self.alerts]
         self.store: StateStore | None = None
         self.admin: Any = None
         self._last_snapshot = time.monotonic()
@@ -129,7 +134,8 @@ class Analytics:
             self.restore()
 
     def _components(self) -> dict[str, Any]:
-        return {"slo": self.slo, "drift": self.drift, "anomaly": self.anomaly, "cost": self.cost, "alerts": self.alerts}
+        return {"slo": self.slo, "drift": self.drift, "anomaly": self.anomaly, "cost": self.cost, "alerts": self.alerts,
+                "experiments": self.experiments}
 
     def restore(self) -> None:
         if self.store is None:
@@ -211,6 +217,7 @@ def build(config: Any, context: Any) -> list[Any]:
     except StateError as exc:
         raise ConfigError(f"state.dir: {exc}") from None
     analytics.alerts.sink = lambda transitions: context.emit_logs(logs_request(transitions))
+    analytics.experiments.sink = context.emit_logs  # experiment_decided log records
     if context.live:
         try:
             analytics.start_admin()

@@ -3,7 +3,8 @@
 Reads OTLP/JSON lines (the Collector ``file`` exporter's format; ``-`` is stdin, ``.gz`` is
 accepted) in order through the *same* pipeline as ``gensight serve`` — event time only, no idle
 advance — and writes the resulting metrics as OTLP/JSON lines, one ``ExportMetricsServiceRequest``
-per line, to ``--output`` or stdout. All open windows are flushed at end of input.
+per line, to ``--output`` or stdout. All open windows are flushed at end of input. On a terminal,
+a progress bar per file (bytes, spans, spans/s, time left) is drawn on stderr.
 
 Lines are decoded like the receivers decode requests (``receive/lenient.py``): invalid UTF-8 is
 replaced, a span that does not decode is rejected on its own (counted ``dropped``, reported on
@@ -48,11 +49,13 @@ class ReplaySink:
             self.logs.shutdown()
 
 
-def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None) -> dict[str, int]:
-    """Run ``files`` through a replay-mode pipeline into ``sink``; returns counts for the summary."""
+def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None,
+                 progress: bool | None = None) -> dict[str, int]:
+    """Run ``files`` through a replay-mode pipeline into ``sink``; returns counts for the summary.
+    ``progress``: draw progress bars (None: when stderr is a terminal)."""
+    from gensight.processor.commands.progress import read_decoded
     from gensight.processor.pipeline.pipeline import Pipeline
     from gensight.processor.receive.decode import BadLine
-    from gensight.processor.receive.lenient import iter_decoded_lines
 
     pipeline = Pipeline(config, [sink], live=False, analysers=analysers)
     bad_lines = 0
@@ -63,19 +66,16 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
         bad_lines += 1
         print(f"gensight replay: {bad.source}:{bad.line_no}: skipped: {bad.reason}", file=sys.stderr)
 
-    for name in files:
-        for line_no, decoded in iter_decoded_lines(name, on_bad_line=on_bad):
-            requests += 1
-            if decoded.defects is not None:
-                print(f"gensight replay: {name}:{line_no}: {decoded.defects.message}", file=sys.stderr)
-            pipeline.submit(decoded.request, decoded.raw, decoded.defects)
+    for name, line_no, decoded in read_decoded(files, on_bad_line=on_bad, progress=progress):
+        requests += 1
+        if decoded.defects is not None:
+            print(f"gensight replay: {name}:{line_no}: {decoded.defects.message}", file=sys.stderr)
+        pipeline.submit(decoded.request, decoded.raw, decoded.defects)
     pipeline.close(flush=True)
     return {"requests": requests, "bad_lines": bad_lines, **pipeline.counts}
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gensight.processor.config import ConfigError, load_config
 
     try:
@@ -86,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gensight replay: config error: {exc}", file=sys.stderr)
         return 2
-    for name in args.files:
-        if name != "-" and not Path(name).is_file():
-            print(f"gensight replay: no such file: {name}", file=sys.stderr)
-            return 2
+    from gensight.processor.commands.progress import missing_file
+
+    if (missing := missing_file(list(args.files))) is not None:
+        print(f"gensight replay: no such file: {missing}", file=sys.stderr)
+        return 2
     from gensight.processor.export.jsonlines import JsonLinesSink
     from gensight.processor.server import tune_gc
 
@@ -98,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
     logs = JsonLinesSink(args.logs_output, append=False) if args.logs_output else None
     sink = ReplaySink(metrics, logs)
     try:
-        counts = replay_files(list(args.files), config, sink)
+        # metrics printed to the terminal itself would tear a bar apart: no bar then
+        to_terminal = (args.output or "-") == "-" and sys.stdout.isatty()
+        counts = replay_files(list(args.files), config, sink, progress=False if to_terminal else None)
     except ConfigError as exc:
         print(f"gensight replay: config error: {exc}", file=sys.stderr)
         return 2

@@ -2,14 +2,14 @@
 
 ``metric_builder`` turns points into ``ExportMetricsServiceRequest`` s; the sinks deliver them:
 ``OtlpExporter`` (gRPC / HTTP, bounded buffer + retry), ``PrometheusEndpoint`` (scrape),
-``JsonLinesSink`` (files)."""
+``JsonLinesSink`` (files). ``report_html`` writes the ``gensight compare --html`` report."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "PrometheusConfig", "PrometheusEndpoint", "Sink", "build_exporter", "build_request", "series_attributes"]
+__all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "PrometheusConfig", "PrometheusEndpoint", "Sink", "build_exporter", "build_request", "series_attributes", "write_report"]
 
 _EXPORTS = {
     "build_request": "gensight.processor.export.metric_builder",
@@ -21,6 +21,7 @@ _EXPORTS = {
     "JsonLinesSink": "gensight.processor.export.jsonlines",
     "PrometheusConfig": "gensight.processor.export.prometheus",
     "PrometheusEndpoint": "gensight.processor.export.prometheus",
+    "write_report": "gensight.processor.export.report_html",
 }
 
 

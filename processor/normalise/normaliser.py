@@ -99,10 +99,13 @@ class NormaliseResult(NamedTuple):
 @dataclass(frozen=True)
 class NormaliseConfig:
     """How spans become records. ``tenant_attributes``: span/resource attribute names holding
-    the tenant or user id (first found wins), hashed with ``hash_key`` before they go anywhere."""
+    the tenant or user id (first found wins), hashed with ``hash_key`` before they go anywhere.
+    ``extra_attributes``: span (else resource) attribute names whose values, as text, fill
+    ``CallRecord.extra`` in this order (experiments group by them); empty = not read at all."""
 
     tenant_attributes: tuple[str, ...] = DEFAULT_TENANT_ATTRIBUTES
     enrich_cost: bool = True
+    extra_attributes: tuple[str, ...] = ()
 
 
 # -- slot rows: the one shape both span readers produce -------------------------------------------
@@ -212,7 +215,7 @@ def _provider(raw: str) -> str:
 class _SlotTable:
     """Which attribute keys fill which row slot, and the two readers that fill them."""
 
-    def __init__(self, tenant_attributes: Sequence[str], accelerate: bool = True):
+    def __init__(self, tenant_attributes: Sequence[str], accelerate: bool = True, extra: Sequence[str] = ()):
         keys = {k: (slot, rank) for slot, group in enumerate(_SLOT_GROUPS) for rank, k in enumerate(group)}
         nslots = len(_SLOT_GROUPS)
         tenant_slots = []
@@ -221,6 +224,13 @@ class _SlotTable:
                 keys[name] = (nslots, 0)
                 nslots += 1
             tenant_slots.append(_ROW_HEAD + keys[name][0])
+        extra_slots = []
+        for name in extra:  # same sharing rule; a shared key keeps its group's rank order
+            if name not in keys:
+                keys[name] = (nslots, 0)
+                nslots += 1
+            extra_slots.append(_ROW_HEAD + keys[name][0])
+        self.extra_slots = tuple(extra_slots)
         self.keys = keys
         self.nslots = nslots
         self.tenant_slots = tuple(tenant_slots)
@@ -282,7 +292,7 @@ class Normaliser:
         self._content = content_checker
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
-        self._slots = _SlotTable(config.tenant_attributes, accelerate)
+        self._slots = _SlotTable(config.tenant_attributes, accelerate, config.extra_attributes)
         self._tenant_slots = self._slots.tenant_slots
         self._prices: dict[tuple[str, str, str | None], Quote | None] = {}
         self.unpriced = UnpricedCalls()  # self-telemetry: calls with tokens that no price covers
@@ -323,6 +333,8 @@ class Normaliser:
                 if slot in tenant_by_slot and resource_tenant is None:
                     resource_tenant = value
             service = clip_key(service)
+            if self._slots.extra_slots:  # experiments configured (one check per resource, not per span)
+                record = self._extra_recorder(pairs)
             for row in rows:
                 out = record(row, service, resource_tenant)
                 if type(out) is CallRecord and span_attributes is None:  # the hot path: a clean record
@@ -356,6 +368,31 @@ class Normaliser:
         kv.key, kv.value.string_value = "service.name", service
         rs.scope_spans.add().spans.extend(spans)
         return self.normalise(req)
+
+    def _extra_recorder(self, pairs: list[tuple[int, Any]]) -> Any:
+        """``_record`` for one resource's rows that also fills ``extra``: each configured key's
+        span value as text, else the resource's value, else None."""
+        slots = self._slots.extra_slots
+        resource = {slot + _ROW_HEAD: value for slot, value in pairs}
+        defaults = tuple(_str(resource.get(i)) for i in slots)
+        record = self._record
+        pairs_of = tuple(zip(slots, defaults, strict=True))
+        one = pairs_of[0] if len(pairs_of) == 1 else None  # one experiment attribute: the usual case
+
+        def with_extra(row: tuple, service: str, resource_tenant: Any) -> Any:
+            out = record(row, service, resource_tenant)
+            if type(out) is str:
+                return out
+            if one is not None:
+                v = row[one[0]]
+                extra: tuple = (one[1] if v is None else v if type(v) is str else _str(v),)
+            else:
+                extra = tuple(d if row[i] is None else _str(row[i]) for i, d in pairs_of)
+            if type(out) is CallRecord:  # tuple.__new__ as in _record: _replace costs ~1 µs
+                return _new_record(CallRecord, (*out[:-1], extra))
+            return _new_record(CallRecord, (*out[0][:-1], extra)), out[1]
+
+        return with_extra
 
     # -- per span ------------------------------------------------------------------------------
     def _record(self, s: tuple, service: str, resource_tenant: Any) -> CallRecord | tuple[CallRecord, int] | str:

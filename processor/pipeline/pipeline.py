@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from gensight.pricing import PricingTable
 from gensight.privacy import hash_key_from_env
+from gensight.processor.analyse.experiments import experiment_attributes
 from gensight.processor.config import ProcessorConfig
 from gensight.processor.export.metric_builder import build_request, self_service_name
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
@@ -119,7 +120,9 @@ class Pipeline:
             from gensight.processor.analyse.content_checks import ContentChecker
 
             checker = ContentChecker(config.content_checks)
-        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost), pricing, key, checker)
+        # live experiments group by their ``by`` attributes: the normaliser puts them in record.extra
+        extra = experiment_attributes(config)
+        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost, extra), pricing, key, checker)
         self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
         p = config.pipeline
         self.windows = WindowClock(

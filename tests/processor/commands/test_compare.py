@@ -1,0 +1,227 @@
+"""``gensight compare``: the command on recorded span files — table, --json contract, --html in Chromium,
+progress bars on a terminal (compare and replay)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ab_streams import Effect, ab_requests
+
+from gensight.processor.receive.decode import message_to_otlp_json
+
+METRIC_KEYS = ["metric", "control", "treatment", "difference", "relative", "ci_low", "ci_high", "p_value",
+               "p_value_adjusted", "significant", "better", "mde"]
+CHROMIUM = shutil.which("chromium")
+
+
+def write_spans(path: Path, requests) -> Path:
+    with path.open("w") as f:
+        for r in requests:
+            f.write(json.dumps(message_to_otlp_json(r)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ab_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("compare") / "ab.jsonl"
+    return write_spans(path, ab_requests(11, 1500, Effect(latency=1.2, cost=0.6, errors=2.0)))
+
+
+def gensight(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gensight", *args], capture_output=True, text=True, timeout=120,
+                          **kw)
+
+
+def test_json_output_has_exactly_the_contract_shape(ab_file):
+    out = gensight("compare", str(ab_file), "--by", "feature_flag.result.variant", "--control", "control",
+                   "--treatment", "treatment", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert list(doc) == ["by", "control", "treatment", "n", "srm_p_value", "metrics"]
+    assert doc["by"] == "feature_flag.result.variant"
+    assert (doc["control"], doc["treatment"]) == ("control", "treatment")
+    assert doc["n"] == {"control": 1500, "treatment": 1500}
+    assert doc["srm_p_value"] is None
+    for m in doc["metrics"]:
+        assert list(m) == METRIC_KEYS
+        assert isinstance(m["significant"], bool) and m["better"] in ("control", "treatment", None)
+        for key in METRIC_KEYS[1:9] + ["mde"]:
+            assert m[key] is None or isinstance(m[key], float), (m["metric"], key)
+    assert [m["metric"] for m in doc["metrics"]] == ["error_rate", "latency_mean_s", "latency_p50_s",
+                                                     "latency_p95_s", "ttfc_s", "cost_per_call_usd",
+                                                     "input_tokens", "output_tokens"]
+
+
+def test_json_reports_the_effects_with_the_right_side_better(ab_file):
+    out = gensight("compare", str(ab_file), "--by", "feature_flag.result.variant", "--control", "control",
+                   "--treatment", "treatment", "--json", "--split", "0.5")
+    doc = json.loads(out.stdout)
+    better = {m["metric"]: m["better"] for m in doc["metrics"]}
+    assert better["latency_p50_s"] == "control" and better["error_rate"] == "control"
+    assert better["cost_per_call_usd"] == "treatment"
+    assert doc["srm_p_value"] == pytest.approx(1.0)
+
+
+def test_default_output_is_a_table_naming_both_arms(ab_file):
+    out = gensight("compare", str(ab_file), "--by", "feature_flag.result.variant")
+    assert out.returncode == 0, out.stderr
+    assert "control 'control' (n=1500) vs treatment 'treatment' (n=1500)" in out.stdout
+    assert any(line.startswith("latency_p95_s") for line in out.stdout.splitlines())
+    assert out.stderr == ""  # not a terminal: no progress bar, nothing else
+
+
+def test_unknown_arm_value_is_a_clear_error(ab_file):
+    out = gensight("compare", str(ab_file), "--by", "feature_flag.result.variant", "--control", "nope",
+                   "--treatment", "treatment")
+    assert out.returncode == 1
+    assert "no calls with feature_flag.result.variant='nope'" in out.stderr
+
+
+def test_attribute_with_fewer_than_two_values_is_a_clear_error(ab_file):
+    out = gensight("compare", str(ab_file), "--by", "gen_ai.request.model")
+    assert out.returncode == 1 and "fewer than two values" in out.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--where", "novalue"], "KEY=VALUE"), (["--alpha", "1.5"], "--alpha"), (["--split", "0"], "--split"),
+])
+def test_bad_arguments_are_rejected(ab_file, args, message):
+    out = gensight("compare", str(ab_file), "--by", "x", *args)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_missing_file_is_rejected(tmp_path):
+    out = gensight("compare", str(tmp_path / "none.jsonl"), "--by", "x")
+    assert out.returncode == 2 and "no such file" in out.stderr
+
+
+def test_html_report_is_self_contained(ab_file, tmp_path):
+    report = tmp_path / "report.html"
+    out = gensight("compare", str(ab_file), "--by", "feature_flag.result.variant", "--html", str(report))
+    assert out.returncode == 0, out.stderr
+    text = report.read_text()
+    assert text.count('src="data:image/svg+xml;base64,') == 3  # latency, cost, differences
+    assert "<script" not in text and 'src="http' not in text and 'href="http' not in text
+
+
+_PROBE = ('<script>window.addEventListener("load", () => console.log("gensight-probe images " + '
+          '[...document.images].filter(i => i.complete && i.naturalWidth > 0).length + "/" + '
+          'document.images.length));</script></body>')
+
+
+def _chromium_console(page: Path, profile: Path) -> list[str]:
+    """Console messages Chromium logged while loading ``page`` headless."""
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90,
+    )
+    return [line for line in out.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (.ci/run installs it)")
+def test_html_report_opens_in_chromium_without_console_errors(ab_file, tmp_path):
+    report = tmp_path / "report.html"
+    assert gensight("compare", str(ab_file), "--by", "feature_flag.result.variant", "--html",
+                    str(report)).returncode == 0
+    probe = tmp_path / "probe.html"  # the report plus a load handler that counts decoded images
+    probe.write_text(report.read_text().replace("</body>", _PROBE))
+    console = _chromium_console(probe, tmp_path / "profile")
+    assert len(console) == 1, console  # only the probe's own message: no error of any kind
+    assert '"gensight-probe images 3/3"' in console[0]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (.ci/run installs it)")
+def test_chromium_console_check_sees_errors(tmp_path):
+    """The check above can fail: a page with a script error is caught."""
+    page = tmp_path / "bad.html"
+    page.write_text("<!DOCTYPE html><html><body><script>nosuch();</script></body></html>")
+    assert any("nosuch" in line for line in _chromium_console(page, tmp_path / "profile"))
+
+
+def _run_on_terminal(*args: str, stdout_too: bool = False) -> str:
+    """Run gensight with stderr (and stdout) on a pseudo-terminal; returns what it drew there."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "gensight", *args],
+                            stdout=follower if stdout_too else subprocess.DEVNULL, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_compare_draws_a_progress_bar_on_a_terminal(ab_file):
+    drawn = _run_on_terminal("compare", str(ab_file), "--by", "feature_flag.result.variant")
+    assert "ab.jsonl" in drawn and "3,000 spans" in drawn and "spans/s" in drawn
+
+
+def test_replay_draws_a_progress_bar_on_a_terminal(ab_file, tmp_path):
+    drawn = _run_on_terminal("replay", str(ab_file), "-o", str(tmp_path / "m.jsonl"))
+    assert "3,000 spans" in drawn and "spans/s" in drawn
+
+
+def test_replay_draws_no_bar_when_its_metrics_go_to_the_terminal(ab_file):
+    drawn = _run_on_terminal("replay", str(ab_file), stdout_too=True)
+    assert '"resourceMetrics"' in drawn and "spans/s" not in drawn
+
+
+def test_replay_writes_no_progress_when_not_a_terminal(ab_file, tmp_path):
+    out = gensight("replay", str(ab_file), "-o", str(tmp_path / "m.jsonl"))
+    assert out.returncode == 0
+    assert "spans/s" not in out.stderr and out.stderr.count("\n") == 1  # the one summary line
+
+
+def test_replay_with_a_live_experiment_exports_its_metrics_and_decision(ab_file, tmp_path):
+    """The same stream through the processor (replay): experiment metrics and the decided record."""
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("analytics:\n  experiments:\n"
+                   "    - {name: swap, by: feature_flag.result.variant, control: control, treatment: treatment,\n"
+                   "       metrics: [cost_per_call_usd, error_rate], guardrails: {error_rate: {max_relative: 0.2}}}\n")
+    metrics, logs = tmp_path / "m.jsonl", tmp_path / "l.jsonl"
+    out = gensight("replay", str(ab_file), "--config", str(cfg), "-o", str(metrics), "--logs-output", str(logs))
+    assert out.returncode == 0, out.stderr
+    text = metrics.read_text()
+    for name in ("gensight.experiment.samples", "gensight.experiment.difference", "gensight.experiment.p_value"):
+        assert name in text
+    records = [r for line in logs.read_text().splitlines()
+               for rl in json.loads(line)["resourceLogs"] for sl in rl["scopeLogs"] for r in sl["logRecords"]]
+    events = [(r.get("eventName"), {a["key"]: a["value"] for a in r["attributes"]}) for r in records]
+    decided = [a for e, a in events if e == "experiment_decided"]
+    assert [(a["metric"]["stringValue"], a["gensight.experiment.better"]["stringValue"]) for a in decided] == \
+        [("cost_per_call_usd", "treatment")]
+    pages = [a for e, a in events if e == "gensight.alert" and a["gensight.alert.name"]["stringValue"] == "experiment_guardrail"]
+    assert any(a["gensight.alert.state"]["stringValue"] == "firing" for a in pages)  # errors x2 > +20 %
+
+
+def test_readme_worked_example_two_models_on_the_fake_provider(tmp_path):
+    """examples/compare_models.py (the README's worked example), shortened: the small model is cheaper."""
+    spans = tmp_path / "spans.jsonl"
+    example = Path(__file__).resolve().parents[3] / "examples" / "compare_models.py"
+    run = subprocess.run([sys.executable, str(example), str(spans), "--calls", "80"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = gensight("compare", str(spans), "--by", "feature_flag.result.variant", "--control", "large",
+                   "--treatment", "small", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["n"]["control"] + doc["n"]["treatment"] == 80
+    cost = next(m for m in doc["metrics"] if m["metric"] == "cost_per_call_usd")
+    assert cost["better"] == "treatment" and cost["relative"] < -0.9
