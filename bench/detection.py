@@ -1,29 +1,34 @@
-"""Detection quality of the analytics: labelled synthetic span streams through `gensight replay`.
+"""Detection quality of the analytics on a harder stream than the tests: `gensight replay`, default config.
 
-Generates several simulated days of GenAI spans (OTLP/JSON lines, gzip) for several services,
-models, a tool and a retriever, with diurnal traffic, then injects one incident of each type on
-day 2 onwards:
+Simulates ``--days`` (default 4) of GenAI spans (OTLP/JSON lines, gzip) with a daily traffic cycle
+(Poisson arrivals, rate x 0.5 .. x 1.5 over the day) for nine series: busy and quiet chat series
+(one at about 2 calls/min), a streamed series with time to first chunk, a retriever, a tool, an
+embeddings series that no incident touches, lognormal latencies with a slow tail (1 % of calls x 4)
+and isolated single errors (0.5 % base rate). Day 1 is clean; from day 2 on, swept incidents of
+30 minutes each (the creep: 6 hours) are injected, at least 12 h apart on the same series:
 
-  latency_shift      checkout gpt-4o-mini: durations x3
-  error_burst        support gpt-4o-mini: 40 % errors
-  token_cost_blowup  search gpt-4o: input tokens x4 (a prompt change), cost follows
-  relevance_drop     search retrieval kb: top score 0.80 -> 0.45
-  silent_model_swap  checkout claude-3-5-haiku: same model name, but output tokens x2, latency
-                     x1.5 and 30 % "length" finish reasons (the provider swapped the model)
-  tool_failure_storm support execute_tool crm_lookup: 60 % errors
+  errors 2 / 5 / 10 / 40 %            checkout gpt-4o-mini (40 calls/min)
+  latency x 1.2 / 1.5 / 2 / 3         checkout claude-3-5-haiku (30/min)
+  finish reason length 10 / 30 %      search gpt-4o (30/min; base 1 %)
+  input tokens x 1.5 / 3, output x 2  search gpt-4o
+  relevance 0.70 / 0.62 / 0.45        search retrieval kb (base 0.80)
+  tool failure storm 10 / 30 %        search execute_tool web_search (20/min)
+  ttfc x 2 / 3, silent model swap     support gpt-4o-mini, streamed (30/min)
+  low-traffic latency x 3             support gpt-4.1 (2 calls/min)
+  latency creep x 1 -> x 2 over 6 h   batch gpt-4o-mini (20/min)
 
-It runs the stream through `gensight replay --logs-output` with default analytics settings plus
-one availability SLO per service, and reads the alert transitions (OTLP log records) back:
+It runs the stream through ``gensight replay --logs-output`` with the default analytics settings
+(60 s windows, nothing configured) and reads the alert transitions (OTLP log records) back:
 
-* detected / time to detect: the first `firing` alert on the incident's series (or a
-  service-level alert — SLO, cost spike, model mix — of its service) at or after the start;
-  time in windows = ceil((fire time - start) / window). Target: <= 2 windows.
-* false alarms: `firing` alerts not attributable to an incident (same service, from its start to
-  6 h after its end — the SLO slow-burn ticket legitimately lasts that long), counted after a
-  warm-up (default 2 h: drift references and anomaly history are being learnt), per series per
-  simulated day. Target: <= 1.
+* windows to detect: the first ``firing`` alert on the incident's series (or a service-level alert:
+  cost spike, model-mix drift, of its service) from the incident's start to its end, in windows
+  (``ceil((fire - start) / 60 s)``); for the creep also the latency factor reached by then.
+* false alarms: ``firing`` alerts not explained by an incident (same series or service-level on the
+  same service, from its start to 1 h after its end), after a warm-up (``--warmup-h``, 3 h:
+  references are learnt), counted as distinct (series, hour) pairs, per series per simulated day.
+  Target: <= 0.1.
 
-    python bench/detection.py [--days 3] [--rate 20] [--seed 1] [--keep DIR]
+    nice python bench/detection.py [--days 4] [--seed 7] [--keep DIR] [--json]
 """
 
 from __future__ import annotations
@@ -43,61 +48,88 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 MIN_NS = 60 * 10**9
+HOUR_NS = 60 * MIN_NS
 DAY_NS = 1440 * MIN_NS
 T0_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+INCIDENT_MIN = 30
+CREEP_MIN = 360
+EXPLAIN_TAIL_NS = HOUR_NS
+SLOW_TAIL_P = 0.01  # share of calls in the slow tail
+SLOW_TAIL_FACTOR = 4.0
+ERROR_TYPES = ("RateLimitError", "InternalServerError", "APITimeoutError")
 
 
 class Series(NamedTuple):
     service: str
-    kind: str  # chat | retrieval | execute_tool
+    kind: str  # chat | retrieval | execute_tool | embeddings
     provider: str
     target: str
+    per_min: float  # mean calls per minute (the daily cycle moves it x0.5 .. x1.5)
     latency_s: float  # median
     in_tokens: int
     out_tokens: int
     price_in: float  # USD per token
     price_out: float
     error_p: float
+    streamed: bool = False
 
 
-SERIES = [
-    Series("checkout", "chat", "openai", "gpt-4o-mini", 0.9, 600, 150, 0.15e-6, 0.6e-6, 0.005),
-    Series("checkout", "chat", "anthropic", "claude-3-5-haiku", 1.2, 700, 180, 0.8e-6, 4e-6, 0.005),
-    Series("search", "chat", "openai", "gpt-4o", 1.8, 1500, 250, 2.5e-6, 10e-6, 0.005),
-    Series("search", "retrieval", "chroma", "kb", 0.08, 0, 0, 0.0, 0.0, 0.002),
-    Series("search", "execute_tool", "", "web_search", 0.4, 0, 0, 0.0, 0.0, 0.01),
-    Series("support", "chat", "openai", "gpt-4o-mini", 1.0, 800, 200, 0.15e-6, 0.6e-6, 0.005),
-    Series("support", "execute_tool", "", "crm_lookup", 0.2, 0, 0, 0.0, 0.0, 0.01),
-]
+SERIES = {
+    "errors": Series("checkout", "chat", "openai", "gpt-4o-mini", 40, 0.9, 600, 150, 0.15e-6, 0.6e-6, 0.005),
+    "latency": Series("checkout", "chat", "anthropic", "claude-3-5-haiku", 30, 1.2, 700, 180, 0.8e-6, 4e-6, 0.005),
+    "mix": Series("search", "chat", "openai", "gpt-4o", 30, 1.8, 1500, 250, 2.5e-6, 10e-6, 0.005),
+    "retrieval": Series("search", "retrieval", "chroma", "kb", 30, 0.08, 0, 0, 0.0, 0.0, 0.002),
+    "tool": Series("search", "execute_tool", "", "web_search", 20, 0.4, 0, 0, 0.0, 0.0, 0.005),
+    "stream": Series("support", "chat", "openai", "gpt-4o-mini", 30, 1.0, 800, 200, 0.15e-6, 0.6e-6, 0.005, True),
+    "quiet": Series("support", "chat", "openai", "gpt-4.1", 2, 1.5, 900, 220, 2e-6, 8e-6, 0.005),
+    "creep": Series("batch", "chat", "openai", "gpt-4o-mini", 20, 1.0, 500, 120, 0.15e-6, 0.6e-6, 0.005),
+    "control": Series("search", "embeddings", "openai", "text-embedding-3-small", 30, 0.15, 300, 0, 0.02e-6, 0.0, 0.002),
+}
 
 
 class Incident(NamedTuple):
-    type: str
-    series: Series
+    name: str  # class and magnitude, e.g. "errors 10%"
+    series: str  # key of SERIES
+    effect: dict[str, float]
     start_ns: int
     end_ns: int
 
 
-INCIDENT_TYPES = [
-    ("latency_shift", 0),
-    ("error_burst", 5),
-    ("token_cost_blowup", 2),
-    ("relevance_drop", 3),
-    ("silent_model_swap", 1),
-    ("tool_failure_storm", 6),
+# (label, series, effect); effects: err (error rate), lat (factor), ttfc (factor), length (share),
+# rel (mean), in_tok / out_tok (factor), swap (1), creep (final latency factor)
+SWEEP: list[tuple[str, str, dict[str, float]]] = [
+    ("errors 2%", "errors", {"err": 0.02}), ("errors 5%", "errors", {"err": 0.05}),
+    ("errors 10%", "errors", {"err": 0.10}), ("errors 40%", "errors", {"err": 0.40}),
+    ("latency x1.2", "latency", {"lat": 1.2}), ("latency x1.5", "latency", {"lat": 1.5}),
+    ("latency x2", "latency", {"lat": 2.0}), ("latency x3", "latency", {"lat": 3.0}),
+    ("finish length 10%", "mix", {"length": 0.10}), ("finish length 30%", "mix", {"length": 0.30}),
+    ("input tokens x1.5", "mix", {"in_tok": 1.5}), ("input tokens x3", "mix", {"in_tok": 3.0}),
+    ("output tokens x2", "mix", {"out_tok": 2.0}),
+    ("relevance 0.70", "retrieval", {"rel": 0.70}), ("relevance 0.62", "retrieval", {"rel": 0.62}),
+    ("relevance 0.45", "retrieval", {"rel": 0.45}),
+    ("tool failures 10%", "tool", {"err": 0.10}), ("tool failures 30%", "tool", {"err": 0.30}),
+    ("ttfc x2", "stream", {"ttfc": 2.0}), ("ttfc x3", "stream", {"ttfc": 3.0}),
+    ("silent model swap", "stream", {"swap": 1.0}),
+    ("low-traffic latency x3", "quiet", {"lat": 3.0}),
+    ("latency creep x1->x2 / 6 h", "creep", {"creep": 2.0}),
 ]
 
 
-def plan_incidents(days: int, duration_min: int = 20) -> list[Incident]:
-    """One incident of each type, spread over day 2 .. last day, at least 3 h apart."""
-    incidents = []
-    first_ns = T0_NS + DAY_NS + 2 * 3600 * 10**9
-    span_ns = max(1, days - 1) * DAY_NS - 4 * 3600 * 10**9
-    step = span_ns // len(INCIDENT_TYPES)
-    for i, (name, si) in enumerate(INCIDENT_TYPES):
-        start = (first_ns + i * step) // MIN_NS * MIN_NS + 17 * MIN_NS // 2  # mid-window start
-        incidents.append(Incident(name, SERIES[si], start, start + duration_min * MIN_NS))
-    return incidents
+def plan_incidents(days: int) -> list[Incident]:
+    """Each series' incidents spread evenly over day 2 .. the last day, first one 3 h into day 2."""
+    by_series: dict[str, list[tuple[str, dict[str, float]]]] = defaultdict(list)
+    for label, series, effect in SWEEP:
+        by_series[series].append((label, effect))
+    out = []
+    first = T0_NS + DAY_NS + 3 * HOUR_NS
+    span = (days - 1) * DAY_NS - 4 * HOUR_NS - CREEP_MIN * MIN_NS
+    for series, items in by_series.items():
+        step = span // max(1, len(items))
+        for i, (label, effect) in enumerate(items):
+            start = (first + i * step) // MIN_NS * MIN_NS + MIN_NS // 2  # mid-window start
+            length = CREEP_MIN if "creep" in effect else INCIDENT_MIN
+            out.append(Incident(label, series, effect, start, start + length * MIN_NS))
+    return sorted(out, key=lambda i: i.start_ns)
 
 
 def _kv(key: str, value: Any) -> dict[str, Any]:
@@ -112,36 +144,31 @@ def _kv(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": value}}
 
 
-def make_span(rng: random.Random, s: Series, end_ns: int, active: set[str]) -> dict[str, Any]:
-    lat = s.latency_s * math.exp(rng.gauss(0, 0.3))
-    err_p = s.error_p
-    in_tok = int(s.in_tokens * math.exp(rng.gauss(0, 0.25))) if s.in_tokens else 0
-    out_tok = int(s.out_tokens * math.exp(rng.gauss(0, 0.3))) if s.out_tokens else 0
-    finish = "stop" if rng.random() < 0.95 else "length"
-    relevance = min(1.0, max(0.0, rng.gauss(0.80, 0.08)))
-    if "latency_shift" in active:
-        lat *= 3.0
-    if "error_burst" in active or "tool_failure_storm" in active:
-        err_p = 0.4 if "error_burst" in active else 0.6
-    if "token_cost_blowup" in active:
-        in_tok *= 4
-    if "relevance_drop" in active:
-        relevance = min(1.0, max(0.0, rng.gauss(0.45, 0.1)))
-    if "silent_model_swap" in active:
+def make_span(rng: random.Random, s: Series, end_ns: int, fx: dict[str, float]) -> dict[str, Any]:
+    lat = s.latency_s * math.exp(rng.gauss(0, 0.3)) * (SLOW_TAIL_FACTOR if rng.random() < SLOW_TAIL_P else 1.0)
+    lat *= fx.get("lat", 1.0)
+    in_tok = int(s.in_tokens * math.exp(rng.gauss(0, 0.25)) * fx.get("in_tok", 1.0)) if s.in_tokens else 0
+    out_tok = int(s.out_tokens * math.exp(rng.gauss(0, 0.3)) * fx.get("out_tok", 1.0)) if s.out_tokens else 0
+    finish = "length" if rng.random() < fx.get("length", 0.01) else "stop"
+    relevance = min(1.0, max(0.0, rng.gauss(fx.get("rel", 0.80), 0.08)))
+    if fx.get("swap"):
         out_tok *= 2
         lat *= 1.5
-        finish = "stop" if rng.random() < 0.7 else "length"
-    error = rng.random() < err_p
+        finish = "length" if rng.random() < 0.3 else "stop"
+    error = rng.random() < fx.get("err", s.error_p)
     attrs = [_kv("gen_ai.operation.name", s.kind)]
     if s.provider:
         attrs.append(_kv("gen_ai.provider.name", s.provider))
-    if s.kind == "chat":
+    if s.kind in ("chat", "embeddings"):
         attrs += [_kv("gen_ai.request.model", s.target), _kv("gen_ai.usage.input_tokens", in_tok),
-                  _kv("gen_ai.usage.output_tokens", out_tok),
-                  _kv("gen_ai.usage.cost", round(in_tok * s.price_in + out_tok * s.price_out, 8)),
-                  _kv("gen_ai.response.finish_reasons", [finish])]
-        name = f"chat {s.target}"
-        kind = 3
+                  _kv("gen_ai.usage.cost", round(in_tok * s.price_in + out_tok * s.price_out, 9))]
+        if s.kind == "chat":
+            attrs += [_kv("gen_ai.usage.output_tokens", out_tok), _kv("gen_ai.response.finish_reasons", [finish])]
+        if s.streamed:
+            ttfc = min(lat, 0.25 * s.latency_s * math.exp(rng.gauss(0, 0.3)) * fx.get("ttfc", 1.0))
+            lat = max(lat, ttfc)
+            attrs.append(_kv("gen_ai.response.time_to_first_chunk", ttfc))
+        name, kind = f"{s.kind} {s.target}", 3
     elif s.kind == "retrieval":
         attrs += [_kv("gen_ai.data_source.id", s.target), _kv("gensight.retrieval.top_score", relevance)]
         name, kind = f"retrieval {s.target}", 3
@@ -154,48 +181,58 @@ def make_span(rng: random.Random, s: Series, end_ns: int, active: set[str]) -> d
         "attributes": attrs,
     }
     if error:
-        attrs.append(_kv("error.type", "TimeoutError" if s.kind != "chat" else "RateLimitError"))
+        attrs.append(_kv("error.type", ERROR_TYPES[rng.randrange(len(ERROR_TYPES))]))
         span["status"] = {"code": 2}
     return span
 
 
-def generate(path: Path, days: int, rate: float, seed: int, incidents: list[Incident]) -> int:
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam > 30:
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    k, p, limit = 0, 1.0, math.exp(-lam)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def effect_at(inc: Incident, t_ns: int) -> dict[str, float]:
+    if "creep" in inc.effect:
+        frac = (t_ns - inc.start_ns) / (inc.end_ns - inc.start_ns)
+        return {"lat": 1.0 + (inc.effect["creep"] - 1.0) * frac}
+    return inc.effect
+
+
+def generate(path: Path, days: int, seed: int, incidents: list[Incident]) -> int:
     """Write the stream (one ExportTraceServiceRequest per simulated minute); returns the span count."""
     rng = random.Random(seed)
     n = 0
     with gzip.open(path, "wt", compresslevel=1) as f:
         for m in range(days * 1440):
             t = T0_NS + m * MIN_NS
-            diurnal = 1.0 + 0.3 * math.sin(2 * math.pi * (m % 1440) / 1440 - math.pi / 2)
+            cycle = 1.0 + 0.5 * math.sin(2 * math.pi * (m % 1440) / 1440 - math.pi / 2)
             by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for s in SERIES:
-                count = rng.randint(int(rate * diurnal * 0.8), int(rate * diurnal * 1.2))
-                for _ in range(count):
+            for key, s in SERIES.items():
+                active = [i for i in incidents if i.series == key and i.start_ns < t + MIN_NS and i.end_ns > t]
+                for _ in range(_poisson(rng, s.per_min * cycle)):
                     end = t + rng.randrange(MIN_NS)
-                    active = {i.type for i in incidents if i.series == s and i.start_ns <= end < i.end_ns}
-                    by_service[s.service].append(make_span(rng, s, end, active))
+                    fx: dict[str, float] = {}
+                    for inc in active:
+                        if inc.start_ns <= end < inc.end_ns:
+                            fx = effect_at(inc, end)
+                    by_service[s.service].append(make_span(rng, s, end, fx))
                     n += 1
             line = {"resourceSpans": [
                 {"resource": {"attributes": [_kv("service.name", svc)]},
-                 "scopeSpans": [{"scope": {"name": "bench.detection"}, "spans": sorted(spans, key=lambda x: int(x["endTimeUnixNano"]))}]}
+                 "scopeSpans": [{"scope": {"name": "bench.detection"},
+                                 "spans": sorted(spans, key=lambda x: int(x["endTimeUnixNano"]))}]}
                 for svc, spans in by_service.items()]}
             f.write(json.dumps(line, separators=(",", ":")) + "\n")
     return n
 
 
-CONFIG = """\
-pipeline:
-  window_s: 60
-analytics:
-  slos:
-    - {name: checkout-availability, type: availability, target: 0.99, selector: {service: checkout}}
-    - {name: search-availability, type: availability, target: 0.99, selector: {service: search}}
-    - {name: support-availability, type: availability, target: 0.99, selector: {service: support}}
-  budgets:
-    - {name: all-services, limit_usd: 100000}
-"""
-
-SLO_SERVICE = {"checkout-availability": "checkout", "search-availability": "search", "support-availability": "support"}
+CONFIG = "pipeline:\n  window_s: 60\n"
 
 
 class Fired(NamedTuple):
@@ -203,6 +240,7 @@ class Fired(NamedTuple):
     alert: str
     series: str
     service: str
+    signal: str
 
 
 def read_alerts(path: Path) -> list[Fired]:
@@ -217,13 +255,11 @@ def read_alerts(path: Path) -> list[Fired]:
                         attrs = {a["key"]: next(iter(a["value"].values())) for a in rec.get("attributes", [])}
                         if attrs.get("gensight.alert.state") == "firing":
                             out.append(Fired(int(rec["timeUnixNano"]), attrs["gensight.alert.name"],
-                                             attrs["gensight.alert.series"], svc))
+                                             attrs["gensight.alert.series"], svc, str(attrs.get("gensight.alert.signal", ""))))
     return out
 
 
-def _series_match(f: Fired, s: Series) -> bool:
-    if f.alert.startswith("slo_"):
-        return SLO_SERVICE.get(f.series) == s.service
+def _matches(f: Fired, s: Series) -> bool:
     if f.alert == "cost_spike":
         return f.series == s.service
     parts = f.series.split("|")
@@ -232,57 +268,60 @@ def _series_match(f: Fired, s: Series) -> bool:
     return len(parts) == 4 and parts[0] == s.service and parts[1] == s.kind and parts[3] == s.target
 
 
-def evaluate(fired: list[Fired], incidents: list[Incident], days: int, warmup_h: float,
-             window_s: float = 60.0) -> dict[str, Any]:
+def evaluate(fired: list[Fired], incidents: list[Incident], days: int, warmup_h: float) -> dict[str, Any]:
     rows = []
     for inc in incidents:
-        hits = sorted((f for f in fired if inc.start_ns <= f.time_ns <= inc.end_ns and _series_match(f, inc.series)),
+        s = SERIES[inc.series]
+        hits = sorted((f for f in fired if inc.start_ns <= f.time_ns <= inc.end_ns and _matches(f, s)),
                       key=lambda f: f.time_ns)
+        row: dict[str, Any] = {"incident": inc.name, "series": f"{s.service}|{s.kind}|{s.target}",
+                               "detected": bool(hits), "windows_to_detect": None, "by": None}
         if hits:
-            ttd = math.ceil((hits[0].time_ns - inc.start_ns) / (window_s * 1e9))
-            rows.append({"incident": inc.type, "series": "|".join((inc.series.service, inc.series.kind, inc.series.target)),
-                         "detected": True, "windows_to_detect": ttd, "by": hits[0].alert})
-        else:
-            rows.append({"incident": inc.type, "series": f"{inc.series.service}|{inc.series.target}",
-                         "detected": False, "windows_to_detect": None, "by": None})
-    tail_ns = 6 * 3600 * 10**9
+            row["windows_to_detect"] = math.ceil((hits[0].time_ns - inc.start_ns) / MIN_NS)
+            row["by"] = f"{hits[0].alert}" + (f" ({hits[0].signal})" if hits[0].signal else "")
+            if "creep" in inc.effect:
+                row["factor_at_detection"] = round(effect_at(inc, hits[0].time_ns)["lat"], 2)
+        rows.append(row)
     warm_ns = T0_NS + int(warmup_h * 3600e9)
-    false_alarms: dict[str, int] = defaultdict(int)
+    hours: set[tuple[str, str, int]] = set()
+    detail: dict[str, int] = defaultdict(int)
     for f in fired:
         if f.time_ns < warm_ns:
             continue
-        explained = any(inc.start_ns <= f.time_ns <= inc.end_ns + tail_ns and f.service == inc.series.service
-                        for inc in incidents)
-        if not explained:
-            false_alarms[f"{f.alert} {f.series}"] += 1
+        if any(inc.start_ns <= f.time_ns <= inc.end_ns + EXPLAIN_TAIL_NS and _matches(f, SERIES[inc.series])
+               for inc in incidents):
+            continue
+        key = (f.alert, f.series, (f.time_ns - T0_NS) // HOUR_NS)
+        if key not in hours:
+            hours.add(key)
+            detail[f"{f.alert} {f.series}" + (f" ({f.signal})" if f.signal else "")] += 1
+    series_hours = {(s, h) for _, s, h in hours}
     clean_days = days - warmup_h / 24
-    fa_total = sum(false_alarms.values())
-    return {"incidents": rows, "false_alarms": dict(false_alarms), "false_alarms_total": fa_total,
-            "false_alarms_per_series_day": fa_total / (len(SERIES) * clean_days),
+    return {"incidents": rows, "false_alarms": dict(detail), "false_alarm_series_hours": len(series_hours),
+            "false_alarms_per_series_day": len(series_hours) / (len(SERIES) * clean_days),
             "warmup_alerts": sum(1 for f in fired if f.time_ns < warm_ns)}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=int, default=3, help="simulated days (default 3)")
-    ap.add_argument("--rate", type=float, default=20.0, help="calls per minute per series (default 20)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--warmup-h", type=float, default=2.0, help="hours excluded from false-alarm counting")
+    ap.add_argument("--days", type=int, default=4, help="simulated days (default 4; day 1 is clean)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--warmup-h", type=float, default=3.0, help="hours excluded from false-alarm counting")
     ap.add_argument("--keep", metavar="DIR", help="keep the stream, config, metrics and alerts here")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
-    if args.days < 2:
-        ap.error("--days must be at least 2 (day 1 is clean traffic)")
+    if args.days < 3:
+        ap.error("--days must be at least 3 (day 1 is clean traffic, incidents need two days)")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gensight-detection-"))
     work.mkdir(parents=True, exist_ok=True)
     incidents = plan_incidents(args.days)
     t = time.perf_counter()
-    spans = generate(work / "spans.jsonl.gz", args.days, args.rate, args.seed, incidents)
+    spans = generate(work / "spans.jsonl.gz", args.days, args.seed, incidents)
     gen_s = time.perf_counter() - t
     (work / "gensight.yaml").write_text(CONFIG)
     t = time.perf_counter()
     cmd = [sys.executable, "-m", "gensight", "replay", str(work / "spans.jsonl.gz"), "--config", str(work / "gensight.yaml"),
-           "--output", str(work / "metrics.jsonl"), "--logs-output", str(work / "alerts.jsonl")]
+           "--output", os.devnull, "--logs-output", str(work / "alerts.jsonl")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
     replay_s = time.perf_counter() - t
     if proc.returncode != 0:
@@ -290,23 +329,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     result = evaluate(read_alerts(work / "alerts.jsonl"), incidents, args.days, args.warmup_h)
     result.update(days=args.days, series=len(SERIES), spans=spans, generate_s=round(gen_s, 1),
-                  replay_s=round(replay_s, 1), replay_spans_per_s=round(spans / replay_s))
+                  replay_s=round(replay_s, 1))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{spans} spans, {args.days} simulated days, {len(SERIES)} series; generate {gen_s:.1f} s, "
-              f"replay {replay_s:.1f} s ({spans / replay_s:,.0f} spans/s)")
-        print(f"{'incident':20} {'detected':9} {'windows':8} first alert")
+        print(f"{spans} spans, {args.days} simulated days, {len(SERIES)} series; generate {gen_s:.0f} s, "
+              f"replay {replay_s:.0f} s")
+        print(f"{'incident':28} {'series':34} {'windows':8} first alert")
         for r in result["incidents"]:
-            print(f"{r['incident']:20} {'yes' if r['detected'] else 'NO':9} {r['windows_to_detect'] if r['detected'] else '-':<8} {r['by'] or ''}")
-        print(f"false alarms after {args.warmup_h:g} h warm-up: {result['false_alarms_total']} "
+            extra = f" at x{r['factor_at_detection']}" if "factor_at_detection" in r else ""
+            print(f"{r['incident']:28} {r['series']:34} {r['windows_to_detect'] if r['detected'] else 'missed':<8} "
+                  f"{r['by'] or ''}{extra}")
+        print(f"false alarms after {args.warmup_h:g} h warm-up: {result['false_alarm_series_hours']} series-hours "
               f"= {result['false_alarms_per_series_day']:.3f} per series per simulated day "
               f"(alerts during warm-up: {result['warmup_alerts']})")
         for k, v in sorted(result["false_alarms"].items()):
             print(f"  {v:3d} x {k}")
-        ok = all(r["detected"] and r["windows_to_detect"] <= 2 for r in result["incidents"]) and \
-            result["false_alarms_per_series_day"] <= 1.0
-        print("targets (every incident within 2 windows, <= 1 false alarm/series/day):", "MET" if ok else "NOT MET")
     if not args.keep:
         for p in work.iterdir():
             p.unlink()

@@ -108,7 +108,9 @@ def demo_analytics_config(windows_total: int) -> dict[str, Any]:
         "slos": [{**slo, "min_bad_events": 5} for slo in DEMO_SLOS],
         # few calls per window: fewer bins keep PSI sampling noise under the alert level
         "drift": {"reference_calls": 400, "min_eval_count": 150, "bins": 6},
-        "anomaly": {"min_history": max(3, min(10, windows_total // 4)), "min_calls": 5},
+        # references of a few windows' calls: the demo's series see 5-30 calls a window
+        "anomaly": {"min_history": max(3, min(10, windows_total // 4)), "reference_values": 60,
+                    "min_reference_values": 20, "min_reference_calls": 30},
         "admin": {"enabled": False},  # no fixed admin port: other processes may use it
     }
 

@@ -409,7 +409,22 @@ def logs_request(transitions: Sequence[Transition]) -> Any:
 
 
 def summary(t: Transition) -> str:
-    return f"{t.state.upper()} {t.alert} [{t.severity}] {t.series}: value {t.value:.4g} vs threshold {t.threshold:.4g}"
+    text = f"{t.state.upper()} {t.alert} [{t.severity}] {t.series}: value {t.value:.4g} vs threshold {t.threshold:.4g}"
+    why = explanation(t)
+    return f"{text} ({why})" if why else text
+
+
+def explanation(t: Transition) -> str:
+    """"error_rate 0.094 vs 0.004": the signal that drove the alert, its window value and its
+    baseline value (attributes ``gensight.alert.signal`` / ``.signal_value`` / ``.baseline``), or ""."""
+    attrs = dict(t.attributes)
+    signal = attrs.get("gensight.alert.signal")
+    if not signal:
+        return ""
+    value, base = attrs.get("gensight.alert.signal_value"), attrs.get("gensight.alert.baseline")
+    if isinstance(value, (int, float)) and isinstance(base, (int, float)):
+        return f"{signal} {value:.4g} vs {base:.4g}"
+    return str(signal)
 
 
 # -- webhook --------------------------------------------------------------------------------

@@ -1,35 +1,55 @@
-"""Anomaly score per series and window, in [0, 1].
+"""Anomaly score per series and window, in [0, 1], calibrated to a stated false-alarm rate.
 
-Each closed window gives a series a feature vector: ``latency_p95`` (s), ``error_rate`` (for tool
-series this is the tool error rate), ``cost_per_call`` (USD), ``output_tokens`` (mean per call) and
-``relevance`` (mean, retrieval series); a feature the series does not have stays NaN.
+Why this shape: an on-call engineer can only trust a score whose threshold has a known false-alarm
+rate. Each signal of a series is tested every window against the series' own reference with an
+exact test (``evidence.py``), the evidence ``-ln p`` is accumulated per signal by a CUSUM (small
+sustained shifts and quiet series add up over windows; normal windows drain it), and the
+threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
 
-1. Robust z (works from the ``min_history``-th window on): per series and feature,
-   ``z = (x - median) / scale`` over the series' last ``history_windows`` windows, with
-   ``scale = max(1.4826 x MAD, r x |median|, floor) x (1 + 10 / n)`` with r = 0.1 for latency,
-   cost and tokens (0 for error rate and relevance) and floors error rate 0.03, relevance 0.03,
-   latency 0.05 s, output tokens 5, cost 1e-6 USD; n = windows of history, so a short history
-   widens the scale. The floors keep a series that never errs from alarming on one error, and a
-   rise in error rate only counts with at least 3 errors in the window (low-traffic guard). Directional: only a *rise* in error rate and a *drop* in relevance count.
-   ``z* = max |z|``, mapped to ``s_z = z* / (z* + 3)`` — z* = 3 -> 0.5, z* = 7 -> 0.7, z* = 27 -> 0.9.
-2. Isolation forest: once ``min_fit_rows`` windows have been seen across all series, one
-   scikit-learn ``IsolationForest`` (seeded) is fitted on the z-vectors of all series (bounded
-   history of ``max_fit_rows`` rows) and refitted every ``refit_every`` windows. All series of a
-   window are scored in one ``score_samples`` batch. Its raw score s is the negated paper score
-   (a = -s in (0, 1], 0.5 = the paper's "no distinct anomaly"); mapped to
-   ``s_if = clip((a - 0.5) / 0.35, 0, 1)`` so a = 0.5 -> 0, a = 0.745 -> 0.7, a >= 0.85 -> 1.
-3. Score = ``max(s_z, s_if)``: the robust z keeps catching single-feature extremes, the forest
-   adds unusual combinations. Alert ``anomaly`` (ticket) at score >= ``threshold`` (0.7).
+* signals (``SIGNALS``): ``error_rate`` (tool error rate for tools) — binomial tail of the
+  window's errors at the upper bound of the reference's rate (its errors and calls with a
+  ``Beta(1, 199)`` prior: a series that never erred is not at rate 0); ``error_class`` — the window's calls split by error class
+  (``normalise/error_class.py``; successes in their own cell) against the reference's split, the
+  most over-represented class (``evidence.category_logp``): a rate-limit storm among usual
+  provider errors; ``latency``, ``ttfc`` (streamed calls), ``input_tokens``,
+  ``output_tokens``, ``cost`` (per call) — how many of the window's values exceed the reference's
+  ``quantile`` (0.9) and ``tail_quantile`` (0.99) order statistics, binomial at the upper bound of
+  their exceedance probability given the reference size, each level its own CUSUM (the gauge shows
+  the larger): the 0.9 level sees a small shift of many values, the 0.99 level a large shift of a
+  quiet series' one or two calls; ``relevance`` — the same, downwards under the 0.1 and 0.01
+  quantiles; ``finish_reason`` — the most over-represented finish reason (``evidence.category_logp``); ``iforest`` — the isolation forest's score over the
+  other signals' evidence, made a p-value by its rank among the series' own recent scores
+  (conformal).
+* CUSUM per signal ``S = min(2h, max(0, S + (-ln p) - k))`` (k = ``cusum_k``, 2 nats; the cap lets
+  an alert resolve within minutes of the series being normal again). Under normal
+  traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate / (windows per day x signals)``,
+  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 16 tests and 0.1 a
+  day, alpha = 4.3e-6 and h = 13.5.
+* score per signal ``1 - 0.3 ** (S / h)`` (exported as ``gensight.anomaly.signal``): exactly 0.7 at
+  ``S = h``; ``gensight.anomaly.score`` is the largest. So ``threshold`` 0.7 is crossed by normal
+  traffic on at most ``false_alarms_per_series_per_day`` windows per series per day (union bound;
+  in practice far fewer). Another ``threshold`` moves ``h`` with it (``h x ln(1-t) / ln 0.3``).
 
-Determinism: with ``refit: sync`` (what ``gensight replay`` uses) the forest is refitted inline at
-deterministic window counts, so a replay always gives the same scores. With ``refit: background``
-(serve) the refit runs in one worker thread on a copy of the history and the new model is swapped
-in when ready, so the pipeline never waits for a fit.
+Baselines: numeric signals test against a sample of the series' values that grows to
+``reference_values`` (1000; tested from ``min_reference_values``, 100); afterwards one or more
+values per clean window go into a rolling candidate sample that replaces the reference every
+``refreeze_windows`` clean windows (a day at 60 s). Error, error-class and finish-reason
+references are counts from clean windows, scaled down to keep an effective size of at most
+``max_reference_calls`` (slow exponential forgetting). Every test uses the upper
+``reference_confidence`` (0.999) bound of the reference's rate, because all windows share the
+reference's sampling error (see ``evidence.py``). A window is *clean* when every CUSUM of the
+series is below ``h / 2``: an ongoing incident is never learnt as normal.
+The forest is refitted every ``refit_every`` windows (a day); its scores are only comparable
+within one model, so the conformal histories restart with each new model.
+Traffic volume is not a signal (it follows the time of day).
+
+Determinism: with ``refit: sync`` (``gensight replay``) the forest is refitted inline at fixed
+window counts, so a replay always gives the same scores; with ``refit: background`` (serve) the
+refit runs in a worker thread on a copy of the training rows and is swapped in when ready.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 import threading
 from collections import deque
@@ -40,64 +60,85 @@ from typing import Any
 
 import numpy as np
 
-from gensight.processor.analyse.alerts import TICKET, AlertEngine
+from gensight.processor.analyse import evidence as ev
+from gensight.processor.analyse.alerts import FIRING, PENDING, TICKET, AlertEngine
+from gensight.processor.analyse.anomaly_state import NUMERIC, Acc, NumRef, SeriesState, explanation
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
-from gensight.processor.pipeline.series import SeriesGroup, finite, series_groups
+from gensight.processor.pipeline.series import series_groups
 from gensight.processor.points import GAUGE, MetricPoint, Window
-from gensight.processor.records import (
-    F_COST_USD,
-    F_DURATION_S,
-    F_ERROR,
-    F_OUTPUT_TOKENS,
-    F_RELEVANCE,
-    OVERFLOW_KEY,
-    CallRecord,
-    SeriesKey,
-)
+from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
 
-FEATURES = ("latency_p95", "error_rate", "cost_per_call", "output_tokens", "relevance")
-SCALE_FLOORS = np.array([0.05, 0.03, 1e-6, 5.0, 0.03])
-# an error-rate rise counts only with at least this many errors in the window (low-traffic guard)
-MIN_ERRORS = 3
-# relative floors (x |median|): latency, cost and tokens vary by a few % between quiet windows anyway;
-# error rate and relevance are already on a [0, 1] scale
-REL_FLOORS = np.array([0.1, 0.0, 0.1, 0.1, 0.0])
-# +1: only rises count, -1: only drops count, 0: both
-DIRECTION = np.array([0, 1, 0, 0, -1])
-Z_REF = 3.0
-IF_A0 = 0.5
-IF_SPAN = 0.35
-Z_CLIP = 50.0
-# durations kept per series and window for the p95 (later ones only count towards n)
-MAX_DURATIONS_PER_WINDOW = 20_000
+ERROR_RATE = "error_rate"
+ERROR_CLASS = "error_class"
+FINISH_REASON = "finish_reason"
+NO_ERROR = "_ok"  # the error-class mix counts successful calls in this cell
+IFOREST = "iforest"
+TAIL = "_tail"  # suffix of a numeric signal's second (0.99-quantile) test; exported under the signal
+TESTED = (ERROR_RATE, ERROR_CLASS, *NUMERIC, *(n + TAIL for n in NUMERIC), FINISH_REASON)  # forest inputs
+SIGNALS = (ERROR_RATE, ERROR_CLASS, *NUMERIC, FINISH_REASON, IFOREST)  # the exported signal names
+N_TESTS = len(TESTED) + 1  # CUSUMs per series (Bonferroni)
+ERROR_PRIOR = (1.0, 199.0)  # Beta prior on the error rate: mean 0.5 %, worth 200 calls
+EXPLAIN_Q = 0.95  # window and baseline values reported for an upward signal (p95; p5 downwards)
 SYNC = "sync"
 BACKGROUND = "background"
+SCORE_AT_H = 0.7  # the score at which the accumulated evidence equals h (the default threshold)
+# Each CUSUM is capped at this many h: an incident's evidence (hundreds of nats a window for a x3
+# latency) would otherwise take days to drain; capped, a series that is normal again drops under
+# h within about (CAP - 1) h / 1.5 windows and the alert resolves. The score saturates at 0.91.
+CUSUM_CAP_H = 2.0
 
 
 @dataclass(frozen=True)
 class AnomalyConfig:
     threshold: float = 0.7
-    min_history: int = 10
-    history_windows: int = 240
-    min_calls: int = 5
+    false_alarms_per_series_per_day: float = 0.1
+    cusum_k: float = ev.DEFAULT_CUSUM_K
+    quantile: float = 0.9
+    tail_quantile: float = 0.99
+    reference_confidence: float = 0.999
+    reference_values: int = 1000
+    min_reference_values: int = 100
+    min_reference_calls: int = 100
+    max_reference_calls: int = 20_000
+    refreeze_windows: int = 1440
+    max_values_per_window: int = 400
+    min_history: int = 30  # conformal: forest scores of the series needed before it counts
+    history_windows: int = 240  # conformal: forest scores of the series kept
+    min_calls: int = 1
     iforest: bool = True
     n_estimators: int = 100
     max_samples: int = 256
     seed: int = 0
     min_fit_rows: int = 200
     max_fit_rows: int = 4096
-    refit_every: int = 60
+    refit_every: int = 1440
     refit: str = BACKGROUND
     max_series: int = DEFAULT_MAX_SERIES
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "anomaly") -> AnomalyConfig:
-        return cls(**fields_from_mapping(cls, dict(data or {}), where, {
+        cfg = cls(**fields_from_mapping(cls, dict(data or {}), where, {
             "refit": _refit_mode,
             "seed": lambda v, key: positive_int(v, key, minimum=0),  # 0 is a valid seed
-            "threshold": _threshold,
+            "threshold": _unit,
+            "quantile": _unit,
+            "tail_quantile": _unit,
+            "reference_confidence": _unit,
         }))
+        if not cfg.false_alarms_per_series_per_day > 0:
+            raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
+        if cfg.min_reference_values > cfg.reference_values:
+            raise ValueError(f"{where}.min_reference_values: must not exceed reference_values ({cfg.reference_values})")
+        if not cfg.cusum_k > 1:
+            raise ValueError(f"{where}.cusum_k: must be > 1 (normal windows average 1 nat of evidence)")
+        return cfg
+
+    def h(self, window_s: float) -> float:
+        """The CUSUM threshold that the score ``threshold`` corresponds to."""
+        alpha = ev.per_window_alpha(self.false_alarms_per_series_per_day, window_s, N_TESTS)
+        h_07 = ev.cusum_threshold(alpha, self.cusum_k)
+        return h_07 * math.log(1 - self.threshold) / math.log(1 - SCORE_AT_H) if self.threshold < 1 else h_07
 
 
 def _refit_mode(v: Any, key: str) -> str:
@@ -106,157 +147,126 @@ def _refit_mode(v: Any, key: str) -> str:
     return str(v)
 
 
-def _threshold(v: Any, key: str) -> float:
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
-        raise ValueError(f"{key}: must be in (0, 1], got {v!r}")
+def _unit(v: Any, key: str) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < 1:
+        raise ValueError(f"{key}: must be in (0, 1), got {v!r}")
     return float(v)
-
-
-def robust_score(z_star: float) -> float:
-    return z_star / (z_star + Z_REF) if z_star > 0 else 0.0
-
-
-def iforest_score(raw: np.ndarray) -> np.ndarray:
-    """Map ``IsolationForest.score_samples`` output (negated paper score) to [0, 1]."""
-    a = -raw
-    return np.clip((a - IF_A0) / IF_SPAN, 0.0, 1.0)
-
-
-def robust_z(history: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Signed robust z of ``x`` against ``history`` (rows = windows); NaN where there is no reference."""
-    z = np.full(x.shape, np.nan)
-    for j in range(history.shape[1]):
-        col = history[:, j]
-        col = col[~np.isnan(col)]
-        if col.size == 0 or np.isnan(x[j]):
-            continue
-        med = float(np.median(col))
-        mad = float(np.median(np.abs(col - med)))
-        # few windows give an unsure median/MAD: widen the scale (x2 at 10 windows, x1.04 at 240)
-        scale = max(1.4826 * mad, float(REL_FLOORS[j]) * abs(med), float(SCALE_FLOORS[j])) * (1.0 + 10.0 / col.size)
-        z[j] = (x[j] - med) / scale
-    return z
-
-
-def directional_max(z: np.ndarray) -> float:
-    zz = np.where(DIRECTION > 0, np.maximum(z, 0), np.where(DIRECTION < 0, np.maximum(-z, 0), np.abs(z)))
-    zz = zz[np.isfinite(zz)]
-    return float(zz.max()) if zz.size else 0.0
-
-
-class _Acc:
-    __slots__ = ("n", "errors", "durations", "cost_sum", "cost_n", "out_sum", "out_n", "rel_sum", "rel_n")
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.errors = 0
-        self.durations: list[float] = []
-        self.cost_sum = 0.0
-        self.cost_n = 0
-        self.out_sum = 0.0
-        self.out_n = 0
-        self.rel_sum = 0.0
-        self.rel_n = 0
-
-    def add_group(self, group: SeriesGroup) -> None:
-        """Every record of a series group, a column at a time; field positions: see CallRecord
-        (6 duration, 8 output tokens, 10 cost, 12 error, 15 relevance)."""
-        cols, pres, fin = group.columns, group.present, group.finite
-        self.n += len(cols[F_DURATION_S])
-        errors = cols[F_ERROR]
-        if any(errors):
-            self.errors += len([e for e in errors if e])
-        room = MAX_DURATIONS_PER_WINDOW - len(self.durations)
-        if room >= len(cols[F_DURATION_S]):
-            self.durations.extend(fin[F_DURATION_S][0])
-        elif room > 0:
-            self.durations.extend(finite(cols[F_DURATION_S][:room])[0])
-        costs, total = fin[F_COST_USD]
-        self.cost_sum += total
-        self.cost_n += len(costs)
-        outs, total = pres[F_OUTPUT_TOKENS]
-        self.out_sum += total
-        self.out_n += len(outs)
-        rels, total = fin[F_RELEVANCE]
-        self.rel_sum += total
-        self.rel_n += len(rels)
-
-    def vector(self) -> np.ndarray:
-        nan = math.nan
-        return np.array([
-            p95(self.durations) if self.durations else nan,
-            self.errors / self.n if self.n else nan,
-            self.cost_sum / self.cost_n if self.cost_n else nan,
-            self.out_sum / self.out_n if self.out_n else nan,
-            self.rel_sum / self.rel_n if self.rel_n else nan,
-        ])
-
-
-# Up to this many values p95() sorts in Python; above, numpy's partition is cheaper.
-P95_PYTHON_MAX_VALUES = 4096
-
-
-def p95(values: list[float]) -> float:
-    """``float(np.percentile(values, 95))`` (finite values), bit for bit: numpy's default 'linear'
-    method written out for a sorted list. numpy's fixed cost (~50 us a call, once per series and
-    window) was most of the anomaly close. Zeros of both signs take numpy itself (which of two
-    equal zeros lands at the index is its partition's business)."""
-    n = len(values)
-    if n > P95_PYTHON_MAX_VALUES or (0.0 in values and any(math.copysign(1.0, v) < 0 for v in values if v == 0)):
-        return float(np.percentile(values, 95))
-    s = sorted(values)
-    virtual = (n - 1) * (95 / 100)
-    if virtual >= n - 1:
-        previous = following = -1
-    else:
-        previous = math.floor(virtual)
-        following = previous + 1
-    gamma = virtual - previous
-    a, b = s[previous], s[following]
-    diff = b - a
-    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
-
-
-def encode_array(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
-
-
-def decode_array(d: Mapping[str, Any]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(d["b64"]), dtype=np.float64).reshape(d["shape"]).copy()
 
 
 class AnomalyAnalyser:
     def __init__(self, config: AnomalyConfig | None = None, alerts: AlertEngine | None = None) -> None:
         self.config = config or AnomalyConfig()
         self.alerts = alerts
-        self._open: dict[int, dict[SeriesKey, _Acc]] = {}
-        self._history: dict[SeriesKey, deque[np.ndarray]] = {}
+        self._open: dict[int, dict[SeriesKey, Acc]] = {}
+        self._series: dict[SeriesKey, SeriesState] = {}
         self._train: deque[np.ndarray] = deque(maxlen=self.config.max_fit_rows)
         self._closes = 0
         self._model: Any = None
         self._future: Future[Any] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._h: dict[float, float] = {}
         self.fits = 0
         if self.config.iforest and self.config.refit != SYNC:
             # import scikit-learn now, at start-up: importing it in the first background refit
             # holds the GIL for about a second and stalls the pipeline worker mid-stream
             import sklearn.ensemble  # noqa: F401
 
+    def threshold_h(self, window_s: float) -> float:
+        h = self._h.get(window_s)
+        if h is None:
+            h = self._h[window_s] = self.config.h(window_s)
+        return h
+
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
+        cap = self.config.max_values_per_window
         for group in series_groups(records):
             key = group.series
             acc = accs.get(key)
             if acc is None:
-                if key not in self._history and len(self._history) + len(accs) >= self.config.max_series:
+                if key not in self._series and len(self._series) + len(accs) >= self.config.max_series:
                     key = OVERFLOW_KEY
                     acc = accs.get(key)
                 if acc is None:
-                    acc = accs[key] = _Acc()
+                    acc = accs[key] = Acc(cap)
             acc.add_group(group)
 
+    # -- per-signal tests ------------------------------------------------------------------------
+    def _test(self, st: SeriesState, acc: Acc) -> dict[str, float]:
+        """``-ln p`` per signal the series can be tested on this window (references ready)."""
+        cfg = self.config
+        e: dict[str, float] = {}
+        if st.err_n >= cfg.min_reference_calls:
+            e[ERROR_RATE] = -ev.rate_logp(acc.errors, acc.n, st.err_k, st.err_n, ERROR_PRIOR, cfg.reference_confidence)
+            st.explain[ERROR_RATE] = (acc.errors / acc.n, (ERROR_PRIOR[0] + st.err_k) / (sum(ERROR_PRIOR) + st.err_n))
+            mix = {**acc.classes, NO_ERROR: acc.n - acc.errors}
+            lp, cls = ev.category_logp(mix, st.classes, cfg.reference_confidence)
+            e[ERROR_CLASS] = -lp
+            if cls and cls != NO_ERROR:
+                st.explain[ERROR_CLASS] = (mix.get(cls, 0) / acc.n, st.classes.get(cls, 0.0) / max(st.err_n, 1.0))
+        for name, (_, upward) in NUMERIC.items():
+            vals = acc.values[name]
+            ref = st.refs.get(name)
+            if not vals or ref is None or len(ref.sorted) < cfg.min_reference_values:
+                continue
+            # two exceedance levels, each its own CUSUM: the 0.9 quantile sees small shifts of many
+            # values, the 0.99 quantile large shifts of a few (a quiet series' 1-2 calls a window)
+            for test, q in ((name, cfg.quantile), (name + TAIL, cfg.tail_quantile)):
+                e[test] = -ev.exceedance_logp(vals, ref.sorted, q if upward else 1 - q, upward,
+                                              cfg.reference_confidence)[0]
+            # quantiles only when an alert needs them (see explanation): np.quantile costs ~50 us
+            st.explain[name] = (vals, ref.sorted, EXPLAIN_Q if upward else 1 - EXPLAIN_Q)
+        if acc.finish and st.finish_n >= cfg.min_reference_calls:
+            lp, cat = ev.category_logp(acc.finish, st.finish, cfg.reference_confidence)
+            e[FINISH_REASON] = -lp
+            if cat:
+                n = sum(acc.finish.values())
+                window_share = (sum(c for k, c in acc.finish.items() if k not in st.finish) if cat == "_new"
+                                else acc.finish.get(cat, 0)) / n
+                st.explain[FINISH_REASON] = (window_share, st.finish.get(cat, 0.0) / st.finish_n)
+        return e
+
+    def _learn(self, st: SeriesState, acc: Acc) -> None:
+        """Fold a clean window into the series' references (see the module docstring)."""
+        cfg = self.config
+        per_window = max(1, math.ceil(cfg.reference_values / cfg.refreeze_windows))
+        for name in NUMERIC:
+            vals = acc.values[name]
+            ref = st.refs.get(name)
+            if ref is None:
+                if not vals:
+                    continue
+                ref = st.refs[name] = NumRef(cfg.reference_values)
+            room = cfg.reference_values - len(ref.sorted)
+            if room > 0:
+                # still growing (tested from min_reference_values on, against all values so far)
+                ref.sorted = np.sort(np.concatenate([ref.sorted, np.asarray(vals[:room], dtype=float)]))
+                continue
+            ref.candidate.extend(vals[:per_window])
+            ref.clean_since += 1
+            if ref.clean_since >= cfg.refreeze_windows and len(ref.candidate) >= cfg.reference_values:
+                ref.sorted = np.sort(np.asarray(ref.candidate, dtype=float))
+                ref.clean_since = 0
+        st.err_k += acc.errors
+        st.err_n += acc.n
+        for k, c in (*acc.classes.items(), (NO_ERROR, acc.n - acc.errors)):
+            st.classes[k] = st.classes.get(k, 0.0) + c
+        if st.err_n > cfg.max_reference_calls:
+            f = cfg.max_reference_calls / st.err_n
+            st.err_k *= f
+            st.err_n = float(cfg.max_reference_calls)
+            st.classes = {k: v * f for k, v in st.classes.items() if v * f >= 1e-3}
+        if acc.finish:
+            for k, c in acc.finish.items():
+                st.finish[k] = st.finish.get(k, 0.0) + c
+            st.finish_n += sum(acc.finish.values())
+            if st.finish_n > cfg.max_reference_calls:
+                f = cfg.max_reference_calls / st.finish_n
+                st.finish = {k: v * f for k, v in st.finish.items() if v * f >= 1e-3}
+                st.finish_n = sum(st.finish.values())
+
+    # -- close -----------------------------------------------------------------------------------
     def close(self, window: Window) -> list[MetricPoint]:
         cfg = self.config
         accs = self._open.pop(window.start_ns, {})
@@ -265,61 +275,89 @@ class AnomalyAnalyser:
             del self._open[start]
         self._closes += 1
         self._maybe_refit()
-        keys: list[SeriesKey] = []
-        zs: list[np.ndarray] = []
-        s_z: list[float] = []
+        h = self.threshold_h((window.end_ns - window.start_ns) / 1e9 or 60.0)
+        scored: list[tuple[SeriesKey, SeriesState, Acc, dict[str, float]]] = []
         for key, acc in accs.items():
             if acc.n < cfg.min_calls:
                 continue
-            x = acc.vector()
-            hist = self._history.get(key)
-            if hist is None:
-                hist = self._history[key] = deque(maxlen=cfg.history_windows)
-            if len(hist) >= cfg.min_history:
-                z = robust_z(np.asarray(hist), x)
-                if acc.errors < MIN_ERRORS and z[1] > 0:
-                    z[1] = 0.0  # 2 errors in 5 calls is 40 %, but not yet an incident
-                keys.append(key)
-                zs.append(z)
-                s_z.append(robust_score(directional_max(z)))
-            hist.append(x)
-        if not keys:
+            st = self._series.get(key)
+            if st is None:
+                st = self._series[key] = SeriesState()
+                st.forest = deque(maxlen=cfg.history_windows)
+            scored.append((key, st, acc, self._test(st, acc)))
+        if not scored:
             return []
-        zmat = np.clip(np.nan_to_num(np.asarray(zs), nan=0.0), -Z_CLIP, Z_CLIP)
-        scores = np.asarray(s_z)
-        model = self._model
-        if model is not None:
-            self.last_if = iforest_score(model.score_samples(zmat))  # one batch per window
-            self.last_z = scores
-            scores = np.maximum(scores, self.last_if)
-        self._train.extend(zmat)
-        out = []
-        for key, score in zip(keys, scores.tolist(), strict=True):
-            attrs = series_attributes(key)
-            out.append(MetricPoint("gensight.anomaly.score", GAUGE, "1", key.service, attrs, score,
-                                   window.start_ns, window.end_ns))
-            if self.alerts is not None:
-                self.alerts.evaluate("anomaly", series_id(key), score >= cfg.threshold, value=score,
-                                     threshold=cfg.threshold, time_ns=window.end_ns, severity=TICKET,
-                                     service=key.service, attributes=attrs)
+        vectors = np.asarray([[e.get(name, 0.0) for name in TESTED] for _, _, _, e in scored])
+        raw = -self._model.score_samples(vectors) if self._model is not None else None  # one batch
+        out: list[MetricPoint] = []
+        for i, (key, st, acc, e) in enumerate(scored):
+            if raw is not None:
+                a = float(raw[i])
+                if len(st.forest) >= cfg.min_history:
+                    e[IFOREST] = -ev.conformal_logp(a, st.forest)
+                    st.explain[IFOREST] = (a, float(np.median(np.asarray(st.forest))))
+            cap = CUSUM_CAP_H * h
+            for name, x in e.items():
+                st.cusum[name] = min(cap, max(0.0, st.cusum.get(name, 0.0) + x - cfg.cusum_k))
+            for name, s in st.cusum.items():
+                if name not in e and s > 0:
+                    # not testable this window (no values, or the forest's history restarting): no
+                    # evidence is p = 1, so it drains like a normal window and cannot stick
+                    st.cusum[name] = max(0.0, s - cfg.cusum_k)
+            clean = all(s < h / 2 for s in st.cusum.values())
+            if clean:
+                self._learn(st, acc)
+                if raw is not None:
+                    st.forest.append(float(raw[i]))
+                if e:
+                    self._train.append(vectors[i])
+            if not st.cusum:
+                continue  # nothing testable yet (references still learning)
+            out.extend(self._points(key, st, h, window))
+        return out
+
+    def _points(self, key: SeriesKey, st: SeriesState, h: float, window: Window) -> list[MetricPoint]:
+        cfg = self.config
+        attrs = series_attributes(key)
+        scores: dict[str, float] = {}
+        for test, s in st.cusum.items():
+            name = test.removesuffix(TAIL)
+            scores[name] = max(scores.get(name, 0.0), ev.evidence_score(s, h, cfg.threshold))
+        top = max(scores, key=lambda n: (scores[n], n))
+        score = scores[top]
+        out = [MetricPoint("gensight.anomaly.score", GAUGE, "1", key.service, attrs, score,
+                           window.start_ns, window.end_ns)]
+        out.extend(MetricPoint("gensight.anomaly.signal", GAUGE, "1", key.service, (*attrs, ("signal", name)),
+                               scores[name], window.start_ns, window.end_ns) for name in SIGNALS if name in scores)
+        if self.alerts is not None:
+            sid = series_id(key)
+            active = score >= cfg.threshold
+            if active or self.alerts.state_of("anomaly", sid) in (PENDING, FIRING):
+                value, baseline = explanation(st.explain.get(top, (math.nan, math.nan)))
+            else:
+                value = baseline = math.nan  # not reported: no alert record carries it
+            self.alerts.evaluate("anomaly", sid, active, value=score,
+                                 threshold=cfg.threshold, time_ns=window.end_ns, severity=TICKET,
+                                 service=key.service,
+                                 attributes=(*attrs, ("gensight.alert.signal", top),
+                                             ("gensight.alert.signal_value", value),
+                                             ("gensight.alert.baseline", baseline)))
         return out
 
     def expire(self, keys: Iterable[SeriesKey]) -> None:
-        """Series the pipeline forgot (idle): drop their window history."""
+        """Series the pipeline forgot (idle): drop their references and evidence."""
         for key in keys:
-            self._history.pop(key, None)
+            self._series.pop(key, None)
+
+    def cusum(self, key: SeriesKey) -> dict[str, float]:
+        """The accumulated evidence per signal of a series (tests, admin)."""
+        st = self._series.get(key)
+        return dict(st.cusum) if st else {}
 
     # -- isolation forest --------------------------------------------------------------------
     def _maybe_refit(self) -> None:
         cfg = self.config
-        fut = self._future
-        if fut is not None and fut.done():
-            self._future = None
-            try:
-                self._model = fut.result()
-                self.fits += 1
-            except Exception:  # a failed fit keeps the previous model; never crash the pipeline
-                pass
+        self._maybe_refit_done()
         if not cfg.iforest or len(self._train) < cfg.min_fit_rows:
             return
         due = self._model is None and self._future is None or self._closes % cfg.refit_every == 0
@@ -327,8 +365,7 @@ class AnomalyAnalyser:
             return
         data = np.asarray(self._train)
         if cfg.refit == SYNC:
-            self._model = fit_forest(data, cfg)
-            self.fits += 1
+            self._swap_model(fit_forest(data, cfg))
         elif self._future is None:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gensight-iforest")
@@ -345,8 +382,18 @@ class AnomalyAnalyser:
         fut = self._future
         if fut is not None and fut.done():
             self._future = None
-            self._model = fut.result()
-            self.fits += 1
+            try:
+                model = fut.result()
+            except Exception:  # a failed fit keeps the previous model; never crash the pipeline
+                return
+            self._swap_model(model)
+
+    def _swap_model(self, model: Any) -> None:
+        """A new forest scores on another scale: the conformal histories start again with it."""
+        self._model = model
+        self.fits += 1
+        for st in self._series.values():
+            st.forest.clear()
 
     @property
     def model(self) -> Any:
@@ -361,21 +408,17 @@ class AnomalyAnalyser:
     def export_state(self) -> dict[str, Any]:
         return {
             "closes": self._closes,
-            "history": {series_id(k): encode_array(np.asarray(h)) for k, h in self._history.items() if h},
-            "train": encode_array(np.asarray(self._train)) if self._train else None,
+            "series": {series_id(k): st.to_json() for k, st in self._series.items()},
+            "train": np.asarray(self._train).tolist(),
         }
 
     def import_state(self, data: Mapping[str, Any]) -> None:
-        """Restore history; the forest is refitted from it (seeded, so it is the same model)."""
+        """Restore references and evidence; the forest is refitted (seeded: the same model)."""
         cfg = self.config
         self._closes = int(data.get("closes", 0))
-        self._history.clear()
-        for sid, enc in data.get("history", {}).items():
-            arr = decode_array(enc)
-            self._history[parse_series_id(sid)] = deque(list(arr), maxlen=cfg.history_windows)
+        self._series = {parse_series_id(sid): SeriesState.from_json(d, cfg.reference_values, cfg.history_windows) for sid, d in data.get("series", {}).items()}
         self._train.clear()
-        if data.get("train"):
-            self._train.extend(decode_array(data["train"]))
+        self._train.extend(np.asarray(row, dtype=float) for row in data.get("train", []))
         if cfg.iforest and len(self._train) >= cfg.min_fit_rows:
             self._model = fit_forest(np.asarray(self._train), cfg)
             self.fits += 1

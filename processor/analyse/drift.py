@@ -23,20 +23,24 @@ chi-square), so a window is scored over the most recent windows that together ho
 values the feature is not scored. With N = 1000 reference and n = 500 current values, no-drift PSI
 averages 0.03 and exceeds 0.2 with probability ~1e-10 per window.
 
-Composite score in [0, 1]: each feature's severity is ``min(1, stat / (2 x alert threshold))``
-(PSI for numeric, JS for categorical features), so a feature exactly at its alert threshold scores
-0.5. A group's score is its worst feature; the composite is the weighted mean of the groups the
-series has (weights renormalised): concept 0.40 (``relevance``, ``duration``, ``cost``: how the
-system responds to the same inputs), data 0.35 (``input_tokens``, ``model``: what comes in),
-prediction 0.25 (``output_tokens``, ``finish_reason``: what the model returns).
-
-Alert ``drift`` (ticket) fires for a series while any feature is at or above its alert threshold
-(PSI >= 0.2, JS >= 0.1 by default).
+Score in [0, 1], calibrated: a drift score means a change both *significant* and *large*. Per
+feature, Pearson's chi-square two-sample test of the horizon's counts against the reference counts
+(so both sample sizes count) gives ``ln p``; with ``m`` features tested, the evidence
+``-ln p - ln m`` maps to ``1 - 0.5 ** (evidence / h)`` with ``h = ln(windows per day /
+false_alarms_per_series_per_day)``, i.e. 0.5 exactly at the per-window level ``rate / (windows per
+day x m)``. The effect size maps to ``min(1, stat / (2 x alert threshold))`` (PSI for numeric, JS
+for categorical features: 0.5 exactly at ``psi_alert`` / ``js_alert``). A feature's score is the
+smaller of the two, the series' ``gensight.drift.score`` the largest over its features; so a score
+>= 0.5 needs p below the calibrated level **and** PSI >= 0.2 (JS >= 0.1): normal traffic reaches it
+on at most ``false_alarms_per_series_per_day`` (0.1) windows per series per day, and a trivial
+shift on a busy series (significant, tiny) does not. Alert ``drift`` (ticket) while the score is
+>= 0.5. The ``model`` mix compares model names without snapshot dates (:func:`normalise_model`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from array import array
 from collections import Counter, deque
@@ -47,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from gensight.processor.analyse.alerts import TICKET, AlertEngine
+from gensight.processor.analyse.evidence import chi2_logsf, chi2_two_sample
 from gensight.processor.config_fields import fields_from_mapping
 from gensight.processor.labels import (
     DEFAULT_MAX_SERIES,
@@ -77,12 +82,7 @@ from gensight.processor.records import (
 
 NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance")
 CATEGORICAL_FEATURES = ("finish_reason", "model")
-GROUPS: dict[str, tuple[str, ...]] = {
-    "concept": ("relevance", "duration", "cost"),
-    "data": ("input_tokens", "model"),
-    "prediction": ("output_tokens", "finish_reason"),
-}
-GROUP_WEIGHTS = {"concept": 0.40, "data": 0.35, "prediction": 0.25}
+DRIFT_ALERT_SCORE = 0.5  # drift.score at which the drift alert fires (see the module docstring)
 OTHER_CATEGORY = "_other"
 # distinct categories a learning reference counts; calls with further ones are not counted
 MAX_LEARNING_CATEGORIES = 1000
@@ -105,6 +105,7 @@ class DriftConfig:
     max_categories: int = 20
     max_series: int = DEFAULT_MAX_SERIES
     max_values_per_window: int = 10_000
+    false_alarms_per_series_per_day: float = 0.1
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "drift") -> DriftConfig:
@@ -117,6 +118,8 @@ class DriftConfig:
         cfg = cls(**kw)
         if cfg.bins < 2:
             raise ValueError(f"{where}.bins: must be at least 2")
+        if not cfg.false_alarms_per_series_per_day > 0:
+            raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
         if cfg.psi_warn > cfg.psi_alert:
             raise ValueError(f"{where}.psi_warn: must not exceed psi_alert ({cfg.psi_alert})")
         return cfg
@@ -342,7 +345,8 @@ class DriftAnalyser:
                     counts = models.get(service)
                     if counts is None:
                         counts = models[service] = {}
-                    counts[target] = counts.get(target, 0) + len(reasons)
+                    model = normalise_model(target)
+                    counts[model] = counts.get(model, 0) + len(reasons)
             for service, counts in models.items():
                 self._add_models(service, counts, records)
 
@@ -367,7 +371,8 @@ class DriftAnalyser:
             ref.counts.update(counts)
             ref.n += total
             return
-        names = [r[F_TARGET] for r in records if r[F_SERVICE] == service and r[F_KIND] in _MODEL_KINDS and r[F_TARGET]]
+        names = [normalise_model(r[F_TARGET]) for r in records
+                 if r[F_SERVICE] == service and r[F_KIND] in _MODEL_KINDS and r[F_TARGET]]
         self._add_categorical(feats, "model", names, records[0][5])
 
     @staticmethod
@@ -433,10 +438,13 @@ class DriftAnalyser:
         cfg = self.config
         out: list[MetricPoint] = []
         now = window.end_ns
+        window_s = (window.end_ns - window.start_ns) / 1e9 or 60.0
+        # the evidence (nats, after Bonferroni over features) at which a feature's significance
+        # score reaches 0.5: normal traffic gets there on at most `rate` windows a day
+        h = math.log((86400.0 / window_s) / cfg.false_alarms_per_series_per_day)
         with self._lock:
             for key, feats in self._series.items():
-                severities: dict[str, float] = {}
-                worst: tuple[float, str, float, float] | None = None  # (ratio, feature, stat, threshold)
+                tested: dict[str, tuple[float, float, float, float]] = {}  # name -> (ln p, stat, threshold, severity)
                 for name, f in feats.items():
                     ref = f.ref
                     if ref.status == LEARNING:
@@ -446,34 +454,40 @@ class DriftAnalyser:
                             else:
                                 ref.freeze(cfg.max_categories)
                         continue
-                    stats = self._score_feature(f)
-                    if stats is None:
+                    scored = self._score_feature(f)
+                    if scored is None:
                         continue
+                    stats, logp = scored
                     attrs_base = series_attributes(key) if key.kind != "*" else ()
                     for method, value in stats.items():
                         out.append(MetricPoint("gensight.drift", GAUGE, "1", key.service,
                                                (*attrs_base, ("feature", name), ("method", method)),
                                                value, window.start_ns, now))
-                    if "psi" in stats:
-                        stat, thr = stats["psi"], cfg.psi_alert
-                    else:
-                        stat, thr = stats["js"], cfg.js_alert
-                    severities[name] = min(1.0, stat / (2 * thr))
-                    if worst is None or stat / thr > worst[0]:
-                        worst = (stat / thr, name, stat, thr)
-                if not severities:
+                    stat, thr = (stats["psi"], cfg.psi_alert) if "psi" in stats else (stats["js"], cfg.js_alert)
+                    tested[name] = (logp, stat, thr, min(1.0, stat / (2 * thr)))
+                if not tested:
                     continue
-                score = composite_score(severities)
+                m = len(tested)
+                scores = {name: min(severity, significance_score(-logp - math.log(m), h))
+                          for name, (logp, _, _, severity) in tested.items()}
+                worst = max(scores, key=lambda n: (scores[n], n))
+                score = scores[worst]
                 attrs = series_attributes(key) if key.kind != "*" else (("feature", "model"),)
                 out.append(MetricPoint("gensight.drift.score", GAUGE, "1", key.service, attrs, score,
                                        window.start_ns, now))
-                if self.alerts is not None and worst is not None:
-                    self.alerts.evaluate("drift", series_id(key), worst[0] >= 1.0, value=worst[2], threshold=worst[3],
+                if self.alerts is not None:
+                    _, stat, thr, _ = tested[worst]
+                    self.alerts.evaluate("drift", series_id(key), score >= DRIFT_ALERT_SCORE, value=stat, threshold=thr,
                                          time_ns=now, severity=TICKET, service=key.service,
-                                         attributes=(*attrs, ("gensight.drift.feature", worst[1])))
+                                         attributes=(*attrs, ("gensight.drift.feature", worst),
+                                                     ("gensight.alert.signal", worst),
+                                                     ("gensight.alert.signal_value", stat),
+                                                     ("gensight.alert.baseline", 0.0)))
         return out
 
-    def _score_feature(self, f: _Feature) -> dict[str, float] | None:
+    def _score_feature(self, f: _Feature) -> tuple[dict[str, float], float] | None:
+        """The drift statistics of a feature over its horizon, and ``ln p`` of Pearson's
+        chi-square two-sample test of the horizon's counts against the reference counts."""
         cfg = self.config
         ref = f.ref
         if isinstance(ref, NumericRef):
@@ -498,7 +512,7 @@ class DriftAnalyser:
                 "psi": psi(ref.probs, cur_p, cfg.psi_floor),
                 "ks": ks_binned(ref.probs, cur_p),
                 "wasserstein": wasserstein_binned(ref.probs, ref.means, cur_p, cur_x) / std,
-            }
+            }, chi2_logsf(*chi2_two_sample(ref.probs * ref.n, counts))
         ccur = f.current
         assert isinstance(ccur, Counter)
         vec = ref.vector(ccur)
@@ -507,7 +521,7 @@ class DriftAnalyser:
         counts, _ = self._horizon(f)
         if counts is None:
             return None
-        return {"js": js_distance(ref.probs, counts)}
+        return {"js": js_distance(ref.probs, counts)}, chi2_logsf(*chi2_two_sample(ref.probs * ref.n, counts))
 
     def _horizon(self, f: _Feature) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Sum the most recent windows until they hold ``min_eval_count`` values."""
@@ -604,14 +618,20 @@ class DriftAnalyser:
                 self._series[key] = d
 
 
-def composite_score(severities: Mapping[str, float]) -> float:
-    """Weighted mean over the groups present of each group's worst feature severity."""
-    total_w = 0.0
-    acc = 0.0
-    for group, feats in GROUPS.items():
-        vals = [severities[f] for f in feats if f in severities]
-        if vals:
-            w = GROUP_WEIGHTS[group]
-            acc += w * max(vals)
-            total_w += w
-    return acc / total_w if total_w else 0.0
+def significance_score(evidence: float, h: float) -> float:
+    """``1 - 0.5 ** (evidence / h)``: 0.5 exactly when a feature's Bonferroni-adjusted ``-ln p``
+    reaches ``h = ln(windows per day / false_alarms_per_series_per_day)``."""
+    if evidence <= 0 or h <= 0:
+        return 0.0
+    return 1.0 - 0.5 ** (evidence / h)
+
+
+_SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
+
+
+def normalise_model(name: str) -> str:
+    """A model name without its snapshot date (``gpt-4o-2024-08-06`` -> ``gpt-4o``,
+    ``claude-3-5-haiku-20241022`` -> ``claude-3-5-haiku``, ``gpt-4-0613`` -> ``gpt-4``): a provider
+    moving a series to a new snapshot with the same behaviour is not a change of the model mix
+    (a behaviour change shows in the other features)."""
+    return _SNAPSHOT_SUFFIX.sub("", name)

@@ -27,6 +27,7 @@ from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 
 from gensight.processor.export.metric_builder import series_attributes
+from gensight.processor.normalise.error_class import error_class
 from gensight.processor.pipeline.series import series_groups
 from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
 from gensight.processor.records import (
@@ -405,7 +406,8 @@ class SLIAnalyser:
         for et in sorted(c.error_types):
             pts.append(
                 MetricPoint(
-                    CALLS, SUM, "{call}", svc, (*attrs, ("outcome", "error"), ("error.type", et)),
+                    CALLS, SUM, "{call}", svc,
+                    (*attrs, ("outcome", "error"), ("error.type", et), ("gensight.error.class", error_class(et))),
                     float(c.error_types[et]), s, e,
                 )
             )

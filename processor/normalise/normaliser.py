@@ -70,6 +70,7 @@ from gensight.processor.normalise.dialects import (
     UNKNOWN_SERVICE,
     clip_key,
 )
+from gensight.processor.normalise.error_class import error_class
 from gensight.processor.normalise.unpriced import UnpricedCalls
 from gensight.processor.records import (
     CHAT,
@@ -542,7 +543,8 @@ class Normaliser:
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
-            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), b"", None, None, (),
+            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), b"",
+            error_class(error_type) if error else None, None, (),
         ))
         return (rec, bad) if bad else rec
 

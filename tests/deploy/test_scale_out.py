@@ -40,7 +40,9 @@ CALLS_PER_SERVICE_PER_WINDOW = 6
 T0_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 SELF_TELEMETRY_PREFIX = "gensight.processor."
 # Analytics on, sized for this short stream: SLOs and a budget on two services, per-tenant cost,
-# drift references from the first 12 calls, anomaly scores from the third window on.
+# drift references from the first 12 calls, anomaly references from the first 6 calls, and
+# detection levels loosened to 100 false alarms a series-day (a dozen windows of 1-2 calls per
+# series cannot reach the default 0.1 a day): the test compares points, so alerts must fire.
 CONFIG = """
 analytics:
   slos:
@@ -48,8 +50,9 @@ analytics:
     - {name: chat-latency, type: latency, target: 0.9, threshold_s: 1.0, selector: {service: chat-assistant, kind: chat}}
   budgets:
     - {name: support-monthly, limit_usd: 5, selector: {service: support-bot}}
-  drift: {reference_calls: 12, min_eval_count: 6}
-  anomaly: {min_history: 3, min_calls: 1}
+  drift: {reference_calls: 12, min_eval_count: 6, false_alarms_per_series_per_day: 100}
+  anomaly: {min_history: 3, min_calls: 1, min_reference_values: 6, min_reference_calls: 6,
+            false_alarms_per_series_per_day: 100, reference_confidence: 0.5}
   cost: {per_tenant: true}
 """
 # Points about a configured objective rather than about a series of spans.

@@ -138,3 +138,42 @@ def test_budget_without_any_matching_call_emits_nothing():
     w2 = Window(T0 + MIN, T0 + 2 * MIN)
     c.observe(w2, [rec(T0 + MIN + 1, 0.0, service="support")])
     assert values(c.close(w2), "gensight.budget.used") == [0.0]
+
+
+def test_one_expensive_call_on_a_quiet_service_does_not_page():
+    """2 calls a minute: one call at 3x the usual price doubles a minute's rate, but is not improbable."""
+    alerts = AlertEngine()
+    c = CostAnalyser(CostConfig(), alerts)
+    records = [rec(T0 + m * MIN + s * 10**9 + 1, 0.01) for m in range(120) for s in (10, 40)]
+    records += [rec(T0 + 120 * MIN + 10**9, 0.03), rec(T0 + 120 * MIN + 31 * 10**9, 0.01)]
+    run_windows([c, alerts], records, 60)
+    assert alerts.drain_transitions() == []
+
+
+def test_chernoff_bound_is_above_the_simulated_compound_poisson_tail():
+    import math
+    import random
+
+    from gensight.processor.analyse.cost import compound_poisson_log_bound
+
+    rng = random.Random(5)
+    costs = [rng.lognormvariate(-7, 0.5) for _ in range(200)]
+    lam, runs = 10.0, 20_000
+    sims = []
+    for _ in range(runs):
+        n = _poisson(rng, lam)
+        sims.append(sum(rng.choice(costs) for _ in range(n)))
+    for total in (0.02, 0.025, 0.03):
+        tail = sum(s >= total for s in sims) / runs
+        assert tail <= math.exp(compound_poisson_log_bound(total, lam, costs)) + 3 * math.sqrt(tail / runs + 1e-9)
+
+
+def _poisson(rng, lam):
+    import math
+
+    k, p, limit = 0, 1.0, math.exp(-lam)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1

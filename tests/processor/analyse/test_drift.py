@@ -12,9 +12,9 @@ from gensight.processor.analyse.drift import (
     DriftConfig,
     NumericRef,
     bin_index,
-    composite_score,
     js_distance,
     ks_binned,
+    normalise_model,
     psi,
     quantile_edges,
     wasserstein_binned,
@@ -89,11 +89,10 @@ def test_values_outside_the_reference_land_in_open_outer_bins():
     assert bin_index(edges, np.array([-100.0, 1.5, 1e9])).tolist() == [0, 1, 2]
 
 
-def test_composite_weights_groups_and_renormalises():
-    # concept 0.4 at 1.0, data 0.35 at 0, prediction 0.25 at 0.5 -> (0.4 + 0.125) / 1
-    assert composite_score({"duration": 1.0, "input_tokens": 0.0, "output_tokens": 0.5}) == pytest.approx(0.525)
-    # only the data group present: its severity is the score
-    assert composite_score({"input_tokens": 0.3}) == pytest.approx(0.3)
+def test_model_names_lose_their_snapshot_dates():
+    assert [normalise_model(m) for m in ("gpt-4o-2024-08-06", "gpt-4o-2024-11-20", "claude-3-5-haiku-20241022",
+                                         "gpt-4-0613", "gpt-4o-mini", "o3")] == [
+        "gpt-4o", "gpt-4o", "claude-3-5-haiku", "gpt-4", "gpt-4o-mini", "o3"]
 
 
 def rec(t, duration, out_tokens=100, finish="stop", model="gpt-4o-mini", service="chat-svc"):
@@ -214,3 +213,32 @@ def test_learning_model_mix_counts_calls_in_record_order_up_to_the_cap():
     assert list(_model_counts(d).items()) == [("b", 2), ("a", 2), ("c", 1)]
     d.observe(w, [call("b", "p")])
     assert sum(_model_counts(d).values()) == 5
+
+
+def test_a_snapshot_rename_with_the_same_behaviour_scores_low():
+    d = DriftAnalyser(DriftConfig(reference_calls=300))
+    pts = run_windows([d], stream(20, 30, 20, model="gpt-4o-2024-08-06")
+                      + stream(20, 30, 21, start_min=20, model="gpt-4o-2024-11-20"), 60)
+    assert max(drift_points(pts, "model", "js")) < 0.05
+    assert max(p.value for p in pts if p.name == "gensight.drift.score") < 0.5
+
+
+def test_stationary_drift_scores_stay_under_the_alert_level_at_the_stated_rate():
+    """0.1 false alarms per series-day at 60 s windows: with five features over a few hundred
+    windows of a seeded stationary stream, no window may reach 0.5 (expected count < 0.03)."""
+    alerts = AlertEngine()
+    d = DriftAnalyser(DriftConfig(reference_calls=500, min_eval_count=200), alerts)
+    pts = run_windows([d, alerts], stream(400, 25, 22), 60)
+    scores = [p.value for p in pts if p.name == "gensight.drift.score"]
+    assert len(scores) > 300 and max(scores) < 0.5
+    assert alerts.active() == []
+
+
+def test_a_small_sample_does_not_make_a_large_psi_an_alert():
+    """PSI of a small horizon is biased up; the significance half of the score keeps it quiet."""
+    d = DriftAnalyser(DriftConfig(reference_calls=100, min_eval_count=20, bins=10))
+    pts = run_windows([d], stream(40, 5, 23), 60)
+    psis = drift_points(pts, "duration", "psi")
+    scores = [p.value for p in pts if p.name == "gensight.drift.score"]
+    assert max(psis) > 0.2  # the effect-size alone would alert
+    assert max(scores) < 0.5

@@ -41,6 +41,16 @@ def test_calls_split_by_outcome_and_error_type():
     assert value(pts, "gensight.sli.availability") == pytest.approx(2 / 5)
 
 
+def test_error_calls_carry_their_class_beside_the_raw_type():
+    a = SLIAnalyser()
+    a.observe(W0, [rec(error="rate_limit_error"), rec(error="<class 'openai.RateLimitError'>"), rec(error="Timeout")])
+    pts = a.close(W0)
+    assert value(pts, "gensight.calls", **{"error.type": "rate_limit_error", "gensight.error.class": "rate_limit"}) == 1
+    assert value(pts, "gensight.calls", **{"error.type": "<class 'openai.RateLimitError'>",
+                                           "gensight.error.class": "rate_limit"}) == 1
+    assert value(pts, "gensight.calls", **{"error.type": "Timeout", "gensight.error.class": "timeout"}) == 1
+
+
 def test_points_carry_series_attributes():
     a = SLIAnalyser()
     a.observe(W0, [rec(kind="execute_tool", target="lookup")])

@@ -135,7 +135,7 @@ def test_kill_9_then_restart_keeps_baselines_budgets_and_slo_counts(tmp_path):
         assert rows and {r["status"] for r in rows} == {"frozen"}
         # at least the windows of the last snapshot we saw: 30 calls x $0.01 each
         assert restarted.cost.budget_used("all") >= snapshots * 30 * 0.01 / 100.0 - 1e-9
-        assert len(restarted.anomaly.export_state()["history"]) == 1
+        assert len(restarted.anomaly.export_state()["series"]) == 1
         assert sum(restarted.slo.export_state()["avail"]["total"]) >= snapshots * 30
     finally:
         restarted.shutdown()
