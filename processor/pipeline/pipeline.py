@@ -45,7 +45,7 @@ from gensight.processor.pipeline.queue import BoundedQueue
 from gensight.processor.pipeline.series import SeriesRegistry
 from gensight.processor.pipeline.windows import WindowClock
 from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window, as_analyser
-from gensight.processor.receive.admission import Admission, count_spans
+from gensight.processor.receive.admission import Admission, Defects, count_spans
 from gensight.processor.records import CallRecord
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ ANALYSER_FACTORIES: list[str] = [
 PROCESSOR_SPANS = "gensight.processor.spans"
 PROCESSOR_SERIES = "gensight.processor.series"
 PROCESSOR_VALUES_DROPPED = "gensight.processor.values_dropped"
+PROCESSOR_VALUES_REPAIRED = "gensight.processor.values_repaired"
 OUTCOMES = ("accepted", "refused", "late", "dropped", "skipped")
 RETRY_AFTER_S = 1.0
 MAX_POINTS_PER_REQUEST = 2000
@@ -135,6 +136,7 @@ class Pipeline:
         self.self_service = config.self_telemetry.service_name or self_service_name()
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.values_dropped = 0
+        self.values_repaired = 0  # strings with invalid UTF-8 replaced at decode (lenient.py)
         # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
         # callables returning (metric name, unit, attributes, value) rows, read at every window close
         self.self_telemetry_sources: list[Callable[[], Any]] = []
@@ -150,13 +152,15 @@ class Pipeline:
         self._closed = False
 
     # -- receiver side (any thread) ------------------------------------------------------------
-    def consume(self, request: Any, raw: bytes | None = None) -> Admission:
+    def consume(self, request: Any, raw: bytes | None = None, defects: Defects | None = None) -> Admission:
         """The receivers' consumer: normalise here, queue for the worker, answer at once.
-        ``raw``: the request's protobuf bytes, when the receiver has them (see ``Normaliser``)."""
+        ``raw``: the request's protobuf bytes, when the receiver has them (see ``Normaliser``);
+        ``defects``: spans lenient decoding left out and strings it repaired (``admission.py``)."""
+        left_out = defects.rejected_spans if defects is not None else 0
         if not self._queue.has_room():
             # shed load before doing any work: under overload, normalising requests that will be
             # refused anyway would only slow the worker that has to drain the queue
-            n = count_spans(request)
+            n = count_spans(request) + left_out
             with self._lock:
                 self.counts["refused"] += n
             if self._queue.closed:
@@ -166,16 +170,13 @@ class Pipeline:
             res = self.normaliser.normalise(request, raw)
         except Exception as exc:  # a normaliser bug must not take the receiver down
             logger.exception("gensight: normalising a request failed")
-            n = count_spans(request)
+            n = count_spans(request) + left_out
             with self._lock:
                 self.counts["dropped"] += n
             return Admission(True, n, f"processor could not normalise the request: {type(exc).__name__}")
         if res.records and self.live and self.config.pipeline.max_future_skew_s is not None:
             res = self._reject_future(res)
-        with self._lock:
-            self.counts["skipped"] += res.skipped
-            self.counts["dropped"] += res.rejected
-            self.values_dropped += res.values_dropped
+        res = self._count_normalised(res, defects)
         if res.records and not self._queue.offer(res.records, len(res.records)):
             with self._lock:
                 self.counts["refused"] += len(res.records)
@@ -196,14 +197,23 @@ class Pipeline:
         return res._replace(records=kept, rejected=res.rejected + n, error_message=message)
 
     # -- replay side (caller's thread) ---------------------------------------------------------
-    def submit(self, request: Any, raw: bytes | None = None) -> None:
+    def submit(self, request: Any, raw: bytes | None = None, defects: Defects | None = None) -> None:
         """Replay: normalise and process one request synchronously (no queue, no refusal)."""
-        res = self.normaliser.normalise(request, raw)
+        self._process(self._count_normalised(self.normaliser.normalise(request, raw), defects).records)
+
+    def _count_normalised(self, res: Any, defects: Defects | None) -> Any:
+        """Counts a normalised request's outcomes, decode-time defects folded in (those spans
+        are ``dropped`` like the normaliser's rejections); returns the folded result."""
+        if defects is not None:
+            rejected, message = defects.fold(res.rejected, res.error_message)
+            res = res._replace(rejected=rejected, error_message=message)
         with self._lock:
             self.counts["skipped"] += res.skipped
             self.counts["dropped"] += res.rejected
             self.values_dropped += res.values_dropped
-        self._process(res.records)
+            if defects is not None:
+                self.values_repaired += defects.repaired_values
+        return res
 
     # -- worker ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -285,12 +295,14 @@ class Pipeline:
         with self._lock:
             counts = dict(self.counts)
             dropped_values = self.values_dropped
+            repaired_values = self.values_repaired
         svc = self.self_service
         pts = [
             MetricPoint(PROCESSOR_SPANS, SUM, "{span}", svc, (("outcome", o),), float(counts[o]), start, now)
             for o in OUTCOMES
         ]
         pts.append(MetricPoint(PROCESSOR_VALUES_DROPPED, SUM, "{value}", svc, (), float(dropped_values), start, now))
+        pts.append(MetricPoint(PROCESSOR_VALUES_REPAIRED, SUM, "{value}", svc, (), float(repaired_values), start, now))
         pts.append(MetricPoint(PROCESSOR_SERIES, GAUGE, "{series}", svc, (), float(len(self.series)), start, now))
         for source in self.self_telemetry_sources:
             try:

@@ -4,19 +4,24 @@ Untrusted bytes come in here and leave as decoded requests handed to a ``Consume
 (``consumer(request, raw) -> Admission``); the receivers translate the ``Admission`` into the
 protocol's answer (OK, partial success, RESOURCE_EXHAUSTED + RetryInfo, 503 + Retry-After).
 Also here: the bounded HTTP server, TLS and bearer-token auth, and decoding (protobuf, OTLP/JSON,
-gzip, JSON lines files)."""
+gzip, JSON lines files), strict first and lenient when only per-span defects stand in the way
+(``lenient.py``, ``repair.py``: invalid UTF-8 repaired, undecodable spans rejected alone)."""
 
 from __future__ import annotations
 
 from gensight.processor._lazy import lazy_exports
 
-__all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_trace_request", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
+__all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "Decoded", "Defects", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_request", "decode_trace_request", "iter_decoded_lines", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
 
 _EXPORTS = {
     "Admission": "gensight.processor.receive.admission",
     "Consumer": "gensight.processor.receive.admission",
     "QueueConsumer": "gensight.processor.receive.admission",
     "count_spans": "gensight.processor.receive.admission",
+    "Defects": "gensight.processor.receive.admission",
+    "Decoded": "gensight.processor.receive.lenient",
+    "decode_request": "gensight.processor.receive.lenient",
+    "iter_decoded_lines": "gensight.processor.receive.lenient",
     "BadLine": "gensight.processor.receive.decode",
     "DecodeError": "gensight.processor.receive.decode",
     "TooLargeError": "gensight.processor.receive.decode",

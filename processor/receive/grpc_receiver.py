@@ -10,14 +10,17 @@ Interface::
 
 Status mapping (the Collector's rule: bad data is permanent, overload is retryable):
 
-- undecodable request -> ``INVALID_ARGUMENT`` (clients drop it, never retry)
+- undecodable request (broken framing) -> ``INVALID_ARGUMENT`` (clients drop it, never retry);
+  per-span defects (invalid UTF-8, a span nested past the parser's limit) are tolerated by
+  ``lenient.decode_protobuf`` and reported as partial success
 - missing/invalid bearer token (auth on) -> ``UNAUTHENTICATED``
 - not admitted with a delay -> ``RESOURCE_EXHAUSTED`` carrying ``google.rpc.RetryInfo`` both as
   a status detail (``grpc-status-details-bin``, what Go clients and the Collector read) and as
   trailing metadata ``google.rpc.retryinfo-bin`` (what the Python SDK exporter reads). Without
   RetryInfo spec-following clients would not retry RESOURCE_EXHAUSTED.
 - not admitted without a delay (shutting down) -> ``UNAVAILABLE``
-- some spans unusable -> OK with ``partial_success`` (rejected_spans, error_message)
+- some spans unusable -> OK with ``partial_success`` (rejected_spans, error_message); strings
+  repaired but no span lost -> OK with ``partial_success`` (rejected_spans 0, a warning message)
 - consumer bug (exception) -> ``INTERNAL``, logged and counted; the server keeps running
 
 We register a *generic* handler that receives raw bytes so that decoding is ours: a stub's
@@ -47,8 +50,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gensight.processor.config_fields import ConfigError, Section
 from gensight.processor.endpoint import parse_endpoint
-from gensight.processor.receive.admission import Admission, Consumer
-from gensight.processor.receive.decode import DecodeError, trace_request_from_protobuf
+from gensight.processor.receive.admission import Admission, Consumer, deliver
+from gensight.processor.receive.decode import DecodeError
+from gensight.processor.receive.lenient import decode_protobuf
 from gensight.processor.receive.tls import AuthConfig, TlsConfig
 
 _log = logging.getLogger(__name__)
@@ -231,12 +235,12 @@ class GrpcReceiver:
                 self._count("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
         try:
-            request = trace_request_from_protobuf(raw)
+            decoded = decode_protobuf(raw)  # strict; per-span defects tolerated only when that fails
         except DecodeError as exc:
             self._count("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         try:
-            admission: Admission = self._consumer(request, raw)
+            admission: Admission = deliver(self._consumer, decoded.request, decoded.raw, decoded.defects)
         except Exception:
             _log.exception("trace consumer failed; answering INTERNAL")
             self._count("internal_errors")
@@ -249,7 +253,7 @@ class GrpcReceiver:
                 )
             context.abort(grpc.StatusCode.UNAVAILABLE, admission.error_message or "not accepting data")
         response = ExportTraceServiceResponse()
-        if admission.rejected_spans:
+        if admission.rejected_spans or admission.error_message:  # a message alone is a warning
             self._count("accepted", "partial")
             response.partial_success.rejected_spans = admission.rejected_spans
             response.partial_success.error_message = admission.error_message
