@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gensight.processor.config_fields import Section
+
 DEFAULT_TOKEN_ENV = "GENSIGHT_UI_TOKEN"
 DEFAULT_HOST = "127.0.0.1"  # an endpoint without a host binds loopback only
 DEFAULT_PAGE_SIZE = 50
@@ -14,7 +16,7 @@ DEFAULT_HISTORY_WINDOWS = 180  # 3 h of 60 s windows per series
 
 
 @dataclass(frozen=True)
-class UIConfig:
+class UIConfig(Section):
     """``ui: {endpoint, token_env}``. Off unless ``endpoint`` is set; the token is read from the
     environment variable ``token_env`` (never from the file), and when it is set every request
     must present it (``Authorization: Bearer``, or ``?token=`` once, which sets a cookie)."""

@@ -20,6 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from gensight.processor.export.sink import Sink
 from gensight.processor.ui import charts, pages
 from gensight.processor.ui.config import UIConfig, is_loopback
 from gensight.processor.ui.state import StatusState
@@ -40,7 +41,7 @@ SECURITY_HEADERS = {
 }
 
 
-class StatusPage:
+class StatusPage(Sink):
     """``gensight serve --ui-endpoint``: start(), port, url, shutdown(); export()/export_logs() feed it."""
 
     def __init__(self, config: UIConfig, *, state: StatusState | None = None, trace_url_template: str = "",
@@ -50,11 +51,15 @@ class StatusPage:
         self.state = state or StatusState(config.history_windows)
         self.trace_url_template = trace_url_template
         self.token = token if token is not None else config.token()
-        self.port = 0
+        self._port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: Any = None
         self._thread: threading.Thread | None = None
         self._charts = ThreadPoolExecutor(max_workers=CHART_WORKERS, thread_name_prefix="gensight-ui-chart")
+
+    @property
+    def port(self) -> int:
+        return self._port
 
     @property
     def url(self) -> str:
@@ -100,7 +105,7 @@ class StatusPage:
             loop.close()
             raise OSError(f"ui.endpoint: cannot listen on {self.config.endpoint}: {exc}") from None
         sockets = getattr(site._server, "sockets", None)  # the bound socket: port 0 asks the OS for a free one
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self._port = int(sockets[0].getsockname()[1]) if sockets else port
         self._loop, self._runner = loop, runner
         self._thread = threading.Thread(target=loop.run_forever, name="gensight-ui", daemon=True)
         self._thread.start()
