@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig, alertmanager_payload, logs_request
+from gensight.processor.analyse.alert_delivery import alertmanager_payload, logs_request
+from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig
 from gensight.processor.analyse.analytics import Analytics, AnalyticsConfig, run_windows
 from gensight.processor.analyse.examples import MAX_EXAMPLES, ExampleTracker
 from gensight.processor.labels import series_id
