@@ -164,5 +164,7 @@ def build_sinks(config: Any) -> list[Sink]:
     if ui is not None and ui.endpoint:
         from gensight.processor.ui.server import build_status_page
 
-        sinks.append(build_status_page(config))  # started by ProcessorServer.start
+        page = build_status_page(config)
+        if page is not None:
+            sinks.append(page)  # started by ProcessorServer.start
     return sinks

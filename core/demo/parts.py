@@ -177,7 +177,9 @@ def start_processor(
     if ui_endpoint:
         from gensight.processor.ui.server import build_status_page
 
-        sinks.append(build_status_page(config))
+        page = build_status_page(config)
+        if page is not None:
+            sinks.append(page)
     server = ProcessorServer(config, sinks=sinks)
     analytics = None
     if not any("analytics" in factory for factory in pipeline_mod.ANALYSER_FACTORIES):
