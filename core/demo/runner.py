@@ -34,6 +34,7 @@ from gensight.demo.scenario import (
     simulated_windows,
 )
 from gensight.demo.view import DemoView, windows_from_request
+from gensight.processor.export.sink import Sink
 from gensight.processor.points import MetricPoint, Window
 
 SERVICE_START_TIMEOUT_S = 60.0  # importing openai + OTel on a loaded machine can take a while
@@ -121,7 +122,7 @@ class ServiceProcess:
             self._log.close()
 
 
-class DemoRunner:
+class DemoRunner(Sink):
     def __init__(self, config: DemoConfig, out: IO[str] | None = None) -> None:
         self.config = config
         self.out = out or sys.stdout
@@ -133,12 +134,13 @@ class DemoRunner:
         self.event_end_ns = 0
 
     # the processor's export stage calls this (its worker thread) for every exported request
-    def export(self, request: Any) -> None:
+    def export(self, request: Any) -> bool:
         for window, points in windows_from_request(request, int(self.config.window_s * NS_PER_S)):
             self.windows.put((window, points))
+        return True
 
     # ... and this for alert transitions, exported as OTLP log records
-    def export_logs(self, request: Any) -> None:
+    def export_logs(self, request: Any) -> bool:
         if self.logs_sink is not None:
             self.logs_sink.export(request)
         for rl in request.resource_logs:
@@ -146,6 +148,7 @@ class DemoRunner:
                 for record in sl.log_records:
                     self.alert_transitions += 1
                     self.alert_log.append(record.body.string_value)
+        return True
 
     @property
     def alerts_path(self) -> Path:

@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig, Transition
 from gensight.processor.analyse.anomaly import SYNC, AnomalyAnalyser, AnomalyConfig
@@ -38,6 +38,12 @@ from gensight.processor.analyse.experiments import ExperimentAnalyser, Experimen
 from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
 from gensight.processor.analyse.state import StateStore
 from gensight.processor.config_fields import reject_unknown
+from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.points import Analyser
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +65,7 @@ class AdminConfig:
         reject_unknown(data, {"endpoint", "token", "token_env", "enabled"}, where)
         env = os.environ if environ is None else environ
         endpoint = str(data.get("endpoint", DEFAULT_ADMIN_ENDPOINT))
-        host, _, port = endpoint.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError(f"{where}.endpoint: must be HOST:PORT, got {endpoint!r}")
+        parse_endpoint(endpoint, f"{where}.endpoint")
         token = data.get("token") or env.get(str(data.get("token_env", ADMIN_TOKEN_ENV))) or None
         return cls(endpoint=endpoint, token=token, enabled=bool(data.get("enabled", True)))
 
@@ -109,7 +113,7 @@ class AnalyticsConfig:
         )
 
 
-class Analytics:
+class Analytics(Analyser):
     """SLO, drift, anomaly, cost and alert analysers sharing one alert engine and one state file."""
 
     def __init__(self, config: AnalyticsConfig | None = None, *, state_dir: str | None = None,
@@ -177,8 +181,8 @@ class Analytics:
             if adm.enabled:
                 log.warning("gensight: admin endpoint off: set analytics.admin.token or %s", ADMIN_TOKEN_ENV)
             return None
-        host, _, port = adm.endpoint.rpartition(":")
-        self.admin = AdminServer(self.drift, adm.token, host.strip("[]"), int(port), on_change=self._save_drift)
+        host, port = parse_endpoint(adm.endpoint, "analytics.admin.endpoint")
+        self.admin = AdminServer(self.drift, adm.token, host, port, on_change=self._save_drift)
         self.admin.start()
         log.info("gensight: admin endpoint on %s", self.admin.url)
         return self.admin
@@ -200,19 +204,19 @@ class Analytics:
             self.store = None
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory for ``pipeline.ANALYSER_FACTORIES`` (``gensight.processor.analyse.analytics:build``)."""
-    from gensight.processor.analyse.alerts import logs_request
+    from gensight.processor.analyse.alert_delivery import logs_request
     from gensight.processor.analyse.state import StateError
     from gensight.processor.config import ConfigError
 
     try:
-        cfg = AnalyticsConfig.from_dict(getattr(config, "analytics", None) or {})
+        cfg = AnalyticsConfig.from_dict(config.analytics)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     state_dir = str(context.state_dir) if context.state_dir is not None else None
     try:
-        analytics = Analytics(cfg, state_dir=state_dir, reset_state=bool(getattr(config.state, "reset", False)),
+        analytics = Analytics(cfg, state_dir=state_dir, reset_state=config.state.reset,
                               deterministic=not context.live)
     except StateError as exc:
         raise ConfigError(f"state.dir: {exc}") from None

@@ -72,7 +72,7 @@ from gensight.processor.analyse.anomaly_state import NUMERIC, Acc, NumRef, Serie
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import series_groups
-from gensight.processor.points import GAUGE, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
 
 ERROR_RATE = "error_rate"
@@ -169,7 +169,7 @@ def _unit(v: Any, key: str) -> float:
     return float(v)
 
 
-class AnomalyAnalyser:
+class AnomalyAnalyser(Analyser):
     def __init__(self, config: AnomalyConfig | None = None, alerts: AlertEngine | None = None) -> None:
         self.config = config or AnomalyConfig()
         self.alerts = alerts

@@ -20,7 +20,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from functools import lru_cache
 from math import isfinite
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ddsketch import DDSketch
@@ -29,7 +29,7 @@ from ddsketch.mapping import LogarithmicMapping
 from gensight.processor.export.metric_builder import series_attributes
 from gensight.processor.normalise.error_class import error_class
 from gensight.processor.pipeline.series import series_groups
-from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
+from gensight.processor.points import GAUGE, HISTOGRAM, SUM, Analyser, HistogramValue, MetricPoint, Window
 from gensight.processor.records import (
     EXECUTE_TOOL,
     F_CACHE_HIT,
@@ -45,6 +45,10 @@ from gensight.processor.records import (
     CallRecord,
     SeriesKey,
 )
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 CALLS = "gensight.calls"
 CALL_DURATION = "gensight.call.duration"
@@ -277,7 +281,7 @@ def _key(k: tuple) -> SeriesKey:
     return SeriesKey(k[1], k[0], k[2], k[3])
 
 
-class SLIAnalyser:
+class SLIAnalyser(Analyser):
     """Implements the ``Analyser`` protocol (plus the optional ``expire`` hook)."""
 
     def __init__(self) -> None:
@@ -421,6 +425,6 @@ class SLIAnalyser:
         return pts
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory used by ``pipeline.build_analysers``."""
     return [SLIAnalyser()]

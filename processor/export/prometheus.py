@@ -7,10 +7,9 @@ Interface::
 
     cfg = PrometheusConfig(endpoint="127.0.0.1:9464"); cfg.validate("prometheus")
     prom = PrometheusEndpoint(cfg); prom.start(); prom.port
-    prom.export(request) -> bool   # Sink protocol, like OtlpExporter/JsonLinesSink: update the store
+    prom.export(request) -> bool   # a ``Sink`` (export/sink.py), like OtlpSink/JsonLinesSink: update the store
     prom.force_flush(); prom.shutdown(timeout_s)
     PrometheusStore().update(request); .render() -> str    # the pure part, usable without a server
-    build_endpoint(section) -> PrometheusEndpoint           # started; section = config or YAML section
 
 Naming (a contract -- Grafana dashboards and alert rules are written against it; it matches the
 Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffixes: false`` and
@@ -51,8 +50,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from gensight.processor.config_fields import ConfigError, Section
+from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.export.sink import Sink
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
-from gensight.processor.receive.grpc_receiver import parse_endpoint
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 _log = logging.getLogger(__name__)
@@ -114,8 +115,8 @@ def _escape_help(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-@dataclass
-class PrometheusConfig:
+@dataclass(frozen=True)
+class PrometheusConfig(Section):
     endpoint: str | None = None  # HOST:PORT; None = endpoint off
     series_ttl_s: float = 300.0
     max_series: int = 50_000
@@ -127,11 +128,11 @@ class PrometheusConfig:
         if self.endpoint is not None:
             parse_endpoint(self.endpoint, f"{prefix}.endpoint")
         if self.series_ttl_s < 0:
-            raise ValueError(f"{prefix}.series_ttl_s: must be >= 0, got {self.series_ttl_s}")
+            raise ConfigError(f"{prefix}.series_ttl_s: must be >= 0, got {self.series_ttl_s}")
         if self.max_series < 1:
-            raise ValueError(f"{prefix}.max_series: must be >= 1, got {self.max_series}")
+            raise ConfigError(f"{prefix}.max_series: must be >= 1, got {self.max_series}")
         if self.workers < 1:
-            raise ValueError(f"{prefix}.workers: must be >= 1, got {self.workers}")
+            raise ConfigError(f"{prefix}.workers: must be >= 1, got {self.workers}")
         if self.tls is not None:
             self.tls.validate(f"{prefix}.tls")
         self.auth.validate(f"{prefix}.auth")
@@ -340,7 +341,7 @@ def _labels_text(labels: Labels) -> str:
     return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels) + "}"
 
 
-class PrometheusEndpoint:
+class PrometheusEndpoint(Sink):
     """``GET /metrics`` over a bounded stdlib HTTP server; also a Sink (``export(request)``)."""
 
     def __init__(self, config: PrometheusConfig, store: PrometheusStore | None = None) -> None:
@@ -355,7 +356,7 @@ class PrometheusEndpoint:
 
     def start(self) -> None:
         if self.config.endpoint is None:
-            raise ValueError("prometheus.endpoint: not set")
+            raise ConfigError("prometheus.endpoint: not set")
         host, port = parse_endpoint(self.config.endpoint, "prometheus.endpoint")
         handler = type("PromHandler", (_ScrapeHandler,), {"endpoint": self})
         try:
@@ -384,20 +385,6 @@ class PrometheusEndpoint:
         if server is not None:
             server.stop(timeout_s)
         return True
-
-
-def build_endpoint(section: Any) -> PrometheusEndpoint:
-    """A *started* endpoint from ``PrometheusConfig`` or any object with the same attribute names
-    (the processor YAML's ``prometheus`` section). Stop it with ``shutdown()``."""
-    if isinstance(section, PrometheusConfig):
-        config = section
-    else:
-        known = {f: getattr(section, f) for f in PrometheusConfig.__dataclass_fields__ if hasattr(section, f)}
-        config = PrometheusConfig(**known)
-    config.validate("prometheus")
-    endpoint = PrometheusEndpoint(config)
-    endpoint.start()
-    return endpoint
 
 
 class _ScrapeHandler(http.server.BaseHTTPRequestHandler):

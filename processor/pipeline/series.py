@@ -18,6 +18,7 @@ from math import isfinite
 from operator import is_not, itemgetter
 from typing import Any, NamedTuple
 
+from gensight.processor.config_fields import Section, check, fmt
 from gensight.processor.records import (
     F_END_NS,
     F_KIND,
@@ -38,9 +39,15 @@ if (F_KIND, F_SERVICE, F_PROVIDER, F_TARGET) != (0, 1, 2, 3):
 
 
 @dataclass(frozen=True)
-class SeriesConfig:
+class SeriesConfig(Section):
+    """The ``series`` section: the cardinality cap and idle expiry of the series registry."""
+
     max_series: int = 2000
     idle_expiry_s: float = 3600.0
+
+    def validate(self, key: str = "series") -> None:
+        check(self.max_series > 0, f"{key}.max_series", f"must be > 0, got {fmt(self.max_series)}")
+        check(self.idle_expiry_s >= 0, f"{key}.idle_expiry_s", f"must be >= 0, got {fmt(self.idle_expiry_s)}")
 
 
 class SeriesRegistry:

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from gensight.processor.analyse.alerts import FIRING, AlertEngine, summary
+from gensight.processor.analyse.alert_delivery import summary
+from gensight.processor.analyse.alerts import FIRING, AlertEngine
 from gensight.processor.analyse.analytics import run_windows
 from gensight.processor.analyse.anomaly import N_TESTS, AnomalyAnalyser, AnomalyConfig
 from gensight.processor.records import CallRecord, SeriesKey

@@ -304,12 +304,11 @@ def _prometheus_port(proc: subprocess.Popen) -> int:
     pytest.fail("prometheus did not start listening")
 
 
-def test_build_endpoint_starts_from_a_yaml_section():
-    from types import SimpleNamespace
+def test_the_yaml_prometheus_section_is_the_endpoint_config():
+    from gensight.processor.config import config_from_mapping
 
-    from gensight.processor.export.prometheus import build_endpoint
-
-    prom = build_endpoint(SimpleNamespace(endpoint="127.0.0.1:0"))
+    prom = PrometheusEndpoint(config_from_mapping({"prometheus": {"endpoint": "127.0.0.1:0"}}).prometheus)
+    prom.start()
     try:
         prom.export(contract_request(2))
         assert 'service_name="chat-app"} 2' in get(prom.port)[2]

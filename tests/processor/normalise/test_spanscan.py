@@ -21,6 +21,7 @@ from otlp_wire import key_value, length_delimited
 
 from gensight.pricing import PricingTable
 from gensight.processor.normalise import normaliser as normalise
+from gensight.processor.normalise import values as slot_values
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
 
 KEY = b"test-key"
@@ -215,6 +216,6 @@ def test_scanner_skips_non_genai_spans_unread():
 
 
 def test_unusable_values_are_bad_numbers_but_never_names():
-    assert normalise._number(normalise.UNUSABLE) is False
-    assert normalise._str(normalise.UNUSABLE) is None
-    assert normalise._number(math.inf) is False and normalise._number("7") == 7.0
+    assert slot_values._number(slot_values.UNUSABLE) is False
+    assert slot_values._str(slot_values.UNUSABLE) is None
+    assert slot_values._number(math.inf) is False and slot_values._number("7") == 7.0
