@@ -30,7 +30,7 @@ from otlp_wire import length_delimited
 
 from gensight.processor.config import config_from_mapping
 from gensight.processor.export.metric_builder import flatten
-from gensight.processor.normalise import normaliser as normaliser_module
+from gensight.processor.normalise import slot_table
 from gensight.processor.receive.decode import message_to_otlp_json
 from gensight.processor.server import ProcessorServer
 
@@ -63,8 +63,8 @@ class ListSink:
 @pytest.fixture(params=["c-scanner", "protobuf-api"])
 def processor(request, monkeypatch) -> Iterator[tuple[ProcessorServer, ListSink]]:
     if request.param == "protobuf-api":
-        monkeypatch.setattr(normaliser_module, "_spanscan", None)
-    elif normaliser_module._spanscan is None:
+        monkeypatch.setattr(slot_table, "_spanscan", None)
+    elif slot_table._spanscan is None:
         pytest.skip("the C span scanner is not built here")
     sink = ListSink()
     config = config_from_mapping({
