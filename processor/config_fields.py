@@ -1,20 +1,131 @@
-"""Field checks shared by the analytics config classes (drift, anomaly, cost, alerts, SLOs, admin).
+"""The configuration system's mechanics: ``Section``, the typed builder, ``ConfigError``, field rules.
 
-They live apart from ``gensight.processor.config`` because that module imports every pipeline
-stage's config, and the analytics modules must stay importable on their own. Every error is a
-``ValueError`` whose message starts with the key's full dotted path, so a bad config file points
-at the line to fix.
+Why here and not in ``gensight.processor.config``: that module lists every section, so it imports
+every stage; the stages (and the analytics modules) import this leaf module instead. Every error is
+a ``ConfigError`` (a ``ValueError``) whose message starts with the key's full dotted path
+(``pipeline.window_s: must be > 0, got -5``), so a bad config file points at the line to fix.
+
+One code path for every section::
+
+    @dataclass(frozen=True)
+    class QualityConfig(Section):            # 1. a frozen dataclass subclassing Section,
+        enabled: bool = False                #    defaults in ONE place (the stage uses it as is)
+        max_judges: int = 8
+
+        def validate(self, key: str) -> None:            # 2. value rules, naming the dotted key
+            check(self.max_judges > 0, f"{key}.max_judges", f"must be > 0, got {self.max_judges}")
+
+    # 3. in processor/config.py, one line in ProcessorConfig:
+    quality: QualityConfig = field(default_factory=QualityConfig)
+
+``Section.from_mapping(data, key)`` builds it from YAML: unknown keys fail, each value is checked
+against its field's type hint (``bool``, ``int``, ``float``, ``str``, ``X | None``, ``tuple[X, ...]``,
+``Mapping``, a nested ``Section``), then ``validate(key)`` runs. CLI overrides
+(``ProcessorConfig.with_values``) go through the same coercion. A section whose YAML shape is not
+its field shape (e.g. a list of objects) overrides ``from_mapping`` and still raises
+``ConfigError``. The analytics sections (``analytics.slo``, ``analytics.drift``, ...) are parsed by
+``AnalyticsConfig.from_dict`` with the field rules below (``fields_from_mapping``), which raise the
+same ``ConfigError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message starts with the dotted key at fault."""
+
 
 # a per-field rule: (value, dotted key) -> the checked value
 FieldRule = Callable[[Any, str], Any]
+S = TypeVar("S", bound="Section")
+
+
+def check(cond: bool, key: str, message: str) -> None:
+    """Raise ``ConfigError("<key>: <message>")`` unless ``cond``."""
+    if not cond:
+        raise ConfigError(f"{key}: {message}")
+
+
+def fmt(x: Any) -> str:
+    """A number as config errors print it (``-5``, ``0.5``)."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+class Section:
+    """Base of every config section (subclasses are frozen dataclasses; see the module docstring)."""
+
+    def validate(self, key: str) -> None:
+        """Value rules across fields; raise ``ConfigError`` naming ``key.<field>``. Default: none."""
+        return None
+
+    @classmethod
+    def from_mapping(cls: type[S], data: Any, key: str) -> S:
+        """The section from its YAML mapping (``None`` = all defaults), checked and validated."""
+        return build_section(cls, {} if data is None else data, key)
+
+
+def build_section(cls: type[S], data: Any, key: str) -> S:
+    """Dataclass ``cls`` from ``data``: unknown keys fail, values are coerced by the field types,
+    then ``validate(key)`` runs; any ``ValueError`` comes out as a ``ConfigError`` naming ``key``."""
+    check(isinstance(data, Mapping), key, f"must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs = {}
+    for name, value in data.items():
+        if name not in names:
+            raise ConfigError(f"{key}.{name}: unknown key (expected one of: {', '.join(names)})")
+        kwargs[name] = coerce(hints[name], value, f"{key}.{name}")
+    try:
+        obj = cls(**kwargs)
+        obj.validate(key)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc) if str(exc).startswith(key) else f"{key}: {exc}") from None
+    return obj
+
+
+def coerce(tp: Any, value: Any, key: str) -> Any:
+    """``value`` checked against the type hint ``tp`` (see the module docstring)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(inner[0], value, key)
+    if isinstance(tp, type) and issubclass(tp, Section):
+        return value if isinstance(value, tp) else tp.from_mapping(value, key)
+    if tp is Any:
+        return value
+    if tp is bool:
+        check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        check(isinstance(value, (int, float)) and not isinstance(value, bool), key, f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        check(isinstance(value, (str, int, float)) and not isinstance(value, bool), key, f"must be a string, got {value!r}")
+        return str(value)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        check(isinstance(value, (list, tuple)), key, f"must be a list, got {value!r}")
+        return tuple(coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or tp is Mapping:
+        check(isinstance(value, Mapping), key, f"must be a mapping, got {value!r}")
+        return dict(value)
+    return value
 
 
 def reject_unknown(data: Mapping[str, Any], known: Collection[str], where: str, *, sort: bool = True) -> None:
@@ -22,25 +133,25 @@ def reject_unknown(data: Mapping[str, Any], known: Collection[str], where: str, 
     unknown = sorted(set(data) - set(known))
     if unknown:
         listed = sorted(known) if sort else list(known)
-        raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(listed)})")
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(listed)})")
 
 
 def boolean(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{key}: must be true or false, got {value!r}")
+        raise ConfigError(f"{key}: must be true or false, got {value!r}")
     return value
 
 
 def positive_int(value: Any, key: str, minimum: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{key}: must be a positive integer, got {value!r}")
+        raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
     return value
 
 
 def positive_number(value: Any, key: str) -> float:
     """A finite number > 0 (NaN and infinity are rejected), as a float."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < float(value) < math.inf:
-        raise ValueError(f"{key}: must be a positive number, got {value!r}")
+        raise ConfigError(f"{key}: must be a positive number, got {value!r}")
     return float(value)
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+from gensight.processor.export.sink import Sink
 
 logger = logging.getLogger("gensight.processor.server")
 
@@ -18,6 +21,23 @@ logger = logging.getLogger("gensight.processor.server")
 # the whole heap of analyser state) the collector took a measurable share of the throughput
 # (bench/processor_throughput.py: b/a ≈ 0.56 → 0.65). Reference cycles still get collected.
 GC_THRESHOLDS = (20_000, 50, 100)
+
+
+class Receiver(Protocol):
+    """What the server needs of a receiver (``GrpcReceiver``, ``HttpReceiver``, any new one):
+    ``name`` is the ``receiver`` attribute of ``gensight.processor.requests``; ``stats()`` a
+    NamedTuple of request counts by outcome (its ``requests`` field is the total)."""
+
+    name: str
+
+    @property
+    def port(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, grace_s: float = 5.0) -> None: ...
+
+    def stats(self) -> NamedTuple: ...
 
 
 def tune_gc() -> None:
@@ -42,7 +62,7 @@ def export_configured(config: Any, environ: dict[str, str] | None = None) -> boo
 class ProcessorServer:
     """Receivers + pipeline + sinks, startable in-process (tests, ``gensight demo``)."""
 
-    def __init__(self, config: Any, *, sinks: list[Any] | None = None, analysers: Any = None,
+    def __init__(self, config: Any, *, sinks: Sequence[Any] | None = None, analysers: Any = None,
                  wall_ns: Any = None):
         """``wall_ns``: the wall clock (``time.time_ns``) — injectable so tests that carry
         fixed span timestamps can pin "now" to them."""
@@ -51,24 +71,29 @@ class ProcessorServer:
         from gensight.processor.pipeline.pipeline import Pipeline
 
         self.config = config
-        self.sinks = list(sinks) if sinks is not None else build_sinks(config)
-        self.pipeline = Pipeline(config, self.sinks, live=True, analysers=analysers,
-                                 wall_ns=wall_ns or time.time_ns)
-        self.receivers: list[Any] = []
+        self.pipeline = Pipeline(config, build_sinks(config) if sinks is None else sinks, live=True,
+                                 analysers=analysers, wall_ns=wall_ns or time.time_ns)
+        self.sinks: list[Sink] = self.pipeline.sinks  # adopted once by the pipeline (``as_sink``)
+        self.receivers: list[Receiver] = []
         self.grpc_port = 0
         self.http_port = 0
         self.prometheus_port = 0
+        self.ui_port = 0
+        self.ui_url = ""
 
     def start(self) -> None:
         from gensight.processor.receive.grpc_receiver import GrpcReceiver
+        from gensight.processor.ui.server import StatusPage
 
         self.pipeline.start()
         ready = self.pipeline.ready
         try:
             for sink in self.sinks:
-                if hasattr(sink, "start"):
-                    sink.start()
-                    self.prometheus_port = getattr(sink, "port", 0)
+                sink.start()
+                if isinstance(sink, StatusPage):
+                    self.ui_port, self.ui_url = sink.port, sink.url
+                else:
+                    self.prometheus_port = self.prometheus_port or sink.port
             if self.config.receivers.grpc is not None:
                 grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready,
                                        logs_consumer=self.pipeline.consume_logs)
@@ -87,7 +112,7 @@ class ProcessorServer:
         except Exception:
             self.stop()
             raise
-        self._telemetry_receivers = list(self.receivers)  # kept after stop() for the final flush
+        self._telemetry_receivers: list[Receiver] = list(self.receivers)  # kept after stop() for the final flush
         self.pipeline.self_telemetry_sources.append(self._ingest_telemetry)
 
     def _ingest_telemetry(self) -> list[tuple[str, str, tuple, float]]:
@@ -97,14 +122,12 @@ class ProcessorServer:
         export buffer overflowed or a failure was not retryable, rejected by the backend)."""
         rows: list[tuple[str, str, tuple, float]] = []
         for rx in self._telemetry_receivers:
-            name = "grpc" if "Grpc" in type(rx).__name__ else "http"
             for outcome, value in rx.stats()._asdict().items():
                 if outcome != "requests":
-                    rows.append(("gensight.processor.requests", "{request}", (("receiver", name), ("outcome", outcome)), value))
+                    rows.append(("gensight.processor.requests", "{request}", (("receiver", rx.name), ("outcome", outcome)), value))
         for sink in self.sinks:
-            stats = getattr(getattr(sink, "metrics", None), "stats", None)
-            if stats is not None:
-                s = stats()
+            s = sink.delivery_stats()
+            if s is not None:
                 for outcome, value in (("sent", s.sent_items), ("dropped", s.dropped_items), ("rejected", s.rejected_items)):
                     rows.append(("gensight.processor.export.items", "{item}", (("outcome", outcome),), value))
         return rows
@@ -118,20 +141,18 @@ class ProcessorServer:
         self.receivers.clear()
         self.pipeline.close(flush=True)
         for sink in self.sinks:
-            for name in ("shutdown", "stop", "close"):
-                fn = getattr(sink, name, None)
-                if fn is not None:
-                    try:
-                        fn()
-                    except Exception:
-                        logger.exception("gensight: stopping sink %r failed", sink)
-                    break
+            try:
+                sink.shutdown()
+            except Exception:
+                logger.exception("gensight: stopping sink %r failed", sink)
 
 
-def build_sinks(config: Any) -> list[Any]:
+def build_sinks(config: Any) -> list[Sink]:
     """The OTLP metrics (+ alert logs) exporter when an endpoint is configured, and the
     Prometheus scrape endpoint when enabled."""
-    sinks: list[Any] = []
+    from gensight.processor.export.otlp import OtlpSink
+
+    sinks: list[Sink] = []
     if export_configured(config):
         sinks.append(OtlpSink(config.export))
     else:
@@ -141,32 +162,11 @@ def build_sinks(config: Any) -> list[Any]:
         from gensight.processor.export.prometheus import PrometheusEndpoint
 
         sinks.append(PrometheusEndpoint(config.prometheus))  # started by ProcessorServer.start
+    ui = getattr(config, "ui", None)
+    if ui is not None and ui.endpoint:
+        from gensight.processor.ui.server import build_status_page
+
+        page = build_status_page(config)
+        if page is not None:
+            sinks.append(page)  # started by ProcessorServer.start
     return sinks
-
-
-class OtlpSink:
-    """Metrics to the OTLP metrics exporter; alert log records (``export_logs``) to a logs
-    exporter on the same settings, created on first use."""
-
-    def __init__(self, config: Any):
-        from gensight.processor.export.otlp import OtlpExporter
-
-        self._config = config
-        self.metrics = OtlpExporter(config, signal="metrics")
-        self._logs: Any = None
-
-    def export(self, request: Any) -> bool:
-        return bool(self.metrics.export(request))
-
-    def export_logs(self, request: Any) -> bool:
-        if self._logs is None:
-            from gensight.processor.export.otlp import OtlpExporter
-
-            self._logs = OtlpExporter(self._config, signal="logs")
-        return bool(self._logs.export(request))
-
-    def shutdown(self, timeout_s: float = 10.0) -> bool:
-        ok = self.metrics.shutdown(timeout_s)
-        if self._logs is not None:
-            ok = self._logs.shutdown(timeout_s) and ok
-        return bool(ok)

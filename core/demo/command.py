@@ -29,6 +29,7 @@ DEFAULT_DURATION_S = 90.0
 DEFAULT_SPEED = 20.0  # event seconds per wall-clock second: 90 s of wall time = 30 min of traffic
 DEFAULT_WINDOW_S = 60.0  # event time
 DEFAULT_SEED = 7
+DEFAULT_UI_ENDPOINT = "127.0.0.1:0"
 
 
 def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
@@ -63,13 +64,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="where to write the exported metrics as OTLP/JSON lines (default: a file in a new temp directory)",
     )
     parser.add_argument(
+        "--ui-endpoint", metavar="HOST:PORT", default=DEFAULT_UI_ENDPOINT,
+        help="where to serve the status page (default %(default)s: loopback, a free port; 'off' for none)",
+    )
+    parser.add_argument(
         "--plain", action="store_true",
         help="print one line per window instead of the live view (the default without a terminal)",
     )
 
 
 # what the demo needs beyond the base install (the ``demo`` extra)
-REQUIRED_MODULES = {"openai": "openai", "rich": "rich", "grpc": "grpcio", "sklearn": "scikit-learn"}
+REQUIRED_MODULES = {"openai": "openai", "rich": "rich", "grpc": "grpcio", "sklearn": "scikit-learn",
+                    "matplotlib": "matplotlib", "aiohttp": "aiohttp"}
 
 
 def missing_packages() -> list[str]:
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         output=output,
         workdir=workdir,
         live=not args.plain and sys.stdout.isatty() and os.environ.get("TERM") != "dumb",
+        ui_endpoint=None if args.ui_endpoint in ("", "off") else args.ui_endpoint,
     )
     started = time.monotonic()
     print(

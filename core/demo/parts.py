@@ -127,6 +127,10 @@ class ProcessorHandle:
     def grpc_endpoint(self) -> str:
         return f"127.0.0.1:{self._server.grpc_port}"
 
+    @property
+    def ui_url(self) -> str:
+        return str(self._server.ui_url)
+
     def stop(self) -> None:
         """Stop the receiver, drain the queue, close every open window and export it (once)."""
         if self._stopped:
@@ -145,11 +149,13 @@ def metrics_file_sink(path: Path) -> Any:
 
 
 def start_processor(
-    state_dir: Path, window_s: float, lateness_s: float, sinks: Sequence[Any], windows_total: int
+    state_dir: Path, window_s: float, lateness_s: float, sinks: Sequence[Any], windows_total: int,
+    ui_endpoint: str | None = None,
 ) -> ProcessorHandle:
     """Start the processor in this process with the demo's embedded configuration.
 
-    The receivers bind 127.0.0.1 on ephemeral ports (the workload uses gRPC); no Prometheus.
+    The receivers bind 127.0.0.1 on ephemeral ports (the workload uses gRPC); no Prometheus. With
+    ``ui_endpoint`` the status page is one more sink (``ProcessorHandle.ui_url``).
     """
     from gensight.processor.config import config_from_mapping
     from gensight.processor.pipeline import pipeline as pipeline_mod
@@ -164,9 +170,17 @@ def start_processor(
                          "max_future_skew_s": None},
             "state": {"dir": str(state_dir)},
             "analytics": analytics_cfg,
+            "ui": {"endpoint": ui_endpoint},
         }
     )
-    server = ProcessorServer(config, sinks=list(sinks))
+    sinks = list(sinks)
+    if ui_endpoint:
+        from gensight.processor.ui.server import build_status_page
+
+        page = build_status_page(config)
+        if page is not None:
+            sinks.append(page)
+    server = ProcessorServer(config, sinks=sinks)
     analytics = None
     if not any("analytics" in factory for factory in pipeline_mod.ANALYSER_FACTORIES):
         # the analytics stage is not registered with the pipeline in this build: add it here

@@ -34,6 +34,7 @@ from gensight.demo.scenario import (
     simulated_windows,
 )
 from gensight.demo.view import DemoView, windows_from_request
+from gensight.processor.export.sink import Sink
 from gensight.processor.points import MetricPoint, Window
 
 SERVICE_START_TIMEOUT_S = 60.0  # importing openai + OTel on a loaded machine can take a while
@@ -54,6 +55,7 @@ class DemoConfig:
     live: bool
     services: tuple[str, ...] = SERVICES
     allowed_lateness_s: float | None = None  # event time; default below
+    ui_endpoint: str | None = None  # the status page (HOST:PORT); None = off
 
     def lateness_s(self) -> float:
         """Allowed lateness in event time: a second of wall clock (span batching, gRPC, a busy
@@ -121,7 +123,7 @@ class ServiceProcess:
             self._log.close()
 
 
-class DemoRunner:
+class DemoRunner(Sink):
     def __init__(self, config: DemoConfig, out: IO[str] | None = None) -> None:
         self.config = config
         self.out = out or sys.stdout
@@ -133,12 +135,13 @@ class DemoRunner:
         self.event_end_ns = 0
 
     # the processor's export stage calls this (its worker thread) for every exported request
-    def export(self, request: Any) -> None:
+    def export(self, request: Any) -> bool:
         for window, points in windows_from_request(request, int(self.config.window_s * NS_PER_S)):
             self.windows.put((window, points))
+        return True
 
     # ... and this for alert transitions, exported as OTLP log records
-    def export_logs(self, request: Any) -> None:
+    def export_logs(self, request: Any) -> bool:
         if self.logs_sink is not None:
             self.logs_sink.export(request)
         for rl in request.resource_logs:
@@ -146,6 +149,7 @@ class DemoRunner:
                 for record in sl.log_records:
                     self.alert_transitions += 1
                     self.alert_log.append(record.body.string_value)
+        return True
 
     @property
     def alerts_path(self) -> Path:
@@ -170,13 +174,15 @@ class DemoRunner:
         try:
             processor = start_processor(
                 state_dir=state_dir, window_s=cfg.window_s, lateness_s=cfg.lateness_s(),
-                sinks=[self, file_sink], windows_total=windows_total,
+                sinks=[self, file_sink], windows_total=windows_total, ui_endpoint=cfg.ui_endpoint,
             )
         except BaseException:
             file_sink.shutdown()
             self.logs_sink.shutdown()
             provider.stop()
             raise
+        if processor.ui_url:
+            self._print(f"gensight demo: status page {processor.ui_url}")
         services: list[ServiceProcess] = []
         try:
             for name in cfg.services:

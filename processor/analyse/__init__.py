@@ -1,16 +1,16 @@
 """Analyse: the analysers that turn a closed window of call records into metric points.
 
 SLIs, SLO burn rates, drift, anomaly, cost and budgets, content flags, live experiments, and the
-alert engine they feed; ``analytics`` wires them from the config, ``state`` persists their
+alert engine they feed (``alerts``: the state machine; ``alert_delivery``: OTLP log records and the
+Alertmanager webhook); ``analytics`` wires them from the config, ``state`` persists their
 baselines (SQLite), ``admin`` serves the baseline endpoints. ``comparison`` is the offline
 experiment report behind ``gensight compare``."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gensight.processor._lazy import lazy_exports
 
-__all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "Comparison", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "ExperimentAnalyser", "ExperimentConfig", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "compare_arms", "run_windows"]
+__all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "Comparison", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "ExampleTracker", "ExperimentAnalyser", "ExperimentConfig", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "compare_arms", "run_windows"]
 
 _EXPORTS = {
     "Analytics": "gensight.processor.analyse.analytics",
@@ -26,6 +26,7 @@ _EXPORTS = {
     "CostConfig": "gensight.processor.analyse.cost",
     "DriftAnalyser": "gensight.processor.analyse.drift",
     "DriftConfig": "gensight.processor.analyse.drift",
+    "ExampleTracker": "gensight.processor.analyse.examples",
     "SLIAnalyser": "gensight.processor.analyse.sli",
     "SLOAnalyser": "gensight.processor.analyse.slo",
     "SLOConfig": "gensight.processor.analyse.slo",
@@ -40,16 +41,4 @@ _EXPORTS = {
     "ExperimentConfig": "gensight.processor.analyse.experiments",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import on first use (PEP 562): a stage's package stays cheap to import and free of cycles."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,28 +16,25 @@ Rules (per alert name and series; one state each, which is the de-duplication):
 * after a resolve, the same alert on the same series cannot go pending again for
   ``cooldown_s`` (default 15 min); evaluations suppressed that way are counted, not reported.
 
-Transitions leave as OTLP log records (:func:`logs_request`), as the ``gensight.alerts.active``
-gauge, and optionally as an Alertmanager-compatible webhook (:class:`WebhookSender`), which runs
-in a background thread with a bounded queue and never blocks the pipeline.
+Transitions leave as OTLP log records, as the ``gensight.alerts.active`` gauge, and optionally as
+an Alertmanager-compatible webhook, which runs in a background thread with a bounded queue and
+never blocks the pipeline; the two output formats live in ``alert_delivery.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import queue
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gensight.processor.config_fields import reject_unknown
-from gensight.processor.points import GAUGE, Attributes, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, Attributes, MetricPoint, Window
 from gensight.processor.records import CallRecord
+
+if TYPE_CHECKING:
+    from gensight.processor.analyse.alert_delivery import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +47,6 @@ PAGE = "page"
 TICKET = "ticket"
 SEVERITIES = (PAGE, TICKET)
 
-# OTLP log severity numbers (opentelemetry.proto.logs.v1.SeverityNumber)
-_SEVERITY_NUMBER = {(FIRING, PAGE): 17, (FIRING, TICKET): 13}
-_SEVERITY_TEXT = {17: "ERROR", 13: "WARN", 9: "INFO"}
 
 DEFAULT_COOLDOWN_S = 900.0
 DEFAULT_STALE_AFTER_S = 900.0
@@ -84,6 +78,7 @@ class AlertsConfig:
     rules: Mapping[str, RuleConfig] = field(default_factory=dict)
     webhook: WebhookConfig | None = None
     max_alerts: int = DEFAULT_MAX_ALERTS
+    trace_url_template: str = ""  # e.g. http://jaeger:16686/trace/{trace_id}: example-trace links
 
     def rule(self, name: str) -> RuleConfig:
         r = self.rules.get(name)
@@ -95,7 +90,8 @@ class AlertsConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "alerts") -> AlertsConfig:
         data = dict(data or {})
-        known = {"cooldown_s", "for_s", "stale_after_s", "runbook_base_url", "rules", "webhook", "max_alerts"}
+        known = {"cooldown_s", "for_s", "stale_after_s", "runbook_base_url", "rules", "webhook", "max_alerts",
+                 "trace_url_template"}
         reject_unknown(data, known, where)
         cooldown = _nonneg(data.get("cooldown_s", DEFAULT_COOLDOWN_S), f"{where}.cooldown_s")
         for_s = _nonneg(data.get("for_s", 0.0), f"{where}.for_s")
@@ -136,7 +132,16 @@ class AlertsConfig:
             rules=rules,
             webhook=webhook,
             max_alerts=int(_positive(data.get("max_alerts", DEFAULT_MAX_ALERTS), f"{where}.max_alerts")),
+            trace_url_template=_trace_url_template(data.get("trace_url_template"), f"{where}.trace_url_template"),
         )
+
+
+def _trace_url_template(value: Any, where: str) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or "{trace_id}" not in value:
+        raise ValueError(f"{where}: must be a URL containing {{trace_id}}, got {value!r}")
+    return value
 
 
 def _nonneg(value: Any, where: str) -> float:
@@ -171,6 +176,7 @@ class Transition(NamedTuple):
     attributes: Attributes
     runbook_url: str
     reason: str = ""
+    example_trace_ids: tuple[str, ...] = ()  # hex trace ids of calls that explain it (analyse/examples.py)
 
 
 class _State:
@@ -189,7 +195,7 @@ class _State:
         self.attributes: Attributes = ()
 
 
-class AlertEngine:
+class AlertEngine(Analyser):
     """Holds every alert's state; fed by detectors, closed last in each window.
 
     It is also an ``Analyser``: ``observe`` does nothing, ``close`` checks staleness and emits
@@ -203,7 +209,13 @@ class AlertEngine:
         self._lock = threading.Lock()
         self.suppressed = 0  # evaluations held back by a cooldown
         self.dropped_states = 0  # alerts not tracked because max_alerts was reached
-        self.webhook: WebhookSender | None = WebhookSender(self.config.webhook) if self.config.webhook else None
+        self.webhook: WebhookSender | None = None
+        if self.config.webhook:
+            from gensight.processor.analyse.alert_delivery import WebhookSender
+
+            self.webhook = WebhookSender(self.config.webhook, self.config.trace_url_template)
+        # (alert, series, service, attributes, time_ns) -> example trace ids; None = none attached
+        self.examples: Callable[[str, str, str, Attributes, int], tuple[str, ...]] | None = None
         # where transitions go at each close (the pipeline: OTLP log records); None = keep them
         # for drain_transitions()
         self.sink: Callable[[list[Transition]], None] | None = None
@@ -266,8 +278,9 @@ class AlertEngine:
         self._emit(alert, series, st, rule, time_ns, reason)
 
     def _emit(self, alert: str, series: str, st: _State, rule: RuleConfig, time_ns: int, reason: str = "") -> None:
+        examples = self.examples(alert, series, st.service, st.attributes, time_ns) if self.examples else ()
         t = Transition(alert, series, st.state, st.severity, st.value, st.threshold, time_ns, st.since_ns,
-                       st.service, st.attributes, rule.runbook_url, reason)
+                       st.service, st.attributes, rule.runbook_url, reason, examples)
         self._pending_out.append(t)
         if self.webhook is not None and st.state in (FIRING, RESOLVED):
             self.webhook.submit(t)
@@ -353,176 +366,3 @@ class AlertEngine:
     def shutdown(self, timeout_s: float = 5.0) -> None:
         if self.webhook is not None:
             self.webhook.shutdown(timeout_s)
-
-
-# -- OTLP logs ------------------------------------------------------------------------------
-
-def severity_number(t: Transition) -> int:
-    return _SEVERITY_NUMBER.get((t.state, t.severity), 9)
-
-
-def log_attributes(t: Transition) -> list[tuple[str, str | float]]:
-    """Attributes of the log record for a transition (documented in docs/attributes.md)."""
-    attrs: list[tuple[str, str | float]] = [
-        ("gensight.alert.name", t.alert),
-        ("gensight.alert.state", t.state),
-        ("gensight.alert.severity", t.severity),
-        ("gensight.alert.series", t.series),
-        ("gensight.alert.value", t.value),
-        ("gensight.alert.threshold", t.threshold),
-        ("runbook_url", t.runbook_url),
-    ]
-    if t.reason:
-        attrs.append(("gensight.alert.reason", t.reason))
-    attrs.extend((k, v) for k, v in t.attributes if not isinstance(v, bool))  # type: ignore[misc]
-    return attrs
-
-
-def logs_request(transitions: Sequence[Transition]) -> Any:
-    """An OTLP ``ExportLogsServiceRequest`` with one log record per transition, grouped by service."""
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
-    req = ExportLogsServiceRequest()
-    by_service: dict[str, Any] = {}
-    for t in transitions:
-        svc = t.service or "gensight"
-        scope_logs = by_service.get(svc)
-        if scope_logs is None:
-            rl = req.resource_logs.add()
-            rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=svc)))
-            scope_logs = rl.scope_logs.add()
-            scope_logs.scope.name = "gensight.processor.alerts"
-            by_service[svc] = scope_logs
-        rec = scope_logs.log_records.add()
-        rec.time_unix_nano = t.time_ns
-        rec.observed_time_unix_nano = t.time_ns
-        num = severity_number(t)
-        rec.severity_number = num  # type: ignore[assignment]
-        rec.severity_text = _SEVERITY_TEXT[num]
-        rec.body.string_value = summary(t)
-        rec.event_name = "gensight.alert"
-        for k, v in log_attributes(t):
-            av = AnyValue(double_value=v) if isinstance(v, float) else AnyValue(string_value=str(v))
-            rec.attributes.append(KeyValue(key=k, value=av))
-    return req
-
-
-def summary(t: Transition) -> str:
-    text = f"{t.state.upper()} {t.alert} [{t.severity}] {t.series}: value {t.value:.4g} vs threshold {t.threshold:.4g}"
-    why = explanation(t)
-    return f"{text} ({why})" if why else text
-
-
-def explanation(t: Transition) -> str:
-    """"error_rate 0.094 vs 0.004": the signal that drove the alert, its window value and its
-    baseline value (attributes ``gensight.alert.signal`` / ``.signal_value`` / ``.baseline``), or ""."""
-    attrs = dict(t.attributes)
-    signal = attrs.get("gensight.alert.signal")
-    if not signal:
-        return ""
-    value, base = attrs.get("gensight.alert.signal_value"), attrs.get("gensight.alert.baseline")
-    if isinstance(value, (int, float)) and isinstance(base, (int, float)):
-        return f"{signal} {value:.4g} vs {base:.4g}"
-    return str(signal)
-
-
-# -- webhook --------------------------------------------------------------------------------
-
-def _rfc3339(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def alertmanager_payload(transitions: Sequence[Transition], receiver: str = "gensight") -> dict[str, Any]:
-    """The JSON body Alertmanager sends to webhook receivers (version 4), so the same consumers work."""
-    alerts = []
-    for t in transitions:
-        labels = {"alertname": t.alert, "severity": t.severity, "series": t.series, "service": t.service or "gensight"}
-        alerts.append({
-            "status": "resolved" if t.state == RESOLVED else "firing",
-            "labels": labels,
-            "annotations": {
-                "summary": summary(t),
-                "value": f"{t.value:.6g}",
-                "threshold": f"{t.threshold:.6g}",
-                "runbook_url": t.runbook_url,
-            },
-            "startsAt": _rfc3339(t.starts_ns),
-            "endsAt": _rfc3339(t.time_ns) if t.state == RESOLVED else "0001-01-01T00:00:00Z",
-            "generatorURL": "",
-            "fingerprint": hashlib.sha256(f"{t.alert}\x00{t.series}".encode()).hexdigest()[:16],
-        })
-    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    return {
-        "version": "4",
-        "groupKey": "{}:{alertname=\"gensight\"}",
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": receiver,
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "",
-        "alerts": alerts,
-    }
-
-
-class WebhookSender:
-    """Posts transitions to a webhook from one daemon thread; the queue is bounded, overflow is counted."""
-
-    def __init__(self, config: WebhookConfig) -> None:
-        self.config = config
-        self._q: queue.Queue[Transition | None] = queue.Queue(maxsize=config.max_queue)
-        self.sent = 0
-        self.failed = 0
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="gensight-alert-webhook", daemon=True)
-        self._thread.start()
-
-    def submit(self, t: Transition) -> None:
-        try:
-            self._q.put_nowait(t)
-        except queue.Full:
-            self.dropped += 1
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < 100:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._post(batch)
-                    return
-                batch.append(nxt)
-            self._post(batch)
-
-    def _post(self, batch: list[Transition]) -> None:
-        body = json.dumps(alertmanager_payload(batch)).encode()
-        for _attempt in range(self.config.max_attempts):
-            req = urllib.request.Request(self.config.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=self.config.timeout_s) as resp:
-                    if 200 <= resp.status < 300:
-                        self.sent += len(batch)
-                        return
-            except urllib.error.HTTPError as exc:
-                if 400 <= exc.code < 500 and exc.code != 429:
-                    break  # permanent
-            except (OSError, ValueError) as exc:
-                log.debug("alert webhook post failed: %s", exc)
-        self.failed += len(batch)
-        log.warning("alert webhook: could not deliver %d alert transition(s) to %s", len(batch), self.config.url)
-
-    def shutdown(self, timeout_s: float = 5.0) -> None:
-        try:
-            self._q.put(None, timeout=timeout_s)
-        except queue.Full:
-            pass
-        self._thread.join(timeout_s)

@@ -17,7 +17,7 @@ Config (YAML section ``analytics``; every key optional)::
       anomaly: {threshold: 0.7, refit: background|sync, seed: 0, ...}
       cost:    {spike_factor: 2.0, per_tenant: false, ...}
       trends:  {bucket_s: 600, lookback_s: 10800, quality_drop_per_h: 0.02, cost_rise_per_h: 0.02, alpha: 5e-4, ...}
-      alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}}
+      alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}, trace_url_template: ...}
       admin:   {endpoint: 127.0.0.1:4321, token_env: GENSIGHT_ADMIN_TOKEN}
       state:   {snapshot_interval_s: 30}
       experiments: [{name, by, control, treatment, selector, metrics, primary, guardrails, alpha, min_samples}]
@@ -30,17 +30,24 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gensight.processor.analyse.alerts import AlertEngine, AlertsConfig, Transition
 from gensight.processor.analyse.anomaly import SYNC, AnomalyAnalyser, AnomalyConfig
 from gensight.processor.analyse.cost import CostAnalyser, CostConfig
 from gensight.processor.analyse.drift import DriftAnalyser, DriftConfig
+from gensight.processor.analyse.examples import ExampleTracker
 from gensight.processor.analyse.experiments import ExperimentAnalyser, ExperimentConfig, experiments_from_list
 from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
 from gensight.processor.analyse.state import StateStore
 from gensight.processor.analyse.trends import TrendAnalyser, TrendConfig
 from gensight.processor.config_fields import reject_unknown
+from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.points import Analyser
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +69,7 @@ class AdminConfig:
         reject_unknown(data, {"endpoint", "token", "token_env", "enabled"}, where)
         env = os.environ if environ is None else environ
         endpoint = str(data.get("endpoint", DEFAULT_ADMIN_ENDPOINT))
-        host, _, port = endpoint.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError(f"{where}.endpoint: must be HOST:PORT, got {endpoint!r}")
+        parse_endpoint(endpoint, f"{where}.endpoint")
         token = data.get("token") or env.get(str(data.get("token_env", ADMIN_TOKEN_ENV))) or None
         return cls(endpoint=endpoint, token=token, enabled=bool(data.get("enabled", True)))
 
@@ -114,7 +119,7 @@ class AnalyticsConfig:
         )
 
 
-class Analytics:
+class Analytics(Analyser):
     """SLO, drift, anomaly, cost and alert analysers sharing one alert engine and one state file."""
 
     def __init__(self, config: AnalyticsConfig | None = None, *, state_dir: str | None = None,
@@ -124,6 +129,9 @@ class Analytics:
             config = replace(config, anomaly=replace(config.anomaly, refit=SYNC))
         self.config = config
         self.alerts = AlertEngine(config.alerts)
+        # candidate trace ids per series and window; observed before the detectors evaluate
+        self.examples = ExampleTracker(config.slos, config.cost.budgets)
+        self.alerts.examples = self.examples.for_alert
         self.slo = SLOAnalyser(config.slos, self.alerts)
         self.drift = DriftAnalyser(config.drift, self.alerts)
         self.anomaly = AnomalyAnalyser(config.anomaly, self.alerts)
@@ -131,8 +139,8 @@ class Analytics:
         self.trends = TrendAnalyser(config.trends, self.alerts)
         self.experiments = ExperimentAnalyser(config.experiments, self.alerts)
         # order matters: the alert engine closes last, after every detector evaluated the window
-        self.analysers: list[Any] = [self.slo, self.drift, self.anomaly, self.cost, self.trends, self.experiments,
-                                     self.alerts]
+        self.analysers: list[Any] = [self.examples, self.slo, self.drift, self.anomaly, self.cost, self.trends,
+                                     self.experiments, self.alerts]
         self.store: StateStore | None = None
         self.admin: Any = None
         self._last_snapshot = time.monotonic()
@@ -184,8 +192,8 @@ class Analytics:
             if adm.enabled:
                 log.warning("gensight: admin endpoint off: set analytics.admin.token or %s", ADMIN_TOKEN_ENV)
             return None
-        host, _, port = adm.endpoint.rpartition(":")
-        self.admin = AdminServer(self.drift, adm.token, host.strip("[]"), int(port), on_change=self._save_drift)
+        host, port = parse_endpoint(adm.endpoint, "analytics.admin.endpoint")
+        self.admin = AdminServer(self.drift, adm.token, host, port, on_change=self._save_drift)
         self.admin.start()
         log.info("gensight: admin endpoint on %s", self.admin.url)
         return self.admin
@@ -207,19 +215,19 @@ class Analytics:
             self.store = None
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory for ``pipeline.ANALYSER_FACTORIES`` (``gensight.processor.analyse.analytics:build``)."""
-    from gensight.processor.analyse.alerts import logs_request
+    from gensight.processor.analyse.alert_delivery import logs_request
     from gensight.processor.analyse.state import StateError
     from gensight.processor.config import ConfigError
 
     try:
-        cfg = AnalyticsConfig.from_dict(getattr(config, "analytics", None) or {})
+        cfg = AnalyticsConfig.from_dict(config.analytics)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     state_dir = str(context.state_dir) if context.state_dir is not None else None
     try:
-        analytics = Analytics(cfg, state_dir=state_dir, reset_state=bool(getattr(config.state, "reset", False)),
+        analytics = Analytics(cfg, state_dir=state_dir, reset_state=config.state.reset,
                               deterministic=not context.live)
     except StateError as exc:
         raise ConfigError(f"state.dir: {exc}") from None

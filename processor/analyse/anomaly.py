@@ -25,6 +25,12 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate / (windows per day x signals)``,
   ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 16 tests and 0.1 a
   day, alpha = 4.3e-6 and h = 13.5.
+* the error rate is accumulated as likelihood ratios instead (``evidence.binom_llr``): a bank of
+  three Page CUSUMs ``S = min(2 h_lr, max(0, S + ln L1/L0))`` against the alternatives of
+  ``evidence.LR_ALTERNATIVES`` (~5 %, ~12 %, ~30 % from a 0.5 % baseline), r0 the same upper bound
+  of the reference rate; ``P(S >= h_lr) <= exp(-h_lr)`` per window (Ville), so
+  ``h_lr = ln(windows per day x N_TESTS x 3 / rate)`` = 13.45 at the defaults. A -ln p CUSUM with a
+  2-nat allowance loses most of the evidence of a window's one or two errors.
 * score per signal ``1 - 0.3 ** (S / h)`` (exported as ``gensight.anomaly.signal``): exactly 0.7 at
   ``S = h``; ``gensight.anomaly.score`` is the largest. So ``threshold`` 0.7 is crossed by normal
   traffic on at most ``false_alarms_per_series_per_day`` windows per series per day (union bound;
@@ -66,7 +72,7 @@ from gensight.processor.analyse.anomaly_state import NUMERIC, Acc, NumRef, Serie
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import series_groups
-from gensight.processor.points import GAUGE, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import OVERFLOW_KEY, CallRecord, SeriesKey
 
 ERROR_RATE = "error_rate"
@@ -75,6 +81,8 @@ FINISH_REASON = "finish_reason"
 NO_ERROR = "_ok"  # the error-class mix counts successful calls in this cell
 IFOREST = "iforest"
 TAIL = "_tail"  # suffix of a numeric signal's second (0.99-quantile) test; exported under the signal
+LR = "_lr"  # error_rate_lr0..2: the error rate's likelihood-ratio CUSUMs, one per alternative
+ERROR_LR = tuple(f"{ERROR_RATE}{LR}{i}" for i in range(len(ev.LR_ALTERNATIVES)))
 TESTED = (ERROR_RATE, ERROR_CLASS, *NUMERIC, *(n + TAIL for n in NUMERIC), FINISH_REASON)  # forest inputs
 SIGNALS = (ERROR_RATE, ERROR_CLASS, *NUMERIC, FINISH_REASON, IFOREST)  # the exported signal names
 N_TESTS = len(TESTED) + 1  # CUSUMs per series (Bonferroni)
@@ -137,7 +145,15 @@ class AnomalyConfig:
     def h(self, window_s: float) -> float:
         """The CUSUM threshold that the score ``threshold`` corresponds to."""
         alpha = ev.per_window_alpha(self.false_alarms_per_series_per_day, window_s, N_TESTS)
-        h_07 = ev.cusum_threshold(alpha, self.cusum_k)
+        return self._at_threshold(ev.cusum_threshold(alpha, self.cusum_k))
+
+    def h_lr(self, window_s: float) -> float:
+        """The threshold of the error rate's likelihood-ratio CUSUMs: the error-rate test's share
+        of the budget (Bonferroni over ``N_TESTS``), split over the bank of alternatives."""
+        alpha = ev.per_window_alpha(self.false_alarms_per_series_per_day, window_s, N_TESTS)
+        return self._at_threshold(ev.llr_cusum_threshold(alpha / len(ERROR_LR)))
+
+    def _at_threshold(self, h_07: float) -> float:
         return h_07 * math.log(1 - self.threshold) / math.log(1 - SCORE_AT_H) if self.threshold < 1 else h_07
 
 
@@ -153,7 +169,7 @@ def _unit(v: Any, key: str) -> float:
     return float(v)
 
 
-class AnomalyAnalyser:
+class AnomalyAnalyser(Analyser):
     def __init__(self, config: AnomalyConfig | None = None, alerts: AlertEngine | None = None) -> None:
         self.config = config or AnomalyConfig()
         self.alerts = alerts
@@ -165,7 +181,7 @@ class AnomalyAnalyser:
         self._future: Future[Any] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._h: dict[float, float] = {}
+        self._h: dict[float, tuple[float, float]] = {}
         self.fits = 0
         if self.config.iforest and self.config.refit != SYNC:
             # import scikit-learn now, at start-up: importing it in the first background refit
@@ -173,10 +189,14 @@ class AnomalyAnalyser:
             import sklearn.ensemble  # noqa: F401
 
     def threshold_h(self, window_s: float) -> float:
-        h = self._h.get(window_s)
-        if h is None:
-            h = self._h[window_s] = self.config.h(window_s)
-        return h
+        return self._thresholds(window_s)[0]
+
+    def _thresholds(self, window_s: float) -> tuple[float, float]:
+        """``(h, h_lr)``: the thresholds of the -ln p CUSUMs and of the likelihood-ratio ones."""
+        hs = self._h.get(window_s)
+        if hs is None:
+            hs = self._h[window_s] = (self.config.h(window_s), self.config.h_lr(window_s))
+        return hs
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
@@ -193,12 +213,19 @@ class AnomalyAnalyser:
             acc.add_group(group)
 
     # -- per-signal tests ------------------------------------------------------------------------
-    def _test(self, st: SeriesState, acc: Acc) -> dict[str, float]:
-        """``-ln p`` per signal the series can be tested on this window (references ready)."""
+    def _test(self, st: SeriesState, acc: Acc, lr: dict[str, float]) -> dict[str, float]:
+        """``-ln p`` per signal the series can be tested on this window (references ready); the
+        error rate's log-likelihood ratios go into ``lr``."""
         cfg = self.config
         e: dict[str, float] = {}
         if st.err_n >= cfg.min_reference_calls:
+            # -ln p still feeds the forest; the CUSUMs of the error rate run on likelihood ratios
             e[ERROR_RATE] = -ev.rate_logp(acc.errors, acc.n, st.err_k, st.err_n, ERROR_PRIOR, cfg.reference_confidence)
+            r0 = ev.upper_rate(ERROR_PRIOR[0] + st.err_k, ERROR_PRIOR[1] + max(st.err_n - st.err_k, 0.0),
+                               cfg.reference_confidence)
+            for test, r1 in zip(ERROR_LR, ev.rate_alternatives(r0), strict=True):
+                if r1 > r0:
+                    lr[test] = ev.binom_llr(acc.errors, acc.n, r0, r1)
             st.explain[ERROR_RATE] = (acc.errors / acc.n, (ERROR_PRIOR[0] + st.err_k) / (sum(ERROR_PRIOR) + st.err_n))
             mix = {**acc.classes, NO_ERROR: acc.n - acc.errors}
             lp, cls = ev.category_logp(mix, st.classes, cfg.reference_confidence)
@@ -275,8 +302,8 @@ class AnomalyAnalyser:
             del self._open[start]
         self._closes += 1
         self._maybe_refit()
-        h = self.threshold_h((window.end_ns - window.start_ns) / 1e9 or 60.0)
-        scored: list[tuple[SeriesKey, SeriesState, Acc, dict[str, float]]] = []
+        h, h_lr = self._thresholds((window.end_ns - window.start_ns) / 1e9 or 60.0)
+        scored: list[tuple[SeriesKey, SeriesState, Acc, dict[str, float], dict[str, float]]] = []
         for key, acc in accs.items():
             if acc.n < cfg.min_calls:
                 continue
@@ -284,27 +311,33 @@ class AnomalyAnalyser:
             if st is None:
                 st = self._series[key] = SeriesState()
                 st.forest = deque(maxlen=cfg.history_windows)
-            scored.append((key, st, acc, self._test(st, acc)))
+            lr: dict[str, float] = {}
+            scored.append((key, st, acc, self._test(st, acc, lr), lr))
         if not scored:
             return []
-        vectors = np.asarray([[e.get(name, 0.0) for name in TESTED] for _, _, _, e in scored])
+        vectors = np.asarray([[e.get(name, 0.0) for name in TESTED] for _, _, _, e, _ in scored])
         raw = -self._model.score_samples(vectors) if self._model is not None else None  # one batch
         out: list[MetricPoint] = []
-        for i, (key, st, acc, e) in enumerate(scored):
+        for i, (key, st, acc, e, lr) in enumerate(scored):
             if raw is not None:
                 a = float(raw[i])
                 if len(st.forest) >= cfg.min_history:
                     e[IFOREST] = -ev.conformal_logp(a, st.forest)
                     st.explain[IFOREST] = (a, float(np.median(np.asarray(st.forest))))
             cap = CUSUM_CAP_H * h
+            # a snapshot from before the likelihood-ratio CUSUMs holds the error rate's -ln p sum
+            st.cusum.pop(ERROR_RATE, None)
             for name, x in e.items():
-                st.cusum[name] = min(cap, max(0.0, st.cusum.get(name, 0.0) + x - cfg.cusum_k))
+                if name != ERROR_RATE:
+                    st.cusum[name] = min(cap, max(0.0, st.cusum.get(name, 0.0) + x - cfg.cusum_k))
+            for name, x in lr.items():
+                st.cusum[name] = min(CUSUM_CAP_H * h_lr, max(0.0, st.cusum.get(name, 0.0) + x))
             for name, s in st.cusum.items():
-                if name not in e and s > 0:
+                if name not in e and name not in lr and s > 0:
                     # not testable this window (no values, or the forest's history restarting): no
                     # evidence is p = 1, so it drains like a normal window and cannot stick
                     st.cusum[name] = max(0.0, s - cfg.cusum_k)
-            clean = all(s < h / 2 for s in st.cusum.values())
+            clean = all(s < (h_lr if LR in name else h) / 2 for name, s in st.cusum.items())
             if clean:
                 self._learn(st, acc)
                 if raw is not None:
@@ -313,16 +346,16 @@ class AnomalyAnalyser:
                     self._train.append(vectors[i])
             if not st.cusum:
                 continue  # nothing testable yet (references still learning)
-            out.extend(self._points(key, st, h, window))
+            out.extend(self._points(key, st, h, h_lr, window))
         return out
 
-    def _points(self, key: SeriesKey, st: SeriesState, h: float, window: Window) -> list[MetricPoint]:
+    def _points(self, key: SeriesKey, st: SeriesState, h: float, h_lr: float, window: Window) -> list[MetricPoint]:
         cfg = self.config
         attrs = series_attributes(key)
         scores: dict[str, float] = {}
         for test, s in st.cusum.items():
-            name = test.removesuffix(TAIL)
-            scores[name] = max(scores.get(name, 0.0), ev.evidence_score(s, h, cfg.threshold))
+            name, lr, _ = test.removesuffix(TAIL).partition(LR)
+            scores[name] = max(scores.get(name, 0.0), ev.evidence_score(s, h_lr if lr else h, cfg.threshold))
         top = max(scores, key=lambda n: (scores[n], n))
         score = scores[top]
         out = [MetricPoint("gensight.anomaly.score", GAUGE, "1", key.service, attrs, score,

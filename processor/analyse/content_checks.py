@@ -24,13 +24,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gensight.processor.analyse.hallucination_risk import FLAGS as HALLUCINATION_FLAGS
 from gensight.processor.analyse.hallucination_risk import risk_flags, split_flag
+from gensight.processor.config_fields import Section, build_section, check
 from gensight.processor.export.metric_builder import series_attributes
-from gensight.processor.points import SUM, MetricPoint, Window
+from gensight.processor.points import SUM, Analyser, MetricPoint, Window
 from gensight.processor.records import OVERFLOW, CallRecord, SeriesKey
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 METRIC_NAME = "gensight.content.flags"
 METRIC_UNIT = "{flag}"
@@ -186,45 +191,28 @@ def is_content_attribute(name: str) -> bool:
     return name.startswith(_INDEXED_PREFIXES) and _INDEXED_CONTENT_RE.match(name) is not None
 
 
+MAX_SCAN_CHARS_LIMIT = 1 << 20
+
+
 @dataclass(frozen=True)
-class ContentChecksConfig:
+class ContentChecksConfig(Section):
     """``content_checks:`` section of the processor config. Off unless ``enabled: true``."""
 
     enabled: bool = False
     max_scan_chars: int = 16384  # per span, across all its content attributes
     flags: tuple[str, ...] = ALL_FLAGS  # which checks to run
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ValueError(f"content_checks.enabled: expected true or false, got {self.enabled!r}")
-        if isinstance(self.max_scan_chars, bool) or not isinstance(self.max_scan_chars, int) or not (
-            1 <= self.max_scan_chars <= 1 << 20
-        ):
-            raise ValueError(f"content_checks.max_scan_chars: expected an integer in 1..1048576, got {self.max_scan_chars!r}")
+    def validate(self, key: str = "content_checks") -> None:
+        check(isinstance(self.max_scan_chars, int) and not isinstance(self.max_scan_chars, bool)
+              and 1 <= self.max_scan_chars <= MAX_SCAN_CHARS_LIMIT, f"{key}.max_scan_chars",
+              f"expected an integer in 1..{MAX_SCAN_CHARS_LIMIT}, got {self.max_scan_chars!r}")
         unknown = [f for f in self.flags if f not in ALL_FLAGS]
-        if unknown or not self.flags:
-            raise ValueError(f"content_checks.flags: expected a non-empty subset of {list(ALL_FLAGS)}, got {list(self.flags)!r}")
-
-    def validate(self, path: str = "content_checks") -> None:
-        """Checks ran in ``__post_init__``; kept for the processor config's section protocol."""
+        check(bool(self.flags) and not unknown, f"{key}.flags",
+              f"expected a non-empty subset of {list(ALL_FLAGS)}, got {list(self.flags)!r}")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> ContentChecksConfig:
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ValueError(f"content_checks: expected a mapping, got {type(data).__name__}")
-        known = {"enabled", "max_scan_chars", "flags"}
-        for key in data:
-            if key not in known:
-                raise ValueError(f"content_checks.{key}: unknown key (known: {', '.join(sorted(known))})")
-        kwargs: dict[str, Any] = dict(data)
-        if "flags" in kwargs:
-            flags = kwargs["flags"]
-            if isinstance(flags, str) or not isinstance(flags, Sequence):
-                raise ValueError(f"content_checks.flags: expected a list, got {flags!r}")
-            kwargs["flags"] = tuple(flags)
-        return cls(**kwargs)
+    def from_mapping(cls, data: Any, key: str = "content_checks") -> ContentChecksConfig:
+        return build_section(cls, {} if data is None else data, key)
 
 
 @dataclass
@@ -321,7 +309,7 @@ def _texts(value: Any, depth: int) -> Iterable[str]:
 # --- metric -----------------------------------------------------------------------------------
 
 
-class ContentFlagsAnalyser:
+class ContentFlagsAnalyser(Analyser):
     """Counts flagged spans per series and flag: the cumulative ``gensight.content.flags`` Sum.
 
     Reads ``CallRecord.content_flags`` (filled by the normaliser when content checks are on).
@@ -375,9 +363,8 @@ class ContentFlagsAnalyser:
         return points
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory for ``pipeline.ANALYSER_FACTORIES``: nothing unless content checks are on."""
-    section = getattr(config, "content_checks", None)
-    if section is None or not section.enabled:
+    if not config.content_checks.enabled:
         return []
     return [ContentFlagsAnalyser(max_series=config.series.max_series)]

@@ -34,7 +34,7 @@ import numpy as np
 from gensight.processor.analyse.alerts import PAGE, TICKET, AlertEngine
 from gensight.processor.config_fields import fields_from_mapping, reject_unknown
 from gensight.processor.labels import Selector
-from gensight.processor.points import GAUGE, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import F_COST_USD, F_SERVICE, CallRecord
 
 # per-call costs kept per service and window for the spike test's cost distribution
@@ -117,7 +117,7 @@ def month_of(ns: int) -> str:
     return f"{d.year:04d}-{d.month:02d}"
 
 
-class CostAnalyser:
+class CostAnalyser(Analyser):
     def __init__(self, config: CostConfig | None = None, alerts: AlertEngine | None = None) -> None:
         self.config = config or CostConfig()
         self.alerts = alerts

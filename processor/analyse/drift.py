@@ -61,7 +61,7 @@ from gensight.processor.labels import (
     series_id,
 )
 from gensight.processor.pipeline.series import series_groups
-from gensight.processor.points import GAUGE, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import (
     CHAT,
     F_COST_USD,
@@ -288,7 +288,7 @@ def _model_key(service: str) -> SeriesKey:
     return SeriesKey(service, "*", "*", "*")
 
 
-class DriftAnalyser:
+class DriftAnalyser(Analyser):
     def __init__(self, config: DriftConfig | None = None, alerts: AlertEngine | None = None) -> None:
         self.config = config or DriftConfig()
         self.alerts = alerts

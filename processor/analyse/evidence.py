@@ -241,3 +241,40 @@ def conformal_logp(score: float, history: Sequence[float]) -> float:
     more abnormal): ``(1 + #{h >= score}) / (1 + len(history))`` — valid for exchangeable scores."""
     ge = sum(1 for x in history if x >= score)
     return math.log((1 + ge) / (1 + len(history)))
+
+
+# -- likelihood-ratio CUSUM for counts ------------------------------------------------------------
+# Why: a CUSUM on -ln p with a 2-nat allowance discards most of what a few counts say (2 errors
+# where 0.2 were expected: p ~ 0.02, 4 nats, 2 of them eaten by the allowance; the likelihood
+# ratio against "the rate is now 5 %" is worth the same 4 nats with nothing taken off but the
+# expected count's rise). Page's CUSUM on the per-window log-likelihood ratio is the optimal
+# sequential detector of a shift to a stated alternative (Lorden), and its false-alarm rate needs no
+# distribution theory: under any rate <= r0, E[exp(LLR)] <= 1, so exp(S) is dominated by a
+# non-negative supermartingale and P(S >= h) <= exp(-h) in every window (Ville's inequality; the
+# average run length to a false alarm is >= exp(h)).
+# The bank of alternatives (rate factor, least absolute rise): each is the target of one CUSUM —
+# a modest rise (0.5 % -> ~5 %), a burst (-> ~12 %), a storm (-> ~30 %); the threshold is
+# Bonferroni-adjusted for the bank.
+LR_ALTERNATIVES: tuple[tuple[float, float], ...] = ((4.0, 0.04), (15.0, 0.12), (50.0, 0.30))
+MAX_ALT_RATE = 0.99
+
+
+def rate_alternatives(r0: float) -> list[float]:
+    """The alternative rates the bank tests ``r0`` against: ``max(f r0, r0 + d)``, capped below 1."""
+    return [min(MAX_ALT_RATE, max(f * r0, r0 + d)) for f, d in LR_ALTERNATIVES]
+
+
+def binom_llr(k: int, n: int, r0: float, r1: float) -> float:
+    """``ln L1/L0`` of ``k`` events in ``n`` trials, rate ``r1`` against ``r0`` (equals
+    ``scipy.stats.binom.logpmf(k, n, r1) - binom.logpmf(k, n, r0)``)."""
+    if n <= 0:
+        return 0.0
+    return k * math.log(r1 / r0) + (n - k) * (math.log1p(-r1) - math.log1p(-r0))
+
+
+def llr_cusum_threshold(alpha: float) -> float:
+    """``h`` with ``P(S >= h) <= alpha`` per window for a CUSUM on log-likelihood ratios whose
+    null expectation of ``exp(LLR)`` is at most 1: ``ln(1 / alpha)`` (Ville's inequality)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return math.log(1.0 / alpha)

@@ -40,7 +40,7 @@ from gensight.processor.analyse.comparison import LLM_KINDS
 from gensight.processor.analyse.sequential import Moments, difference
 from gensight.processor.config_fields import positive_int, reject_unknown
 from gensight.processor.labels import Selector
-from gensight.processor.points import GAUGE, SUM, MetricPoint, Window
+from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window
 from gensight.processor.records import (
     F_COST_USD,
     F_DURATION_S,
@@ -217,7 +217,7 @@ class _Experiment:
                 self.start_ns = window.start_ns
 
 
-class ExperimentAnalyser:
+class ExperimentAnalyser(Analyser):
     """Every configured experiment; an analyser (observe/close) with export/import of its state."""
 
     def __init__(self, experiments: Sequence[ExperimentConfig], alerts: AlertEngine | None = None,

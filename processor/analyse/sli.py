@@ -20,7 +20,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from functools import lru_cache
 from math import isfinite
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ddsketch import DDSketch
@@ -29,22 +29,38 @@ from ddsketch.mapping import LogarithmicMapping
 from gensight.processor.export.metric_builder import series_attributes
 from gensight.processor.normalise.error_class import error_class
 from gensight.processor.pipeline.series import series_groups
-from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint, Window
+from gensight.processor.points import (
+    GAUGE,
+    HISTOGRAM,
+    SUM,
+    Analyser,
+    Exemplar,
+    HistogramValue,
+    MetricPoint,
+    Window,
+)
 from gensight.processor.records import (
     EXECUTE_TOOL,
     F_CACHE_HIT,
     F_COST_USD,
     F_DURATION_S,
+    F_END_NS,
     F_ERROR,
     F_ERROR_TYPE,
     F_INPUT_TOKENS,
     F_OUTPUT_TOKENS,
     F_RELEVANCE,
+    F_SPAN_ID,
+    F_TRACE_ID,
     F_TTFC_S,
     RETRIEVAL,
     CallRecord,
     SeriesKey,
 )
+
+if TYPE_CHECKING:
+    from gensight.processor.config import ProcessorConfig
+    from gensight.processor.pipeline.pipeline import PipelineContext
 
 CALLS = "gensight.calls"
 CALL_DURATION = "gensight.call.duration"
@@ -63,6 +79,8 @@ SLI_TOOL_SUCCESS = "gensight.sli.tool_success"
 MAX_ERROR_TYPES_PER_SERIES = 32
 LATENCY_QUANTILES = (0.5, 0.95, 0.99)
 SKETCH_RELATIVE_ACCURACY = 0.01
+# exemplars on one gensight.call.duration point: the window's slowest call and one failed call
+MAX_EXEMPLARS_PER_POINT = 2
 # GenAI semconv duration buckets (s): 0.01, 0.02, 0.04 ... 81.92
 DURATION_BOUNDS_S: tuple[float, ...] = tuple(0.01 * 2**i for i in range(14))
 
@@ -77,7 +95,7 @@ class _WindowAgg:
     __slots__ = (
         "calls", "errors", "error_types", "sketch", "pending", "dur_sum", "dur_min", "dur_max",
         "buckets", "in_tok", "out_tok", "cost", "cost_calls", "ttfc_sum", "ttfc_n", "rel_sum", "rel_n",
-        "hits", "hit_n",
+        "hits", "hit_n", "slowest", "failed",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -100,6 +118,9 @@ class _WindowAgg:
         self.rel_n = 0
         self.hits = 0
         self.hit_n = 0
+        # exemplars of the window's histogram point: its slowest traced call, its first traced failure
+        self.slowest: Exemplar | None = None
+        self.failed: Exemplar | None = None
 
 
 class _Cumulative:
@@ -175,6 +196,32 @@ def _add_durations(a: _WindowAgg, durs: Sequence[float]) -> None:
     pending.fromlist(durs if type(durs) is list else list(durs))
     if len(pending) >= DURATION_BUFFER_MAX_VALUES:
         _flush_to_sketch(a)
+
+
+def _track_exemplars(a: _WindowAgg, cols: Sequence[Sequence[Any]]) -> None:
+    """Keep the window's slowest call and one failed call as exemplars: a ``max`` and an
+    ``index`` over the series' columns (C speed), one small tuple per series and batch at most."""
+    durs, tids = cols[F_DURATION_S], cols[F_TRACE_ID]
+    hi = max(durs)
+    slowest = a.slowest
+    if (slowest is None or hi > slowest.value) and isfinite(hi):
+        j = durs.index(hi)
+        if tids[j]:
+            a.slowest = Exemplar(hi, cols[F_END_NS][j], tids[j], cols[F_SPAN_ID][j])
+    if a.failed is None:
+        errcol = cols[F_ERROR]
+        if any(errcol):
+            j = errcol.index(True)
+            if tids[j] and isfinite(durs[j]):
+                a.failed = Exemplar(durs[j], cols[F_END_NS][j], tids[j], cols[F_SPAN_ID][j])
+
+
+def window_exemplars(slowest: Exemplar | None, failed: Exemplar | None) -> tuple[Exemplar, ...]:
+    """At most ``MAX_EXEMPLARS_PER_POINT``: the slowest call, then a failed one when it is another call."""
+    out = tuple(e for e in (slowest, failed) if e is not None)
+    if len(out) == 2 and out[0].span_id == out[1].span_id and out[0].trace_id == out[1].trace_id:
+        out = out[:1]
+    return out[:MAX_EXEMPLARS_PER_POINT]
 
 
 def _add_durations_one_by_one(a: _WindowAgg, durs: Sequence[float]) -> None:
@@ -277,7 +324,7 @@ def _key(k: tuple) -> SeriesKey:
     return SeriesKey(k[1], k[0], k[2], k[3])
 
 
-class SLIAnalyser:
+class SLIAnalyser(Analyser):
     """Implements the ``Analyser`` protocol (plus the optional ``expire`` hook)."""
 
     def __init__(self) -> None:
@@ -303,6 +350,7 @@ class SLIAnalyser:
             if any(errcol):
                 self._add_errors(a, [t or "_OTHER" for e, t in zip(errcol, cols[F_ERROR_TYPE], strict=True) if e])
             _add_durations(a, durs)
+            _track_exemplars(a, cols)
             a.in_tok += pres[F_INPUT_TOKENS][1]
             a.out_tok += pres[F_OUTPUT_TOKENS][1]
             costs, total = pres[F_COST_USD]
@@ -411,7 +459,8 @@ class SLIAnalyser:
                     float(c.error_types[et]), s, e,
                 )
             )
-        hist = HistogramValue(c.dur_n, c.dur_sum, tuple(c.buckets), DURATION_BOUNDS_S, c.dur_min, c.dur_max)
+        hist = HistogramValue(c.dur_n, c.dur_sum, tuple(c.buckets), DURATION_BOUNDS_S, c.dur_min, c.dur_max,
+                              window_exemplars(a.slowest, a.failed))
         pts.append(MetricPoint(CALL_DURATION, HISTOGRAM, "s", svc, attrs, hist, s, e))
         if c.has_tokens:
             pts.append(MetricPoint(TOKENS, SUM, "{token}", svc, (*attrs, ("gen_ai.token.type", "input")), float(c.in_tok), s, e))
@@ -421,6 +470,6 @@ class SLIAnalyser:
         return pts
 
 
-def build(config: Any, context: Any) -> list[Any]:
+def build(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]:
     """Analyser factory used by ``pipeline.build_analysers``."""
     return [SLIAnalyser()]

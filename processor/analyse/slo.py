@@ -31,7 +31,7 @@ import numpy as np
 from gensight.processor.analyse.alerts import PAGE, TICKET, AlertEngine
 from gensight.processor.config_fields import reject_unknown
 from gensight.processor.labels import Selector
-from gensight.processor.points import GAUGE, MetricPoint, Window
+from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import CallRecord
 
 AVAILABILITY = "availability"
@@ -239,7 +239,7 @@ class SLOCounter:
             self.oldest = old
 
 
-class SLOAnalyser:
+class SLOAnalyser(Analyser):
     """Counts every configured SLO and, at each window close, emits burn rates and budgets."""
 
     def __init__(self, slos: Sequence[SLOConfig], alerts: AlertEngine | None = None) -> None:

@@ -2,7 +2,8 @@
 
 ``gensight replay`` and ``gensight compare`` read files of hundreds of MB; a day of spans took over
 a minute, silently. :func:`read_requests` yields the ``ExportTraceServiceRequest`` s of each file
-(:func:`gensight.processor.receive.decode.iter_json_lines` does the decoding) and, when stderr is a
+(:func:`gensight.processor.receive.decode.iter_json_lines` does the decoding; :func:`read_decoded`
+decodes leniently, as the receivers do) and, when stderr is a
 terminal and ``rich`` is installed, shows one bar per file: bytes read of the file's size (the
 compressed size for ``.gz``), spans read, spans/s and time left. When stderr is not a terminal
 (pipes, CI, tests) nothing extra is written.
@@ -16,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["missing_file", "read_requests", "show_progress"]
+__all__ = ["missing_file", "read_decoded", "read_requests", "show_progress"]
 
 # redraw at most this often: a bar must not slow the reading it reports
 _REFRESH_PER_S = 4
@@ -53,16 +54,37 @@ def read_requests(files: list[str], *, on_bad_line: Callable[[Any], None] | None
     results, logs requests; a progress bar per file on a terminal."""
     from gensight.processor.receive.decode import iter_json_lines
 
+    def reader(source: Any, name: str) -> Iterator[Any]:
+        return iter_json_lines(source, on_bad_line=on_bad_line, logs=True)
+
+    yield from _read(files, reader, _span_count, progress)
+
+
+def read_decoded(files: list[str], *, on_bad_line: Callable[[Any], None] | None = None,
+                 progress: bool | None = None) -> Iterator[tuple[str, int, Any]]:
+    """``read_requests`` decoding leniently (``receive/lenient.py``: invalid UTF-8 repaired, a bad
+    span rejected alone): (file name, line number, ``Decoded``) per request."""
+    from gensight.processor.receive.lenient import iter_decoded_lines
+
+    def reader(source: Any, name: str) -> Iterator[tuple[str, int, Any]]:
+        return ((name, line_no, decoded) for line_no, decoded in iter_decoded_lines(source, on_bad_line=on_bad_line))
+
+    yield from _read(files, reader, lambda item: _span_count(item[2].request), progress)
+
+
+def _read(files: list[str], reader: Callable[[Any, str], Iterator[Any]], spans_of: Callable[[Any], int],
+          progress: bool | None) -> Iterator[Any]:
     if progress is None:
         progress = show_progress()
     if not progress:
         for name in files:
-            yield from iter_json_lines(name, on_bad_line=on_bad_line, logs=True)
+            yield from reader(name, name)
         return
-    yield from _read_with_bars(files, on_bad_line)
+    yield from _read_with_bars(files, reader, spans_of)
 
 
-def _read_with_bars(files: list[str], on_bad_line: Callable[[Any], None] | None) -> Iterator[Any]:
+def _read_with_bars(files: list[str], reader: Callable[[Any, str], Iterator[Any]],
+                    spans_of: Callable[[Any], int]) -> Iterator[Any]:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -72,8 +94,6 @@ def _read_with_bars(files: list[str], on_bad_line: Callable[[Any], None] | None)
         TextColumn,
         TimeRemainingColumn,
     )
-
-    from gensight.processor.receive.decode import iter_json_lines
 
     columns = (
         TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), DownloadColumn(),
@@ -93,10 +113,10 @@ def _read_with_bars(files: list[str], on_bad_line: Callable[[Any], None] | None)
                     total = Path(name).stat().st_size
                 task = bars.add_task(Path(name).name if name != "-" else "<stdin>", total=total, spans=0, rate=0.0)
                 spans = 0
-                for request in iter_json_lines(source, on_bad_line=on_bad_line, logs=True):
-                    spans += _span_count(request)
+                for item in reader(source, name):
+                    spans += spans_of(item)
                     elapsed = bars.tasks[task].elapsed or 0.0
                     done = source.tell() if name != "-" else None
                     bars.update(task, completed=done, spans=spans, rate=spans / elapsed if elapsed > 0 else 0.0)
-                    yield request
+                    yield item
                 bars.update(task, completed=total, spans=spans)

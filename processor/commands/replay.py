@@ -5,6 +5,10 @@ accepted; trace lines and logs lines — evaluation results — may share one fi
 advance — and writes the resulting metrics as OTLP/JSON lines, one ``ExportMetricsServiceRequest``
 per line, to ``--output`` or stdout. All open windows are flushed at end of input. On a terminal,
 a progress bar per file (bytes, spans, spans/s, time left) is drawn on stderr.
+
+Lines are decoded like the receivers decode requests (``receive/lenient.py``): invalid UTF-8 is
+replaced, a span that does not decode is rejected on its own (counted ``dropped``, reported on
+stderr), and only a line that is not JSON at all, or not a trace request, is skipped whole.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+from gensight.processor.export.sink import SplitSink
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,30 +32,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
 
 
-class ReplaySink:
-    """Metrics to one JSON-lines sink; alert log records to another (or nowhere)."""
-
-    def __init__(self, metrics: Any, logs: Any = None):
-        self.metrics = metrics
-        self.logs = logs
-
-    def export(self, request: Any) -> bool:
-        return bool(self.metrics.export(request))
-
-    def export_logs(self, request: Any) -> bool:
-        return bool(self.logs.export(request)) if self.logs is not None else False
-
-    def shutdown(self) -> None:
-        self.metrics.shutdown()
-        if self.logs is not None:
-            self.logs.shutdown()
+class ReplaySink(SplitSink):
+    """Metrics to one sink (a JSON-lines file); alert log records to another (or nowhere)."""
 
 
 def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = None,
                  progress: bool | None = None) -> dict[str, int]:
     """Run ``files`` through a replay-mode pipeline into ``sink``; returns counts for the summary.
     ``progress``: draw progress bars (None: when stderr is a terminal)."""
-    from gensight.processor.commands.progress import read_requests
+    from gensight.processor.commands.progress import read_decoded
     from gensight.processor.pipeline.pipeline import Pipeline
     from gensight.processor.receive.decode import BadLine
 
@@ -62,12 +53,14 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
         bad_lines += 1
         print(f"gensight replay: {bad.source}:{bad.line_no}: skipped: {bad.reason}", file=sys.stderr)
 
-    for request in read_requests(files, on_bad_line=on_bad, progress=progress):
+    for name, line_no, decoded in read_decoded(files, on_bad_line=on_bad, progress=progress):
         requests += 1
-        if hasattr(request, "resource_logs"):  # evaluation results as OTLP log records
-            pipeline.submit_logs(request)
-        else:
-            pipeline.submit(request)
+        if hasattr(decoded.request, "resource_logs"):  # evaluation results as OTLP log records
+            pipeline.submit_logs(decoded.request)
+            continue
+        if decoded.defects is not None:
+            print(f"gensight replay: {name}:{line_no}: {decoded.defects.message}", file=sys.stderr)
+        pipeline.submit(decoded.request, decoded.raw, decoded.defects)
     pipeline.close(flush=True)
     return {"requests": requests, "bad_lines": bad_lines, **pipeline.counts}
 

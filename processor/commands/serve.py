@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reset-state", action="store_true",
                         help="start from empty analytics state; an existing state file is kept as *.bak-<time>")
     parser.add_argument("--prometheus-endpoint", metavar="HOST:PORT", help="serve /metrics for Prometheus here")
+    parser.add_argument("--ui-endpoint", metavar="HOST:PORT",
+                        help="serve the read-only status page here (off by default; token from $GENSIGHT_UI_TOKEN)")
     parser.add_argument("--export-endpoint", metavar="URL", help="OTLP metrics endpoint (else OTEL_EXPORTER_OTLP_* env)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
@@ -40,6 +42,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "state.reset": True if getattr(args, "reset_state", False) else None,
         "prometheus.endpoint": args.prometheus_endpoint,
         "export.endpoint": args.export_endpoint,
+        "ui.endpoint": getattr(args, "ui_endpoint", None),
     }
 
 
@@ -72,10 +75,13 @@ def run(args: argparse.Namespace) -> int:
     tune_gc()
     ports = ", ".join(
         f"{name} {port}"
-        for name, port in (("grpc", server.grpc_port), ("http", server.http_port), ("prometheus", server.prometheus_port))
+        for name, port in (("grpc", server.grpc_port), ("http", server.http_port), ("prometheus", server.prometheus_port),
+                           ("ui", server.ui_port))
         if port
     )
     print(f"gensight serve: listening ({ports})", file=sys.stderr, flush=True)
+    if server.ui_url:
+        print(f"gensight serve: status page {server.ui_url}", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         pass
     server.stop()

@@ -12,11 +12,12 @@ import sys
 import threading
 from typing import IO, Any
 
-from gensight.processor.export.otlp import count_items
+from gensight.processor.export.otlp_transport import count_items
+from gensight.processor.export.sink import Sink
 from gensight.processor.receive.decode import message_to_otlp_json
 
 
-class JsonLinesSink:
+class JsonLinesSink(Sink):
     """Writes each request as one OTLP/JSON line (replay ``--output``, the demo, debugging).
 
     ``target`` is a path (appended to), ``"-"`` for stdout, or a text stream. Accepts metrics and

@@ -11,7 +11,7 @@ series carries exactly the same key attributes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -145,6 +145,12 @@ def build_request(points: Iterable[MetricPoint]) -> ExportMetricsServiceRequest:
                 dp.min = h.min
             if h.max is not None and h.total:
                 dp.max = h.max
+            for ex in h.exemplars:
+                e = dp.exemplars.add()
+                e.as_double = ex.value
+                e.time_unix_nano = ex.time_ns
+                e.trace_id = ex.trace_id
+                e.span_id = ex.span_id
         else:
             dp = (m.sum if p.kind == SUM else m.gauge).data_points.add()
             if p.attributes:
@@ -169,19 +175,26 @@ def flatten(req: ExportMetricsServiceRequest) -> list[tuple[str, str, tuple, Any
     """(service, metric name, sorted attributes, value) rows — handy to compare outputs in tests
     and tools. Histogram values are (count, sum, bucket_counts)."""
     rows: list[tuple[str, str, tuple, Any]] = []
+    for service, m, dp in data_points(req):
+        attrs = tuple(sorted((kv.key, _plain(kv.value)) for kv in dp.attributes))
+        if m.WhichOneof("data") == "histogram":
+            val: Any = (dp.count, dp.sum, tuple(dp.bucket_counts))
+        else:
+            val = dp.as_double if dp.HasField("as_double") else dp.as_int
+        rows.append((service, m.name, attrs, val))
+    return rows
+
+
+def data_points(req: ExportMetricsServiceRequest) -> Iterator[tuple[str, Any, Any]]:
+    """(resource ``service.name``, metric, data point) for every data point of ``req``."""
     for rm in req.resource_metrics:
         service = next((kv.value.string_value for kv in rm.resource.attributes if kv.key == "service.name"), "")
         for sm in rm.scope_metrics:
             for m in sm.metrics:
                 which = m.WhichOneof("data")
-                for dp in getattr(m, which).data_points:
-                    attrs = tuple(sorted((kv.key, _plain(kv.value)) for kv in dp.attributes))
-                    if which == "histogram":
-                        val: Any = (dp.count, dp.sum, tuple(dp.bucket_counts))
-                    else:
-                        val = dp.as_double if dp.HasField("as_double") else dp.as_int
-                    rows.append((service, m.name, attrs, val))
-    return rows
+                if which is not None:
+                    for dp in getattr(m, which).data_points:
+                        yield service, m, dp
 
 
 def _plain(v: Any) -> Any:

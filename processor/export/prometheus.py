@@ -7,10 +7,9 @@ Interface::
 
     cfg = PrometheusConfig(endpoint="127.0.0.1:9464"); cfg.validate("prometheus")
     prom = PrometheusEndpoint(cfg); prom.start(); prom.port
-    prom.export(request) -> bool   # Sink protocol, like OtlpExporter/JsonLinesSink: update the store
+    prom.export(request) -> bool   # a ``Sink`` (export/sink.py), like OtlpSink/JsonLinesSink: update the store
     prom.force_flush(); prom.shutdown(timeout_s)
     PrometheusStore().update(request); .render() -> str    # the pure part, usable without a server
-    build_endpoint(section) -> PrometheusEndpoint           # started; section = config or YAML section
 
 Naming (a contract -- Grafana dashboards and alert rules are written against it; it matches the
 Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffixes: false`` and
@@ -44,6 +43,7 @@ import math
 import re
 import threading
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -51,13 +51,17 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from gensight.processor.config_fields import ConfigError, Section
+from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.export.sink import Sink
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
-from gensight.processor.receive.grpc_receiver import parse_endpoint
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 _log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+_OPENMETRICS = "application/openmetrics-text"
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
 _DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
@@ -110,12 +114,13 @@ def _escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _escape_help(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n")
+def _escape_help(value: str, openmetrics: bool = False) -> str:
+    text = value.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if openmetrics else text  # OpenMetrics escapes quotes in HELP too
 
 
-@dataclass
-class PrometheusConfig:
+@dataclass(frozen=True)
+class PrometheusConfig(Section):
     endpoint: str | None = None  # HOST:PORT; None = endpoint off
     series_ttl_s: float = 300.0
     max_series: int = 50_000
@@ -127,11 +132,11 @@ class PrometheusConfig:
         if self.endpoint is not None:
             parse_endpoint(self.endpoint, f"{prefix}.endpoint")
         if self.series_ttl_s < 0:
-            raise ValueError(f"{prefix}.series_ttl_s: must be >= 0, got {self.series_ttl_s}")
+            raise ConfigError(f"{prefix}.series_ttl_s: must be >= 0, got {self.series_ttl_s}")
         if self.max_series < 1:
-            raise ValueError(f"{prefix}.max_series: must be >= 1, got {self.max_series}")
+            raise ConfigError(f"{prefix}.max_series: must be >= 1, got {self.max_series}")
         if self.workers < 1:
-            raise ValueError(f"{prefix}.workers: must be >= 1, got {self.workers}")
+            raise ConfigError(f"{prefix}.workers: must be >= 1, got {self.workers}")
         if self.tls is not None:
             self.tls.validate(f"{prefix}.tls")
         self.auth.validate(f"{prefix}.auth")
@@ -145,14 +150,20 @@ class _Family:
         self.help = help_
 
 
-class _Hist:
-    __slots__ = ("bounds", "counts", "count", "sum")
+# An OpenMetrics exemplar: (value, trace id hex, span id hex, timestamp in seconds)
+_Exemplar = tuple[float, str, str, float]
 
-    def __init__(self, bounds: tuple[float, ...], counts: list[int], count: int, sum_: float | None) -> None:
+
+class _Hist:
+    __slots__ = ("bounds", "counts", "count", "sum", "exemplars")
+
+    def __init__(self, bounds: tuple[float, ...], counts: list[int], count: int, sum_: float | None,
+                 exemplars: tuple[_Exemplar, ...] = ()) -> None:
         self.bounds = bounds
         self.counts = counts
         self.count = count
         self.sum = sum_
+        self.exemplars = exemplars
 
 
 class PrometheusStats(NamedTuple):
@@ -272,6 +283,7 @@ class PrometheusStore:
                 return
             counts = [int(dp.count)]  # no buckets: everything in +Inf
         sum_ = dp.sum if dp.HasField("sum") else None
+        exemplars = _exemplars(dp.exemplars)
         key = (name, self._labels(resource_labels, dp.attributes))
         prev = self._series.get(key)
         if accumulate and prev is not None and isinstance(prev[0], _Hist) and prev[0].bounds == bounds:
@@ -280,9 +292,9 @@ class PrometheusStore:
             count = old.count + int(dp.count)
             if sum_ is not None and old.sum is not None:
                 sum_ = old.sum + sum_
-            self._put(key, _Hist(bounds, counts, count, sum_), now)
+            self._put(key, _Hist(bounds, counts, count, sum_, exemplars or old.exemplars), now)
         else:
-            self._put(key, _Hist(bounds, counts, int(dp.count), sum_), now)
+            self._put(key, _Hist(bounds, counts, int(dp.count), sum_, exemplars), now)
 
     def _expire(self, now: float) -> None:
         if self.series_ttl_s <= 0:
@@ -293,7 +305,9 @@ class PrometheusStore:
 
     # ------------------------------------------------------------------ render
 
-    def render(self) -> str:
+    def render(self, openmetrics: bool = False) -> str:
+        """The text format (0.0.4), or with ``openmetrics`` the OpenMetrics 1.0 format: the same
+        families, names and labels, plus histogram exemplars and the closing ``# EOF``."""
         with self._lock:
             self._expire(time.monotonic())
             by_family: dict[str, list[tuple[Labels, Any]]] = {}
@@ -302,11 +316,11 @@ class PrometheusStore:
             out: list[str] = []
             for fam_name in sorted(by_family):
                 fam = self._families[fam_name]
-                out.append(f"# HELP {fam_name} {_escape_help(fam.help)}")
+                out.append(f"# HELP {fam_name} {_escape_help(fam.help, openmetrics)}")
                 out.append(f"# TYPE {fam_name} {fam.type}")
                 for labels, value in sorted(by_family[fam_name], key=lambda x: x[0]):
                     if isinstance(value, _Hist):
-                        self._render_hist(out, fam_name, labels, value)
+                        self._render_hist(out, fam_name, labels, value, openmetrics)
                     elif isinstance(value, tuple):
                         _, quantiles, count, sum_ = value
                         for q, v in quantiles:
@@ -316,15 +330,21 @@ class PrometheusStore:
                     else:
                         text = str(value) if isinstance(value, int) else _fmt(value)
                         out.append(f"{fam_name}{_labels_text(labels)} {text}")
+            if openmetrics:
+                out.append("# EOF")
             return "\n".join(out) + ("\n" if out else "")
 
     @staticmethod
-    def _render_hist(out: list[str], name: str, labels: Labels, h: _Hist) -> None:
+    def _render_hist(out: list[str], name: str, labels: Labels, h: _Hist, openmetrics: bool = False) -> None:
+        # OpenMetrics: at most one exemplar per bucket, on the bucket its value falls in
+        by_bucket = _exemplars_by_bucket(h.bounds, h.exemplars) if openmetrics else {}
         cumulative = 0
-        for bound, n in zip(h.bounds, h.counts[:-1], strict=True):
+        for i, (bound, n) in enumerate(zip(h.bounds, h.counts[:-1], strict=True)):
             cumulative += n
-            out.append(f"{name}_bucket{_labels_text(labels + (('le', _fmt(bound)),))} {cumulative}")
-        out.append(f"{name}_bucket{_labels_text(labels + (('le', '+Inf'),))} {h.count}")
+            out.append(f"{name}_bucket{_labels_text(labels + (('le', _fmt(bound)),))} {cumulative}"
+                       f"{by_bucket.get(i, '')}")
+        out.append(f"{name}_bucket{_labels_text(labels + (('le', '+Inf'),))} {h.count}"
+                   f"{by_bucket.get(len(h.bounds), '')}")
         if h.sum is not None:
             out.append(f"{name}_sum{_labels_text(labels)} {_fmt(h.sum)}")
         out.append(f"{name}_count{_labels_text(labels)} {h.count}")
@@ -334,13 +354,46 @@ class PrometheusStore:
             return PrometheusStats(len(self._series), self._dropped_series, self._skipped_points, self._updates)
 
 
+def _exemplars(pb_exemplars: Any) -> tuple[_Exemplar, ...]:
+    """OTLP exemplars that carry a trace id, as OpenMetrics needs them."""
+    out = []
+    for e in pb_exemplars:
+        if not e.trace_id:
+            continue
+        value = float(e.as_double) if e.WhichOneof("value") == "as_double" else float(e.as_int)
+        out.append((value, e.trace_id.hex(), e.span_id.hex(), e.time_unix_nano / 1e9))
+    return tuple(out)
+
+
+def _exemplars_by_bucket(bounds: tuple[float, ...], exemplars: tuple[_Exemplar, ...]) -> dict[int, str]:
+    """bucket index -> the exemplar suffix of its line; on a clash the later exemplar (a failed
+    call comes after the slowest one) wins, so a failure is never hidden by a slow success."""
+    out: dict[int, str] = {}
+    for value, trace_id, span_id, ts in exemplars:
+        if not math.isfinite(value):
+            continue
+        i = bisect_left(bounds, value)
+        labels = (("trace_id", trace_id), ("span_id", span_id)) if span_id else (("trace_id", trace_id),)
+        out[i] = f" # {_labels_text(labels)} {_fmt(value)} {ts:.3f}"
+    return out
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """Whether an ``Accept`` header asks for OpenMetrics (as Prometheus' scraper does by default)."""
+    for part in (accept or "").split(","):
+        media, *params = (x.strip() for x in part.split(";"))
+        if media.lower() == _OPENMETRICS and not any(p.replace(" ", "") in ("q=0", "q=0.0") for p in params):
+            return True
+    return False
+
+
 def _labels_text(labels: Labels) -> str:
     if not labels:
         return ""
     return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels) + "}"
 
 
-class PrometheusEndpoint:
+class PrometheusEndpoint(Sink):
     """``GET /metrics`` over a bounded stdlib HTTP server; also a Sink (``export(request)``)."""
 
     def __init__(self, config: PrometheusConfig, store: PrometheusStore | None = None) -> None:
@@ -355,7 +408,7 @@ class PrometheusEndpoint:
 
     def start(self) -> None:
         if self.config.endpoint is None:
-            raise ValueError("prometheus.endpoint: not set")
+            raise ConfigError("prometheus.endpoint: not set")
         host, port = parse_endpoint(self.config.endpoint, "prometheus.endpoint")
         handler = type("PromHandler", (_ScrapeHandler,), {"endpoint": self})
         try:
@@ -386,20 +439,6 @@ class PrometheusEndpoint:
         return True
 
 
-def build_endpoint(section: Any) -> PrometheusEndpoint:
-    """A *started* endpoint from ``PrometheusConfig`` or any object with the same attribute names
-    (the processor YAML's ``prometheus`` section). Stop it with ``shutdown()``."""
-    if isinstance(section, PrometheusConfig):
-        config = section
-    else:
-        known = {f: getattr(section, f) for f in PrometheusConfig.__dataclass_fields__ if hasattr(section, f)}
-        config = PrometheusConfig(**known)
-    config.validate("prometheus")
-    endpoint = PrometheusEndpoint(config)
-    endpoint.start()
-    return endpoint
-
-
 class _ScrapeHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "gensight"
@@ -419,7 +458,10 @@ class _ScrapeHandler(http.server.BaseHTTPRequestHandler):
             self._send(401, "text/plain; charset=utf-8", b"missing or invalid bearer token\n",
                        {"WWW-Authenticate": 'Bearer realm="gensight"'})
             return
-        self._send(200, CONTENT_TYPE, self.endpoint.store.render().encode("utf-8"))
+        if wants_openmetrics(self.headers.get("Accept")):
+            self._send(200, OPENMETRICS_CONTENT_TYPE, self.endpoint.store.render(openmetrics=True).encode("utf-8"))
+        else:
+            self._send(200, CONTENT_TYPE, self.endpoint.store.render().encode("utf-8"))
 
     def _send(self, status: int, ctype: str, body: bytes, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)

@@ -19,7 +19,7 @@
  *   scan(table, data: bytes) -> list[tuple[list[tuple[int, object]], list[tuple], int]] | None
  *     one entry per ResourceSpans: (resource (slot, value) pairs in attribute order,
  *     rows of GenAI spans, number of spans without any marker key);
- *     a row is (start_ns, end_ns, status_code, trace_id, slot_0 .. slot_{n-1}, doc_scores)
+ *     a row is (start_ns, end_ns, status_code, trace_id, span_id, slot_0 .. slot_{n-1}, doc_scores)
  *     where a slot holds the value of the attribute with the lowest rank among the keys mapped to
  *     it, the LAST one when a key repeats (None when absent), and
  *     doc_scores is None or a list of (key, value) for keys doc_prefix*doc_suffix.
@@ -35,6 +35,7 @@
 #define BAIL 1  /* not handled here: caller falls back to the upb path */
 #define ERR 2   /* Python exception set */
 #define MAX_ARRAY_DEPTH 4
+#define ROW_HEAD 5  /* start_ns, end_ns, status_code, trace_id, span_id */
 #define STRING_CACHE_SIZE 1024 /* power of two */
 #define STRING_CACHE_MAX_LEN 64
 
@@ -387,8 +388,8 @@ static int status_code(Reader r, long *code) {
 static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, Py_ssize_t *skipped) {
     uint64_t start = 0, end = 0;
     long code = 0;
-    const uint8_t *tid = NULL;
-    Py_ssize_t tid_len = 0;
+    const uint8_t *tid = NULL, *sid = NULL;
+    Py_ssize_t tid_len = 0, sid_len = 0;
     int marker = 0;
     hs->n = 0;
     while (r.p < r.end) {
@@ -401,6 +402,11 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
             if (wt != 2 || read_len(&r, &sub) != OK) return BAIL;
             tid = sub.p;
             tid_len = sub.end - sub.p;
+            break;
+        case 2:  /* span_id: like trace_id, the last occurrence wins (protobuf's merge rule) */
+            if (wt != 2 || read_len(&r, &sub) != OK) return BAIL;
+            sid = sub.p;
+            sid_len = sub.end - sub.p;
             break;
         case 7:
             if (wt != 1 || read_fixed64(&r, &start) != OK) return BAIL;
@@ -427,7 +433,7 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
         (*skipped)++;
         return OK;
     }
-    Py_ssize_t n = 4 + t->nslots + 1;
+    Py_ssize_t n = ROW_HEAD + t->nslots + 1;
     PyObject *row = PyTuple_New(n);
     if (row == NULL) return ERR;
     PyObject *docs = NULL;
@@ -441,7 +447,9 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
     PyTuple_SET_ITEM(row, 2, x);
     if ((x = PyBytes_FromStringAndSize((const char *)(tid ? tid : (const uint8_t *)""), tid_len)) == NULL) goto done;
     PyTuple_SET_ITEM(row, 3, x);
-    for (Py_ssize_t i = 4; i < n; i++) {
+    if ((x = PyBytes_FromStringAndSize((const char *)(sid ? sid : (const uint8_t *)""), sid_len)) == NULL) goto done;
+    PyTuple_SET_ITEM(row, 4, x);
+    for (Py_ssize_t i = ROW_HEAD; i < n; i++) {
         Py_INCREF(Py_None);
         PyTuple_SET_ITEM(row, i, Py_None);
     }
@@ -456,7 +464,7 @@ static int span(const Table *t, Reader r, Hits *hs, int *ranks, PyObject *rows, 
         rc = hit_value(t, h, &v);
         if (rc != OK) goto done;
         if (h->slot >= 0) {
-            Py_ssize_t pos = 4 + h->slot;
+            Py_ssize_t pos = ROW_HEAD + h->slot;
             PyObject *old = PyTuple_GET_ITEM(row, pos);
             PyTuple_SET_ITEM(row, pos, v);
             Py_DECREF(old);

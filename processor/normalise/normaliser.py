@@ -22,12 +22,14 @@ precedes its start, or without timestamps, is rejected and counted, for ``partia
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from gensight.pricing import SERVICE_TIER_KEYS, PricingTable, Quote
 from gensight.privacy import hash_id
+from gensight.processor.config_fields import Section, check
 from gensight.processor.normalise.dialects import (
     CACHE_HIT,
     CACHE_READ_KEYS,
@@ -43,21 +45,17 @@ from gensight.processor.normalise.dialects import (
     INPUT_TOKEN_KEYS,
     LLM_REQUEST_TYPE,
     LLM_REQUEST_TYPES,
-    MARKER_KEYS,
     MAX_KEY_CHARS,
     MAX_NUMBER,
     MAX_TENANT_CACHE,
     MAX_TIME_NS,
     OI_COST,
-    OI_DOC_PREFIX,
-    OI_DOC_SCORE_SUFFIX,
     OI_KIND,
     OI_MODEL,
     OPENINFERENCE_KINDS,
     OPERATION,
     OPERATION_KINDS,
     OUTPUT_TOKEN_KEYS,
-    PROVIDER_ALIASES,
     PROVIDER_KEYS,
     RESPONSE_ID,
     RESPONSE_MODEL,
@@ -72,7 +70,19 @@ from gensight.processor.normalise.dialects import (
     clip_key,
 )
 from gensight.processor.normalise.error_class import error_class
+from gensight.processor.normalise.slot_table import (
+    SlotTable,
+    _spanscan,  # noqa: F401 - the tests ask which reader runs
+)
 from gensight.processor.normalise.unpriced import UnpricedCalls
+from gensight.processor.normalise.values import (  # the readers' value decoding (package-internal)
+    _count,
+    _measure,
+    _number,
+    _provider,
+    _provider_cache,
+    _str,
+)
 from gensight.processor.records import (
     CHAT,
     EXECUTE_TOOL,
@@ -80,11 +90,6 @@ from gensight.processor.records import (
     RETRIEVAL,
     CallRecord,
 )
-
-try:  # the optional C accelerator (setup.py builds it when a compiler is present)
-    from gensight.processor.normalise import _spanscan
-except ImportError:  # pragma: no cover - depends on the build machine
-    _spanscan = None  # type: ignore[assignment]  # built without a C compiler
 
 _new_record = tuple.__new__
 # _record builds records positionally: fail at import, not with shifted fields, if they change
@@ -99,19 +104,29 @@ class NormaliseResult(NamedTuple):
 
 
 @dataclass(frozen=True)
-class NormaliseConfig:
-    """How spans become records. ``tenant_attributes``: span/resource attribute names holding
-    the tenant or user id (first found wins), hashed with ``hash_key`` before they go anywhere.
-    ``extra_attributes``: span (else resource) attribute names whose values, as text, fill
-    ``CallRecord.extra`` in this order (experiments group by them); empty = not read at all."""
+class NormaliseConfig(Section):
+    """The ``normalise`` section: how spans become records. ``tenant_attributes``: span/resource
+    attribute names holding the tenant or user id (first found wins), hashed with ``hash_key``
+    before they go anywhere. ``extra_attributes``: span (else resource) attribute names whose
+    values, as text, fill ``CallRecord.extra`` in this order (experiments group by them; the
+    pipeline sets them from the experiments' ``by``); empty = not read at all. ``pricing_file`` is
+    read by the pipeline (else ``$GENSIGHT_PRICING_FILE``, else genai-prices with the bundled
+    overrides)."""
 
     tenant_attributes: tuple[str, ...] = DEFAULT_TENANT_ATTRIBUTES
     enrich_cost: bool = True
     extra_attributes: tuple[str, ...] = ()
+    pricing_file: str | None = None
+
+    def validate(self, key: str = "normalise") -> None:
+        for i, name in enumerate(self.tenant_attributes):
+            check(bool(name), f"{key}.tenant_attributes[{i}]", "must be a non-empty attribute name")
+        if self.pricing_file:
+            check(os.path.isfile(self.pricing_file), f"{key}.pricing_file", f"no such file: {self.pricing_file}")
 
 
 # -- slot rows: the one shape both span readers produce -------------------------------------------
-# A row is (start_ns, end_ns, status_code, trace_id, *slots, doc_scores). Each slot holds one
+# A row is (start_ns, end_ns, status_code, trace_id, span_id, *slots, doc_scores). Each slot holds one
 # group of keys: the value of the group's first key present (a repeated key: its last value),
 # decoded to str/int/float/bool/list, or UNUSABLE for a kvlist, bytes or unset value; None when
 # no key of the group is present. Tenant attributes follow the fixed slots. doc_scores: None, or
@@ -126,162 +141,11 @@ _SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
     SERVICE_TIER_KEYS,  # read only to price a call (cost enrichment)
     (RESPONSE_ID,),  # joins evaluation results to their call
 )  # fmt: skip
-_ROW_HEAD = 4  # start_ns, end_ns, status_code, trace_id
+_ROW_HEAD = 5  # start_ns, end_ns, status_code, trace_id, span_id
 # row positions of the slots, in _SLOT_GROUPS order
 (_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
  _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
  _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER, _RID) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
-
-
-class _Unusable:
-    """A present attribute whose value is a kvlist, bytes or unset: not a number, not a name."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNUSABLE"
-
-
-UNUSABLE: Any = _Unusable()
-
-
-def _value(v: Any) -> Any:
-    """Slot value of an OTLP ``AnyValue`` (the C scanner decodes the same way)."""
-    which = v.WhichOneof("value")
-    if which == "string_value":
-        return v.string_value
-    if which == "int_value":
-        return v.int_value
-    if which == "double_value":
-        return v.double_value
-    if which == "bool_value":
-        return v.bool_value
-    if which == "array_value":
-        return [_element(x) for x in v.array_value.values]
-    return UNUSABLE
-
-
-def _element(v: Any) -> Any:
-    x = _value(v)
-    return None if x is UNUSABLE else x
-
-
-def _str(x: Any) -> str | None:
-    """A scalar as text (``str(7)``, ``str(True)``); None for absent, arrays and non-scalars."""
-    if x is None or x is UNUSABLE or type(x) is list:
-        return None
-    return x if type(x) is str else str(x)
-
-
-def _number(x: Any) -> float | bool:
-    """A finite non-negative number from a present value, ``False`` when unusable."""
-    t = type(x)
-    if t is int or t is float:
-        v = x
-    elif t is str:
-        try:
-            v = float(x)
-        except ValueError:
-            return False
-    else:  # bool, list, UNUSABLE
-        return False
-    if v != v or v < 0 or v > MAX_NUMBER:  # NaN, negative, inf and absurd values
-        return False
-    return v
-
-
-def _count(x: Any) -> int | None:
-    """A present token count as an int; None when unusable (the caller counts a bad value)."""
-    v = _number(x)
-    return None if v is False else int(v)
-
-
-def _measure(x: Any) -> float | None:
-    """A present score or duration as a float; None when unusable (the caller counts it)."""
-    v = _number(x)
-    return None if v is False else float(v)
-
-
-_provider_cache: dict[str, str] = {}
-
-
-def _provider(raw: str) -> str:
-    p = _provider_cache.get(raw)
-    if p is None:
-        p = raw.strip().lower()
-        p = clip_key(PROVIDER_ALIASES.get(p, p))
-        if len(_provider_cache) < MAX_TENANT_CACHE:
-            _provider_cache[raw] = p
-    return p
-
-
-class _SlotTable:
-    """Which attribute keys fill which row slot, and the two readers that fill them."""
-
-    def __init__(self, tenant_attributes: Sequence[str], accelerate: bool = True, extra: Sequence[str] = ()):
-        keys = {k: (slot, rank) for slot, group in enumerate(_SLOT_GROUPS) for rank, k in enumerate(group)}
-        nslots = len(_SLOT_GROUPS)
-        tenant_slots = []
-        for name in tenant_attributes:  # a tenant key that is also a GenAI key shares its slot
-            if name not in keys:
-                keys[name] = (nslots, 0)
-                nslots += 1
-            tenant_slots.append(_ROW_HEAD + keys[name][0])
-        extra_slots = []
-        for name in extra:  # same sharing rule; a shared key keeps its group's rank order
-            if name not in keys:
-                keys[name] = (nslots, 0)
-                nslots += 1
-            extra_slots.append(_ROW_HEAD + keys[name][0])
-        self.extra_slots = tuple(extra_slots)
-        self.keys = keys
-        self.nslots = nslots
-        self.tenant_slots = tuple(tenant_slots)
-        self.tenant_by_slot = frozenset(s - _ROW_HEAD for s in tenant_slots)
-        self.c_table = None
-        if accelerate and _spanscan is not None:
-            self.c_table = _spanscan.make_table(keys, nslots, MARKER_KEYS, OI_DOC_PREFIX, OI_DOC_SCORE_SUFFIX,
-                                                UNUSABLE)
-
-    def scan(self, raw: bytes) -> list[tuple[list[tuple[int, Any]], list[tuple], int]] | None:
-        """Rows from serialized request bytes in C; None when it is not built or declines."""
-        if self.c_table is None:
-            return None
-        return _spanscan.scan(self.c_table, raw)
-
-    def rows(self, request: Any, attributes: list[Any] | None = None
-             ) -> list[tuple[list[tuple[int, Any]], list[tuple], int]]:
-        """Rows from a parsed request through the protobuf API (the reference reader). With
-        ``attributes``, each row's span attribute list is appended to it too (content checks)."""
-        keys, n = self.keys, self.nslots
-        out = []
-        for rs in request.resource_spans:
-            pairs = [(keys[kv.key][0], _value(kv.value)) for kv in rs.resource.attributes if kv.key in keys]
-            rows = []
-            skipped = 0
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    attrs = {kv.key: kv for kv in span.attributes}
-                    if attrs.keys().isdisjoint(MARKER_KEYS):
-                        skipped += 1
-                        continue
-                    row: list[Any] = [span.start_time_unix_nano, span.end_time_unix_nano, span.status.code,
-                                      span.trace_id, *([None] * n), None]
-                    ranks: dict[int, int] = {}
-                    for k in attrs.keys() & keys.keys():
-                        slot, rank = keys[k]
-                        if rank < ranks.get(slot, rank + 1):
-                            ranks[slot] = rank
-                            row[_ROW_HEAD + slot] = _value(attrs[k].value)
-                    docs = [(k, _value(kv.value)) for k, kv in attrs.items()
-                            if k.startswith(OI_DOC_PREFIX) and k.endswith(OI_DOC_SCORE_SUFFIX)]
-                    if docs:
-                        row[-1] = docs
-                    rows.append(tuple(row))
-                    if attributes is not None:
-                        attributes.append(span.attributes)
-            out.append((pairs, rows, skipped))
-        return out
 
 
 class Normaliser:
@@ -295,7 +159,7 @@ class Normaliser:
         self._content = content_checker
         self._pricing = pricing if config.enrich_cost else None
         self._hash_key = hash_key
-        self._slots = _SlotTable(config.tenant_attributes, accelerate, config.extra_attributes)
+        self._slots = SlotTable(_SLOT_GROUPS, _ROW_HEAD, config.tenant_attributes, accelerate, config.extra_attributes)
         self._tenant_slots = self._slots.tenant_slots
         self._prices: dict[tuple[str, str, str | None], Quote | None] = {}
         self.unpriced = UnpricedCalls()  # self-telemetry: calls with tokens that no price covers
@@ -404,7 +268,7 @@ class Normaliser:
 
         The hot path of the processor: the row is unpacked into locals once (each ``s[i]`` would
         cost a subscript), and the rare dialects' branches are only reached when needed."""
-        (start, end, status, trace_id, op, oi_kind, tl_kind, request_type, tool, tool2, tl_entity, data_source,
+        (start, end, status, trace_id, span_id, op, oi_kind, tl_kind, request_type, tool, tool2, tl_entity, data_source,
          req_model, req_model2, resp_model, oi_model, provider, in_tok, out_tok, cached, cache_write,
          cost, cost_amount, oi_cost, currency, top_score, cache_hit, finish, ttfc, error_type) = s[:_SVC]
         if not end or not start:
@@ -551,7 +415,7 @@ class Normaliser:
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
-            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), b"",
+            enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), span_id,
             error_class(error_type) if error else None, response_id, (),
         ))
         return (rec, bad) if bad else rec

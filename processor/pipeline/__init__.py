@@ -6,35 +6,22 @@ window to the analysers, then the metric builder, then the sinks."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gensight.processor._lazy import lazy_exports
 
-__all__ = ["BoundedQueue", "Pipeline", "PipelineContext", "QueueStats", "RecordBatch", "SeriesConfig", "SeriesGroup", "SeriesRegistry", "WindowClock", "WindowConfig", "series_groups"]
+__all__ = ["BoundedQueue", "Pipeline", "PipelineConfig", "PipelineContext", "QueueStats", "RecordBatch", "SeriesConfig", "SeriesGroup", "SeriesRegistry", "WindowClock", "series_groups"]
 
 _EXPORTS = {
     "Pipeline": "gensight.processor.pipeline.pipeline",
     "PipelineContext": "gensight.processor.pipeline.pipeline",
     "BoundedQueue": "gensight.processor.pipeline.queue",
     "QueueStats": "gensight.processor.pipeline.queue",
-    "RecordBatch": "gensight.processor.series",
-    "SeriesConfig": "gensight.processor.series",
-    "SeriesGroup": "gensight.processor.series",
-    "SeriesRegistry": "gensight.processor.series",
-    "series_groups": "gensight.processor.series",
+    "RecordBatch": "gensight.processor.pipeline.series",
+    "SeriesConfig": "gensight.processor.pipeline.series",
+    "SeriesGroup": "gensight.processor.pipeline.series",
+    "SeriesRegistry": "gensight.processor.pipeline.series",
+    "series_groups": "gensight.processor.pipeline.series",
     "WindowClock": "gensight.processor.pipeline.windows",
-    "WindowConfig": "gensight.processor.pipeline.windows",
+    "PipelineConfig": "gensight.processor.pipeline.windows",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import on first use (PEP 562): a stage's package stays cheap to import and free of cycles."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from gensight.processor.config_fields import boolean, positive_int, positive_number, reject_unknown
+from gensight.processor.config_fields import Section, boolean, positive_int, positive_number, reject_unknown
 from gensight.processor.normalise.evaluations import Evaluation
 from gensight.processor.points import SUM, MetricPoint
 from gensight.processor.records import F_END_NS, F_RESPONSE_ID, F_SPAN_ID, CallRecord
@@ -48,7 +48,7 @@ DEFAULT_PASS_LABELS = ("pass", "passed", "positive", "relevant", "correct", "gro
 
 
 @dataclass(frozen=True)
-class EvaluationsConfig:
+class EvaluationsConfig(Section):
     """YAML section ``evaluations``: the join and the pass rule.
 
     Pass rule (per evaluation): ``error.type`` set -> ``error``; a label -> ``pass`` when it is in

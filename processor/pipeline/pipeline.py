@@ -11,16 +11,18 @@ Extension points for the analytics analysers (SLO, drift, anomaly, cost, alerts)
 * ``ANALYSER_FACTORIES``: ``"module:function"`` strings; each function is called once at start as
   ``factory(config: ProcessorConfig, context: PipelineContext) -> list[Analyser]`` and may raise
   ``ConfigError`` to fail start-up. Add your module here.
-* Analysers implement ``observe(window, records)`` / ``close(window) -> [MetricPoint]`` (see
-  ``points.Analyser``) and *optionally*: ``expire(keys)`` (series forgotten by the cardinality
-  registry: drop their state), ``snapshot()`` (persist state; called on the worker thread every
+* Analysers subclass ``points.Analyser``: ``observe(window, records)`` / ``close(window) ->
+  [MetricPoint]``, and override the hooks they need (no-op by default): ``expire(keys)`` (series
+  forgotten by the cardinality registry: drop their state), ``snapshot()`` (persist state; every
   ``state.snapshot_interval_s`` in live mode and once at the end), ``shutdown()`` (last call,
   after the final flush). All hooks run on the worker thread, never concurrently with observe.
+  An object that does not subclass it is adopted once (``points.as_analyser``).
+* Sinks subclass ``export.sink.Sink`` (others are adopted once, ``export.sink.as_sink``).
+  ``PipelineContext.emit_logs(request)`` hands an OTLP ``ExportLogsServiceRequest`` (alert
+  transitions) to every sink's ``export_logs`` (a no-op for metrics-only sinks).
 * Evaluation results (``gen_ai.evaluation.result``, see ``pipeline/evaluations.py``) reach
   analysers with an ``observe_evaluations(window, evaluations)`` hook, joined to their call and
   grouped by the evaluation's own event-time window (before that window's ``close``).
-* ``PipelineContext.emit_logs(request)`` hands an OTLP ``ExportLogsServiceRequest`` (alert
-  transitions) to the sinks that can export logs.
 """
 
 from __future__ import annotations
@@ -30,23 +32,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from operator import methodcaller
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from gensight.pricing import PricingTable
 from gensight.privacy import hash_key_from_env
 from gensight.processor.analyse.experiments import experiment_attributes
 from gensight.processor.config import ProcessorConfig
 from gensight.processor.export.metric_builder import build_request, self_service_name
+from gensight.processor.export.sink import Sink, as_sink
 from gensight.processor.normalise.evaluations import evaluations_from_logs, evaluations_from_spans
-from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
+from gensight.processor.normalise.normaliser import Normaliser
 from gensight.processor.pipeline.evaluations import EvaluationBatch, EvaluationJoin, fill_span_ids
 from gensight.processor.pipeline.queue import BoundedQueue
-from gensight.processor.pipeline.series import SeriesConfig, SeriesRegistry
-from gensight.processor.pipeline.windows import WindowClock, WindowConfig
-from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window
-from gensight.processor.receive.admission import Admission, count_spans
+from gensight.processor.pipeline.series import SeriesRegistry
+from gensight.processor.pipeline.windows import WindowClock
+from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window, as_analyser
+from gensight.processor.receive.admission import Admission, Defects, count_spans
 from gensight.processor.records import CallRecord
 
 logger = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ ANALYSER_FACTORIES: list[str] = [
 PROCESSOR_SPANS = "gensight.processor.spans"
 PROCESSOR_SERIES = "gensight.processor.series"
 PROCESSOR_VALUES_DROPPED = "gensight.processor.values_dropped"
+PROCESSOR_VALUES_REPAIRED = "gensight.processor.values_repaired"
 OUTCOMES = ("accepted", "refused", "late", "dropped", "skipped")
 RETRY_AFTER_S = 1.0
 MAX_POINTS_PER_REQUEST = 2000
@@ -69,10 +74,6 @@ MAX_POINTS_PER_REQUEST = 2000
 # Bounded by the queue's own bounds; live results depend on request boundaries no more than before
 # (the watermark moves between batches, and allowed lateness absorbs arrival order anyway).
 WORKER_BATCH_ITEMS = 16
-
-
-class MetricsSink(Protocol):
-    def export(self, request: Any) -> Any: ...
 
 
 @dataclass
@@ -101,18 +102,18 @@ class Pipeline:
     def __init__(
         self,
         config: ProcessorConfig,
-        sinks: Sequence[MetricsSink] = (),
+        sinks: Sequence[Any] = (),
         *,
         live: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
-        analysers: Sequence[Analyser] | None = None,
+        analysers: Sequence[Any] | None = None,
         pricing: PricingTable | None = None,
         hash_key: bytes | None = None,
     ):
         self.config = config
         self.live = live
-        self.sinks = list(sinks)
+        self.sinks: list[Sink] = [as_sink(s) for s in sinks]
         self._monotonic = monotonic
         self._wall_ns = wall_ns
         n = config.normalise
@@ -127,22 +128,23 @@ class Pipeline:
             checker = ContentChecker(config.content_checks)
         # live experiments group by their ``by`` attributes: the normaliser puts them in record.extra
         extra = experiment_attributes(config)
-        self.normaliser = Normaliser(NormaliseConfig(n.tenant_attributes, n.enrich_cost, extra), pricing, key, checker)
+        self.normaliser = Normaliser(replace(n, extra_attributes=extra) if extra else n, pricing, key, checker)
         # evaluation results joined to the calls they judge (None: evaluations.enabled is false)
         self.evaluations = EvaluationJoin(config.evaluations) if config.evaluations.enabled else None
-        self.series = SeriesRegistry(SeriesConfig(config.series.max_series, config.series.idle_expiry_s))
+        self.series = SeriesRegistry(config.series)
         p = config.pipeline
         self.windows = WindowClock(
-            WindowConfig(p.window_s, p.allowed_lateness_s, p.idle_advance), live=live, monotonic=monotonic,
-            wall_ns=wall_ns if p.max_future_skew_s is not None else None,
+            p, live=live, monotonic=monotonic, wall_ns=wall_ns if p.max_future_skew_s is not None else None,
         )
         self.context = PipelineContext(
             config, live, Path(config.state.dir) if config.state.dir else None, pricing, key, self._emit_logs
         )
-        self.analysers: list[Any] = list(analysers) if analysers is not None else build_analysers(config, self.context)
+        built = analysers if analysers is not None else build_analysers(config, self.context)
+        self.analysers: list[Analyser] = [as_analyser(a) for a in built]
         self.self_service = config.self_telemetry.service_name or self_service_name()
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.values_dropped = 0
+        self.values_repaired = 0  # strings with invalid UTF-8 replaced at decode (lenient.py)
         # more cumulative self-telemetry (receivers' request counts, the exporter's delivery counts):
         # callables returning (metric name, unit, attributes, value) rows, read at every window close
         self.self_telemetry_sources: list[Callable[[], Any]] = []
@@ -158,13 +160,15 @@ class Pipeline:
         self._closed = False
 
     # -- receiver side (any thread) ------------------------------------------------------------
-    def consume(self, request: Any, raw: bytes | None = None) -> Admission:
+    def consume(self, request: Any, raw: bytes | None = None, defects: Defects | None = None) -> Admission:
         """The receivers' consumer: normalise here, queue for the worker, answer at once.
-        ``raw``: the request's protobuf bytes, when the receiver has them (see ``Normaliser``)."""
+        ``raw``: the request's protobuf bytes, when the receiver has them (see ``Normaliser``);
+        ``defects``: spans lenient decoding left out and strings it repaired (``admission.py``)."""
+        left_out = defects.rejected_spans if defects is not None else 0
         if not self._queue.has_room():
             # shed load before doing any work: under overload, normalising requests that will be
             # refused anyway would only slow the worker that has to drain the queue
-            n = count_spans(request)
+            n = count_spans(request) + left_out
             with self._lock:
                 self.counts["refused"] += n
             if self._queue.closed:
@@ -174,18 +178,15 @@ class Pipeline:
             res = self.normaliser.normalise(request, raw)
         except Exception as exc:  # a normaliser bug must not take the receiver down
             logger.exception("gensight: normalising a request failed")
-            n = count_spans(request)
+            n = count_spans(request) + left_out
             with self._lock:
                 self.counts["dropped"] += n
             return Admission(True, n, f"processor could not normalise the request: {type(exc).__name__}")
         if res.records and self.live and self.config.pipeline.max_future_skew_s is not None:
             res = self._reject_future(res)
+        res = self._count_normalised(res, defects)
         if self.evaluations is not None and res.records:
             fill_span_ids(request, res.records)
-        with self._lock:
-            self.counts["skipped"] += res.skipped
-            self.counts["dropped"] += res.rejected
-            self.values_dropped += res.values_dropped
         if res.records and not self._queue.offer(res.records, len(res.records)):
             with self._lock:
                 self.counts["refused"] += len(res.records)
@@ -254,13 +255,9 @@ class Pipeline:
         return res._replace(records=kept, rejected=res.rejected + n, error_message=message)
 
     # -- replay side (caller's thread) ---------------------------------------------------------
-    def submit(self, request: Any, raw: bytes | None = None) -> None:
+    def submit(self, request: Any, raw: bytes | None = None, defects: Defects | None = None) -> None:
         """Replay: normalise and process one request synchronously (no queue, no refusal)."""
-        res = self.normaliser.normalise(request, raw)
-        with self._lock:
-            self.counts["skipped"] += res.skipped
-            self.counts["dropped"] += res.rejected
-            self.values_dropped += res.values_dropped
+        res = self._count_normalised(self.normaliser.normalise(request, raw), defects)
         evals: list[Any] = []
         if self.evaluations is not None:
             if res.records:
@@ -268,6 +265,20 @@ class Pipeline:
             evals, malformed = evaluations_from_spans(request, raw)
             self.evaluations.malformed += malformed
         self._process(res.records, evals)
+
+    def _count_normalised(self, res: Any, defects: Defects | None) -> Any:
+        """Counts a normalised request's outcomes, decode-time defects folded in (those spans
+        are ``dropped`` like the normaliser's rejections); returns the folded result."""
+        if defects is not None:
+            rejected, message = defects.fold(res.rejected, res.error_message)
+            res = res._replace(rejected=rejected, error_message=message)
+        with self._lock:
+            self.counts["skipped"] += res.skipped
+            self.counts["dropped"] += res.rejected
+            self.values_dropped += res.values_dropped
+            if defects is not None:
+                self.values_repaired += defects.repaired_values
+        return res
 
     # -- worker ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -360,13 +371,7 @@ class Pipeline:
                     self._analyser_failed(a, "close")
         expired = self.series.expire(self.windows.watermark_ns)
         if expired:
-            for a in self.analysers:
-                hook = getattr(a, "expire", None)
-                if hook is not None:
-                    try:
-                        hook(expired)
-                    except Exception:
-                        self._analyser_failed(a, "expire")
+            self._each_analyser("expire", lambda a: a.expire(expired))
         points.extend(self.self_points(windows[-1].end_ns))
         # one export request per MAX_POINTS_PER_REQUEST points: a single request with every
         # series could exceed the 4 MiB a Collector's OTLP/gRPC receiver accepts by default
@@ -389,12 +394,14 @@ class Pipeline:
         with self._lock:
             counts = dict(self.counts)
             dropped_values = self.values_dropped
+            repaired_values = self.values_repaired
         svc = self.self_service
         pts = [
             MetricPoint(PROCESSOR_SPANS, SUM, "{span}", svc, (("outcome", o),), float(counts[o]), start, now)
             for o in OUTCOMES
         ]
         pts.append(MetricPoint(PROCESSOR_VALUES_DROPPED, SUM, "{value}", svc, (), float(dropped_values), start, now))
+        pts.append(MetricPoint(PROCESSOR_VALUES_REPAIRED, SUM, "{value}", svc, (), float(repaired_values), start, now))
         pts.append(MetricPoint(PROCESSOR_SERIES, GAUGE, "{series}", svc, (), float(len(self.series)), start, now))
         if self.evaluations is not None:
             with self._lock:
@@ -417,12 +424,10 @@ class Pipeline:
 
     def _emit_logs(self, request: Any) -> None:
         for sink in self.sinks:
-            export_logs = getattr(sink, "export_logs", None)
-            if export_logs is not None:
-                try:
-                    export_logs(request)
-                except Exception:
-                    logger.exception("gensight: logs sink %r failed", sink)
+            try:
+                sink.export_logs(request)
+            except Exception:
+                logger.exception("gensight: logs sink %r failed", sink)
 
     def _analyser_failed(self, analyser: Any, hook: str) -> None:
         self.analyser_errors += 1
@@ -434,16 +439,15 @@ class Pipeline:
         now = self._monotonic()
         if now - self._last_snapshot >= self.config.state.snapshot_interval_s:
             self._last_snapshot = now
-            self._call_hooks("snapshot")
+            self._each_analyser("snapshot", methodcaller("snapshot"))
 
-    def _call_hooks(self, name: str) -> None:
+    def _each_analyser(self, hook: str, call: Callable[[Analyser], None]) -> None:
+        """``call(analyser)`` for every analyser; a failure is counted and logged, never fatal."""
         for a in self.analysers:
-            hook = getattr(a, name, None)
-            if hook is not None:
-                try:
-                    hook()
-                except Exception:
-                    self._analyser_failed(a, name)
+            try:
+                call(a)
+            except Exception:
+                self._analyser_failed(a, hook)
 
     # -- shutdown --------------------------------------------------------------------------------
     def close(self, *, flush: bool = True, timeout_s: float = 30.0) -> None:
@@ -459,8 +463,8 @@ class Pipeline:
                 return
         if flush:
             self.flush()
-        self._call_hooks("snapshot")
-        self._call_hooks("shutdown")
+        self._each_analyser("snapshot", methodcaller("snapshot"))
+        self._each_analyser("shutdown", methodcaller("shutdown"))
 
     def ready(self) -> bool:
         """Readiness for health checks: running and with room in the queue."""

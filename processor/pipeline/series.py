@@ -18,6 +18,7 @@ from math import isfinite
 from operator import is_not, itemgetter
 from typing import Any, NamedTuple
 
+from gensight.processor.config_fields import Section, check, fmt
 from gensight.processor.records import (
     F_END_NS,
     F_KIND,
@@ -38,9 +39,15 @@ if (F_KIND, F_SERVICE, F_PROVIDER, F_TARGET) != (0, 1, 2, 3):
 
 
 @dataclass(frozen=True)
-class SeriesConfig:
+class SeriesConfig(Section):
+    """The ``series`` section: the cardinality cap and idle expiry of the series registry."""
+
     max_series: int = 2000
     idle_expiry_s: float = 3600.0
+
+    def validate(self, key: str = "series") -> None:
+        check(self.max_series > 0, f"{key}.max_series", f"must be > 0, got {fmt(self.max_series)}")
+        check(self.idle_expiry_s >= 0, f"{key}.idle_expiry_s", f"must be >= 0, got {fmt(self.idle_expiry_s)}")
 
 
 class SeriesRegistry:
@@ -109,7 +116,7 @@ def is_overflow(key: SeriesKey) -> bool:
 # The CallRecord fields ``series_groups`` hands out as columns (the analysers' inputs); the key
 # fields are in ``SeriesGroup.key``, the rest are not extracted (an empty tuple in their place).
 COLUMN_FIELDS = ("end_ns", "duration_s", "input_tokens", "output_tokens", "cost_usd", "error", "error_type",
-                 "finish_reason", "relevance", "cache_hit", "ttfc_s")
+                 "finish_reason", "relevance", "cache_hit", "ttfc_s", "trace_id", "span_id")
 # numeric fields whose ``present`` (not None) and ``finite`` (not None, inf or NaN) views are
 # computed once per group: several analysers read the same view
 PRESENT_FIELDS = ("input_tokens", "output_tokens", "cost_usd", "relevance", "cache_hit", "ttfc_s")

@@ -25,6 +25,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from gensight.processor.config_fields import Section, check, fmt
 from gensight.processor.pipeline.series import RecordBatch
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
@@ -36,10 +37,25 @@ MAX_EMPTY_WINDOWS = 1440
 
 
 @dataclass(frozen=True)
-class WindowConfig:
+class PipelineConfig(Section):
+    """The ``pipeline`` section: the window clock's settings, plus the worker's idle tick and the
+    consumer's future-skew limit (one section, so its defaults live in one place)."""
+
     window_s: float = 60.0
     allowed_lateness_s: float = 5.0
-    idle_advance: bool = True  # live mode; replay forces False
+    idle_advance: bool = True  # live mode only (replay forces False): advance the watermark by idle wall time
+    idle_tick_s: float = 1.0  # how often the worker checks for windows to close when idle
+    # live mode: spans ending more than this after the wall clock are rejected (partial_success),
+    # else one client with a fast clock (or a hostile timestamp) would push the watermark ahead
+    # and make everyone else's spans late. null = off (simulations with compressed event time)
+    max_future_skew_s: float | None = 300.0
+
+    def validate(self, key: str = "pipeline") -> None:
+        check(self.window_s > 0, f"{key}.window_s", f"must be > 0, got {fmt(self.window_s)}")
+        check(self.allowed_lateness_s >= 0, f"{key}.allowed_lateness_s", f"must be >= 0, got {fmt(self.allowed_lateness_s)}")
+        check(self.idle_tick_s > 0, f"{key}.idle_tick_s", f"must be > 0, got {fmt(self.idle_tick_s)}")
+        check(self.max_future_skew_s is None or self.max_future_skew_s >= 0, f"{key}.max_future_skew_s",
+              f"must be >= 0, got {fmt(self.max_future_skew_s)}")
 
 
 # A request with at least this many records is split into windows with numpy (one pass per window
@@ -106,7 +122,7 @@ class WindowClock:
 
     def __init__(
         self,
-        config: WindowConfig,
+        config: PipelineConfig,
         *,
         live: bool,
         monotonic: Callable[[], float] = time.monotonic,

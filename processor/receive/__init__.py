@@ -4,20 +4,24 @@ Untrusted bytes come in here and leave as decoded requests handed to a ``Consume
 (``consumer(request, raw) -> Admission``); the receivers translate the ``Admission`` into the
 protocol's answer (OK, partial success, RESOURCE_EXHAUSTED + RetryInfo, 503 + Retry-After).
 Also here: the bounded HTTP server, TLS and bearer-token auth, and decoding (protobuf, OTLP/JSON,
-gzip, JSON lines files)."""
+gzip, JSON lines files), strict first and lenient when only per-span defects stand in the way
+(``lenient.py``, ``repair.py``: invalid UTF-8 repaired, undecodable spans rejected alone)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gensight.processor._lazy import lazy_exports
 
-__all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_trace_request", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
+__all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "Decoded", "Defects", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_request", "decode_trace_request", "iter_decoded_lines", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
 
 _EXPORTS = {
     "Admission": "gensight.processor.receive.admission",
     "Consumer": "gensight.processor.receive.admission",
     "QueueConsumer": "gensight.processor.receive.admission",
     "count_spans": "gensight.processor.receive.admission",
+    "Defects": "gensight.processor.receive.admission",
+    "Decoded": "gensight.processor.receive.lenient",
+    "decode_request": "gensight.processor.receive.lenient",
+    "iter_decoded_lines": "gensight.processor.receive.lenient",
     "BadLine": "gensight.processor.receive.decode",
     "DecodeError": "gensight.processor.receive.decode",
     "TooLargeError": "gensight.processor.receive.decode",
@@ -26,7 +30,7 @@ _EXPORTS = {
     "message_to_otlp_json": "gensight.processor.receive.decode",
     "GrpcReceiver": "gensight.processor.receive.grpc_receiver",
     "GrpcReceiverConfig": "gensight.processor.receive.grpc_receiver",
-    "parse_endpoint": "gensight.processor.receive.grpc_receiver",
+    "parse_endpoint": "gensight.processor.endpoint",
     "HttpReceiver": "gensight.processor.receive.http_receiver",
     "HttpReceiverConfig": "gensight.processor.receive.http_receiver",
     "BoundedHTTPServer": "gensight.processor.receive.bounded_http",
@@ -35,16 +39,4 @@ _EXPORTS = {
     "TlsConfig": "gensight.processor.receive.tls",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import on first use (PEP 562): a stage's package stays cheap to import and free of cycles."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

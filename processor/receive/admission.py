@@ -20,6 +20,13 @@ consumer raised                                    INTERNAL (logged, counted)   
 
 ``rejected_spans`` counts spans the consumer could not use (partial success is still success:
 clients must not retry it). An accepted request whose spans were all rejected is still accepted.
+``error_message`` without rejected spans is a warning (OTLP allows it: ``rejected_spans`` 0 and a
+message), e.g. that invalid UTF-8 was replaced; receivers send it as ``partial_success`` too.
+
+When lenient decoding (``lenient.py``) had to leave spans out or repair strings, the receiver
+passes what it did as a third argument, ``consumer(request, raw, defects)`` (only then: a
+consumer that never sees defective requests may ignore it); the consumer counts the rejected
+spans with its own and folds them into its ``Admission`` (``Defects.fold``).
 """
 
 from __future__ import annotations
@@ -43,8 +50,29 @@ class Admission(NamedTuple):
 ACCEPTED = Admission(True)
 
 
+class Defects(NamedTuple):
+    """What lenient decoding did to a request whose framing held (``lenient.py``)."""
+
+    rejected_spans: int  # spans that could not be decoded: left out of the request
+    repaired_values: int  # strings whose invalid UTF-8 was replaced with U+FFFD (spans kept)
+    message: str  # names the first defect by its path (never a value); safe to send back
+
+    def fold(self, rejected_spans: int, message: str) -> tuple[int, str]:
+        """A consumer's own (rejected spans, message) with these defects added, decode's first."""
+        return rejected_spans + self.rejected_spans, "; ".join(m for m in (self.message, message) if m)
+
+
 class Consumer(Protocol):
-    def __call__(self, request: ExportTraceServiceRequest, raw: bytes | None = None) -> Admission: ...
+    def __call__(self, request: ExportTraceServiceRequest, raw: bytes | None = None,
+                 defects: Defects | None = None) -> Admission: ...
+
+
+def deliver(consumer: Consumer, request: ExportTraceServiceRequest, raw: bytes | None,
+            defects: Defects | None) -> Admission:
+    """The receivers' call of ``consumer``: defects are passed only when there are some."""
+    if defects is None:
+        return consumer(request, raw)
+    return consumer(request, raw, defects)
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -63,9 +91,10 @@ class QueueConsumer:
         self.queue = queue
         self.retry_after_s = retry_after_s
 
-    def __call__(self, request: ExportTraceServiceRequest, raw: bytes | None = None) -> Admission:
+    def __call__(self, request: ExportTraceServiceRequest, raw: bytes | None = None,
+                 defects: Defects | None = None) -> Admission:
         if self.queue.closed:
             return Admission(False, error_message="shutting down")
         if self.queue.offer(request, count_spans(request)):
-            return ACCEPTED
+            return ACCEPTED if defects is None else Admission(True, *defects.fold(0, ""))
         return Admission(False, error_message="queue full", retry_after_s=self.retry_after_s)

@@ -16,6 +16,8 @@ Interface (stable; the pipeline and receivers call only these):
   Collector ``file`` exporter format (one request as OTLP/JSON per line); ``"-"`` is stdin, ``.gz``
   (or any gzip magic) is decompressed; bad lines are reported as ``BadLine(source, line_no, reason)``
   to ``on_bad_line`` (default: logged as a warning) and reading continues.
+- ``read_lines(source, report)``, ``json_loads(data)``, ``fill_from_otlp_json(message, obj)``: the
+  pieces ``lenient.py`` builds its tolerant decoding from (see there: strict first, then per span).
 - ``metrics_request_to_json_line(request) -> str`` / ``logs_request_to_json_line(request) -> str``:
   the OTLP/JSON encoding of one request on one line (no trailing newline).
 - ``message_to_otlp_json(message) -> dict``: the OTLP/JSON mapping of any OTLP message.
@@ -61,11 +63,15 @@ __all__ = [
     "DecodeError",
     "TooLargeError",
     "decode_trace_request",
+    "fill_from_otlp_json",
     "gunzip",
     "iter_json_lines",
+    "json_loads",
+    "log_bad_line",
     "logs_request_to_json_line",
     "message_to_otlp_json",
     "metrics_request_to_json_line",
+    "read_lines",
     "trace_request_from_dict",
     "trace_request_from_json",
     "trace_request_from_protobuf",
@@ -149,18 +155,13 @@ def gunzip(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> byte
 
 def trace_request_from_protobuf(data: bytes) -> ExportTraceServiceRequest:
     """Parse binary protobuf; invalid wire data or invalid UTF-8 in strings -> ``DecodeError``."""
-    return request_from_protobuf(ExportTraceServiceRequest(), data)
-
-
-def request_from_protobuf(req: Any, data: bytes) -> Any:
-    """Parse ``data`` into the empty OTLP request message ``req`` (any signal)."""
-    what = req.DESCRIPTOR.name
+    req = ExportTraceServiceRequest()
     try:
         req.ParseFromString(data)
     except _pb_message.DecodeError as exc:
-        raise DecodeError(f"invalid protobuf {what}: {exc}") from None
+        raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
     except RecursionError:
-        raise DecodeError(f"invalid protobuf {what}: nesting too deep") from None
+        raise DecodeError("invalid protobuf ExportTraceServiceRequest: nesting too deep") from None
     return req
 
 
@@ -170,14 +171,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (use the string \"{name}\")")
 
 
-def _loads(data: bytes | str) -> Any:
+def json_loads(data: bytes | str) -> Any:
+    """``json.loads`` refusing the non-JSON literals NaN/Infinity (OTLP/JSON spells them as strings)."""
     return json.loads(data, parse_constant=_reject_constant)
 
 
 def trace_request_from_json(data: bytes | str) -> ExportTraceServiceRequest:
     """Parse one ExportTraceServiceRequest in the OTLP/JSON encoding."""
     try:
-        obj = _loads(data)
+        obj = json_loads(data)
     except RecursionError:
         raise DecodeError("invalid JSON: nesting too deep") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -187,22 +189,24 @@ def trace_request_from_json(data: bytes | str) -> ExportTraceServiceRequest:
 
 def trace_request_from_dict(obj: Any) -> ExportTraceServiceRequest:
     """Build a request from already-parsed OTLP/JSON (hex ids, int or string enums and int64s)."""
-    return request_from_dict(ExportTraceServiceRequest(), obj)
-
-
-def request_from_dict(req: Any, obj: Any) -> Any:
-    """Fill the empty OTLP request message ``req`` from parsed OTLP/JSON ``obj`` (any signal)."""
     if not isinstance(obj, dict):
         raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
+    req = ExportTraceServiceRequest()
+    fill_from_otlp_json(req, obj)
+    return req
+
+
+def fill_from_otlp_json(message: _pb_message.Message, obj: dict[str, Any]) -> None:
+    """Merge the OTLP/JSON object ``obj`` into ``message`` (any OTLP message); ``DecodeError`` on
+    any defect. ``lenient.py`` uses it to decode span by span."""
     try:
-        _fill(req, obj)
+        _fill(message, obj)
     except DecodeError:
         raise
     except RecursionError:
         raise DecodeError("invalid OTLP/JSON: nesting too deep") from None
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
-        raise DecodeError(f"invalid OTLP/JSON {req.DESCRIPTOR.name}: {_short(exc)}") from None
-    return req
+        raise DecodeError(f"invalid OTLP/JSON {message.DESCRIPTOR.name}: {_short(exc)}") from None
 
 
 def decode_trace_request(
@@ -383,13 +387,43 @@ def iter_json_lines(
     magic bytes) is decompressed on the fly. A line that cannot be decoded, that is longer than
     ``max_line_bytes``, or that holds no ``resourceSpans`` (a metrics or logs line in a traces
     file) is reported through ``on_bad_line`` and skipped; reading continues with the next line.
+    Strict: ``lenient.iter_decoded_lines`` is the same reading with per-span defects tolerated.
     With ``logs=True`` a ``resourceLogs`` line is yielded as an ``ExportLogsServiceRequest``
     (evaluation results travel as log records; replay reads both from one file).
     """
-    report = on_bad_line or _log_bad_line
+    report = on_bad_line or log_bad_line
+    for name, line_no, line in read_lines(source, report, max_line_bytes):
+        try:
+            obj = json_loads(line)
+            if logs and isinstance(obj, dict) and ("resourceLogs" in obj or "resource_logs" in obj):
+                from gensight.processor.receive.logs import logs_request_from_dict
+
+                req: Any = logs_request_from_dict(obj)
+            else:
+                if isinstance(obj, dict) and not any(k in obj for k in ("resourceSpans", "resource_spans")):
+                    raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
+                req = trace_request_from_dict(obj)
+        except DecodeError as exc:
+            report(BadLine(name, line_no, exc.message))
+            continue
+        except RecursionError:
+            report(BadLine(name, line_no, "invalid JSON: nesting too deep"))
+            continue
+        except ValueError as exc:
+            report(BadLine(name, line_no, f"invalid JSON: {_short(exc)}"))
+            continue
+        yield req
+
+
+def read_lines(
+    source: str | Path | IO[bytes], report: Callable[[BadLine], None], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[str, int, bytes]]:
+    """(source name, 1-based line number, stripped line) of each non-empty line of ``source``
+    (path, ``"-"`` = stdin, or a binary file object; gzip detected). Over-long lines and read
+    errors are reported as ``BadLine`` s; the latter end the source."""
     name, stream, closers = _open_source(source)
+    line_no = 0
     try:
-        line_no = 0
         while True:
             line = stream.readline(max_line_bytes + 1)
             if not line:
@@ -404,28 +438,8 @@ def iter_json_lines(
                 report(BadLine(name, line_no, f"line longer than {max_line_bytes} bytes"))
                 continue
             stripped = line.strip()
-            if not stripped:
-                continue
-            try:
-                obj = _loads(stripped)
-                if logs and isinstance(obj, dict) and ("resourceLogs" in obj or "resource_logs" in obj):
-                    from gensight.processor.receive.logs import logs_request_from_dict
-
-                    yield logs_request_from_dict(obj)  # type: ignore[misc]
-                    continue
-                if isinstance(obj, dict) and not any(k in obj for k in ("resourceSpans", "resource_spans")):
-                    raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
-                req = trace_request_from_dict(obj)
-            except DecodeError as exc:
-                report(BadLine(name, line_no, exc.message))
-                continue
-            except RecursionError:
-                report(BadLine(name, line_no, "invalid JSON: nesting too deep"))
-                continue
-            except ValueError as exc:
-                report(BadLine(name, line_no, f"invalid JSON: {_short(exc)}"))
-                continue
-            yield req
+            if stripped:
+                yield name, line_no, stripped
     except (OSError, EOFError, zlib.error) as exc:
         # a truncated/corrupt .gz or an I/O error ends this source, reported like a bad line
         report(BadLine(name, line_no + 1, f"cannot read further: {_short(exc)}"))
@@ -434,7 +448,8 @@ def iter_json_lines(
             item.close()
 
 
-def _log_bad_line(bad: BadLine) -> None:
+def log_bad_line(bad: BadLine) -> None:
+    """The default ``on_bad_line``: a warning in the log."""
     _log.warning("%s:%d: skipped: %s", bad.source, bad.line_no, bad.reason)
 
 

@@ -12,14 +12,17 @@ Interface::
 
 Status mapping (the Collector's rule: bad data is permanent, overload is retryable):
 
-- undecodable request -> ``INVALID_ARGUMENT`` (clients drop it, never retry)
+- undecodable request (broken framing) -> ``INVALID_ARGUMENT`` (clients drop it, never retry);
+  per-span defects (invalid UTF-8, a span nested past the parser's limit) are tolerated by
+  ``lenient.decode_protobuf`` and reported as partial success
 - missing/invalid bearer token (auth on) -> ``UNAUTHENTICATED``
 - not admitted with a delay -> ``RESOURCE_EXHAUSTED`` carrying ``google.rpc.RetryInfo`` both as
   a status detail (``grpc-status-details-bin``, what Go clients and the Collector read) and as
   trailing metadata ``google.rpc.retryinfo-bin`` (what the Python SDK exporter reads). Without
   RetryInfo spec-following clients would not retry RESOURCE_EXHAUSTED.
 - not admitted without a delay (shutting down) -> ``UNAVAILABLE``
-- some spans unusable -> OK with ``partial_success`` (rejected_spans, error_message)
+- some spans unusable -> OK with ``partial_success`` (rejected_spans, error_message); strings
+  repaired but no span lost -> OK with ``partial_success`` (rejected_spans 0, a warning message)
 - consumer bug (exception) -> ``INTERNAL``, logged and counted; the server keeps running
 
 We register a *generic* handler that receives raw bytes so that decoding is ours: a stub's
@@ -47,8 +50,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from gensight.processor.receive.admission import Admission, Consumer
-from gensight.processor.receive.decode import DecodeError, trace_request_from_protobuf
+from gensight.processor.config_fields import ConfigError, Section
+from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.receive.admission import Admission, Consumer, deliver
+from gensight.processor.receive.decode import DecodeError
+from gensight.processor.receive.lenient import decode_protobuf
 from gensight.processor.receive.logs import ExportLogsServiceResponse, logs_request_from_protobuf
 from gensight.processor.receive.tls import AuthConfig, TlsConfig
 
@@ -60,22 +66,8 @@ RETRY_INFO_METADATA_KEY = "google.rpc.retryinfo-bin"
 STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin"
 
 
-def parse_endpoint(endpoint: str, key: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); fails naming ``key``."""
-    host, sep, port_s = endpoint.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"{key}: expected HOST:PORT, got {endpoint!r}")
-    try:
-        port = int(port_s)
-    except ValueError:
-        raise ValueError(f"{key}: port must be an integer, got {endpoint!r}") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{key}: port out of range in {endpoint!r}")
-    return host.strip("[]"), port
-
-
-@dataclass
-class GrpcReceiverConfig:
+@dataclass(frozen=True)
+class GrpcReceiverConfig(Section):
     endpoint: str = "127.0.0.1:4317"  # bind 0.0.0.0:4317 to accept from other hosts/containers
     max_recv_msg_size_mib: int = 64
     max_workers: int = 8  # handler threads: the pipeline's consumer runs in them
@@ -86,11 +78,11 @@ class GrpcReceiverConfig:
     def validate(self, prefix: str = "receivers.grpc") -> None:
         parse_endpoint(self.endpoint, f"{prefix}.endpoint")
         if not 1 <= self.max_recv_msg_size_mib <= 2047:  # gRPC lengths are int32
-            raise ValueError(f"{prefix}.max_recv_msg_size_mib: must be 1..2047, got {self.max_recv_msg_size_mib}")
+            raise ConfigError(f"{prefix}.max_recv_msg_size_mib: must be 1..2047, got {self.max_recv_msg_size_mib}")
         if self.max_workers < 1:
-            raise ValueError(f"{prefix}.max_workers: must be >= 1, got {self.max_workers}")
+            raise ConfigError(f"{prefix}.max_workers: must be >= 1, got {self.max_workers}")
         if self.max_concurrent_rpcs < 1:
-            raise ValueError(f"{prefix}.max_concurrent_rpcs: must be >= 1, got {self.max_concurrent_rpcs}")
+            raise ConfigError(f"{prefix}.max_concurrent_rpcs: must be >= 1, got {self.max_concurrent_rpcs}")
         if self.tls is not None:
             self.tls.validate(f"{prefix}.tls")
         self.auth.validate(f"{prefix}.auth")
@@ -154,23 +146,14 @@ class _ReadinessHealth(health.HealthServicer):
         return resp
 
 
-class _Signal(NamedTuple):
-    """What differs between the trace and the logs Export RPCs."""
-
-    decode: Callable[[bytes], Any]
-    consumer: Consumer
-    response: Callable[[], Any]
-    rejected_field: str  # partial_success counter: rejected_spans / rejected_log_records
-
-
 class GrpcReceiver:
+    name = "grpc"  # the ``receiver`` attribute of its self-telemetry
+
     def __init__(self, config: GrpcReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None,
                  logs_consumer: Consumer | None = None) -> None:
         self.config = config
         self._consumer = consumer
-        self._traces = _Signal(trace_request_from_protobuf, consumer, ExportTraceServiceResponse, "rejected_spans")
-        self._logs = None if logs_consumer is None else \
-            _Signal(logs_request_from_protobuf, logs_consumer, ExportLogsServiceResponse, "rejected_log_records")
+        self._logs = logs_consumer  # LogsService/Export (evaluation results), when given
         self._auth = config.auth.authenticator()
         self._health = _ReadinessHealth(ready)
         self._server: grpc.Server | None = None
@@ -206,10 +189,10 @@ class GrpcReceiver:
         )
         server.add_generic_rpc_handlers((handler,))
         if self._logs is not None:
-            logs = self._logs
+            logs_consumer = self._logs
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(LOGS_SERVICE, {
                 "Export": grpc.unary_unary_rpc_method_handler(
-                    lambda raw, context: self._export(raw, context, logs), request_deserializer=None,
+                    lambda raw, context: self._export(raw, context, logs_consumer), request_deserializer=None,
                     response_serializer=ExportLogsServiceResponse.SerializeToString),
             }),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -253,8 +236,8 @@ class GrpcReceiver:
 
     # ------------------------------------------------------------------ the RPC
 
-    def _export(self, raw: bytes, context: grpc.ServicerContext, signal: _Signal | None = None) -> Any:
-        signal = signal or self._traces
+    def _export(self, raw: bytes, context: grpc.ServicerContext, logs: Consumer | None = None) -> Any:
+        """TraceService/Export, or LogsService/Export when ``logs`` (its consumer) is given."""
         self._count("requests")
         if self._auth is not None:
             value = None
@@ -266,12 +249,18 @@ class GrpcReceiver:
                 self._count("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
         try:
-            request = signal.decode(raw)
+            if logs is None:
+                decoded = decode_protobuf(raw)  # strict; per-span defects tolerated only when that fails
+            else:
+                log_request = logs_request_from_protobuf(raw)
         except DecodeError as exc:
             self._count("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         try:
-            admission: Admission = signal.consumer(request, raw)
+            if logs is None:
+                admission: Admission = deliver(self._consumer, decoded.request, decoded.raw, decoded.defects)
+            else:
+                admission = logs(log_request, raw)
         except Exception:
             _log.exception("trace consumer failed; answering INTERNAL")
             self._count("internal_errors")
@@ -283,10 +272,11 @@ class GrpcReceiver:
                     retry_status(admission.error_message or "processor queue is full", admission.retry_after_s)
                 )
             context.abort(grpc.StatusCode.UNAVAILABLE, admission.error_message or "not accepting data")
-        response = signal.response()
-        if admission.rejected_spans:
+        response: Any = ExportTraceServiceResponse() if logs is None else ExportLogsServiceResponse()
+        if admission.rejected_spans or admission.error_message:  # a message alone is a warning
             self._count("accepted", "partial")
-            setattr(response.partial_success, signal.rejected_field, admission.rejected_spans)
+            field = "rejected_spans" if logs is None else "rejected_log_records"
+            setattr(response.partial_success, field, admission.rejected_spans)
             response.partial_success.error_message = admission.error_message
         else:
             self._count("accepted")

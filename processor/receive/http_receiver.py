@@ -15,10 +15,11 @@ request's encoding; failures carry a ``google.rpc.Status`` body, also in the req
 ========================================  =====================================================
 condition                                 answer
 ========================================  =====================================================
-accepted (maybe partially)                200 + ExportTraceServiceResponse
+accepted (maybe partially)                200 + ExportTraceServiceResponse (partial_success when
+                                          spans were rejected or strings repaired: lenient.py)
 not admitted, retry_after_s set           503 + ``Retry-After: <ceil seconds>`` (retryable)
 not admitted, no delay / shutting down    503 without Retry-After
-undecodable body                          400 + Status (clients must not retry)
+undecodable body (broken framing)         400 + Status (clients must not retry)
 Content-Type not protobuf/JSON            415; Content-Encoding not gzip/identity -> 415
 body (or decompressed body) too large     413
 missing/invalid bearer token (auth on)    401 + ``WWW-Authenticate: Bearer``
@@ -49,10 +50,12 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from gensight.processor.receive.admission import Admission, Consumer
+from gensight.processor.config_fields import ConfigError, Section
+from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.receive.admission import Admission, Consumer, deliver
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
-from gensight.processor.receive.decode import DecodeError, TooLargeError, decode_trace_request, gunzip
-from gensight.processor.receive.grpc_receiver import parse_endpoint
+from gensight.processor.receive.decode import DecodeError, TooLargeError, gunzip
+from gensight.processor.receive.lenient import decode_request
 from gensight.processor.receive.logs import ExportLogsServiceResponse, decode_logs_request
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
@@ -66,8 +69,8 @@ _READ_CHUNK_BYTES = 256 * 1024
 _DRAIN_MAX_BYTES = 4 * 1024 * 1024  # an over-limit body this much too big is read and discarded
 
 
-@dataclass
-class HttpReceiverConfig:
+@dataclass(frozen=True)
+class HttpReceiverConfig(Section):
     endpoint: str = "127.0.0.1:4318"  # bind 0.0.0.0:4318 to accept from other hosts/containers
     max_request_body_mib: int = 64  # limit for the body as sent AND after gzip decompression
     workers: int = 8
@@ -80,15 +83,15 @@ class HttpReceiverConfig:
     def validate(self, prefix: str = "receivers.http") -> None:
         parse_endpoint(self.endpoint, f"{prefix}.endpoint")
         if not 1 <= self.max_request_body_mib <= 4096:
-            raise ValueError(f"{prefix}.max_request_body_mib: must be 1..4096, got {self.max_request_body_mib}")
+            raise ConfigError(f"{prefix}.max_request_body_mib: must be 1..4096, got {self.max_request_body_mib}")
         if self.workers < 1:
-            raise ValueError(f"{prefix}.workers: must be >= 1, got {self.workers}")
+            raise ConfigError(f"{prefix}.workers: must be >= 1, got {self.workers}")
         if self.backlog < 1:
-            raise ValueError(f"{prefix}.backlog: must be >= 1, got {self.backlog}")
+            raise ConfigError(f"{prefix}.backlog: must be >= 1, got {self.backlog}")
         if not self.idle_timeout_s > 0:
-            raise ValueError(f"{prefix}.idle_timeout_s: must be > 0, got {self.idle_timeout_s}")
+            raise ConfigError(f"{prefix}.idle_timeout_s: must be > 0, got {self.idle_timeout_s}")
         if not self.request_timeout_s > 0:
-            raise ValueError(f"{prefix}.request_timeout_s: must be > 0, got {self.request_timeout_s}")
+            raise ConfigError(f"{prefix}.request_timeout_s: must be > 0, got {self.request_timeout_s}")
         if self.tls is not None:
             self.tls.validate(f"{prefix}.tls")
         self.auth.validate(f"{prefix}.auth")
@@ -114,24 +117,17 @@ class _BodyError(Exception):
         self.message = message
 
 
-class _Signal(NamedTuple):
-    """What differs between ``/v1/traces`` and ``/v1/logs``."""
-
-    decode: Callable[..., Any]
-    consumer: Consumer
-    response: Callable[[], Any]
-    rejected_field: str  # partial_success counter
-
-
 class HttpReceiver:
+    name = "http"  # the ``receiver`` attribute of its self-telemetry
+
     def __init__(self, config: HttpReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None,
                  logs_consumer: Consumer | None = None) -> None:
         self.config = config
         self.consumer = consumer
-        self.signals = {TRACES_PATH: _Signal(decode_trace_request, consumer, ExportTraceServiceResponse, "rejected_spans")}
+        # path -> the logs consumer for /v1/logs (evaluation results), None for /v1/traces
+        self.signals: dict[str, Consumer | None] = {TRACES_PATH: None}
         if logs_consumer is not None:
-            self.signals[LOGS_PATH] = _Signal(decode_logs_request, logs_consumer, ExportLogsServiceResponse,
-                                              "rejected_log_records")
+            self.signals[LOGS_PATH] = logs_consumer
         self.ready_check = ready
         self.auth: BearerAuthenticator | None = config.auth.authenticator()
         self.max_body_bytes = config.max_request_body_mib * 1024 * 1024
@@ -221,12 +217,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
-        signal = self.receiver.signals.get(path)
-        if signal is None:
+        if path not in self.receiver.signals:
             self._discard_body_or_close()
             self._plain(404, "not found\n")
             return
-        self._export(signal)
+        self._export(self.receiver.signals[path])
 
     def _other(self) -> None:
         if self.path.split("?", 1)[0] in self.receiver.signals:
@@ -240,7 +235,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- export
 
-    def _export(self, signal: _Signal) -> None:
+    def _export(self, logs: Consumer | None) -> None:
+        """/v1/traces, or /v1/logs when ``logs`` (its consumer) is given."""
         rx = self.receiver
         rx.count("requests")
         media = _media_type(self.headers.get("Content-Type"))
@@ -267,8 +263,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = self._read_body()
             if encoding == "gzip":
                 body = gunzip(body, rx.max_body_bytes)
-            request = signal.decode(body, encoding="json" if json_out else "protobuf")
-            raw = None if json_out else body  # lets the normaliser's C scanner read the bytes
+            # strict; per-span defects tolerated only when that fails. ``raw`` (protobuf only) lets
+            # the normaliser's C scanner read the bytes (the repaired ones, when repaired)
+            if logs is None:
+                decoded = decode_request(body, "json" if json_out else "protobuf")
+            else:
+                log_request = decode_logs_request(body, encoding="json" if json_out else "protobuf")
         except _BodyError as exc:
             rx.count("too_large" if exc.status == 413 else "invalid")
             self.close_connection = True
@@ -287,7 +287,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._status(503, code_pb2.UNAVAILABLE, "shutting down", json_out)
             return
         try:
-            admission: Admission = signal.consumer(request, raw)
+            if logs is None:
+                admission: Admission = deliver(rx.consumer, decoded.request, decoded.raw, decoded.defects)
+            else:
+                admission = logs(log_request, None if json_out else body)
         except Exception:
             _log.exception("trace consumer failed; answering 500")
             rx.count("internal_errors")
@@ -301,10 +304,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code = code_pb2.RESOURCE_EXHAUSTED if admission.retry_after_s is not None else code_pb2.UNAVAILABLE
             self._status(503, code, admission.error_message or "not accepting data", json_out, extra=extra)
             return
-        response = signal.response()
-        if admission.rejected_spans:
+        response: Any = ExportTraceServiceResponse() if logs is None else ExportLogsServiceResponse()
+        if admission.rejected_spans or admission.error_message:  # a message alone is a warning
             rx.count("accepted", "partial")
-            setattr(response.partial_success, signal.rejected_field, admission.rejected_spans)
+            field = "rejected_spans" if logs is None else "rejected_log_records"
+            setattr(response.partial_success, field, admission.rejected_spans)
             response.partial_success.error_message = admission.error_message
         else:
             rx.count("accepted")

@@ -15,13 +15,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
+from google.protobuf import message as _pb_message
+
 from gensight.processor.receive.decode import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     DecodeError,
-    _loads,
+    fill_from_otlp_json,
     gunzip,
-    request_from_dict,
-    request_from_protobuf,
+    json_loads,
 )
 
 __all__ = ["ExportLogsServiceResponse", "count_log_records", "decode_logs_request", "is_logs_line",
@@ -31,12 +32,23 @@ LOGS_KEYS = ("resourceLogs", "resource_logs")
 
 
 def logs_request_from_protobuf(data: bytes) -> ExportLogsServiceRequest:
-    return request_from_protobuf(ExportLogsServiceRequest(), data)  # type: ignore[no-any-return]
+    req = ExportLogsServiceRequest()
+    try:
+        req.ParseFromString(data)
+    except _pb_message.DecodeError as exc:
+        raise DecodeError(f"invalid protobuf ExportLogsServiceRequest: {exc}") from None
+    except RecursionError:
+        raise DecodeError("invalid protobuf ExportLogsServiceRequest: nesting too deep") from None
+    return req
 
 
 def logs_request_from_dict(obj: Any) -> ExportLogsServiceRequest:
     """A request from parsed OTLP/JSON (hex ids, int or string int64s, camel or snake case)."""
-    return request_from_dict(ExportLogsServiceRequest(), obj)  # type: ignore[no-any-return]
+    if not isinstance(obj, dict):
+        raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
+    req = ExportLogsServiceRequest()
+    fill_from_otlp_json(req, obj)
+    return req
 
 
 def is_logs_line(obj: Any) -> bool:
@@ -52,7 +64,7 @@ def decode_logs_request(data: bytes, *, encoding: str = "protobuf", gzip: bool =
         return logs_request_from_protobuf(data)
     if encoding == "json":
         try:
-            obj = _loads(data)
+            obj = json_loads(data)
         except RecursionError:
             raise DecodeError("invalid JSON: nesting too deep") from None
         except (ValueError, TypeError) as exc:

@@ -27,23 +27,25 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+from gensight.processor.config_fields import ConfigError, Section
+
 BEARER_SCHEME = "Bearer"
 
 
 def check_readable_file(path: str | None, key: str) -> None:
     """Fail fast naming ``key`` when ``path`` is missing, not a file or unreadable."""
     if not path:
-        raise ValueError(f"{key}: required")
+        raise ConfigError(f"{key}: required")
     if not os.path.exists(path):
-        raise ValueError(f"{key}: file not found: {path}")
+        raise ConfigError(f"{key}: file not found: {path}")
     if not os.path.isfile(path):
-        raise ValueError(f"{key}: not a regular file: {path}")
+        raise ConfigError(f"{key}: not a regular file: {path}")
     if not os.access(path, os.R_OK):
-        raise ValueError(f"{key}: file not readable: {path}")
+        raise ConfigError(f"{key}: file not readable: {path}")
 
 
 @dataclass(frozen=True)
-class TlsConfig:
+class TlsConfig(Section):
     """Server-side TLS. ``client_ca_file`` switches on mutual TLS: clients must present a cert it signed."""
 
     cert_file: str
@@ -58,7 +60,7 @@ class TlsConfig:
         try:
             self.server_ssl_context()
         except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"{prefix}: cannot load certificate/key: {exc}") from None
+            raise ConfigError(f"{prefix}: cannot load certificate/key: {exc}") from None
 
     def server_ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -84,7 +86,7 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
-class AuthConfig:
+class AuthConfig(Section):
     """Optional bearer-token auth. No tokens and no file -> auth off."""
 
     bearer_tokens: tuple[str, ...] = field(default_factory=tuple)
@@ -97,13 +99,13 @@ class AuthConfig:
     def validate(self, prefix: str = "auth") -> None:
         for i, token in enumerate(self.bearer_tokens):
             if not isinstance(token, str) or not token.strip():
-                raise ValueError(f"{prefix}.bearer_tokens[{i}]: must be a non-empty string")
+                raise ConfigError(f"{prefix}.bearer_tokens[{i}]: must be a non-empty string")
             if any(c.isspace() for c in token):
-                raise ValueError(f"{prefix}.bearer_tokens[{i}]: must not contain whitespace")
+                raise ConfigError(f"{prefix}.bearer_tokens[{i}]: must not contain whitespace")
         if self.bearer_token_file is not None:
             check_readable_file(self.bearer_token_file, f"{prefix}.bearer_token_file")
             if not _read_token_file(self.bearer_token_file):
-                raise ValueError(f"{prefix}.bearer_token_file: no token in {self.bearer_token_file}")
+                raise ConfigError(f"{prefix}.bearer_token_file: no token in {self.bearer_token_file}")
 
     def tokens(self) -> tuple[str, ...]:
         from_file = _read_token_file(self.bearer_token_file) if self.bearer_token_file else ()
@@ -124,7 +126,7 @@ class BearerAuthenticator:
 
     def __init__(self, tokens: tuple[str, ...] | list[str]) -> None:
         if not tokens:
-            raise ValueError("BearerAuthenticator needs at least one token")
+            raise ConfigError("BearerAuthenticator needs at least one token")
         self._tokens = [t.encode("utf-8") for t in tokens]
 
     def check(self, authorization: str | None) -> bool:

@@ -154,3 +154,10 @@ def test_demo_without_its_extra_says_how_to_install_it(monkeypatch, capsys):
     assert main(["demo", "--duration-s", "1"]) == 2
     err = capsys.readouterr().err
     assert "missing no-such-package" in err and "pip install 'gensight[demo]'" in err
+
+
+def test_demo_serves_the_status_page_on_loopback_and_prints_its_url(demo_run):
+    import re
+
+    proc, _ = demo_run
+    assert re.search(r"^gensight demo: status page http://127\.0\.0\.1:\d+/ui/$", proc.stdout, re.M), proc.stdout[:2000]

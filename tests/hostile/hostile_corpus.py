@@ -12,8 +12,11 @@ JSON over HTTP, or raw bytes with a chosen content type) and what the processor 
   ``partial_success``, every span counted in ``gensight.processor.spans``.
 * ``either`` — both are acceptable answers (lenient OTLP/JSON: an unknown enum name, a BOM); the
   request must still be answered and accounted for.
-* ``parse`` — whatever the reference protobuf parser says (random bytes and truncations sometimes
-  happen to decode): ``accept`` if it decodes, else ``reject``.
+* ``parse`` — whatever the decoders say (random bytes and truncations sometimes happen to decode):
+  ``accept`` if the reference protobuf parser decodes it, or if lenient decoding does (invalid
+  UTF-8 repaired, an undecodable span rejected alone: ``receive/lenient.py``), else ``reject``.
+  ``envelope_span_count`` counts the spans a request frames independently of both, so accounting
+  ("every span counted once") is checked against bytes, not against the decoder under test.
 
 Most span-level cases also carry *valid* GenAI spans for a service unique to the case
 (``valid_service``): the processor's results for those must be exactly as if the hostile part
@@ -70,10 +73,10 @@ class HostileCase:
     grpc_status: str | None = None  # likewise for gRPC (default INVALID_ARGUMENT)
 
     def expected_outcome(self) -> str:
-        """accept or reject, resolving ``parse`` with the reference protobuf parser."""
+        """accept or reject, resolving ``parse`` with the strict, then the lenient decoder."""
         if self.expect != "parse":
             return self.expect
-        return "accept" if span_count(self.body) is not None else "reject"
+        return "accept" if received_span_count(self.body) is not None else "reject"
 
 
 def span_count(body: bytes) -> int | None:
@@ -83,6 +86,84 @@ def span_count(body: bytes) -> int | None:
     except Exception:
         return None
     return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+
+
+def received_span_count(body: bytes, encoding: str = "protobuf") -> int | None:
+    """Spans a receiver must account for: those lenient decoding kept plus those it rejected;
+    None when it refuses the request (broken framing)."""
+    from gensight.processor.receive.decode import DecodeError
+    from gensight.processor.receive.lenient import decode_request
+
+    try:
+        decoded = decode_request(body, encoding)
+    except DecodeError:
+        return None
+    kept = sum(len(ss.spans) for rs in decoded.request.resource_spans for ss in rs.scope_spans)
+    return kept + (decoded.defects.rejected_spans if decoded.defects is not None else 0)
+
+
+def envelope_span_count(body: bytes) -> int | None:
+    """Spans framed by a protobuf request, from the wire format alone (request.resource_spans →
+    ResourceSpans.scope_spans → ScopeSpans.spans, tag and length only); None when that framing
+    is broken. Independent of every decoder: what "no silent loss" is measured against."""
+
+    def fields(data: bytes) -> list[tuple[int, int, bytes]] | None:
+        out, pos = [], 0
+        while pos < len(data):
+            key, pos = _read_varint(data, pos)
+            if key is None or key >> 3 == 0:
+                return None
+            number, wire_type = key >> 3, key & 7
+            if wire_type == 0:
+                value, pos = _read_varint(data, pos)
+                if value is None:
+                    return None
+                payload = b""
+            elif wire_type in (1, 5):
+                size = 8 if wire_type == 1 else 4
+                payload, pos = data[pos:pos + size], pos + size
+            elif wire_type == 2:
+                size, pos = _read_varint(data, pos)
+                if size is None:
+                    return None
+                payload, pos = data[pos:pos + size], pos + size
+            else:
+                return None
+            if pos > len(data):
+                return None
+            out.append((number, wire_type, payload))
+        return out
+
+    top = fields(body)
+    if top is None:
+        return None
+    total = 0
+    for number, wire_type, rs in top:
+        if (number, wire_type) != (1, 2):
+            continue
+        rs_fields = fields(rs)
+        if rs_fields is None:
+            return None
+        for n2, w2, ss in rs_fields:
+            if (n2, w2) != (2, 2):
+                continue
+            ss_fields = fields(ss)
+            if ss_fields is None:
+                return None
+            total += sum(1 for n3, w3, _ in ss_fields if (n3, w3) == (2, 2))
+    return total
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int | None, int]:
+    value = shift = 0
+    while pos < len(data) and shift < 70:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+    return None, pos
 
 
 # --- protobuf helpers ---------------------------------------------------------------------------
@@ -318,10 +399,19 @@ def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> lis
         # them — the suite checks "answered and accounted", with reject the expectation for
         # syntactically broken JSON.
         syntactic = name in {
-            "json-truncated", "json-trailing-comma", "json-invalid-utf8",
+            "json-truncated", "json-trailing-comma",
             "json-deep-array-100k", "json-deep-object-50k", "json-empty", "json-whitespace",
         }
-        b.raw(name, body, content_type=JSON, expect="reject" if syntactic else "either", tags=("json",), **http)
+        # lenient decoding (receive/lenient.py): invalid UTF-8 / a lone surrogate in a string is a
+        # bad value, repaired; a span with a wrong-typed field is rejected alone; a request whose
+        # structure (resourceSpans / scopeSpans / spans lists) is wrong is refused whole
+        per_span = {"json-invalid-utf8", "json-lone-surrogate", "json-trace-id-number", "json-trace-id-not-hex",
+                    "json-time-not-number", "json-time-negative", "json-time-float", "json-attr-value-wrong",
+                    "json-attributes-not-list", "json-huge-int"}
+        structural = {"json-not-object", "json-string", "json-null", "json-number", "json-resource-spans-string",
+                      "json-resource-spans-object", "json-spans-not-list", "json-nan-literal", "json-duplicate-keys"}
+        expect = ("reject" if syntactic or name in structural else "accept" if name in per_span else "either")
+        b.raw(name, body, content_type=JSON, expect=expect, tags=("json",), **http)
 
     # 7. nesting: AnyValue kvlist/array depth, hand-encoded (the protobuf runtime refuses to build them)
     for depth in (5, 20, 40, 50, 101, 1000, 3000, 10000):
@@ -503,30 +593,52 @@ def build_corpus(base_ns: int, seed: int = 20261123, *, big: bool = True) -> lis
     ]:
         b.hostile_span(name, genai_attrs(model="enum-model"), kind=kind, status_code=code, tags=("enums",))
 
-    # 13. non-UTF-8 in string fields (protobuf bytes patched after encoding; same length)
+    # 13. non-UTF-8 in every string position (protobuf bytes patched after encoding; same length).
+    # Strict parsing refuses these whole; lenient decoding replaces the bytes with U+FFFD and keeps
+    # every span, so the valid spans of the same request must count exactly as alone.
     marker = "ZQZQZQZQ"
     bad = b"\xff\xfe\xc3\x28\xa0\xa1\xed\xa0"  # invalid starts, bad continuation, encoded surrogate
-    for where in ("span-name", "attribute-key", "attribute-value-model", "service-name", "scope-name", "status-message",
-                  "event-name", "link-trace-state"):
-        span = make_span(b.ids, base_ns, genai_attrs(model=marker if where == "attribute-value-model" else "utf8-model"),
-                         name=marker if where == "span-name" else "chat")
-        if where == "attribute-key":
-            span.attributes.append(_kv(marker, "v"))
-        if where == "status-message":
-            span.status.message = marker
-        if where == "event-name":
-            span.events.add(name=marker, time_unix_nano=base_ns)
-        if where == "link-trace-state":
-            span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, trace_state=marker)
-        rs = resource_spans(marker if where == "service-name" else "hostile", [span])
-        if where == "scope-name":
-            rs.scope_spans[0].scope.name = marker
+    utf8_positions: dict[str, Callable[[Span, ResourceSpans], None]] = {
+        "span-name": lambda span, rs: setattr(span, "name", marker),
+        "attribute-key": lambda span, rs: span.attributes.append(_kv(marker, "v")),
+        "attribute-value-model": lambda span, rs: span.attributes[2].value.__setattr__("string_value", marker),
+        "attribute-value-other": lambda span, rs: span.attributes.append(_kv("http.url", marker)),
+        "attribute-array-element": lambda span, rs: span.attributes.append(
+            _kv("gen_ai.response.finish_reasons", ["stop", marker])),
+        "attribute-nested-arrays": lambda span, rs: span.attributes.append(_kv("app.nested", [[[1, marker]]])),
+        "attribute-kvlist-key": lambda span, rs: span.attributes.append(_kv("app.map", {marker: 1})),
+        "attribute-kvlist-value": lambda span, rs: span.attributes.append(_kv("app.map", {"a": {"b": [marker]}})),
+        "service-name": lambda span, rs: rs.resource.attributes[0].value.__setattr__("string_value", marker),
+        "resource-attribute-key": lambda span, rs: rs.resource.attributes.append(_kv(marker, "prod")),
+        "resource-attribute-value": lambda span, rs: rs.resource.attributes.append(_kv("host.name", marker)),
+        "resource-attribute-kvlist": lambda span, rs: rs.resource.attributes.append(_kv("k8s", {"pod": [marker]})),
+        "scope-name": lambda span, rs: setattr(rs.scope_spans[0].scope, "name", marker),
+        "scope-attribute": lambda span, rs: rs.scope_spans[0].scope.attributes.append(_kv("lib", marker)),
+        "status-message": lambda span, rs: setattr(span.status, "message", marker),
+        "event-name": lambda span, rs: span.events.add(name=marker, time_unix_nano=base_ns),
+        "event-attribute": lambda span, rs: span.events.add(name="e", time_unix_nano=base_ns).attributes.append(
+            _kv(marker, marker)),
+        "link-trace-state": lambda span, rs: span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8,
+                                                             trace_state=marker),
+        "link-attribute": lambda span, rs: span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8).attributes.append(
+            _kv("k", marker)),
+        "trace-state": lambda span, rs: setattr(span, "trace_state", marker),
+        "tenant-id": lambda span, rs: span.attributes.append(_kv("user.id", marker)),
+    }
+    for where, put in utf8_positions.items():
+        span = make_span(b.ids, base_ns, genai_attrs(model="utf8-model"), name="chat")
+        rs = resource_spans("hostile", [span])
+        put(rs.scope_spans[0].spans[0], rs)
         service = b._valid_service(where)
         req = ExportTraceServiceRequest(resource_spans=[valid_resource_spans(b.ids, service, base_ns), rs])
         body = req.SerializeToString()
         assert body.count(marker.encode()) >= 1
-        b.cases.append(HostileCase(name=f"non-utf8-{where}", body=body.replace(marker.encode(), bad), expect="parse",
-                                   valid_service=service, tags=("utf8",)))
+        json_body = to_otlp_json(req)
+        b.cases.append(HostileCase(
+            name=f"non-utf8-{where}", body=body.replace(marker.encode(), bad), expect="accept",
+            valid_service=service, tags=("utf8",),
+            json_body=json_body.replace(marker.encode(), bad) if marker.encode() in json_body else None,
+        ))
 
     # 14. events and links in bulk, unknown fields inside spans
     span = make_span(b.ids, base_ns, genai_attrs(model="events-model"))

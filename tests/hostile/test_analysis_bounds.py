@@ -133,9 +133,9 @@ def test_exports_are_split_into_requests_of_bounded_size():
 
 
 def test_a_span_from_1970_after_the_watermark_moved_is_late_and_closes_no_windows():
-    from gensight.processor.pipeline.windows import WindowClock, WindowConfig
+    from gensight.processor.pipeline.windows import PipelineConfig, WindowClock
 
-    clock = WindowClock(WindowConfig(60.0, 5.0, False), live=False)
+    clock = WindowClock(PipelineConfig(60.0, 5.0, False), live=False)
     now = _normalise(make_span(IDS, T0 + 120 * S)).records
     clock.assign(now)
     clock.advance()

@@ -3,10 +3,13 @@
 Requests are built from strategies over the whole OTLP span model — any attribute key from the
 GenAI dialects with any AnyValue (nested arrays/kvlists, NaN, huge ints, bytes, empty), any
 timestamps in the uint64 range, any ids, kinds and status codes, random resources — and, as a
-second strategy, valid requests with a few bytes mutated. For every example, over gRPC and
-OTLP/HTTP: the request is answered (OK, or INVALID_ARGUMENT / 400 when it does not decode), every
-span of an accepted request is counted exactly once in ``gensight.processor.spans``, and the
-process stays healthy.
+second strategy, valid requests with a few bytes mutated, and as a third, generated requests
+whose strings (attribute keys and values, span and scope names, status messages, resource
+attributes, elements of nested arrays and kvlists) hold invalid UTF-8. For every example, over
+gRPC and OTLP/HTTP (and OTLP/JSON for the third): the request is answered (OK, or
+INVALID_ARGUMENT / 400 when its framing is broken), every span it frames is counted exactly once
+in ``gensight.processor.spans`` (decoded or rejected: ``receive/lenient.py``), and the process
+stays healthy.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import pytest
 from harness import MetricsSink, processor_config, wait_for
 from hostile_client import grpc_channel, grpc_health, http_get, send_grpc, send_http
-from hostile_corpus import span_count
+from hostile_corpus import JSON, envelope_span_count, received_span_count, to_otlp_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -37,9 +40,18 @@ KEYS = [
     "gen_ai.prompt.0.content", "input.value", "service.name", "",
 ]
 NOW_NS = time.time_ns()
+# a string the generators put anywhere a string goes; the UTF-8 test swaps it for invalid bytes of
+# the same length after encoding (so every length prefix stays right)
+MARKER = "QZQZQZQZ"
+INVALID_8_BYTES = [b"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8", b"\xc3\x28\xc3\x28\xc3\x28\xc3\x28",
+                   b"\xed\xa0\x80\xed\xbf\xbf\x80\x80", b"abc\xe2\x82def", b"\xf0\x9f\x98abcde",
+                   b"\xc0\xafxx\xe0\x80\xafy"]
+KEYS.append(MARKER)
+texts = st.one_of(st.text(max_size=20), st.just(MARKER), st.just(f"gpt-{MARKER}"))
 
 scalars = st.one_of(
     st.text(max_size=30).map(lambda s: AnyValue(string_value=s)),
+    texts.map(lambda s: AnyValue(string_value=s)),
     st.sampled_from(["chat", "execute_tool", "retrieval", "openai", "gpt-4o-mini", "LLM", "USD", ""]).map(
         lambda s: AnyValue(string_value=s)),
     st.integers(min_value=-(2**63), max_value=2**63 - 1).map(lambda i: AnyValue(int_value=i)),
@@ -70,23 +82,30 @@ def spans(draw: Any) -> Span:
     start, end = draw(times), draw(times)
     return Span(
         trace_id=draw(st.binary(max_size=20)), span_id=draw(st.binary(max_size=10)),
-        name=draw(st.text(max_size=20)), kind=draw(st.integers(min_value=-5, max_value=10)),
+        name=draw(texts), kind=draw(st.integers(min_value=-5, max_value=10)),
         start_time_unix_nano=start, end_time_unix_nano=end, attributes=draw(attributes),
-        status=Status(code=draw(st.integers(min_value=-3, max_value=5)), message=draw(st.text(max_size=10))),
+        status=Status(code=draw(st.integers(min_value=-3, max_value=5)), message=draw(texts)),
     )
 
 
 @st.composite
 def requests(draw: Any) -> bytes:
+    return draw(request_messages()).SerializeToString()
+
+
+@st.composite
+def request_messages(draw: Any) -> ExportTraceServiceRequest:
     resource_spans = []
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
         resource = None if draw(st.booleans()) and draw(st.booleans()) else Resource(attributes=draw(attributes))
         scopes = [ScopeSpans(spans=draw(st.lists(spans(), max_size=4))) for _ in range(draw(st.integers(0, 2)))]
+        for scope in scopes:
+            scope.scope.name = draw(texts)
         rs = ResourceSpans(scope_spans=scopes)
         if resource is not None:
             rs.resource.CopyFrom(resource)
         resource_spans.append(rs)
-    return ExportTraceServiceRequest(resource_spans=resource_spans).SerializeToString()
+    return ExportTraceServiceRequest(resource_spans=resource_spans)
 
 
 @st.composite
@@ -119,11 +138,20 @@ def _total(srv: ProcessorServer) -> int:
         return sum(srv.pipeline.counts.values())
 
 
-def _check(srv: ProcessorServer, channel: Any, body: bytes) -> None:
-    n = span_count(body)
-    for transport in ("grpc", "http"):
+def _check(srv: ProcessorServer, channel: Any, body: bytes, json_body: bytes | None = None) -> None:
+    n = received_span_count(body)
+    if n is not None:  # nothing the bytes frame is lost: decoded or rejected, never dropped silently
+        assert n == envelope_span_count(body)
+    plans = [("grpc", body), ("http", body)] + ([("http-json", json_body)] if json_body is not None else [])
+    for transport, data in plans:
         before = _total(srv)
-        answer = send_grpc(channel, body) if transport == "grpc" else send_http(srv.http_port, body)
+        if transport == "grpc":
+            answer = send_grpc(channel, data)
+        elif transport == "http":
+            answer = send_http(srv.http_port, data)
+        else:
+            answer = send_http(srv.http_port, data, content_type=JSON)
+            assert received_span_count(data, "json") == n
         if n is None:
             assert not answer.ok and answer.code in ("INVALID_ARGUMENT", "400"), answer
             assert _total(srv) == before
@@ -144,6 +172,16 @@ PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
 @given(body=requests())
 def test_generated_requests_are_answered_counted_and_survived(server, body):
     _check(*server, body)
+
+
+@PROPERTY_SETTINGS
+@given(request=request_messages(), invalid=st.sampled_from(INVALID_8_BYTES))
+def test_requests_with_invalid_utf8_in_any_string_are_answered_counted_and_survived(server, request, invalid):
+    body = request.SerializeToString()
+    json_body = to_otlp_json(request)
+    _check(*server, body.replace(MARKER.encode(), invalid), json_body.replace(MARKER.encode(), invalid))
+    if MARKER.encode() in body:  # the strict parser refuses it; lenient decoding accepts every span
+        assert received_span_count(body.replace(MARKER.encode(), invalid)) == envelope_span_count(body)
 
 
 @PROPERTY_SETTINGS

@@ -34,7 +34,7 @@ from hostile_corpus import (
     VALID_SPANS,
     HostileCase,
     build_corpus,
-    span_count,
+    received_span_count,
 )
 
 from gensight.processor.pipeline.pipeline import OUTCOMES
@@ -85,24 +85,15 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
-def _json_span_count(body: bytes) -> int | None:
-    from gensight.processor.receive.decode import DecodeError, decode_trace_request
-
-    try:
-        req = decode_trace_request(body, encoding="json")
-    except DecodeError:
-        return None
-    return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
-
-
 def _expected_spans(case: HostileCase, transport: str, body: bytes) -> int | None:
+    """Spans the processor must account for (kept by decoding + rejected by it); None: refused."""
     if transport == "http-json" or (transport == "http" and case.content_type == JSON):
         if case.content_encoding:
             return None
-        return _json_span_count(body)
+        return received_span_count(body, "json")
     if case.content_encoding == "gzip" or (transport == "http" and case.content_type != PROTOBUF):
         return None
-    return span_count(body)
+    return received_span_count(body)
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +190,13 @@ def test_every_span_is_counted_once(run: Run, case: HostileCase):
                         if k.split(".")[1] in ("invalid", "too_large", "unsupported")}
             if s.answer.code != "RESOURCE_EXHAUSTED":  # gRPC core refuses oversize before our handler
                 assert sum(refusals.values()) == 1, f"{s.transport}: receiver counters {s.receiver_delta}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "utf8" in c.tags], ids=lambda c: c.name)
+def test_invalid_utf8_is_answered_ok_with_a_partial_success_warning(run: Run, case: HostileCase):
+    for s in _sent(run, case):
+        assert s.answer.ok and s.answer.rejected_spans == 0, f"{s.transport}: {s.answer}"
+        assert s.answer.message.startswith("invalid UTF-8 replaced with U+FFFD in "), f"{s.transport}: {s.answer}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

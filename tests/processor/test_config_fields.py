@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from gensight.processor.config_fields import fields_from_mapping, reject_unknown
+from gensight.processor.config_fields import ConfigError, Section, check, fields_from_mapping, reject_unknown
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,42 @@ def test_a_special_rule_gets_the_value_and_the_full_key():
 def test_a_field_without_a_rule_for_its_type_is_a_programming_error():
     with pytest.raises(TypeError, match="s.mode"):
         fields_from_mapping(Sample, {"mode": "b"}, "s")
+
+
+# ---------------------------------------------------------------- Section: the one build path
+
+
+@dataclass(frozen=True)
+class Inner(Section):
+    limit: int = 3
+
+    def validate(self, key: str) -> None:
+        check(self.limit > 0, f"{key}.limit", f"must be > 0, got {self.limit}")
+
+
+@dataclass(frozen=True)
+class Outer(Section):
+    name: str = "x"
+    ratio: float | None = None
+    tags: tuple[str, ...] = ()
+    inner: Inner = Inner()
+
+
+def test_a_section_is_built_from_its_mapping_with_typed_values():
+    built = Outer.from_mapping({"ratio": 1, "tags": ["a", "b"], "inner": {"limit": 5}}, "quality")
+    assert built == Outer(ratio=1.0, tags=("a", "b"), inner=Inner(5))
+    assert isinstance(built.ratio, float)
+    assert Outer.from_mapping(None, "quality") == Outer()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"colour": 1}, "quality.colour: unknown key (expected one of: name, ratio, tags, inner)"),
+    ({"ratio": "high"}, "quality.ratio: must be a number, got 'high'"),
+    ({"tags": [1, True]}, "quality.tags[1]: must be a string, got True"),
+    ({"inner": {"limit": 0}}, "quality.inner.limit: must be > 0, got 0"),
+    ({"inner": 7}, "quality.inner: must be a mapping, got 7"),
+])
+def test_every_section_error_is_a_config_error_naming_the_dotted_key(data, message):
+    with pytest.raises(ConfigError) as err:
+        Outer.from_mapping(data, "quality")
+    assert str(err.value) == message

@@ -220,3 +220,40 @@ def test_tune_gc_freezes_startup_objects_and_raises_thresholds():
             "print(gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 1000)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_exported_duration_exemplars_are_input_spans_of_their_series_and_window(server, metrics_sink, otlp):
+    """Through the live server (gRPC in, OTLP out): every exemplar on a gensight.call.duration point
+    is one of the input spans of that point's series, and ended in the window the point closes."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    window_ns = 60 * 1_000_000_000
+    spans = []
+    for w in range(2):
+        for i in range(6):
+            start = otlp.T0_NS + w * window_ns + i * 1_000_000_000
+            spans.append(otlp.chat("gpt-4o", start=start, duration_s=0.1 + 0.1 * i, error="Timeout" if i == 2 else None))
+            spans.append(otlp.chat("gpt-4o-mini", start=start, duration_s=0.05 * (i + 1)))
+    req = otlp.request(spans)
+    by_id = {}
+    for span in req.resource_spans[0].scope_spans[0].spans:
+        model = next(kv.value.string_value for kv in span.attributes if kv.key == "gen_ai.request.model")
+        by_id[(span.trace_id, span.span_id)] = (model, span.end_time_unix_nano, span.status.code)
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+        trace_service_pb2_grpc.TraceServiceStub(ch).Export(req, timeout=5)
+    server.stop()
+    checked = 0
+    for exported in metrics_sink.requests:
+        for rm in exported.resource_metrics:
+            for m in rm.scope_metrics[0].metrics:
+                if m.name != "gensight.call.duration":
+                    continue
+                for dp in m.histogram.data_points:
+                    model = next(kv.value.string_value for kv in dp.attributes if kv.key == "gen_ai.request.model")
+                    for ex in dp.exemplars:
+                        span_model, end_ns, _ = by_id[(ex.trace_id, ex.span_id)]
+                        assert span_model == model and dp.time_unix_nano - window_ns <= end_ns < dp.time_unix_nano
+                        checked += 1
+                    if model == "gpt-4o":  # slowest call (0.6 s) and the failed one (0.3 s)
+                        assert sorted(round(e.as_double, 3) for e in dp.exemplars) == [0.3, 0.6]
+    assert checked == 4 + 2  # 2 windows x (2 for gpt-4o + 1 for gpt-4o-mini)

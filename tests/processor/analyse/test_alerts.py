@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from gensight.processor.analyse.alert_delivery import alertmanager_payload, logs_request
 from gensight.processor.analyse.alerts import (
     FIRING,
     INACTIVE,
@@ -14,8 +15,6 @@ from gensight.processor.analyse.alerts import (
     RESOLVED,
     AlertEngine,
     AlertsConfig,
-    alertmanager_payload,
-    logs_request,
 )
 from gensight.processor.points import Window
 

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from gensight.processor.analyse.alerts import FIRING, AlertEngine, summary
+from gensight.processor.analyse.alert_delivery import summary
+from gensight.processor.analyse.alerts import FIRING, AlertEngine
 from gensight.processor.analyse.analytics import run_windows
 from gensight.processor.analyse.anomaly import N_TESTS, AnomalyAnalyser, AnomalyConfig
 from gensight.processor.records import CallRecord, SeriesKey
@@ -234,3 +235,29 @@ def test_a_signal_that_stops_being_tested_drains_instead_of_sticking():
     scores = window_scores(a, calls(100, 32) + slow_ttfc + no_ttfc)
     assert scores[109][1]["ttfc"] >= 0.7
     assert scores[139][0] < 0.7 and scores[139][1]["ttfc"] == 0.0
+
+
+def test_error_rise_to_5_percent_accumulates_as_likelihood_ratios():
+    """0.5 % -> 5 % at 40 calls a window: 1-3 errors a window, each window's likelihood ratio
+    against the bank's first alternative adds up to h within a few windows."""
+    a = AnomalyAnalyser(AnomalyConfig(iforest=False))
+    scores = window_scores(a, calls(200, 35, per_min=40) + calls(15, 36, per_min=40, start_min=200, err=0.05))
+    assert first_alarm(scores, 200) is not None and first_alarm(scores, 200) <= 10
+    assert scores[200 + first_alarm(scores, 200) - 1][1]["error_rate"] >= 0.7
+
+
+def test_an_old_snapshot_with_the_error_rates_p_value_sum_still_loads():
+    """Snapshots from before the likelihood-ratio CUSUMs hold cusum["error_rate"] in -ln p nats:
+    they load, and that sum is dropped rather than read on the new scale."""
+    cfg = AnomalyConfig(iforest=False)
+    a = AnomalyAnalyser(cfg)
+    window_scores(a, calls(120, 37))
+    state = json.loads(json.dumps(a.export_state()))
+    for series in state["series"].values():
+        series["cusum"] = {k: v for k, v in series["cusum"].items() if "_lr" not in k} | {"error_rate": 20.0}
+    b = AnomalyAnalyser(cfg)
+    b.import_state(state)
+    scores = window_scores(b, calls(1, 38, start_min=120))
+    assert scores[120][1]["error_rate"] < 0.7
+    assert "error_rate" not in b.cusum(SeriesKey("svc", "chat", "openai", "gpt-4o"))
+    assert any("_lr" in k for k in b.cusum(SeriesKey("svc", "chat", "openai", "gpt-4o")))

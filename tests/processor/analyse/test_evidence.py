@@ -130,3 +130,61 @@ def test_conformal_p_value_is_the_rank_among_normal_scores():
     hist = [0.1, 0.2, 0.3, 0.4]
     assert ev.conformal_logp(0.35, hist) == pytest.approx(math.log(2 / 5))
     assert ev.conformal_logp(0.9, hist) == pytest.approx(math.log(1 / 5))
+
+
+@pytest.mark.parametrize("k, n, r0, r1", [(0, 40, 0.0055, 0.0455), (2, 40, 0.0055, 0.0455), (4, 40, 0.006, 0.126),
+                                          (1, 3, 0.01, 0.31), (30, 30, 0.2, 0.99), (0, 0, 0.01, 0.05)])
+def test_binomial_log_likelihood_ratio_matches_scipy(k, n, r0, r1):
+    expected = float(stats.binom.logpmf(k, n, r1) - stats.binom.logpmf(k, n, r0))
+    assert ev.binom_llr(k, n, r0, r1) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_rate_alternatives_rise_by_a_factor_or_an_absolute_step():
+    assert ev.rate_alternatives(0.005) == pytest.approx([0.045, 0.125, 0.305])
+    assert ev.rate_alternatives(0.1) == pytest.approx([0.4, 0.99, 0.99])  # capped below 1
+
+
+@pytest.mark.parametrize("per_window", [2, 40])
+def test_likelihood_ratio_cusum_exceeds_h_at_most_at_the_stated_rate(per_window):
+    """Ville: under a rate at the reference bound r0, P(S >= ln(1/alpha)) <= alpha in every window.
+    A bank of three CUSUMs at h = ln(3/alpha) on 100,000 stationary windows (Poisson traffic, quiet
+    and busy) exceeds h on at most alpha of the windows (+ 4 s.e.), and its first alarm comes no
+    sooner than the average run length the bound promises would make likely."""
+    alpha = 2e-3
+    h = ev.llr_cusum_threshold(alpha / len(ev.LR_ALTERNATIVES))
+    r0 = 0.005
+    rng = np.random.default_rng(per_window)
+    windows = 100_000
+    n = rng.poisson(per_window, windows)
+    k = rng.binomial(n, r0)
+    r1s = ev.rate_alternatives(r0)
+    s = np.zeros(len(r1s))
+    over = 0
+    for kk, nn in zip(k.tolist(), n.tolist(), strict=True):
+        s = np.maximum(0.0, s + [ev.binom_llr(kk, nn, r0, r1) for r1 in r1s])
+        over += bool((s >= h).any())
+    assert over / windows <= alpha + 4 * math.sqrt(alpha / windows)
+
+
+def test_likelihood_ratio_cusum_is_not_vacuous_under_a_rise():
+    """The same bank on a rise 0.5 % -> 5 % at 40 calls a window crosses h within 8 windows."""
+    h = ev.llr_cusum_threshold(4.3e-6 / len(ev.LR_ALTERNATIVES))
+    r0 = 0.0055
+    rng = np.random.default_rng(3)
+    delays = []
+    for _ in range(200):
+        s = np.zeros(len(ev.LR_ALTERNATIVES))
+        for w in range(1, 100):
+            nn = int(rng.poisson(40))
+            kk = int(rng.binomial(nn, 0.05))
+            s = np.maximum(0.0, s + [ev.binom_llr(kk, nn, r0, r1) for r1 in ev.rate_alternatives(r0)])
+            if (s >= h).any():
+                delays.append(w)
+                break
+    assert len(delays) == 200 and float(np.median(delays)) <= 8
+
+
+def test_likelihood_ratio_threshold_is_ln_one_over_alpha():
+    assert ev.llr_cusum_threshold(1e-3) == pytest.approx(math.log(1000))
+    with pytest.raises(ValueError):
+        ev.llr_cusum_threshold(0.0)

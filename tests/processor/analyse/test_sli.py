@@ -226,3 +226,46 @@ def test_vectorised_keys_equal_the_library_keys_at_bin_edges():
     values = [x for e in edges for x in (np.nextafter(e, 0), e, np.nextafter(e, np.inf))]
     values += [1.0, 2.0, 0.5, 1e-300, 1e300]
     assert _sketch_keys(np.asarray(values)).tolist() == [_MAPPING.key(float(v)) for v in values]
+
+
+# -- exemplars -----------------------------------------------------------------------------------
+
+def traced(d: float, n: int, **kw) -> CallRecord:
+    return rec(d, trace_id=n.to_bytes(16, "big"), span_id=n.to_bytes(8, "big"), **kw)
+
+
+def exemplars(points):
+    (p,) = by_name(points, "gensight.call.duration")
+    return p.value.exemplars
+
+
+def test_duration_point_carries_the_windows_slowest_call_and_one_failure_as_exemplars():
+    a = SLIAnalyser()
+    a.observe(W0, [traced(0.2, 1), traced(0.9, 2, end_s=20.0), traced(0.1, 3, error="Timeout")])
+    a.observe(W0, [traced(0.4, 4), traced(0.3, 5, error="Timeout")])
+    slowest, failed = exemplars(a.close(W0))
+    assert (slowest.value, slowest.trace_id, slowest.span_id, slowest.time_ns) == (
+        0.9, (2).to_bytes(16, "big"), (2).to_bytes(8, "big"), 20 * S)
+    assert failed.trace_id == (3).to_bytes(16, "big") and failed.value == 0.1
+
+
+def test_exemplars_come_from_the_closing_window_only():
+    a = SLIAnalyser()
+    a.observe(W0, [traced(5.0, 1)])
+    a.close(W0)
+    a.observe(W1, [traced(0.5, 2, end_s=70.0)])
+    (ex,) = exemplars(a.close(W1))
+    assert ex.trace_id == (2).to_bytes(16, "big")
+
+
+def test_a_slowest_call_that_failed_is_one_exemplar_not_two():
+    a = SLIAnalyser()
+    a.observe(W0, [traced(0.1, 1), traced(3.0, 2, error="Timeout")])
+    (ex,) = exemplars(a.close(W0))
+    assert ex.trace_id == (2).to_bytes(16, "big")
+
+
+def test_calls_without_trace_ids_give_no_exemplars():
+    a = SLIAnalyser()
+    a.observe(W0, [rec(0.5), rec(0.7, error="Timeout")])
+    assert exemplars(a.close(W0)) == ()

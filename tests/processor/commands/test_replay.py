@@ -132,3 +132,30 @@ def test_replay_equals_live_on_the_same_spans(tmp_path, otlp):
         srv.stop()
     assert analysis_rows(replay_rows) == analysis_rows(live.rows)
     assert len(analysis_rows(replay_rows)) > 100
+
+
+def test_replay_reads_lines_with_invalid_utf8_and_bad_spans(tmp_path, otlp):
+    """A line holding invalid UTF-8 and a span with a bad id loses only that span: 99 calls of
+    svc-a are counted, svc-b's call with its model repaired, the bad span counted as dropped."""
+    good = otlp.request([otlp.chat(start=otlp.T0_NS + i * S // 10) for i in range(99)], service="svc-a")
+    bad = otlp.request([otlp.chat("gpt-ZQZQ", start=otlp.T0_NS), otlp.chat(start=otlp.T0_NS)], service="svc-b")
+    good.resource_spans.extend(bad.resource_spans)
+    obj = message_to_otlp_json(good)
+    obj["resourceSpans"][1]["scopeSpans"][0]["spans"][1]["spanId"] = "not hex"
+    src = tmp_path / "spans.jsonl"
+    src.write_bytes(json.dumps(obj).encode().replace(b"ZQZQ", b"\xff\xfe\xc3\x28") + b"\n")
+    out = tmp_path / "metrics.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "gensight", "replay", str(src), "--output", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{src}:1: 1 span(s) rejected, first: resourceSpans[1].scopeSpans[0].spans[1]" in proc.stderr
+    assert "invalid UTF-8 replaced with U+FFFD in 1 string(s)" in proc.stderr
+    calls: dict[tuple, float] = {}
+    spans: dict[str, float] = {}
+    for service, name, attrs, value in metric_rows(out.read_text().splitlines()):
+        if name == "gensight.calls":
+            calls[(service, dict(attrs)["gen_ai.request.model"])] = value
+        elif name == "gensight.processor.spans":
+            spans[dict(attrs)["outcome"]] = value
+    assert calls == {("svc-a", "gpt-4o-mini"): 99, ("svc-b", "gpt-\ufffd\ufffd\ufffd("): 1}
+    assert spans["dropped"] == 1 and spans["accepted"] == 100

@@ -24,12 +24,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from gensight.processor.export.jsonlines import JsonLinesSink
-from gensight.processor.export.otlp import (
-    ExporterConfig,
-    OtlpExporter,
-    count_items,
-    resolve_settings,
-)
+from gensight.processor.export.otlp import OtlpExporter
+from gensight.processor.export.otlp_settings import ExporterConfig, resolve_settings
+from gensight.processor.export.otlp_transport import count_items
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.grpc_receiver import retry_status
 
@@ -504,38 +501,19 @@ def test_http_json_sends_otlp_json(http_sink, exporter):
     assert doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"][0]["asInt"] == "4"
 
 
-class _Section:
-    """A config section shaped like the processor YAML's ``export`` (not an ExporterConfig)."""
-
-    def __init__(self, **kw):
-        self.endpoint = None
-        self.protocol = None
-        self.headers: dict = {}
-        self.timeout_s = 10.0
-        self.insecure = None
-        self.__dict__.update(kw)
-
-
-def test_build_exporter_adapts_a_yaml_section(grpc_sink):
-    from gensight.processor.export.otlp import build_exporter
+def test_the_yaml_export_section_is_the_exporter_config(grpc_sink):
+    from gensight.processor.config import config_from_mapping
+    from gensight.processor.export.otlp import OtlpSink
 
     sink = grpc_sink()
-    exp = build_exporter(_Section(headers={"x-tenant": "a"}), endpoint=f"http://127.0.0.1:{sink.port}", env={})
+    section = config_from_mapping({"export": {"endpoint": f"http://127.0.0.1:{sink.port}",
+                                              "headers": {"x-tenant": "a"}}}).export
+    out = OtlpSink(section, env={})
     try:
-        assert exp.settings.protocol == "grpc" and exp.settings.insecure
-        exp.export(metrics_request(1))
-        assert exp.force_flush(10)
+        assert out.metrics.settings.protocol == "grpc" and out.metrics.settings.insecure
+        out.export(metrics_request(1))
+        assert out.force_flush(10)
         assert sink.metadata[0]["x-tenant"] == "a"
+        assert out.delivery_stats().sent_items == 1
     finally:
-        exp.shutdown(1)
-
-
-def test_build_exporter_keeps_env_path_rules_for_an_env_endpoint():
-    from gensight.processor.export.otlp import build_exporter
-
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/base", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
-    exp = build_exporter(_Section(), endpoint="http://c:4318/base", env=env)
-    try:
-        assert exp.settings.endpoint == "http://c:4318/base/v1/metrics"
-    finally:
-        exp.shutdown(0.1)
+        out.shutdown(1)

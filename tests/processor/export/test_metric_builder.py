@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from gensight.processor.export.metric_builder import SCOPE_NAME, build_request, flatten, series_attributes
-from gensight.processor.points import GAUGE, HISTOGRAM, SUM, HistogramValue, MetricPoint
+from gensight.processor.points import GAUGE, HISTOGRAM, SUM, Exemplar, HistogramValue, MetricPoint
 from gensight.processor.records import OVERFLOW_KEY, SeriesKey
 
 
@@ -48,3 +48,11 @@ def test_histogram_point_keeps_buckets_min_max_and_times():
     assert (dp.count, dp.sum, list(dp.bucket_counts), list(dp.explicit_bounds)) == (3, 1.5, [1, 2, 0], [0.1, 1.0])
     assert (dp.min, dp.max, dp.start_time_unix_nano, dp.time_unix_nano) == (0.05, 0.9, 10, 70)
     assert flatten(req) == [("svc", "gensight.call.duration", (), (3, 1.5, (1, 2, 0)))]
+
+
+def test_histogram_exemplars_become_otlp_exemplars_with_trace_and_span_ids():
+    ex = Exemplar(0.9, 65, b"\x0a" * 16, b"\x0b" * 8)
+    h = HistogramValue(3, 1.5, (1, 2, 0), (0.1, 1.0), 0.05, 0.9, (ex,))
+    req = build_request([MetricPoint("gensight.call.duration", HISTOGRAM, "s", "svc", (), h, 10, 70)])
+    (e,) = req.resource_metrics[0].scope_metrics[0].metrics[0].histogram.data_points[0].exemplars
+    assert (e.as_double, e.time_unix_nano, e.trace_id, e.span_id) == (0.9, 65, b"\x0a" * 16, b"\x0b" * 8)

@@ -3,6 +3,7 @@ and scraped by a real Prometheus server when Debian's prometheus is installed.""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
@@ -235,38 +236,21 @@ def test_config_validation_names_the_bad_key(cfg, message):
         PrometheusConfig(**cfg).validate()
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian prometheus not installed")
-def test_real_prometheus_scrapes_the_contract_names(endpoint, tmp_path):
-    prom = endpoint()
-    prom.export(contract_request(4))
+@contextlib.contextmanager
+def real_prometheus(tmp_path, target_port: int, *flags: str):
+    """Debian's prometheus scraping ``target_port`` every 200 ms; yields its HTTP port."""
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
         "global: {scrape_interval: 200ms, scrape_timeout: 200ms}\n"
-        f"scrape_configs: [{{job_name: gensight, static_configs: [{{targets: ['127.0.0.1:{prom.port}']}}]}}]\n"
+        f"scrape_configs: [{{job_name: gensight, static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]}}]\n"
     )
     proc = subprocess.Popen(
         ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         "--web.listen-address=127.0.0.1:0", "--log.level=warn"],
+         "--web.listen-address=127.0.0.1:0", "--log.level=warn", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
-        port = _prometheus_port(proc)
-        deadline = time.monotonic() + 20
-        result: list = []
-        while time.monotonic() < deadline and not result:
-            url = f"http://127.0.0.1:{port}/api/v1/query?query=gensight_calls"
-            try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
-                    result = json.load(resp)["data"]["result"]
-            except urllib.error.HTTPError as exc:
-                if exc.code != 503:  # 503: Prometheus is still opening its TSDB; ask again
-                    raise
-            if not result:
-                time.sleep(0.2)
-        assert result, "Prometheus never scraped gensight_calls"  # its target sync takes ~5 s
-        labels = result[0]["metric"]
-        assert labels["service_name"] == "chat-app" and labels["gen_ai_request_model"] == "gpt-4o"
-        assert result[0]["value"][1] == "4"
+        yield _prometheus_port(proc)
     finally:
         proc.terminate()
         try:
@@ -274,6 +258,35 @@ def test_real_prometheus_scrapes_the_contract_names(endpoint, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def poll_api(port: int, path: str, timeout_s: float = 20.0) -> list:
+    """``data`` of a Prometheus API answer once it is non-empty (target sync takes ~5 s)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+                data = json.load(resp)["data"]
+            data = data["result"] if isinstance(data, dict) else data
+            if data:
+                return data
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:  # 503: Prometheus is still opening its TSDB; ask again
+                raise
+        time.sleep(0.2)
+    return []
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian prometheus not installed")
+def test_real_prometheus_scrapes_the_contract_names(endpoint, tmp_path):
+    prom = endpoint()
+    prom.export(contract_request(4))
+    with real_prometheus(tmp_path, prom.port) as port:
+        result = poll_api(port, "/api/v1/query?query=gensight_calls")
+    assert result, "Prometheus never scraped gensight_calls"
+    labels = result[0]["metric"]
+    assert labels["service_name"] == "chat-app" and labels["gen_ai_request_model"] == "gpt-4o"
+    assert result[0]["value"][1] == "4"
 
 
 def _prometheus_port(proc: subprocess.Popen) -> int:
@@ -304,14 +317,100 @@ def _prometheus_port(proc: subprocess.Popen) -> int:
     pytest.fail("prometheus did not start listening")
 
 
-def test_build_endpoint_starts_from_a_yaml_section():
-    from types import SimpleNamespace
+def test_the_yaml_prometheus_section_is_the_endpoint_config():
+    from gensight.processor.config import config_from_mapping
 
-    from gensight.processor.export.prometheus import build_endpoint
-
-    prom = build_endpoint(SimpleNamespace(endpoint="127.0.0.1:0"))
+    prom = PrometheusEndpoint(config_from_mapping({"prometheus": {"endpoint": "127.0.0.1:0"}}).prometheus)
+    prom.start()
     try:
         prom.export(contract_request(2))
         assert 'service_name="chat-app"} 2' in get(prom.port)[2]
     finally:
         prom.shutdown(1.0)
+
+
+# ---------------------------------------------------------------- exemplars and OpenMetrics
+
+S = 1_000_000_000
+OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+
+
+def traced_request(base_ns: int = 0):
+    """What the processor exports for one window of two series: the SLI analyser's points for
+    traced calls, through the metric builder. gpt-4o's slowest call is trace 0x..02, its failure
+    0x..03; gpt-4o-mini's only call is trace 0x..04."""
+    from gensight.processor.analyse.sli import SLIAnalyser
+    from gensight.processor.export.metric_builder import build_request
+    from gensight.processor.points import Window
+    from gensight.processor.records import CallRecord
+
+    def call(model: str, d: float, n: int, error: bool = False) -> CallRecord:
+        end = base_ns + 30 * S + n
+        return CallRecord("chat", "chat-app", "openai", model, end - int(d * S), end, d, error=error,
+                          trace_id=n.to_bytes(16, "big"), span_id=n.to_bytes(8, "big"))
+
+    sli = SLIAnalyser()
+    window = Window(base_ns, base_ns + 60 * S)
+    sli.observe(window, [call("gpt-4o", 0.015, 1), call("gpt-4o", 3.0, 2), call("gpt-4o", 0.03, 3, error=True),
+                         call("gpt-4o-mini", 0.5, 4)])
+    return build_request(sli.close(window))
+
+
+def duration_lines(text: str, model: str) -> list[str]:
+    return [line for line in text.splitlines()
+            if line.startswith("gensight_call_duration_bucket") and f'gen_ai_request_model="{model}"' in line]
+
+
+def test_classic_text_format_is_unchanged_by_exemplars():
+    req = traced_request()
+    bare = ExportMetricsServiceRequest()
+    bare.CopyFrom(req)
+    for rm in bare.resource_metrics:
+        for m in rm.scope_metrics[0].metrics:
+            for dp in m.histogram.data_points:
+                del dp.exemplars[:]
+    assert render(req) == render(bare)
+    assert " # {" not in render(req) and "# EOF" not in render(req)
+
+
+def test_openmetrics_puts_each_exemplar_on_the_bucket_of_its_value():
+    store = PrometheusStore()
+    store.update(traced_request())
+    text = store.render(openmetrics=True)
+    assert text.endswith("# EOF\n")
+    lines = duration_lines(text, "gpt-4o")
+    slow = next(line for line in lines if 'le="5.12"' in line)  # 3.0 s falls in (2.56, 5.12]
+    failed = next(line for line in lines if 'le="0.04"' in line)  # 0.03 s in (0.02, 0.04]
+    assert slow.endswith(f' # {{trace_id="{(2).to_bytes(16, "big").hex()}",span_id="{(2).to_bytes(8, "big").hex()}"}} 3 30.000')
+    assert f'trace_id="{(3).to_bytes(16, "big").hex()}"' in failed
+    assert sum(" # {" in line for line in lines) == 2
+    # the other series carries its own call, never gpt-4o's
+    (mini,) = [line for line in duration_lines(text, "gpt-4o-mini") if " # {" in line]
+    assert f'trace_id="{(4).to_bytes(16, "big").hex()}"' in mini
+
+
+def test_endpoint_serves_openmetrics_only_when_asked(endpoint):
+    prom = endpoint()
+    prom.export(traced_request())
+    status, ctype, body = get(prom.port, Accept=OPENMETRICS)
+    assert status == 200 and ctype.startswith("application/openmetrics-text; version=1.0.0")
+    assert " # {trace_id=" in body and body.endswith("# EOF\n")
+    status, ctype, body = get(prom.port)
+    assert ctype.startswith("text/plain; version=0.0.4") and " # {" not in body
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian prometheus not installed")
+def test_real_prometheus_stores_the_exemplars_of_the_right_series(endpoint, tmp_path):
+    prom = endpoint()
+    now = time.time()
+    prom.export(traced_request(int(now - 60) * S))  # exemplars carry event time: recent spans
+    query = f"/api/v1/query_exemplars?query=gensight_call_duration_bucket&start={now - 3600:.0f}&end={now + 3600:.0f}"
+    with real_prometheus(tmp_path, prom.port, "--enable-feature=exemplar-storage") as port:
+        result = poll_api(port, query)
+    assert result, "Prometheus stored no exemplars"
+    by_model: dict[str, set[str]] = {}
+    for series in result:
+        ids = {e["labels"]["trace_id"] for e in series["exemplars"]}
+        by_model.setdefault(series["seriesLabels"]["gen_ai_request_model"], set()).update(ids)
+    assert by_model == {"gpt-4o": {(2).to_bytes(16, "big").hex(), (3).to_bytes(16, "big").hex()},
+                        "gpt-4o-mini": {(4).to_bytes(16, "big").hex()}}

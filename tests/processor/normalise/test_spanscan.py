@@ -21,6 +21,7 @@ from otlp_wire import key_value, length_delimited
 
 from gensight.pricing import PricingTable
 from gensight.processor.normalise import normaliser as normalise
+from gensight.processor.normalise import values as slot_values
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
 
 KEY = b"test-key"
@@ -57,9 +58,10 @@ def build(resources) -> ExportTraceServiceRequest:
         rs = req.resource_spans.add()
         rs.resource.attributes.extend(key_value(k, x) for k, x in resource_attrs)
         ss = rs.scope_spans.add()
-        for start, end, status, attrs in spans:
+        for i, (start, end, status, attrs) in enumerate(spans):
             span = ss.spans.add()
             span.trace_id = b"\x01" * 16
+            span.span_id = (i + 1).to_bytes(8, "big")
             span.start_time_unix_nano = start
             span.end_time_unix_nano = end
             span.status.code = status
@@ -133,6 +135,23 @@ def _chat_span(*extra_kv: bytes) -> bytes:
 
 def _request(span: bytes) -> bytes:
     return length_delimited(1, length_delimited(2, length_delimited(2, span)))
+
+
+@pytest.mark.parametrize("accelerated", [True, False], ids=["c-scanner", "reference"])
+def test_records_carry_the_spans_trace_and_span_ids(accelerated):
+    if accelerated and normalise._spanscan is None:
+        pytest.skip("C scanner not built")
+    req = build([([("service.name", "svc")], [(T0_NS, T0_NS + 10**9, 0, [("gen_ai.operation.name", "chat")])] * 2)])
+    [first, second] = pair()[0 if accelerated else 1].normalise(req, req.SerializeToString()).records
+    assert (first.trace_id, first.span_id) == (b"\x01" * 16, (1).to_bytes(8, "big"))
+    assert second.span_id == (2).to_bytes(8, "big")
+
+
+@needs_scanner
+def test_scanner_takes_the_last_of_repeated_span_ids_as_protobuf_does():
+    span = _chat_span() + length_delimited(2, b"\xaa" * 8) + length_delimited(2, b"\xbb" * 8)
+    [(_, [row], _)] = pair()[0]._slots.scan(_request(span))
+    assert row[4] == b"\xbb" * 8
 
 
 @needs_scanner
@@ -215,6 +234,6 @@ def test_scanner_skips_non_genai_spans_unread():
 
 
 def test_unusable_values_are_bad_numbers_but_never_names():
-    assert normalise._number(normalise.UNUSABLE) is False
-    assert normalise._str(normalise.UNUSABLE) is None
-    assert normalise._number(math.inf) is False and normalise._number("7") == 7.0
+    assert slot_values._number(slot_values.UNUSABLE) is False
+    assert slot_values._str(slot_values.UNUSABLE) is None
+    assert slot_values._number(math.inf) is False and slot_values._number("7") == 7.0

@@ -9,6 +9,7 @@ import pytest
 from gensight.processor.config import config_from_mapping
 from gensight.processor.export.metric_builder import flatten
 from gensight.processor.pipeline.pipeline import ANALYSER_FACTORIES, Pipeline, build_analysers
+from gensight.processor.points import Analyser
 
 S = 1_000_000_000
 
@@ -27,7 +28,7 @@ class ListSink:
         return [r for r in out if name is None or r[1] == name]
 
 
-class RecordingAnalyser:
+class RecordingAnalyser(Analyser):
     def __init__(self) -> None:
         self.calls: list = []
 
@@ -126,6 +127,48 @@ def test_analyser_hooks_order_and_expiry(otlp):
     assert closes == sorted(closes) and len(closes) == len(set(closes))
     expired = [c[1] for c in a.calls if c[0] == "expire"]
     assert expired and expired[0][0].target == "m1"
+
+
+def test_hooks_an_analyser_does_not_override_are_no_ops(otlp):
+    class OnlyCounts(Analyser):
+        def __init__(self) -> None:
+            self.closed = 0
+
+        def observe(self, window, records):
+            pass
+
+        def close(self, window):
+            self.closed += 1
+            return []
+
+    a = OnlyCounts()
+    p = Pipeline(cfg(series={"idle_expiry_s": 60}), [], live=False, analysers=[a])
+    p.submit(otlp.request([otlp.chat("m1", start=otlp.T0_NS)]))
+    p.submit(otlp.request([otlp.chat("m2", start=otlp.T0_NS + 300 * S)]))
+    p.close()
+    assert a.closed >= 2 and p.analyser_errors == 0
+
+
+def test_an_analyser_not_subclassing_analyser_keeps_the_hooks_it_has(otlp):
+    class Plain:
+        def __init__(self) -> None:
+            self.expired: list = []
+
+        def observe(self, window, records):
+            pass
+
+        def close(self, window):
+            return []
+
+        def expire(self, keys):
+            self.expired.extend(keys)
+
+    a = Plain()
+    p = Pipeline(cfg(series={"idle_expiry_s": 60}), [], live=False, analysers=[a])
+    p.submit(otlp.request([otlp.chat("m1", start=otlp.T0_NS)]))
+    p.submit(otlp.request([otlp.chat("m2", start=otlp.T0_NS + 300 * S)]))
+    p.close()
+    assert [k.target for k in a.expired] == ["m1"] and p.analyser_errors == 0
 
 
 def test_failing_analyser_is_counted_not_fatal(otlp):

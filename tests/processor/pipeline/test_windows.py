@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gensight.processor.pipeline.windows import MAX_EMPTY_WINDOWS, WindowClock, WindowConfig
+from gensight.processor.pipeline.windows import MAX_EMPTY_WINDOWS, PipelineConfig, WindowClock
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
 
@@ -25,7 +25,7 @@ class FakeClock:
 
 def clock(live: bool = False, lateness_s: float = 5.0, idle: bool = True):
     fc = FakeClock()
-    return WindowClock(WindowConfig(60.0, lateness_s, idle), live=live, monotonic=fc), fc
+    return WindowClock(PipelineConfig(60.0, lateness_s, idle), live=live, monotonic=fc), fc
 
 
 def test_records_group_by_end_time_window():
@@ -122,7 +122,7 @@ def test_long_gap_of_empty_windows_is_skipped_but_data_windows_close():
 
 
 def test_window_length_is_configurable():
-    wc = WindowClock(WindowConfig(10.0, 0.0), live=False)
+    wc = WindowClock(PipelineConfig(10.0, 0.0), live=False)
     wc.assign([rec(1), rec(11), rec(25)])
     assert [(w.end_ns - w.start_ns) // S for w in wc.advance()] == [10, 10]
 
