@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import message as _pb_message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
-
-from google.protobuf import message as _pb_message
 
 from gensight.processor.receive.decode import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
