@@ -209,7 +209,7 @@ class Pipeline:
             with self._lock:
                 self.evaluations.malformed += malformed
 
-    def consume_logs(self, request: Any, raw: bytes | None = None) -> Admission:
+    def consume_logs(self, request: Any, raw: bytes | None = None, defects: Any = None) -> Admission:
         """The receivers' logs consumer: evaluation results out of OTLP log records, queued for
         the worker. Other log records are accepted and ignored (the processor is no log store)."""
         if self.evaluations is None:
