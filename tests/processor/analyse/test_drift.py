@@ -7,9 +7,8 @@ from scipy.stats import ks_2samp, wasserstein_distance
 
 from gensight.processor.analyse.alerts import FIRING, AlertEngine
 from gensight.processor.analyse.analytics import run_windows
-from gensight.processor.analyse.drift import (
-    DriftAnalyser,
-    DriftConfig,
+from gensight.processor.analyse.drift import DriftAnalyser, DriftConfig
+from gensight.processor.analyse.drift_refs import (
     NumericRef,
     bin_index,
     js_distance,
