@@ -17,19 +17,21 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   their exceedance probability given the reference size, each level its own CUSUM (the gauge shows
   the larger): the 0.9 level sees a small shift of many values, the 0.99 level a large shift of a
   quiet series' one or two calls; ``relevance`` — the same, downwards under the 0.1 and 0.01
-  quantiles; ``finish_reason`` — the most over-represented finish reason (``evidence.category_logp``); ``iforest`` — the isolation forest's score over the
+  quantiles; ``quality`` — the same downwards on evaluation scores (all evaluation names of the
+  series pooled), fed by ``observe_evaluations`` into the evaluation's own window and tested when
+  it closes (not a forest input); ``finish_reason`` — the most over-represented finish reason (``evidence.category_logp``); ``iforest`` — the isolation forest's score over the
   other signals' evidence, made a p-value by its rank among the series' own recent scores
   (conformal).
 * CUSUM per signal ``S = min(2h, max(0, S + (-ln p) - k))`` (k = ``cusum_k``, 2 nats; the cap lets
   an alert resolve within minutes of the series being normal again). Under normal
   traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate / (windows per day x signals)``,
-  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 16 tests and 0.1 a
-  day, alpha = 4.3e-6 and h = 13.5.
+  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 18 tests and 0.1 a
+  day, alpha = 3.9e-6 and h = 13.6.
 * the error rate is accumulated as likelihood ratios instead (``evidence.binom_llr``): a bank of
   three Page CUSUMs ``S = min(2 h_lr, max(0, S + ln L1/L0))`` against the alternatives of
   ``evidence.LR_ALTERNATIVES`` (~5 %, ~12 %, ~30 % from a 0.5 % baseline), r0 the same upper bound
   of the reference rate; ``P(S >= h_lr) <= exp(-h_lr)`` per window (Ville), so
-  ``h_lr = ln(windows per day x N_TESTS x 3 / rate)`` = 13.45 at the defaults. A -ln p CUSUM with a
+  ``h_lr = ln(windows per day x N_TESTS x 3 / rate)`` = 13.56 at the defaults. A -ln p CUSUM with a
   2-nat allowance loses most of the evidence of a window's one or two errors.
 * score per signal ``1 - 0.3 ** (S / h)`` (exported as ``gensight.anomaly.signal``): exactly 0.7 at
   ``S = h``; ``gensight.anomaly.score`` is the largest. So ``threshold`` 0.7 is crossed by normal
@@ -68,7 +70,7 @@ import numpy as np
 
 from gensight.processor.analyse import evidence as ev
 from gensight.processor.analyse.alerts import FIRING, PENDING, TICKET, AlertEngine
-from gensight.processor.analyse.anomaly_state import NUMERIC, Acc, NumRef, SeriesState, explanation
+from gensight.processor.analyse.anomaly_state import NUMERIC, NUMERIC_TESTS, QUALITY, Acc, NumRef, SeriesState, explanation
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import series_groups
@@ -84,8 +86,9 @@ TAIL = "_tail"  # suffix of a numeric signal's second (0.99-quantile) test; expo
 LR = "_lr"  # error_rate_lr0..2: the error rate's likelihood-ratio CUSUMs, one per alternative
 ERROR_LR = tuple(f"{ERROR_RATE}{LR}{i}" for i in range(len(ev.LR_ALTERNATIVES)))
 TESTED = (ERROR_RATE, ERROR_CLASS, *NUMERIC, *(n + TAIL for n in NUMERIC), FINISH_REASON)  # forest inputs
-SIGNALS = (ERROR_RATE, ERROR_CLASS, *NUMERIC, FINISH_REASON, IFOREST)  # the exported signal names
-N_TESTS = len(TESTED) + 1  # CUSUMs per series (Bonferroni)
+QUALITY_TESTS = (QUALITY, QUALITY + TAIL)  # not forest inputs: evaluations are sparse and late
+SIGNALS = (ERROR_RATE, ERROR_CLASS, *NUMERIC, QUALITY, FINISH_REASON, IFOREST)  # the exported signal names
+N_TESTS = len(TESTED) + len(QUALITY_TESTS) + 1  # -ln p CUSUMs per series (Bonferroni): 18
 ERROR_PRIOR = (1.0, 199.0)  # Beta prior on the error rate: mean 0.5 %, worth 200 calls
 EXPLAIN_Q = 0.95  # window and baseline values reported for an upward signal (p95; p5 downwards)
 SYNC = "sync"
@@ -200,17 +203,35 @@ class AnomalyAnalyser(Analyser):
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         accs = self._open.setdefault(window.start_ns, {})
-        cap = self.config.max_values_per_window
         for group in series_groups(records):
-            key = group.series
-            acc = accs.get(key)
+            self._acc(accs, group.series).add_group(group)
+
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        """Evaluation scores, per the judged call's series, into the evaluation's own window: they
+        are tested when that window closes (replay and live alike; see ``Analyser``)."""
+        scores: dict[SeriesKey, list[float]] = {}
+        for e in evaluations:
+            call = e.call
+            if call is None or e.score is None or not math.isfinite(e.score):
+                continue
+            key = SeriesKey(call.service, call.kind, call.provider, call.target)
+            scores.setdefault(key, []).append(float(e.score))
+        if not scores:
+            return
+        accs = self._open.setdefault(window.start_ns, {})
+        for key, vals in scores.items():
+            self._acc(accs, key).add_scores(vals)
+
+    def _acc(self, accs: dict[SeriesKey, Acc], key: SeriesKey) -> Acc:
+        """The window's accumulator of ``key`` (new series past ``max_series`` share the overflow one)."""
+        acc = accs.get(key)
+        if acc is None:
+            if key not in self._series and len(self._series) + len(accs) >= self.config.max_series:
+                key = OVERFLOW_KEY
+                acc = accs.get(key)
             if acc is None:
-                if key not in self._series and len(self._series) + len(accs) >= self.config.max_series:
-                    key = OVERFLOW_KEY
-                    acc = accs.get(key)
-                if acc is None:
-                    acc = accs[key] = Acc(cap)
-            acc.add_group(group)
+                acc = accs[key] = Acc(self.config.max_values_per_window)
+        return acc
 
     # -- per-signal tests ------------------------------------------------------------------------
     def _test(self, st: SeriesState, acc: Acc, lr: dict[str, float]) -> dict[str, float]:
@@ -218,7 +239,7 @@ class AnomalyAnalyser(Analyser):
         error rate's log-likelihood ratios go into ``lr``."""
         cfg = self.config
         e: dict[str, float] = {}
-        if st.err_n >= cfg.min_reference_calls:
+        if acc.n and st.err_n >= cfg.min_reference_calls:
             # -ln p still feeds the forest; the CUSUMs of the error rate run on likelihood ratios
             e[ERROR_RATE] = -ev.rate_logp(acc.errors, acc.n, st.err_k, st.err_n, ERROR_PRIOR, cfg.reference_confidence)
             r0 = ev.upper_rate(ERROR_PRIOR[0] + st.err_k, ERROR_PRIOR[1] + max(st.err_n - st.err_k, 0.0),
@@ -232,7 +253,7 @@ class AnomalyAnalyser(Analyser):
             e[ERROR_CLASS] = -lp
             if cls and cls != NO_ERROR:
                 st.explain[ERROR_CLASS] = (mix.get(cls, 0) / acc.n, st.classes.get(cls, 0.0) / max(st.err_n, 1.0))
-        for name, (_, upward) in NUMERIC.items():
+        for name, upward in NUMERIC_TESTS.items():
             vals = acc.values[name]
             ref = st.refs.get(name)
             if not vals or ref is None or len(ref.sorted) < cfg.min_reference_values:
@@ -258,7 +279,7 @@ class AnomalyAnalyser(Analyser):
         """Fold a clean window into the series' references (see the module docstring)."""
         cfg = self.config
         per_window = max(1, math.ceil(cfg.reference_values / cfg.refreeze_windows))
-        for name in NUMERIC:
+        for name in NUMERIC_TESTS:
             vals = acc.values[name]
             ref = st.refs.get(name)
             if ref is None:
@@ -305,8 +326,8 @@ class AnomalyAnalyser(Analyser):
         h, h_lr = self._thresholds((window.end_ns - window.start_ns) / 1e9 or 60.0)
         scored: list[tuple[SeriesKey, SeriesState, Acc, dict[str, float], dict[str, float]]] = []
         for key, acc in accs.items():
-            if acc.n < cfg.min_calls:
-                continue
+            if acc.n < cfg.min_calls and not acc.values[QUALITY]:
+                continue  # a window of evaluations only (judged calls of earlier windows) still counts
             st = self._series.get(key)
             if st is None:
                 st = self._series[key] = SeriesState()
@@ -319,7 +340,7 @@ class AnomalyAnalyser(Analyser):
         raw = -self._model.score_samples(vectors) if self._model is not None else None  # one batch
         out: list[MetricPoint] = []
         for i, (key, st, acc, e, lr) in enumerate(scored):
-            if raw is not None:
+            if raw is not None and acc.n:  # the forest reads the call signals: none in evaluations alone
                 a = float(raw[i])
                 if len(st.forest) >= cfg.min_history:
                     e[IFOREST] = -ev.conformal_logp(a, st.forest)
@@ -340,9 +361,9 @@ class AnomalyAnalyser(Analyser):
             clean = all(s < (h_lr if LR in name else h) / 2 for name, s in st.cusum.items())
             if clean:
                 self._learn(st, acc)
-                if raw is not None:
+                if raw is not None and acc.n:
                     st.forest.append(float(raw[i]))
-                if e:
+                if any(name in e for name in TESTED):
                     self._train.append(vectors[i])
             if not st.cusum:
                 continue  # nothing testable yet (references still learning)

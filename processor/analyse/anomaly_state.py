@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,12 @@ NUMERIC = {
     "cost": (F_COST_USD, True),
     "relevance": (F_RELEVANCE, False),
 }
+# evaluation scores (``gen_ai.evaluation.score.value``, joined to their call, all evaluation names of
+# a series pooled) in the evaluation's own window: tested downwards like relevance, but fed through
+# ``AnomalyAnalyser.observe_evaluations`` rather than from a call record field
+QUALITY = "quality"
+# every numeric signal the analyser tests: name -> upward?
+NUMERIC_TESTS = {**{name: up for name, (_, up) in NUMERIC.items()}, QUALITY: False}
 # these fields have a finite-values view in a SeriesGroup (NaN and inf left out); the others a present one
 FINITE_VIEW = frozenset((F_DURATION_S, F_COST_USD, F_RELEVANCE))
 
@@ -50,9 +56,16 @@ class Acc:
         self.n = 0
         self.errors = 0
         self.cap = cap
-        self.values: dict[str, list[float]] = {name: [] for name in NUMERIC}
+        self.values: dict[str, list[float]] = {name: [] for name in NUMERIC_TESTS}
         self.finish: dict[str, int] = {}
         self.classes: dict[str, int] = {}  # error class -> errors (successes under NO_ERROR at close)
+
+    def add_scores(self, scores: Sequence[float]) -> None:
+        """Evaluation scores of the series in this window (capped like every signal)."""
+        dst = self.values[QUALITY]
+        room = self.cap - len(dst)
+        if room > 0:
+            dst.extend(scores[:room])
 
     def add_group(self, group: SeriesGroup) -> None:
         cols, pres, fin = group.columns, group.present, group.finite

@@ -21,7 +21,7 @@ Extension points for the analytics analysers (SLO, drift, anomaly, cost, alerts)
   ``PipelineContext.emit_logs(request)`` hands an OTLP ``ExportLogsServiceRequest`` (alert
   transitions) to every sink's ``export_logs`` (a no-op for metrics-only sinks).
 * Evaluation results (``gen_ai.evaluation.result``, see ``pipeline/evaluations.py``) reach
-  analysers with an ``observe_evaluations(window, evaluations)`` hook, joined to their call and
+  every analyser's ``Analyser.observe_evaluations(window, evaluations)`` hook, joined to their call and
   grouped by the evaluation's own event-time window (before that window's ``close``).
 """
 
@@ -352,12 +352,10 @@ class Pipeline:
         for start in sorted(groups):
             window = Window(start, start + wns)
             for a in self.analysers:
-                hook = getattr(a, "observe_evaluations", None)
-                if hook is not None:
-                    try:
-                        hook(window, groups[start])
-                    except Exception:
-                        self._analyser_failed(a, "observe_evaluations")
+                try:
+                    a.observe_evaluations(window, groups[start])
+                except Exception:
+                    self._analyser_failed(a, "observe_evaluations")
 
     def _close(self, windows: list[Window]) -> None:
         if not windows:
