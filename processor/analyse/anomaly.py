@@ -70,7 +70,15 @@ import numpy as np
 
 from gensight.processor.analyse import evidence as ev
 from gensight.processor.analyse.alerts import FIRING, PENDING, TICKET, AlertEngine
-from gensight.processor.analyse.anomaly_state import NUMERIC, NUMERIC_TESTS, QUALITY, Acc, NumRef, SeriesState, explanation
+from gensight.processor.analyse.anomaly_state import (
+    NUMERIC,
+    NUMERIC_TESTS,
+    QUALITY,
+    Acc,
+    NumRef,
+    SeriesState,
+    explanation,
+)
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import series_groups
