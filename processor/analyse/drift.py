@@ -6,7 +6,9 @@ way, so each reference is learnt once (the first ``reference_calls`` calls of th
 ``max_reference_sample``) and then frozen as quantile bin edges plus two open-ended outer bins.
 
 Numeric features — ``duration``, ``input_tokens``, ``output_tokens``, ``cost`` (USD per call),
-``relevance`` — get per window:
+``relevance``, ``quality`` (evaluation scores of the series' calls, all evaluation names pooled, in
+the evaluation's own window: ``observe_evaluations``; its reference is the first
+``reference_calls`` scores) — get per window:
 
 * PSI = sum (c - r) ln(c / r) over the frozen bins, each proportion floored at ``psi_floor`` (1e-4);
 * KS  = max |F_c - F_r| over the bin edges (binned CDFs; a lower bound of the exact statistic);
@@ -91,7 +93,8 @@ from gensight.processor.records import (
     SeriesKey,
 )
 
-NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance")
+NUMERIC_FEATURES = ("duration", "input_tokens", "output_tokens", "cost", "relevance", "quality")
+QUALITY = "quality"  # evaluation scores, fed by ``observe_evaluations`` (not a call record field)
 CATEGORICAL_FEATURES = ("finish_reason", "model")
 DRIFT_ALERT_SCORE = 0.5  # drift.score at which the drift alert fires (see the module docstring)
 # distinct categories a learning reference counts; calls with further ones are not counted
@@ -214,6 +217,27 @@ class DriftAnalyser(Analyser):
                     counts[model] = counts.get(model, 0) + len(reasons)
             for service, counts in models.items():
                 self._add_models(service, counts, records)
+
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        """Evaluation scores into the ``quality`` feature of the judged call's series, in the
+        evaluation's own window (binned when that window closes, as the call features are)."""
+        scores: dict[SeriesKey, list[float]] = {}
+        first: dict[SeriesKey, int] = {}
+        for e in evaluations:
+            call = e.call
+            if call is None or e.score is None or not math.isfinite(e.score):
+                continue
+            key = SeriesKey(call.service, call.kind, call.provider, call.target)
+            scores.setdefault(key, []).append(float(e.score))
+            first[key] = min(first.get(key, e.end_ns), e.end_ns)
+        if not scores:
+            return
+        cap, max_values = self._sample_cap(), self.config.max_values_per_window
+        with self._lock:
+            for key, vals in scores.items():
+                feats = self._features(key)
+                self._add_numeric(feats.get(QUALITY) or self._feature(feats, QUALITY, True), vals, first[key],
+                                  cap, max_values)
 
     def _add_models(self, service: str, counts: dict[str, int], records: Sequence[CallRecord]) -> None:
         """The ``model`` mix of a service from per-series counts (models in order of first
