@@ -79,6 +79,7 @@ from gensight.processor.analyse.anomaly_state import (
     SeriesState,
     explanation,
 )
+from gensight.processor.analyse.quality import scores_by_series
 from gensight.processor.config_fields import fields_from_mapping, positive_int
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import series_groups
@@ -217,17 +218,11 @@ class AnomalyAnalyser(Analyser):
     def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
         """Evaluation scores, per the judged call's series, into the evaluation's own window: they
         are tested when that window closes (replay and live alike; see ``Analyser``)."""
-        scores: dict[SeriesKey, list[float]] = {}
-        for e in evaluations:
-            call = e.call
-            if call is None or e.score is None or not math.isfinite(e.score):
-                continue
-            key = SeriesKey(call.service, call.kind, call.provider, call.target)
-            scores.setdefault(key, []).append(float(e.score))
+        scores = scores_by_series(evaluations)
         if not scores:
             return
         accs = self._open.setdefault(window.start_ns, {})
-        for key, vals in scores.items():
+        for key, (vals, _) in scores.items():
             self._acc(accs, key).add_scores(vals)
 
     def _acc(self, accs: dict[SeriesKey, Acc], key: SeriesKey) -> Acc:

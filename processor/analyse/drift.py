@@ -65,6 +65,7 @@ from gensight.processor.analyse.drift_refs import (
     wasserstein_binned,
 )
 from gensight.processor.analyse.evidence import chi2_logsf, chi2_two_sample
+from gensight.processor.analyse.quality import scores_by_series
 from gensight.processor.config_fields import fields_from_mapping
 from gensight.processor.labels import (
     DEFAULT_MAX_SERIES,
@@ -221,22 +222,14 @@ class DriftAnalyser(Analyser):
     def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
         """Evaluation scores into the ``quality`` feature of the judged call's series, in the
         evaluation's own window (binned when that window closes, as the call features are)."""
-        scores: dict[SeriesKey, list[float]] = {}
-        first: dict[SeriesKey, int] = {}
-        for e in evaluations:
-            call = e.call
-            if call is None or e.score is None or not math.isfinite(e.score):
-                continue
-            key = SeriesKey(call.service, call.kind, call.provider, call.target)
-            scores.setdefault(key, []).append(float(e.score))
-            first[key] = min(first.get(key, e.end_ns), e.end_ns)
+        scores = scores_by_series(evaluations)
         if not scores:
             return
         cap, max_values = self._sample_cap(), self.config.max_values_per_window
         with self._lock:
-            for key, vals in scores.items():
+            for key, (vals, first_ns) in scores.items():
                 feats = self._features(key)
-                self._add_numeric(feats.get(QUALITY) or self._feature(feats, QUALITY, True), vals, first[key],
+                self._add_numeric(feats.get(QUALITY) or self._feature(feats, QUALITY, True), vals, first_ns,
                                   cap, max_values)
 
     def _add_models(self, service: str, counts: dict[str, int], records: Sequence[CallRecord]) -> None:

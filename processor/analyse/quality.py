@@ -25,6 +25,7 @@ a detector reads quality exactly as the SLI defines it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,24 @@ class QualityStats:
 
 def series_key(call: CallRecord) -> SeriesKey:
     return SeriesKey(call.service, call.kind, call.provider, call.target)
+
+
+def scores_by_series(evaluations: Sequence[Evaluation]) -> dict[SeriesKey, tuple[list[float], int]]:
+    """The finite scores of joined ``evaluations`` per judged call's series (all names pooled) and
+    the earliest evaluation time of each: what the detectors (anomaly, drift) test as ``quality``."""
+    out: dict[SeriesKey, tuple[list[float], int]] = {}
+    for ev in evaluations:
+        if ev.call is None or ev.score is None or not math.isfinite(ev.score):
+            continue
+        key = series_key(ev.call)
+        got = out.get(key)
+        if got is None:
+            out[key] = ([float(ev.score)], ev.end_ns)
+        else:
+            got[0].append(float(ev.score))
+            if ev.end_ns < got[1]:
+                out[key] = (got[0], ev.end_ns)
+    return out
 
 
 def aggregate(evaluations: Sequence[Evaluation], config: EvaluationsConfig,
