@@ -72,6 +72,8 @@ def _draw(history: Sequence[WindowPoint], periods: Sequence[tuple[int, int | Non
             hi = 0.0 if end is None else (end - end_ns) / NS_PER_MIN
             if xs and hi >= xs[0]:
                 ax.axvspan(max(lo, xs[0]), hi, color=ALERT_COLOUR, alpha=0.18, linewidth=0)
+        if xs and xs[0] < 0:
+            ax.set_xlim(xs[0], 0.0)  # the windows' span, also for a panel with no values (no cost)
         last = f" {pts[-1][1]:.3g}{unit}" if pts else " –"
         if small:
             ax.set_title(title + last, fontsize=8, loc="left", pad=2)

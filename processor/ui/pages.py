@@ -126,7 +126,7 @@ def _row(r: SeriesRow) -> str:
             f'<td class="num">{r.calls if r.calls is not None else "–"}</td>'
             f'<td class="num">{_pct(r.error_rate)}</td><td class="num">{_fmt(r.p95_s, 3, 1.0, " s")}</td>'
             f'<td class="num">{_fmt(r.cost_per_call_usd, 3, 1.0, " $")}</td><td class="num">{_fmt(r.drift)}</td>'
-            f'<td class="num">{_fmt(r.anomaly)}</td><td class="num">{_fmt(r.relevance)}</td>'
+            f'<td class="num">{_fmt(r.anomaly)}</td><td class="num">{_fmt(r.quality)}</td>'
             f'<td><img class="spark" loading="lazy" alt="recent windows of {sid}" '
             f'src="{escape(chart_path(r.sid, "small"), quote=True)}"></td></tr>')
 

@@ -64,6 +64,7 @@ class SeriesState:
     drift: float | None = None
     anomaly: float | None = None
     relevance: float | None = None
+    quality: float | None = None  # lowest gensight.sli.quality over the window's evaluation names
     last_ns: int = 0
     exemplars: tuple[tuple[str, float], ...] = ()  # (trace id hex, duration s) of the last window
     window_min: float | None = None  # window length, from the window gauges' start..end
@@ -195,6 +196,7 @@ class StatusState:
         s.last_ns = t
         s.calls_prev_total, s.calls_total = s.calls_total, 0.0
         s.calls = s.error_rate = s.p95_s = s.cost_per_call_usd = s.drift = s.anomaly = s.relevance = None
+        s.quality = None
         s.exemplars = ()
 
     def _point(self, s: SeriesState, name: str, attrs: Mapping[str, Any], dp: Any) -> None:
@@ -216,6 +218,8 @@ class StatusState:
             s.anomaly = dp.as_double
         elif name == "gensight.sli.relevance":
             s.relevance = dp.as_double
+        elif name == "gensight.sli.quality":  # one point per evaluation name: show the worst
+            s.quality = dp.as_double if s.quality is None else min(s.quality, dp.as_double)
         elif name == "gensight.call.duration":
             s.exemplars = tuple((e.trace_id.hex(), e.as_double) for e in dp.exemplars if e.trace_id)
         else:
@@ -310,7 +314,7 @@ class StatusState:
                     ranks[sid] = max(ranks.get(sid, RANK_OK), rank)
                     alerts_of.setdefault(sid, []).append(a)
             rows = [SeriesRow(sid, s.key, s.calls, s.error_rate, s.p95_s, s.cost_per_call_usd, s.drift, s.anomaly,
-                              s.relevance, s.last_ns, ranks.get(sid, RANK_OK), tuple(alerts_of.get(sid, ())))
+                              s.relevance if s.quality is None else s.quality, s.last_ns, ranks.get(sid, RANK_OK), tuple(alerts_of.get(sid, ())))
                     for sid, s in self._series.items()]
             slos = [SLOState(s.name, s.service, dict(s.burn_rates), s.budget_remaining, s.time_ns)
                     for s in self._slos.values()]
@@ -346,7 +350,7 @@ class SeriesRow(NamedTuple):
     cost_per_call_usd: float | None
     drift: float | None
     anomaly: float | None
-    relevance: float | None
+    quality: float | None  # evaluation quality (lowest over evaluation names), else retrieval relevance
     last_ns: int
     rank: int  # RANK_*: the worst active alert on the series
     alerts: tuple[AlertState, ...]

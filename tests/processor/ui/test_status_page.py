@@ -323,3 +323,29 @@ def test_without_the_ui_extra_the_page_is_a_config_error_naming_the_install(monk
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     with pytest.raises(ConfigError, match=r"ui.endpoint: .*matplotlib.*gensight\[ui\]"):
         build_status_page(config_from_mapping({"ui": {"endpoint": "127.0.0.1:0"}}))
+
+
+def test_quality_column_shows_the_lowest_evaluation_score_of_the_window():
+    from gensight.processor.export.metric_builder import build_request as metrics_request
+    from gensight.processor.points import GAUGE, MetricPoint
+
+    series = (("gen_ai.operation.name", "chat"), ("gen_ai.provider.name", "openai"), ("gen_ai.request.model", "m"))
+    points = [MetricPoint("gensight.sli.availability", GAUGE, "1", "svc", series, 1.0, 0, 60 * S),
+              MetricPoint("gensight.sli.relevance", GAUGE, "1", "svc", series, 0.9, 0, 60 * S)]
+    points += [MetricPoint("gensight.sli.quality", GAUGE, "1", "svc", (*series, ("gen_ai.evaluation.name", name)),
+                           score, 0, 60 * S) for name, score in (("groundedness", 0.8), ("concision", 0.45))]
+    state = StatusState()
+    state.export(metrics_request(points))
+    (row,) = state.snapshot().rows
+    assert row.quality == 0.45  # the worse of the two evaluations, not the retrieval relevance
+
+
+def test_quality_column_falls_back_to_retrieval_relevance_without_evaluations():
+    from gensight.processor.export.metric_builder import build_request as metrics_request
+    from gensight.processor.points import GAUGE, MetricPoint
+
+    series = (("gen_ai.operation.name", "retrieval"), ("gen_ai.provider.name", "chroma"), ("gen_ai.data_source.id", "kb"))
+    state = StatusState()
+    state.export(metrics_request([MetricPoint("gensight.sli.relevance", GAUGE, "1", "svc", series, 0.7, 0, 60 * S)]))
+    (row,) = state.snapshot().rows
+    assert row.quality == 0.7
