@@ -163,6 +163,8 @@ class DriftAnalyser(Analyser):
         self.alerts = alerts
         self._series: dict[SeriesKey, dict[str, _Feature]] = {}
         self._lock = threading.RLock()  # the admin endpoint edits references from another thread
+        # window start -> series -> (evaluation scores, earliest evaluation time), until that window closes
+        self._quality_open: dict[int, dict[SeriesKey, tuple[list[float], int]]] = {}
         self.overflowed = 0
 
     # -- feeding ----------------------------------------------------------------------------
@@ -220,14 +222,23 @@ class DriftAnalyser(Analyser):
                 self._add_models(service, counts, records)
 
     def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
-        """Evaluation scores into the ``quality`` feature of the judged call's series, in the
-        evaluation's own window (binned when that window closes, as the call features are)."""
+        """Evaluation scores of the judged call's series, held per the evaluation's own window and
+        moved into the ``quality`` feature when that window closes: live, later windows are open
+        (allowed lateness) while an earlier one closes, and replay must see the same split."""
         scores = scores_by_series(evaluations)
         if not scores:
             return
-        cap, max_values = self._sample_cap(), self.config.max_values_per_window
         with self._lock:
+            held = self._quality_open.setdefault(window.start_ns, {})
             for key, (vals, first_ns) in scores.items():
+                got = held.get(key)
+                held[key] = (vals, first_ns) if got is None else (got[0] + vals, min(got[1], first_ns))
+
+    def _take_quality(self, window: Window) -> None:
+        """The held evaluation scores of ``window`` (and any older, never-closed one) into the features."""
+        cap, max_values = self._sample_cap(), self.config.max_values_per_window
+        for start in sorted(s for s in self._quality_open if s <= window.start_ns):
+            for key, (vals, first_ns) in self._quality_open.pop(start).items():
                 feats = self._features(key)
                 self._add_numeric(feats.get(QUALITY) or self._feature(feats, QUALITY, True), vals, first_ns,
                                   cap, max_values)
@@ -325,6 +336,7 @@ class DriftAnalyser(Analyser):
         # score reaches 0.5: normal traffic gets there on at most `rate` windows a day
         h = math.log((86400.0 / window_s) / cfg.false_alarms_per_series_per_day)
         with self._lock:
+            self._take_quality(window)
             for key, feats in self._series.items():
                 tested: dict[str, tuple[float, float, float, float]] = {}  # name -> (ln p, stat, threshold, severity)
                 for name, f in feats.items():
