@@ -155,29 +155,14 @@ def positive_number(value: Any, key: str) -> float:
     return float(value)
 
 
-def fields_from_mapping(cls: Any, data: Mapping[str, Any], where: str,
-                        special: Mapping[str, FieldRule] | None = None) -> dict[str, Any]:
-    """Checked keyword arguments for dataclass ``cls`` from ``data``.
-
-    Unknown keys fail. A key with a rule in ``special`` is checked by that rule; any other key by
-    the type of its field's default: bool -> true/false, int -> positive integer, float ->
-    positive finite number. Keys absent from ``data`` are left to the dataclass defaults.
-    """
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    reject_unknown(data, fields, where)
-    special = special or {}
-    kw: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{where}.{k}"
-        default = fields[k].default
-        if k in special:
-            kw[k] = special[k](v, key)
-        elif isinstance(default, bool):
-            kw[k] = boolean(v, key)
-        elif isinstance(default, int):
-            kw[k] = positive_int(v, key)
-        elif isinstance(default, float):
-            kw[k] = positive_number(v, key)
-        else:  # a programming error: every other field needs its own rule
-            raise TypeError(f"{key}: no check for a field with default {default!r}")
-    return kw
+def check_positive(section: Any, key: str, *, skip: Collection[str] = ()) -> None:
+    """Every int / float field of ``section`` (a dataclass; bools and ``None`` aside) must be > 0
+    and finite: the common rule of the analytics sections, called from their ``validate(key)``."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.name in skip or value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            check(value > 0, f"{key}.{f.name}", f"must be a positive integer, got {value!r}")
+        elif isinstance(value, float):
+            check(0 < value < math.inf, f"{key}.{f.name}", f"must be a positive number, got {fmt(value)}")

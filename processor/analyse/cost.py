@@ -25,14 +25,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from gensight.processor.analyse.alerts import PAGE, TICKET, AlertEngine
-from gensight.processor.config_fields import fields_from_mapping, reject_unknown
+from gensight.processor.config_fields import Section, build_section, check_positive
 from gensight.processor.labels import Selector
 from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import F_COST_USD, F_SERVICE, CallRecord
@@ -77,7 +77,7 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
-class CostConfig:
+class CostConfig(Section):
     budgets: tuple[BudgetConfig, ...] = ()
     spike_factor: float = 2.0
     spike_window_s: float = 300.0
@@ -90,26 +90,26 @@ class CostConfig:
     false_alarms_per_series_per_day: float = 0.1
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, budgets: Any = None, where: str = "cost") -> CostConfig:
+    def from_mapping(cls, data: Any, key: str = "cost", budgets: Any = None) -> CostConfig:
+        """As ``Section.from_mapping``; the budgets are the list ``analytics.budgets`` (``budgets``),
+        each entry named ``budgets[i]``. ``budgets=None``: a ``budgets`` key of ``data`` is used."""
         data = dict(data or {})
-        reject_unknown(data, [f.name for f in fields(cls)], where)
         if budgets is None:
             raw_budgets = data.pop("budgets", None)
         elif "budgets" in data:
-            raise ValueError(f"{where}.budgets: budgets are configured under analytics.budgets, not here")
+            raise ValueError(f"{key}.budgets: budgets are configured under analytics.budgets, not here")
         else:
             raw_budgets = budgets
         if raw_budgets is not None and not isinstance(raw_budgets, list):
-            raise ValueError(f"{where}.budgets: must be a list")
+            raise ValueError(f"{key}.budgets: must be a list")
         bl = tuple(BudgetConfig.from_dict(b, f"budgets[{i}]") for i, b in enumerate(raw_budgets or []))
         names = [b.name for b in bl]
         if len(set(names)) != len(names):
             raise ValueError("budgets: budget names must be unique")
-        kw = fields_from_mapping(cls, data, where)
-        cfg = cls(budgets=bl, **kw)
-        if not cfg.false_alarms_per_series_per_day > 0:
-            raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
-        return cfg
+        return build_section(cls, {**data, "budgets": bl}, key)
+
+    def validate(self, key: str = "cost") -> None:
+        check_positive(self, key)
 
 
 def month_of(ns: int) -> str:
