@@ -129,7 +129,7 @@ class AnalyticsConfig:
             drift=DriftConfig.from_mapping(data.get("drift"), f"{where}.drift"),
             anomaly=AnomalyConfig.from_mapping(data.get("anomaly"), f"{where}.anomaly"),
             cost=CostConfig.from_mapping(data.get("cost"), f"{where}.cost", budgets=data.get("budgets") or []),
-            alerts=AlertsConfig.from_dict(data.get("alerts"), f"{where}.alerts"),
+            alerts=AlertsConfig.from_mapping(data.get("alerts"), f"{where}.alerts"),
             admin=AdminConfig.from_mapping(data.get("admin"), f"{where}.admin", environ),
             state=AnalyticsStateConfig.from_mapping(data.get("state"), f"{where}.state"),
             experiments=experiments_from_list(data.get("experiments"), f"{where}.experiments"),
