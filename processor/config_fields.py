@@ -82,6 +82,10 @@ def build_section(cls: type[S], data: Any, key: str) -> S:
         if name not in names:
             raise ConfigError(f"{key}.{name}: unknown key (expected one of: {', '.join(names)})")
         kwargs[name] = coerce(hints[name], value, f"{key}.{name}")
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            hint = f.metadata.get("required")  # field(metadata={"required": "e.g. 0.995"}) explains it
+            raise ConfigError(f"{key}.{f.name}: required" + (f" ({hint})" if hint else ""))
     try:
         obj = cls(**kwargs)
         obj.validate(key)

@@ -120,7 +120,7 @@ class AnalyticsConfig:
         raw_slos = data.get("slos") or []
         if not isinstance(raw_slos, list):
             raise ConfigError(f"{where}.slos: must be a list")
-        slos = tuple(SLOConfig.from_dict(s, f"{where}.slos[{i}]") for i, s in enumerate(raw_slos))
+        slos = tuple(SLOConfig.from_mapping(s, f"{where}.slos[{i}]") for i, s in enumerate(raw_slos))
         names = [s.name for s in slos]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.slos: SLO names must be unique")
