@@ -34,7 +34,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 
@@ -42,8 +42,6 @@ class ConfigError(ValueError):
     """A bad configuration; the message starts with the dotted key at fault."""
 
 
-# a per-field rule: (value, dotted key) -> the checked value
-FieldRule = Callable[[Any, str], Any]
 S = TypeVar("S", bound="Section")
 
 
@@ -138,25 +136,6 @@ def reject_unknown(data: Mapping[str, Any], known: Collection[str], where: str, 
     if unknown:
         listed = sorted(known) if sort else list(known)
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(listed)})")
-
-
-def boolean(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}: must be true or false, got {value!r}")
-    return value
-
-
-def positive_int(value: Any, key: str, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
-    return value
-
-
-def positive_number(value: Any, key: str) -> float:
-    """A finite number > 0 (NaN and infinity are rejected), as a float."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < float(value) < math.inf:
-        raise ConfigError(f"{key}: must be a positive number, got {value!r}")
-    return float(value)
 
 
 def check_positive(section: Any, key: str, *, skip: Collection[str] = ()) -> None:
