@@ -8,15 +8,16 @@ The public manual API is importable from here and stays import-light (no LLM SDK
 * ``tool`` — decorator / context manager for tool calls (``execute_tool`` spans)
 * ``retriever`` — decorator / context manager for custom retrievers (``retrieval`` spans)
 * ``track_llm_call`` — record an LLM call made by a client we do not instrument
-* ``configure`` — where those record (default: the global tracer/meter providers)
+* ``configure`` — where those record (default: the global tracer/meter/logger providers)
 * ``variant`` — tag every span started inside with a feature-flag variant (experiments)
+* ``record_evaluation`` / ``record_feedback`` — a ``gen_ai.evaluation.result`` for a call
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["configure", "retriever", "tool", "track_llm_call", "variant"]
+__all__ = ["configure", "record_evaluation", "record_feedback", "retriever", "tool", "track_llm_call", "variant"]
 
 _EXPORTS = {
     "tool": "gensight.instrumentation.tools",
@@ -24,6 +25,8 @@ _EXPORTS = {
     "track_llm_call": "gensight.instrumentation.manual",
     "configure": "gensight.instrumentation.manual",
     "variant": "gensight.instrumentation.variants",
+    "record_evaluation": "gensight.instrumentation.evaluation",
+    "record_feedback": "gensight.instrumentation.evaluation",
 }
 
 

@@ -22,6 +22,10 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_CONVERSATION_ID,
     GEN_AI_DATA_SOURCE_ID,
     GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
+    GEN_AI_EVALUATION_EXPLANATION,
+    GEN_AI_EVALUATION_NAME,
+    GEN_AI_EVALUATION_SCORE_LABEL,
+    GEN_AI_EVALUATION_SCORE_VALUE,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OPENAI_REQUEST_SERVICE_TIER,
     GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,
@@ -125,5 +129,11 @@ TOKEN_TYPE_OUTPUT: str = GenAiTokenTypeValues.OUTPUT.value
 
 ERROR_TYPE_OTHER = "_OTHER"
 """``error.type`` when nothing better is known (semconv fallback)."""
+
+EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
+"""Event name of one evaluation result (GenAI semconv), a log record or (older) a span event."""
+
+FEEDBACK_EVALUATION_NAME = "user_feedback"
+"""``gen_ai.evaluation.name`` of a user's feedback (``record_feedback``)."""
 
 __all__ = [name for name in dir() if name.isupper()]

@@ -57,13 +57,18 @@ def configure(
     meter_provider: MeterProvider | None = None,
     pricing: PricingTable | None = None,
     capture: ContentCapture | None = None,
+    logger_provider: Any = None,
 ) -> Telemetry:
     """Choose where the manual API and the ``tool`` / ``retrieval`` decorators record.
 
     Call with no arguments to go back to the global providers (and re-read the content
-    capture switch). Returns the telemetry now in use.
+    capture switch). Returns the telemetry now in use. ``logger_provider``: where
+    ``record_evaluation`` / ``record_feedback`` emit their log records.
     """
     global _default
+    from gensight.instrumentation.evaluation import set_logger_provider
+
+    set_logger_provider(logger_provider)
     telemetry = Telemetry(tracer_provider, meter_provider, pricing=pricing, capture=capture, scope=INSTRUMENTATION_SCOPE)
     with _default_lock:
         _default = telemetry

@@ -19,6 +19,7 @@ Layout (every section and key optional)::
     state:      {dir, snapshot_interval_s}
     self_telemetry: {service_name}
     ui:         {endpoint, token_env, page_size, history_windows}   # the status page; off by default
+    evaluations: {enabled, index_max_calls, index_max_age_s, wait_max, wait_max_age_s, pass_labels, ...}
     analytics:  {slo: ..., drift: ..., ...}   # free-form; validated by the analyser factories
 """
 
@@ -39,6 +40,7 @@ from gensight.processor.config_fields import ConfigError, Section, check, coerce
 from gensight.processor.export.otlp_settings import ExporterConfig
 from gensight.processor.export.prometheus import PrometheusConfig
 from gensight.processor.normalise.normaliser import NormaliseConfig
+from gensight.processor.pipeline.evaluations import EvaluationsConfig
 from gensight.processor.pipeline.series import SeriesConfig
 from gensight.processor.pipeline.windows import PipelineConfig
 from gensight.processor.receive.grpc_receiver import GrpcReceiverConfig
@@ -103,6 +105,7 @@ class ProcessorConfig:
     self_telemetry: SelfTelemetryConfig = field(default_factory=SelfTelemetryConfig)
     content_checks: ContentChecksConfig = field(default_factory=ContentChecksConfig)
     ui: UIConfig = field(default_factory=UIConfig)  # the status page (--ui-endpoint); off by default
+    evaluations: EvaluationsConfig = field(default_factory=EvaluationsConfig)  # join + pass rule
     # free-form sections for the analytics analysers (slo, drift, anomaly, cost, alerts): parsed
     # by ``analyse.analytics.AnalyticsConfig.from_dict`` when the analysers are built, with the
     # same ConfigError naming "analytics.<key>"

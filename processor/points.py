@@ -66,7 +66,9 @@ class Analyser:
 
     * ``expire(keys)``: series the cardinality registry forgot; drop their state;
     * ``snapshot()``: persist state (every ``state.snapshot_interval_s`` live, and at the end);
-    * ``shutdown()``: the last call, after the final flush and snapshot.
+    * ``shutdown()``: the last call, after the final flush and snapshot;
+    * ``observe_evaluations(window, evaluations)``: evaluation results joined to their calls, in
+      their own event-time window (``pipeline/evaluations.py``), before that window's ``close``.
     """
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
@@ -84,6 +86,9 @@ class Analyser:
     def shutdown(self) -> None:
         return None
 
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        return None
+
 
 class _AdoptedAnalyser(Analyser):
     """An analyser object that does not subclass ``Analyser`` (a test double, a plug-in): its
@@ -93,7 +98,7 @@ class _AdoptedAnalyser(Analyser):
         self.target = target
         self.observe = target.observe  # type: ignore[method-assign]
         self.close = target.close  # type: ignore[method-assign]
-        for hook in ("expire", "snapshot", "shutdown"):
+        for hook in ("expire", "snapshot", "shutdown", "observe_evaluations"):
             bound = getattr(target, hook, None)
             if bound is not None:
                 setattr(self, hook, bound)

@@ -95,7 +95,8 @@ class ProcessorServer:
                 else:
                     self.prometheus_port = self.prometheus_port or sink.port
             if self.config.receivers.grpc is not None:
-                grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready)
+                grpc_rx = GrpcReceiver(self.config.receivers.grpc, self.pipeline.consume, ready=ready,
+                                       logs_consumer=self.pipeline.consume_logs)
                 grpc_rx.start()
                 self.receivers.append(grpc_rx)
                 self.grpc_port = grpc_rx.port
@@ -103,7 +104,8 @@ class ProcessorServer:
             if http_cfg is not None:
                 from gensight.processor.receive.http_receiver import HttpReceiver
 
-                http_rx = HttpReceiver(http_cfg, self.pipeline.consume, ready=ready)
+                http_rx = HttpReceiver(http_cfg, self.pipeline.consume, ready=ready,
+                                       logs_consumer=self.pipeline.consume_logs)
                 http_rx.start()
                 self.receivers.append(http_rx)
                 self.http_port = http_rx.port

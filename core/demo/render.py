@@ -78,7 +78,7 @@ def window_line(view: DemoView, info: RunInfo) -> str:
     for sid, state in sorted(incident_series):
         parts.append(
             f"{sid.service}/{sid.target}: p95={_fmt(state.p95_s, '.2f')}s "
-            f"cost/call=${_fmt(state.cost_per_call_usd, '.5f')} "
+            f"cost/call=${_fmt(state.cost_per_call_usd, '.5f')} quality={_fmt(state.quality, '.2f')} "
             f"drift={_fmt(state.drift, '.2f')} anomaly={_fmt(state.anomaly, '.2f')}"
         )
     burn = _max_burn(view, "1h") or _max_burn(view, "5m")

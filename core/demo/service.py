@@ -6,8 +6,13 @@ instrumentation library, and the OTel SDK's ``OTLPSpanExporter`` (gRPC) sending 
 in-process ``gensight serve`` receiver of the demo.
 
 The only demo-specific part is time compression: waits and provider latencies are divided by
-``speed``, and ``EventTimeSpanExporter`` re-stamps each finished span in event time before it is
-exported (see ``gensight.demo.scenario.EventClock``).
+``speed``, and ``EventTimeSpanExporter`` (``EventTimeLogExporter`` for log records) re-stamps each
+finished span in event time before it is exported (see ``gensight.demo.scenario.EventClock``).
+
+Every non-streamed chat answer is judged by a deterministic "concision" judge (:func:`judge_concision`,
+from the answer's output tokens alone) and the result recorded with ``record_evaluation`` as a
+``gen_ai.evaluation.result`` log record naming the response id: the processor joins it to the call
+and exports ``gensight.sli.quality``. The incident (verbose answers) lowers it.
 
 Usage (internal): ``python -m gensight.demo.service --service NAME --seed N --provider-url URL
 --otlp-endpoint HOST:PORT``. Once set up (imports take a second or two), the process prints
@@ -28,6 +33,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -52,6 +59,9 @@ NS_PER_S = 1_000_000_000
 WORKERS_PER_SERVICE = 8  # concurrent requests per service
 # Span attributes holding durations in seconds that the exporter must scale with the clock.
 _DURATION_ATTRIBUTES_S = ("gen_ai.response.time_to_first_chunk",)
+CONCISION_EVALUATION = "concision"
+CONCISION_FULL_SCALE_TOKENS = 600  # an answer this long scores 0
+CONCISION_PASS_SCORE = 0.7
 _WORDS = ["order", "delivery", "refund", "invoice", "coupon", "account", "password", "shipping", "warranty", "return", "size", "colour", "price", "stock", "store", "payment", "card", "address", "tracking", "parcel", "discount", "subscription", "upgrade", "plan", "support", "agent"]
 
 
@@ -101,6 +111,44 @@ class EventTimeSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
+
+
+class EventTimeLogExporter(LogRecordExporter):
+    """``EventTimeSpanExporter`` for log records (evaluation results): event-time timestamps."""
+
+    def __init__(self, inner: LogRecordExporter, clock: EventClock | _DeferredClock) -> None:
+        self._inner = inner
+        self._clock = clock
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        import copy
+        import dataclasses
+
+        if isinstance(self._clock, _DeferredClock) and not self._clock.started:
+            return LogRecordExportResult.SUCCESS
+        out = []
+        for item in batch:
+            record = copy.copy(item.log_record)
+            if record.timestamp:
+                record.timestamp = self._clock.event_ns(record.timestamp)
+            if record.observed_timestamp:
+                record.observed_timestamp = self._clock.event_ns(record.observed_timestamp)
+            out.append(dataclasses.replace(item, log_record=record))
+        return self._inner.export(out)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def judge_concision(output_tokens: int) -> tuple[float, str]:
+    """The demo's deterministic judge: shorter answers score higher (1 - tokens / 600, clipped);
+    ``pass`` at 0.7 or more. Healthy answers (16-63 tokens) score 0.9-0.97; the incident's
+    eight-times-longer answers score far lower."""
+    score = round(max(0.0, 1.0 - output_tokens / CONCISION_FULL_SCALE_TOKENS), 3)
+    return score, "pass" if score >= CONCISION_PASS_SCORE else "fail"
 
 
 class _DeferredClock:
@@ -196,7 +244,8 @@ class ServiceRunner:
                 for _chunk in stream:
                     pass
             else:
-                self.client.chat.completions.create(**kwargs)
+                reply = self.client.chat.completions.create(**kwargs)
+                self._judge(reply)
         elif isinstance(step, Embed):
             inputs = [_prompt(rng, step.words_per_input) for _ in range(step.inputs)]
             self.client.embeddings.create(model=step.model, input=inputs)
@@ -204,6 +253,16 @@ class ServiceRunner:
             self._retrieve(step)
         elif isinstance(step, Tool):
             self._tool(step)
+
+    @staticmethod
+    def _judge(reply: Any) -> None:
+        from gensight.instrumentation import record_evaluation
+
+        usage = getattr(reply, "usage", None)
+        if usage is None or not getattr(reply, "id", None):
+            return
+        score, label = judge_concision(int(usage.completion_tokens or 0))
+        record_evaluation(CONCISION_EVALUATION, score=score, label=label, response_id=reply.id)
 
     def _tool(self, step: Tool) -> None:
         from gensight.instrumentation import tool
@@ -273,8 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"{args.service}: %(levelname)s %(message)s")
 
     import openai
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -292,10 +354,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     tracer_provider.add_span_processor(
         BatchSpanProcessor(exporter, max_queue_size=8192, schedule_delay_millis=100, max_export_batch_size=1024)
     )
+    logger_provider = LoggerProvider(resource=resource)  # evaluation results (the concision judge)
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(
+        EventTimeLogExporter(OTLPLogExporter(endpoint=args.otlp_endpoint, insecure=True), clock),
+        schedule_delay_millis=100, max_export_batch_size=1024))
     meter_provider = NoOpMeterProvider()
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    configure(tracer_provider=tracer_provider, meter_provider=meter_provider)  # tool / retriever spans
+    # tool / retriever spans, evaluation log records
+    configure(tracer_provider=tracer_provider, meter_provider=meter_provider, logger_provider=logger_provider)
     client = openai.OpenAI(base_url=args.provider_url, api_key="demo-not-a-real-key", max_retries=0, timeout=30.0)
     try:
         warm_up(client)
@@ -303,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.service}: warm-up call failed: {exc!r}", file=sys.stderr)
         return 1
     tracer_provider.force_flush()  # the warm-up spans are dropped, before the clock starts
+    logger_provider.force_flush()
     print("ready", flush=True)
     line = sys.stdin.readline()
     if not line:
@@ -319,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         instrumentor.uninstrument()
         tracer_provider.shutdown()  # flushes the last batch
+        logger_provider.shutdown()
         client.close()
     print(f"{args.service}: {runner.requests} requests, {runner.failures} failed", file=sys.stderr)
     return 0

@@ -20,6 +20,7 @@ TOKENS = "gensight.tokens"
 LATENCY = "gensight.sli.latency"
 COST_PER_CALL = "gensight.sli.cost_per_call"
 RELEVANCE = "gensight.sli.relevance"
+QUALITY = "gensight.sli.quality"  # the services' concision judge (gen_ai.evaluation.result)
 BURN_RATE = "gensight.slo.burn_rate"
 BUDGET_REMAINING = "gensight.slo.error_budget.remaining"
 DRIFT_SCORE = "gensight.drift.score"
@@ -60,6 +61,7 @@ class SeriesState:
     p95_s: float | None = None
     cost_per_call_usd: float | None = None
     relevance: float | None = None
+    quality: float | None = None  # mean evaluation score (the demo judges one name: concision)
     drift: float | None = None
     anomaly: float | None = None
     updated_window: int = -1  # index of the last window that carried a point for this series
@@ -228,6 +230,8 @@ class DemoView:
             state.cost_per_call_usd = _number(value)
         elif name == RELEVANCE:
             state.relevance = _number(value)
+        elif name == QUALITY:
+            state.quality = _number(value)
         elif name == DRIFT_SCORE:
             state.drift = _number(value)
         elif name == ANOMALY_SCORE:

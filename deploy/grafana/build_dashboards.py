@@ -279,6 +279,8 @@ def overview() -> Dashboard:
                      [_target(f"sum by (gen_ai_request_model) (rate(gensight_cost{{{SEL}}}[{RATE}])) * 3600",
                               "{{gen_ai_request_model}}")], unit="currencyUSD", stack=True), 12, 8)
 
+    _quality_row(d)
+
     d.row("Traces and pipeline")
     d.add(tempo_traces("Recent failed LLM calls (Tempo)",
                        '{resource.service.name=~"$service" && span.gen_ai.operation.name != nil && status = error}',
@@ -293,8 +295,44 @@ def overview() -> Dashboard:
                       _target("sum by (service_name) (rate(gensight_processor_values_dropped[$__rate_interval]))",
                               "{{service_name}} bad values / s", ref="B")],
                      description="Series in the cardinality registry (capped; the rest folds into the overflow series) "
-                                 "and unusable attribute values (NaN, negative tokens ...) counted instead of used."), 24, 8)
+                                 "and unusable attribute values (NaN, negative tokens ...) counted instead of used."), 12, 8)
+    d.add(timeseries("Processor: evaluation results / s by outcome",
+                     [_target("sum by (service_name, outcome) (rate(gensight_processor_evaluations[$__rate_interval]))",
+                              "{{service_name}} {{outcome}}")],
+                     description="gen_ai.evaluation.result records: joined to their call, late (window closed), unjoined "
+                                 "(their call never came; under the evaluation's own service) or dropped (malformed, "
+                                 "wait buffer full)."), 12, 8)
     return d
+
+
+# Quality: one series = a Gensight series x gen_ai.evaluation.name.
+QUALITY_BY = SERIES_BY + ", gen_ai_evaluation_name"
+QUALITY_LEGEND = SERIES_LEGEND + " {{gen_ai_evaluation_name}}"
+
+
+def _quality_row(d: Dashboard) -> None:
+    """Evaluation results (LLM judges, guards, user feedback) joined to their calls."""
+    d.row("Quality (evaluation results)")
+    d.add(timeseries("Mean evaluation score per series (gensight.sli.quality)",
+                     [_target(f"min by ({QUALITY_BY}) (gensight_sli_quality{{{SEL}}})", QUALITY_LEGEND)],
+                     unit="percentunit", decimals=3, links=TRACE_LINKS,
+                     description="Mean gen_ai.evaluation.score.value in the evaluation's own window. A slide of more "
+                                 "than 2 %/h over 3 h raises quality_trending_down."), 12, 8)
+    d.add(timeseries("Pass ratio per series (gensight.sli.quality_pass_ratio)",
+                     [_target(f"min by ({QUALITY_BY}) (gensight_sli_quality_pass_ratio{{{SEL}}})", QUALITY_LEGEND)],
+                     unit="percentunit", decimals=3, links=TRACE_LINKS,
+                     description="passed / (passed + failed): a label in the pass list, else a score at or above the "
+                                 "evaluation name's threshold."), 12, 8)
+    d.add(timeseries("User feedback: positive ratio",
+                     [_target(f'sum by (service_name) (rate(gensight_evaluations{{gen_ai_evaluation_name="user_feedback", '
+                              f'outcome="pass", {SEL}}}[{RATE}])) / sum by (service_name) (rate(gensight_evaluations'
+                              f'{{gen_ai_evaluation_name="user_feedback", outcome=~"pass|fail", {SEL}}}[{RATE}]))',
+                              "{{service_name}}")],
+                     unit="percentunit", decimals=3,
+                     description="record_feedback(...) results: positive / (positive + negative)."), 12, 8)
+    d.add(timeseries("Evaluations / s by name and outcome",
+                     [_target(f"sum by (gen_ai_evaluation_name, outcome) (rate(gensight_evaluations{{{SEL}}}[{RATE}]))",
+                              "{{gen_ai_evaluation_name}} {{outcome}}")], stack=True), 12, 8)
 
 
 def cost() -> Dashboard:
@@ -381,6 +419,19 @@ def slo() -> Dashboard:
     d.add(timeseries("p99 latency SLI",
                      [_target(f'max by ({SERIES_BY}) (gensight_sli_latency{{quantile="0.99", {SVC}}})', SERIES_LEGEND)],
                      unit="s", links=TRACE_LINKS), 12, 8)
+
+    d.row("Quality SLOs and trends")
+    d.add(timeseries("Quality SLO burn: 1h and 5m (page > 14.4)",
+                     [_target('max by (slo, window) (gensight_slo_burn_rate{window=~"5m|1h", slo=~".*quality.*", '
+                              'service_name=~"$service"})', "{{slo}} {{window}}")],
+                     thresholds=_thresholds((14.4, "red")), decimals=2,
+                     description="SLOs of type quality (good = the named evaluation passes), by the convention that "
+                                 "their name contains 'quality' (docs/analytics.md)."), 12, 8)
+    d.add(timeseries("Trend alerts (quality_trending_down, cost_per_call_trending_up)",
+                     [_target(f'sum by (alert, service_name) (gensight_alerts_active{{alert=~"quality_trending_down|'
+                              f'cost_per_call_trending_up", {SVC}}})', "{{alert}} {{service_name}}")],
+                     description="Theil-Sen slope beyond 2 %/h over 3 h with Mann-Kendall p < 5e-4 "
+                                 "(docs/analytics.md, Trends)."), 12, 8)
     return d
 
 

@@ -10,11 +10,13 @@ live mode (serve) the authenticated admin endpoint is started when a token is co
 Config (YAML section ``analytics``; every key optional)::
 
     analytics:
-      slos:    [{name, type: availability|latency|cost, target, selector: {...}, threshold_s, threshold_usd, period_s}]
+      slos:    [{name, type: availability|latency|cost|quality, target, selector: {...}, threshold_s, threshold_usd,
+                 evaluation, period_s}]
       budgets: [{name, limit_usd, selector: {...}, tenant}]
       drift:   {reference_calls: 500, bins: 10, psi_warn: 0.1, psi_alert: 0.2, js_alert: 0.1, ...}
       anomaly: {threshold: 0.7, refit: background|sync, seed: 0, ...}
       cost:    {spike_factor: 2.0, per_tenant: false, ...}
+      trends:  {bucket_s: 600, lookback_s: 10800, quality_drop_per_h: 0.02, cost_rise_per_h: 0.02, alpha: 5e-4, ...}
       alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}, trace_url_template: ...}
       admin:   {endpoint: 127.0.0.1:4321, token_env: GENSIGHT_ADMIN_TOKEN}
       state:   {snapshot_interval_s: 60}  # deprecated alias of the top-level state.snapshot_interval_s
@@ -38,6 +40,7 @@ from gensight.processor.analyse.examples import ExampleTracker
 from gensight.processor.analyse.experiments import ExperimentAnalyser, ExperimentConfig, experiments_from_list
 from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
 from gensight.processor.analyse.state import StateStore
+from gensight.processor.analyse.trends import TrendAnalyser, TrendConfig
 from gensight.processor.config_fields import (
     ConfigError,
     Section,
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KNOWN_KEYS = ("slos", "budgets", "drift", "anomaly", "cost", "alerts", "admin", "state", "experiments")
+KNOWN_KEYS = ("slos", "budgets", "drift", "anomaly", "cost", "trends", "alerts", "admin", "state", "experiments")
 DEFAULT_ADMIN_ENDPOINT = "127.0.0.1:4321"
 ADMIN_TOKEN_ENV = "GENSIGHT_ADMIN_TOKEN"
 
@@ -104,6 +107,7 @@ class AnalyticsConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     cost: CostConfig = field(default_factory=CostConfig)
+    trends: TrendConfig = field(default_factory=TrendConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     state: AnalyticsStateConfig = field(default_factory=AnalyticsStateConfig)
@@ -129,6 +133,7 @@ class AnalyticsConfig:
             drift=DriftConfig.from_mapping(data.get("drift"), f"{where}.drift"),
             anomaly=AnomalyConfig.from_mapping(data.get("anomaly"), f"{where}.anomaly"),
             cost=CostConfig.from_mapping(data.get("cost"), f"{where}.cost", budgets=data.get("budgets") or []),
+            trends=TrendConfig.from_mapping(data.get("trends"), f"{where}.trends"),
             alerts=AlertsConfig.from_mapping(data.get("alerts"), f"{where}.alerts"),
             admin=AdminConfig.from_mapping(data.get("admin"), f"{where}.admin", environ),
             state=AnalyticsStateConfig.from_mapping(data.get("state"), f"{where}.state"),
@@ -153,9 +158,11 @@ class Analytics(Analyser):
         self.drift = DriftAnalyser(config.drift, self.alerts)
         self.anomaly = AnomalyAnalyser(config.anomaly, self.alerts)
         self.cost = CostAnalyser(config.cost, self.alerts)
+        self.trends = TrendAnalyser(config.trends, self.alerts)
         self.experiments = ExperimentAnalyser(config.experiments, self.alerts)
         # order matters: the alert engine closes last, after every detector evaluated the window
-        self.analysers: list[Any] = [self.examples, self.slo, self.drift, self.anomaly, self.cost, self.experiments, self.alerts]
+        self.analysers: list[Any] = [self.examples, self.slo, self.drift, self.anomaly, self.cost, self.trends,
+                                     self.experiments, self.alerts]
         self.store: StateStore | None = None
         self.admin: Any = None
         self._last_snapshot = time.monotonic()

@@ -1,4 +1,6 @@
-"""Opt-in content checks: flag likely prompt injection and PII in captured prompt/response text.
+"""Opt-in content checks: flag likely prompt injection and PII in captured prompt/response text,
+and responses that touch high-stakes domains (``hallucination_risk.<domain>``, see
+:mod:`~gensight.processor.analyse.hallucination_risk`).
 
 Some applications capture message content on their spans (Gensight and the official GenAI
 instrumentations only when asked; OpenLLMetry, OpenLIT and OpenInference by default). When that
@@ -24,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gensight.processor.analyse.hallucination_risk import FLAGS as HALLUCINATION_FLAGS
+from gensight.processor.analyse.hallucination_risk import risk_flags, split_flag
 from gensight.processor.config_fields import Section, build_section, check
 from gensight.processor.export.metric_builder import series_attributes
 from gensight.processor.points import SUM, Analyser, MetricPoint, Window
@@ -40,7 +44,7 @@ FLAG_EMAIL = "pii.email"
 FLAG_PHONE = "pii.phone"
 FLAG_CARD = "pii.card"
 FLAG_INJECTION = "prompt_injection"
-ALL_FLAGS = (FLAG_EMAIL, FLAG_PHONE, FLAG_CARD, FLAG_INJECTION)
+ALL_FLAGS = (FLAG_EMAIL, FLAG_PHONE, FLAG_CARD, FLAG_INJECTION, *HALLUCINATION_FLAGS)
 
 # Attributes that carry captured content, by dialect. Exact names ...
 CONTENT_ATTRIBUTES = frozenset(
@@ -69,6 +73,10 @@ _INDEXED_CONTENT_RE = re.compile(
     r"^(?:gen_ai\.(?:prompt|completion)|llm\.(?:input|output)_messages)\.\d{1,6}\.(?:message\.)?content$"
 )
 _INDEXED_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+# the model's answer (hallucination-risk flags read only these): exact names, indexed prefixes
+RESPONSE_ATTRIBUTES = frozenset({"gen_ai.output.messages", "gen_ai.completion", "gen_ai.content.completion",
+                                 "output.value"})
+_RESPONSE_PREFIXES = ("gen_ai.completion.", "llm.output_messages.")
 
 _MAX_DEPTH = 8  # nested lists/maps inside one attribute value
 _MAX_ITEMS = 1000  # list items / map entries visited per attribute value
@@ -173,6 +181,10 @@ def scan_text(text: str) -> set[str]:
     return found
 
 
+def is_response_attribute(name: str) -> bool:
+    return name in RESPONSE_ATTRIBUTES or name.startswith(_RESPONSE_PREFIXES)
+
+
 def is_content_attribute(name: str) -> bool:
     if name in CONTENT_ATTRIBUTES:
         return True
@@ -220,12 +232,13 @@ class ContentChecker:
         if not self.config.enabled:
             return ()
         items = attributes.items() if isinstance(attributes, Mapping) else attributes
-        chunks: list[str] = []
+        chunks: list[tuple[str, bool]] = []  # (text, is the model's response)
         budget = self.config.max_scan_chars
         truncated = False
         for name, value in items:
             if not isinstance(name, str) or not is_content_attribute(name):
                 continue
+            response = is_response_attribute(name)
             for text in _texts(value, 0):
                 if budget <= 0:
                     truncated = True
@@ -233,7 +246,7 @@ class ContentChecker:
                 if len(text) > budget:
                     text = text[:budget]
                     truncated = True
-                chunks.append(text)
+                chunks.append((text, response))
                 budget -= len(text)
             if budget <= 0:
                 truncated = truncated or budget < 0
@@ -245,10 +258,13 @@ class ContentChecker:
             self.spans_truncated += 1
         # Scan each chunk on its own so a match never spans two attributes.
         found: set[str] = set()
-        for chunk in chunks:
-            found |= scan_text(chunk)
         wanted = self.config.flags
-        return tuple(sorted(f for f in found if f in wanted))
+        risks = any(f in wanted for f in HALLUCINATION_FLAGS)
+        for chunk, response in chunks:
+            found |= scan_text(chunk)
+            if response and risks:
+                found |= risk_flags(chunk)
+        return tuple(sorted(f for f in found if split_flag(f)[0] in wanted))
 
     def flags_for_otlp(self, key_values: Iterable[Any]) -> tuple[str, ...]:
         """``flags_for`` over OTLP ``KeyValue`` messages (the normaliser's view of a span)."""
@@ -329,13 +345,14 @@ class ContentFlagsAnalyser(Analyser):
         points = []
         start_ns = self._start_ns if self._start_ns is not None else window.start_ns
         for key, flag in sorted(self._touched):
+            name, risk = split_flag(flag)  # hallucination-risk flags carry their level
             points.append(
                 MetricPoint(
                     name=METRIC_NAME,
                     kind=SUM,
                     unit=METRIC_UNIT,
                     service=key.service,
-                    attributes=(*series_attributes(key), ("flag", flag)),
+                    attributes=(*series_attributes(key), ("flag", name), *((("risk", risk),) if risk else ())),
                     value=float(self._counts[(key, flag)]),
                     start_ns=start_ns,
                     time_ns=window.end_ns,

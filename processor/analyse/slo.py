@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,8 @@ from gensight.processor.records import CallRecord
 AVAILABILITY = "availability"
 LATENCY = "latency"
 COST = "cost"
-SLO_TYPES = (AVAILABILITY, LATENCY, COST)
+QUALITY = "quality"  # good = the named evaluation passes (counted at the evaluation's own time)
+SLO_TYPES = (AVAILABILITY, LATENCY, COST, QUALITY)
 
 # name -> seconds; the burn-rate windows exported as the ``window`` attribute
 WINDOWS_S: dict[str, int] = {"5m": 300, "30m": 1800, "1h": 3600, "2h": 7200, "6h": 21600, "1d": 86400, "3d": 259200}
@@ -63,6 +64,7 @@ class SLOConfig(Section):
     selector: Selector = field(default_factory=Selector)
     threshold_s: float | None = None  # latency SLOs: good = duration <= threshold
     threshold_usd: float | None = None  # cost SLOs: good = cost per call <= threshold
+    evaluation: str | None = None  # quality SLOs: the gen_ai.evaluation.name whose pass ratio is the SLI
     period_s: int = DEFAULT_PERIOD_S
     bucket_s: int = DEFAULT_BUCKET_S
     min_events: int = 30
@@ -84,7 +86,8 @@ class SLOConfig(Section):
             target = data.get("target")
             if isinstance(target, (int, float)) and not isinstance(target, bool) and 1 < target < 100:
                 data["target"] = target / 100.0  # "99.5" means percent
-        return build_section(cls, data, key)
+        cfg = build_section(cls, data, key)
+        return cfg if cfg.type == QUALITY else replace(cfg, evaluation=None)  # only a quality SLO has one
 
     def validate(self, key: str) -> None:
         check(bool(self.name), f"{key}.name", "required, a non-empty string")
@@ -93,6 +96,8 @@ class SLOConfig(Section):
         check_positive(self, key, skip=("min_events", "min_short_events", "min_bad_events"))
         check(self.type != LATENCY or self.threshold_s is not None, f"{key}.threshold_s", "required for a latency SLO")
         check(self.type != COST or self.threshold_usd is not None, f"{key}.threshold_usd", "required for a cost SLO")
+        check(self.type != QUALITY or bool(self.evaluation), f"{key}.evaluation",
+              "required for a quality SLO (a gen_ai.evaluation.name)")
         check(self.period_s % self.bucket_s == 0 and self.period_s >= max(WINDOWS_S.values()), f"{key}.period_s",
               f"must be a multiple of bucket_s and at least 3d, got {self.period_s}")
         for name in ("min_events", "min_short_events", "min_bad_events"):
@@ -219,10 +224,23 @@ class SLOAnalyser(Analyser):
 
     def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
         for c in self.counters.values():
+            if c.config.type == QUALITY:
+                continue
             sel = c.config.selector
             for rec in records:
                 if sel.matches(rec):
                     c.add(rec.end_ns, c.is_good(rec))
+
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        """Quality SLOs: joined evaluations of the SLO's name whose call matches the selector;
+        good = ``pass``, bad = ``fail`` (a judge's ``error`` counts as neither)."""
+        for c in self.counters.values():
+            if c.config.type != QUALITY:
+                continue
+            sel, name = c.config.selector, c.config.evaluation
+            for ev in evaluations:
+                if ev.name == name and ev.outcome in ("pass", "fail") and ev.call is not None and sel.matches(ev.call):
+                    c.add(ev.end_ns, ev.outcome == "pass")
 
     def close(self, window: Window) -> list[MetricPoint]:
         now = window.end_ns

@@ -44,16 +44,18 @@ def missing_file(files: list[str]) -> str | None:
 
 
 def _span_count(request: Any) -> int:
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    """Spans of a trace request; 0 for a logs request (evaluation results)."""
+    return sum(len(ss.spans) for rs in getattr(request, "resource_spans", ()) for ss in rs.scope_spans)
 
 
 def read_requests(files: list[str], *, on_bad_line: Callable[[Any], None] | None = None,
                   progress: bool | None = None) -> Iterator[Any]:
-    """Every request of ``files`` in order ("-" = stdin); a progress bar per file on a terminal."""
+    """Every request of ``files`` in order ("-" = stdin): trace requests and, for evaluation
+    results, logs requests; a progress bar per file on a terminal."""
     from gensight.processor.receive.decode import iter_json_lines
 
     def reader(source: Any, name: str) -> Iterator[Any]:
-        return iter_json_lines(source, on_bad_line=on_bad_line)
+        return iter_json_lines(source, on_bad_line=on_bad_line, logs=True)
 
     yield from _read(files, reader, _span_count, progress)
 

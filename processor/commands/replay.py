@@ -1,7 +1,7 @@
 """Replay recorded OTLP spans through the processor pipeline, offline.
 
 Reads OTLP/JSON lines (the Collector ``file`` exporter's format; ``-`` is stdin, ``.gz`` is
-accepted) in order through the *same* pipeline as ``gensight serve`` — event time only, no idle
+accepted; trace lines and logs lines — evaluation results — may share one file) in order through the *same* pipeline as ``gensight serve`` — event time only, no idle
 advance — and writes the resulting metrics as OTLP/JSON lines, one ``ExportMetricsServiceRequest``
 per line, to ``--output`` or stdout. All open windows are flushed at end of input. On a terminal,
 a progress bar per file (bytes, spans, spans/s, time left) is drawn on stderr.
@@ -55,6 +55,9 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
 
     for name, line_no, decoded in read_decoded(files, on_bad_line=on_bad, progress=progress):
         requests += 1
+        if hasattr(decoded.request, "resource_logs"):  # evaluation results as OTLP log records
+            pipeline.submit_logs(decoded.request)
+            continue
         if decoded.defects is not None:
             print(f"gensight replay: {name}:{line_no}: {decoded.defects.message}", file=sys.stderr)
         pipeline.submit(decoded.request, decoded.raw, decoded.defects)

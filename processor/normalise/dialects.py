@@ -59,6 +59,7 @@ OPERATION = "gen_ai.operation.name"
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "llm.vendor")
 REQUEST_MODEL_KEYS = ("gen_ai.request.model", "llm.request.model")  # llm.*: OpenLLMetry before gen_ai.*
 RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_ID = "gen_ai.response.id"  # joins evaluation results to their call
 OI_MODEL = "llm.model_name"
 INPUT_TOKEN_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens",
                     "llm.token_count.prompt")

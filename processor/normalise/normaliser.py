@@ -57,6 +57,7 @@ from gensight.processor.normalise.dialects import (
     OPERATION_KINDS,
     OUTPUT_TOKEN_KEYS,
     PROVIDER_KEYS,
+    RESPONSE_ID,
     RESPONSE_MODEL,
     SERVICE_NAME,
     STATUS_CODE_ERROR,
@@ -138,12 +139,13 @@ _SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
     (COST,), (COST_AMOUNT,), (OI_COST,), (COST_CURRENCY,),
     (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,),
     SERVICE_TIER_KEYS,  # read only to price a call (cost enrichment)
+    (RESPONSE_ID,),  # joins evaluation results to their call
 )  # fmt: skip
 _ROW_HEAD = 5  # start_ns, end_ns, status_code, trace_id, span_id
 # row positions of the slots, in _SLOT_GROUPS order
 (_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
  _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
- _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
+ _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER, _RID) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
 
 
 class Normaliser:
@@ -404,11 +406,17 @@ class Normaliser:
             if raw:
                 tenant = self._hash_tenant(raw)
 
+        response_id = s[_RID]  # joins evaluation results that name the response (gen_ai.response.id)
+        if response_id is not None:
+            if type(response_id) is not str or not response_id:
+                response_id = None
+            elif len(response_id) > MAX_KEY_CHARS:
+                response_id = response_id[:MAX_KEY_CHARS]
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (765 -> ~150 ns per record)
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
             enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), span_id,
-            error_class(error_type) if error else None, None, (),
+            error_class(error_type) if error else None, response_id, (),
         ))
         return (rec, bad) if bad else rec
 

@@ -20,6 +20,9 @@ Extension points for the analytics analysers (SLO, drift, anomaly, cost, alerts)
 * Sinks subclass ``export.sink.Sink`` (others are adopted once, ``export.sink.as_sink``).
   ``PipelineContext.emit_logs(request)`` hands an OTLP ``ExportLogsServiceRequest`` (alert
   transitions) to every sink's ``export_logs`` (a no-op for metrics-only sinks).
+* Evaluation results (``gen_ai.evaluation.result``, see ``pipeline/evaluations.py``) reach
+  analysers with an ``observe_evaluations(window, evaluations)`` hook, joined to their call and
+  grouped by the evaluation's own event-time window (before that window's ``close``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from gensight.processor.analyse.experiments import experiment_attributes
 from gensight.processor.config import ProcessorConfig
 from gensight.processor.export.metric_builder import build_request, self_service_name
 from gensight.processor.export.sink import Sink, as_sink
+from gensight.processor.normalise.evaluations import evaluations_from_logs, evaluations_from_spans
 from gensight.processor.normalise.normaliser import Normaliser
+from gensight.processor.pipeline.evaluations import EvaluationBatch, EvaluationJoin, fill_span_ids
 from gensight.processor.pipeline.queue import BoundedQueue
 from gensight.processor.pipeline.series import SeriesRegistry
 from gensight.processor.pipeline.windows import WindowClock
@@ -54,6 +59,7 @@ ANALYSER_FACTORIES: list[str] = [
     "gensight.processor.analyse.sli:build",
     "gensight.processor.analyse.analytics:build",
     "gensight.processor.analyse.content_checks:build",
+    "gensight.processor.analyse.quality:build",
 ]
 
 PROCESSOR_SPANS = "gensight.processor.spans"
@@ -123,6 +129,8 @@ class Pipeline:
         # live experiments group by their ``by`` attributes: the normaliser puts them in record.extra
         extra = experiment_attributes(config)
         self.normaliser = Normaliser(replace(n, extra_attributes=extra) if extra else n, pricing, key, checker)
+        # evaluation results joined to the calls they judge (None: evaluations.enabled is false)
+        self.evaluations = EvaluationJoin(config.evaluations) if config.evaluations.enabled else None
         self.series = SeriesRegistry(config.series)
         p = config.pipeline
         self.windows = WindowClock(
@@ -177,13 +185,63 @@ class Pipeline:
         if res.records and self.live and self.config.pipeline.max_future_skew_s is not None:
             res = self._reject_future(res)
         res = self._count_normalised(res, defects)
+        if self.evaluations is not None and res.records:
+            fill_span_ids(request, res.records)
         if res.records and not self._queue.offer(res.records, len(res.records)):
             with self._lock:
                 self.counts["refused"] += len(res.records)
             if self._queue.closed:
                 return Admission(False, res.rejected, "processor is shutting down")
             return Admission(False, res.rejected, "processor queue is full", RETRY_AFTER_S)
+        if self.evaluations is not None:
+            self._offer_span_evaluations(request, raw)
         return Admission(True, res.rejected, res.error_message)
+
+    def _offer_span_evaluations(self, request: Any, raw: bytes | None) -> None:
+        """Queue the ``gen_ai.evaluation.result`` span events of an accepted request (after its
+        calls, so they usually join at once); a full queue drops them, counted."""
+        evals, malformed = evaluations_from_spans(request, raw)
+        evals, future = self._drop_future(evals)
+        malformed += future
+        if evals and not self._queue.offer(EvaluationBatch(evals), len(evals)):
+            malformed += len(evals)
+        if malformed and self.evaluations is not None:
+            with self._lock:
+                self.evaluations.malformed += malformed
+
+    def consume_logs(self, request: Any, raw: bytes | None = None, defects: Any = None) -> Admission:
+        """The receivers' logs consumer: evaluation results out of OTLP log records, queued for
+        the worker. Other log records are accepted and ignored (the processor is no log store)."""
+        if self.evaluations is None:
+            return Admission(True)
+        evals, malformed, _ = evaluations_from_logs(request)
+        evals, future = self._drop_future(evals)
+        malformed += future
+        with self._lock:
+            self.evaluations.malformed += malformed
+        if evals and not self._queue.offer(EvaluationBatch(evals), len(evals)):
+            if self._queue.closed:
+                return Admission(False, 0, "processor is shutting down")
+            return Admission(False, 0, "processor queue is full", RETRY_AFTER_S)
+        return Admission(True, malformed, f"{malformed} malformed evaluation result(s)" if malformed else "")
+
+    def _drop_future(self, evals: list[Any]) -> tuple[list[Any], int]:
+        """Live mode: evaluations timed beyond wall clock + ``max_future_skew_s`` are dropped (as
+        spans are rejected), so a bad clock cannot open windows far ahead."""
+        skew_s = self.config.pipeline.max_future_skew_s
+        if not evals or not self.live or skew_s is None:
+            return evals, 0
+        limit = self._wall_ns() + int(skew_s * 1e9)
+        kept = [e for e in evals if e.end_ns <= limit]
+        return kept, len(evals) - len(kept)
+
+    def submit_logs(self, request: Any) -> None:
+        """Replay: the evaluation results of one logs request, processed synchronously."""
+        if self.evaluations is None:
+            return
+        evals, malformed, _ = evaluations_from_logs(request)
+        self.evaluations.malformed += malformed
+        self._process([], evals)
 
     def _reject_future(self, res: Any) -> Any:
         """Live mode: spans ending beyond wall clock + ``max_future_skew_s`` are rejected."""
@@ -199,7 +257,14 @@ class Pipeline:
     # -- replay side (caller's thread) ---------------------------------------------------------
     def submit(self, request: Any, raw: bytes | None = None, defects: Defects | None = None) -> None:
         """Replay: normalise and process one request synchronously (no queue, no refusal)."""
-        self._process(self._count_normalised(self.normaliser.normalise(request, raw), defects).records)
+        res = self._count_normalised(self.normaliser.normalise(request, raw), defects)
+        evals: list[Any] = []
+        if self.evaluations is not None:
+            if res.records:
+                fill_span_ids(request, res.records)
+            evals, malformed = evaluations_from_spans(request, raw)
+            self.evaluations.malformed += malformed
+        self._process(res.records, evals)
 
     def _count_normalised(self, res: Any, defects: Defects | None) -> Any:
         """Counts a normalised request's outcomes, decode-time defects folded in (those spans
@@ -227,7 +292,10 @@ class Pipeline:
             batch = self._queue.get_batch(WORKER_BATCH_ITEMS, tick_s)
             try:
                 if batch:
-                    self._process(batch[0] if len(batch) == 1 else [r for records in batch for r in records])
+                    evals = [e for item in batch if type(item) is EvaluationBatch for e in item]
+                    if evals:
+                        batch = [item for item in batch if type(item) is not EvaluationBatch]
+                    self._process(batch[0] if len(batch) == 1 else [r for records in batch for r in records], evals)
                 elif self._queue.drained:
                     return
                 else:
@@ -241,7 +309,8 @@ class Pipeline:
         """Live mode: close windows the idle-advanced watermark has passed."""
         self._close(self.windows.advance())
 
-    def _process(self, records: list[CallRecord]) -> None:
+    def _process(self, records: list[CallRecord], evaluations: Sequence[Any] = ()) -> None:
+        joined: list[Any] = []
         if records:
             records = self.series.admit(records)
             late_before = self.windows.late
@@ -261,7 +330,34 @@ class Pipeline:
                         a.observe(window, recs)
                     except Exception:
                         self._analyser_failed(a, "observe")
+            if self.evaluations is not None:
+                joined = self.evaluations.add_calls(records)
+        if self.evaluations is not None:
+            if evaluations:
+                joined.extend(self.evaluations.join(evaluations))
+            if joined:
+                self._observe_evaluations(joined)
+            self.evaluations.expire(self.windows.watermark_ns)
         self._close(self.windows.advance())
+
+    def _observe_evaluations(self, joined: list[Any]) -> None:
+        """Joined evaluations into their own event-time windows (late ones counted, left out)."""
+        late_before = self.windows.late
+        groups = self.windows.assign(joined)
+        late = self.windows.late - late_before
+        self.windows.late = late_before  # the span counters' "late" is about spans only
+        assert self.evaluations is not None
+        self.evaluations.counted(len(joined) - late, late)
+        wns = self.windows.window_ns
+        for start in sorted(groups):
+            window = Window(start, start + wns)
+            for a in self.analysers:
+                hook = getattr(a, "observe_evaluations", None)
+                if hook is not None:
+                    try:
+                        hook(window, groups[start])
+                    except Exception:
+                        self._analyser_failed(a, "observe_evaluations")
 
     def _close(self, windows: list[Window]) -> None:
         if not windows:
@@ -283,7 +379,10 @@ class Pipeline:
             self._export(build_request(points[i:i + MAX_POINTS_PER_REQUEST]))
 
     def flush(self) -> None:
-        """Close every open window now (end of replay; shutdown)."""
+        """Close every open window now (end of replay; shutdown). Evaluations still waiting for
+        their call are unjoined."""
+        if self.evaluations is not None:
+            self.evaluations.flush()
         self._close(self.windows.flush())
 
     def self_points(self, event_time_ns: int) -> list[MetricPoint]:
@@ -304,6 +403,9 @@ class Pipeline:
         pts.append(MetricPoint(PROCESSOR_VALUES_DROPPED, SUM, "{value}", svc, (), float(dropped_values), start, now))
         pts.append(MetricPoint(PROCESSOR_VALUES_REPAIRED, SUM, "{value}", svc, (), float(repaired_values), start, now))
         pts.append(MetricPoint(PROCESSOR_SERIES, GAUGE, "{series}", svc, (), float(len(self.series)), start, now))
+        if self.evaluations is not None:
+            with self._lock:
+                pts.extend(self.evaluations.points(svc, start, now))
         for source in self.self_telemetry_sources:
             try:
                 for name, unit, attrs, value in source():

@@ -379,6 +379,7 @@ def iter_json_lines(
     *,
     on_bad_line: Callable[[BadLine], None] | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    logs: bool = False,
 ) -> Iterator[ExportTraceServiceRequest]:
     """Yield one ExportTraceServiceRequest per non-empty line of a Collector ``file`` exporter output.
 
@@ -387,14 +388,21 @@ def iter_json_lines(
     ``max_line_bytes``, or that holds no ``resourceSpans`` (a metrics or logs line in a traces
     file) is reported through ``on_bad_line`` and skipped; reading continues with the next line.
     Strict: ``lenient.iter_decoded_lines`` is the same reading with per-span defects tolerated.
+    With ``logs=True`` a ``resourceLogs`` line is yielded as an ``ExportLogsServiceRequest``
+    (evaluation results travel as log records; replay reads both from one file).
     """
     report = on_bad_line or log_bad_line
     for name, line_no, line in read_lines(source, report, max_line_bytes):
         try:
             obj = json_loads(line)
-            if isinstance(obj, dict) and not any(k in obj for k in ("resourceSpans", "resource_spans")):
-                raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
-            req = trace_request_from_dict(obj)
+            if logs and isinstance(obj, dict) and ("resourceLogs" in obj or "resource_logs" in obj):
+                from gensight.processor.receive.logs import logs_request_from_dict
+
+                req: Any = logs_request_from_dict(obj)
+            else:
+                if isinstance(obj, dict) and not any(k in obj for k in ("resourceSpans", "resource_spans")):
+                    raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
+                req = trace_request_from_dict(obj)
         except DecodeError as exc:
             report(BadLine(name, line_no, exc.message))
             continue

@@ -1,9 +1,11 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` (and
+``...logs.v1.LogsService/Export`` when given a logs consumer: evaluation results arrive as logs).
 
 Interface::
 
     cfg = GrpcReceiverConfig(endpoint="127.0.0.1:4317"); cfg.validate("receivers.grpc")
     rx = GrpcReceiver(cfg, consumer, ready=lambda: True)   # consumer: see ``admission.py``
+    rx = GrpcReceiver(cfg, consumer, logs_consumer=pipeline.consume_logs)  # + LogsService, same rules
     rx.start(); rx.port                                     # the bound port (endpoint port 0 = ephemeral)
     rx.stats() -> GrpcReceiverStats
     rx.stop(grace_s=5.0)                                    # NOT_SERVING, finish in-flight RPCs, then stop
@@ -53,11 +55,13 @@ from gensight.processor.endpoint import parse_endpoint
 from gensight.processor.receive.admission import Admission, Consumer, deliver
 from gensight.processor.receive.decode import DecodeError
 from gensight.processor.receive.lenient import decode_protobuf
+from gensight.processor.receive.logs import ExportLogsServiceResponse, logs_request_from_protobuf
 from gensight.processor.receive.tls import AuthConfig, TlsConfig
 
 _log = logging.getLogger(__name__)
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 RETRY_INFO_METADATA_KEY = "google.rpc.retryinfo-bin"
 STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin"
 
@@ -145,9 +149,11 @@ class _ReadinessHealth(health.HealthServicer):
 class GrpcReceiver:
     name = "grpc"  # the ``receiver`` attribute of its self-telemetry
 
-    def __init__(self, config: GrpcReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None) -> None:
+    def __init__(self, config: GrpcReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None,
+                 logs_consumer: Consumer | None = None) -> None:
         self.config = config
         self._consumer = consumer
+        self._logs = logs_consumer  # LogsService/Export (evaluation results), when given
         self._auth = config.auth.authenticator()
         self._health = _ReadinessHealth(ready)
         self._server: grpc.Server | None = None
@@ -182,6 +188,13 @@ class GrpcReceiver:
             },
         )
         server.add_generic_rpc_handlers((handler,))
+        if self._logs is not None:
+            logs_consumer = self._logs
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(LOGS_SERVICE, {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    lambda raw, context: self._export(raw, context, logs_consumer), request_deserializer=None,
+                    response_serializer=ExportLogsServiceResponse.SerializeToString),
+            }),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
@@ -198,7 +211,7 @@ class GrpcReceiver:
         self.port = bound
         server.start()
         self._server = server
-        for service in ("", TRACE_SERVICE):
+        for service in ("", TRACE_SERVICE, *((LOGS_SERVICE,) if self._logs is not None else ())):
             self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         _log.info("OTLP/gRPC receiver listening on %s:%d%s", host, bound, " (TLS)" if cfg.tls else "")
 
@@ -223,7 +236,8 @@ class GrpcReceiver:
 
     # ------------------------------------------------------------------ the RPC
 
-    def _export(self, raw: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+    def _export(self, raw: bytes, context: grpc.ServicerContext, logs: Consumer | None = None) -> Any:
+        """TraceService/Export, or LogsService/Export when ``logs`` (its consumer) is given."""
         self._count("requests")
         if self._auth is not None:
             value = None
@@ -235,12 +249,18 @@ class GrpcReceiver:
                 self._count("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
         try:
-            decoded = decode_protobuf(raw)  # strict; per-span defects tolerated only when that fails
+            if logs is None:
+                decoded = decode_protobuf(raw)  # strict; per-span defects tolerated only when that fails
+            else:
+                log_request = logs_request_from_protobuf(raw)
         except DecodeError as exc:
             self._count("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         try:
-            admission: Admission = deliver(self._consumer, decoded.request, decoded.raw, decoded.defects)
+            if logs is None:
+                admission: Admission = deliver(self._consumer, decoded.request, decoded.raw, decoded.defects)
+            else:
+                admission = logs(log_request, raw)
         except Exception:
             _log.exception("trace consumer failed; answering INTERNAL")
             self._count("internal_errors")
@@ -252,10 +272,11 @@ class GrpcReceiver:
                     retry_status(admission.error_message or "processor queue is full", admission.retry_after_s)
                 )
             context.abort(grpc.StatusCode.UNAVAILABLE, admission.error_message or "not accepting data")
-        response = ExportTraceServiceResponse()
+        response: Any = ExportTraceServiceResponse() if logs is None else ExportLogsServiceResponse()
         if admission.rejected_spans or admission.error_message:  # a message alone is a warning
             self._count("accepted", "partial")
-            response.partial_success.rejected_spans = admission.rejected_spans
+            field = "rejected_spans" if logs is None else "rejected_log_records"
+            setattr(response.partial_success, field, admission.rejected_spans)
             response.partial_success.error_message = admission.error_message
         else:
             self._count("accepted")

@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` (protobuf and JSON, gzip), ``GET /healthz`` and ``/readyz``.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` (protobuf and JSON, gzip), ``GET /healthz`` and ``/readyz``;
+``POST /v1/logs`` too when given a logs consumer (evaluation results arrive as logs; same rules).
 
 Interface::
 
@@ -55,11 +56,13 @@ from gensight.processor.receive.admission import Admission, Consumer, deliver
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.decode import DecodeError, TooLargeError, gunzip
 from gensight.processor.receive.lenient import decode_request
+from gensight.processor.receive.logs import ExportLogsServiceResponse, decode_logs_request
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 _log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _READ_CHUNK_BYTES = 256 * 1024
@@ -117,9 +120,14 @@ class _BodyError(Exception):
 class HttpReceiver:
     name = "http"  # the ``receiver`` attribute of its self-telemetry
 
-    def __init__(self, config: HttpReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None) -> None:
+    def __init__(self, config: HttpReceiverConfig, consumer: Consumer, *, ready: Callable[[], bool] | None = None,
+                 logs_consumer: Consumer | None = None) -> None:
         self.config = config
         self.consumer = consumer
+        # path -> the logs consumer for /v1/logs (evaluation results), None for /v1/traces
+        self.signals: dict[str, Consumer | None] = {TRACES_PATH: None}
+        if logs_consumer is not None:
+            self.signals[LOGS_PATH] = logs_consumer
         self.ready_check = ready
         self.auth: BearerAuthenticator | None = config.auth.authenticator()
         self.max_body_bytes = config.max_request_body_mib * 1024 * 1024
@@ -202,21 +210,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._plain(200, "ready\n")
             else:
                 self._plain(503, "not ready\n")
-        elif path == TRACES_PATH:
+        elif path in self.receiver.signals:
             self._method_not_allowed()
         else:
             self._plain(404, "not found\n")
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
-        if path != TRACES_PATH:
+        if path not in self.receiver.signals:
             self._discard_body_or_close()
             self._plain(404, "not found\n")
             return
-        self._export()
+        self._export(self.receiver.signals[path])
 
     def _other(self) -> None:
-        if self.path.split("?", 1)[0] == TRACES_PATH:
+        if self.path.split("?", 1)[0] in self.receiver.signals:
             self._discard_body_or_close()
             self._method_not_allowed()
         else:
@@ -227,7 +235,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- export
 
-    def _export(self) -> None:
+    def _export(self, logs: Consumer | None) -> None:
+        """/v1/traces, or /v1/logs when ``logs`` (its consumer) is given."""
         rx = self.receiver
         rx.count("requests")
         media = _media_type(self.headers.get("Content-Type"))
@@ -256,7 +265,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 body = gunzip(body, rx.max_body_bytes)
             # strict; per-span defects tolerated only when that fails. ``raw`` (protobuf only) lets
             # the normaliser's C scanner read the bytes (the repaired ones, when repaired)
-            decoded = decode_request(body, "json" if json_out else "protobuf")
+            if logs is None:
+                decoded = decode_request(body, "json" if json_out else "protobuf")
+            else:
+                log_request = decode_logs_request(body, encoding="json" if json_out else "protobuf")
         except _BodyError as exc:
             rx.count("too_large" if exc.status == 413 else "invalid")
             self.close_connection = True
@@ -275,7 +287,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._status(503, code_pb2.UNAVAILABLE, "shutting down", json_out)
             return
         try:
-            admission: Admission = deliver(rx.consumer, decoded.request, decoded.raw, decoded.defects)
+            if logs is None:
+                admission: Admission = deliver(rx.consumer, decoded.request, decoded.raw, decoded.defects)
+            else:
+                admission = logs(log_request, None if json_out else body)
         except Exception:
             _log.exception("trace consumer failed; answering 500")
             rx.count("internal_errors")
@@ -289,10 +304,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code = code_pb2.RESOURCE_EXHAUSTED if admission.retry_after_s is not None else code_pb2.UNAVAILABLE
             self._status(503, code, admission.error_message or "not accepting data", json_out, extra=extra)
             return
-        response = ExportTraceServiceResponse()
+        response: Any = ExportTraceServiceResponse() if logs is None else ExportLogsServiceResponse()
         if admission.rejected_spans or admission.error_message:  # a message alone is a warning
             rx.count("accepted", "partial")
-            response.partial_success.rejected_spans = admission.rejected_spans
+            field = "rejected_spans" if logs is None else "rejected_log_records"
+            setattr(response.partial_success, field, admission.rejected_spans)
             response.partial_success.error_message = admission.error_message
         else:
             rx.count("accepted")

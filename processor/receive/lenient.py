@@ -272,6 +272,13 @@ def iter_decoded_lines(
     for name, line_no, line in read_lines(source, report, max_line_bytes):
         try:
             obj = parse_json(line)
+            if isinstance(obj, dict) and ("resourceLogs" in obj or "resource_logs" in obj):
+                # evaluation results (log records) share the file with spans: ``request`` is then
+                # an ExportLogsServiceRequest, decoded strictly (gensight replay)
+                from gensight.processor.receive.logs import logs_request_from_dict
+
+                yield line_no, Decoded(logs_request_from_dict(obj), None, None)  # type: ignore[arg-type]
+                continue
             if isinstance(obj, dict) and not any(k in obj for k in _RESOURCE_SPANS_KEYS):
                 raise DecodeError("no resourceSpans: not an ExportTraceServiceRequest line")
             decoded = decode_json_object(obj)

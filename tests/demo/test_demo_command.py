@@ -81,6 +81,31 @@ def test_demo_metrics_file_is_otlp_json_with_the_contract_metrics(demo_run):
     assert {"checkout-assistant", "support-bot", "search-rag"} <= services
 
 
+def _quality_by_window(out) -> dict[int, list[float]]:
+    """gensight.sli.quality of the incident model's series, by window end."""
+    by_time: dict[int, list[float]] = {}
+    for line in out.read_text().splitlines():
+        for rm in json.loads(line)["resourceMetrics"]:
+            for sm in rm["scopeMetrics"]:
+                for m in sm["metrics"]:
+                    if m["name"] != "gensight.sli.quality":
+                        continue
+                    for dp in m["gauge"]["dataPoints"]:
+                        attrs = {a["key"]: a["value"].get("stringValue") for a in dp["attributes"]}
+                        if attrs.get("gen_ai.request.model") == "gpt-4o-mini":
+                            by_time.setdefault(int(dp["timeUnixNano"]), []).append(dp["asDouble"])
+    return by_time
+
+
+def test_demo_judges_answers_and_the_incident_lowers_quality(demo_run):
+    _, out = demo_run
+    by_time = _quality_by_window(out)
+    assert len(by_time) >= 4, by_time
+    times = sorted(by_time)
+    first, last = by_time[times[0]], by_time[times[-1]]
+    assert min(first) > 0.85 and max(last) < min(first) - 0.2
+
+
 def test_demo_processor_drops_and_refuses_no_spans(demo_run):
     proc, _ = demo_run
     line = next(line for line in proc.stdout.splitlines() if line.startswith("processor spans:"))

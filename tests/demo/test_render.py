@@ -98,3 +98,11 @@ def test_live_view_fits_the_terminal_height_by_cutting_alert_transitions():
     lines = out.getvalue().splitlines()
     assert len(lines) <= 40
     assert "value 0.939" in out.getvalue()  # the latest transitions are the ones kept
+
+
+def test_window_line_shows_the_incident_series_quality():
+    view = DemoView(INFO.incident_start_ns, INFO.incident_model)
+    view.update(window(0), [*points(10, 1.0, 0.1),
+                            MetricPoint("gensight.sli.quality", GAUGE, "1", "support-bot",
+                                        MINI + (("gen_ai.evaluation.name", "concision"),), 0.93, 0, 0)])
+    assert "quality=0.93" in window_line(view, INFO)

@@ -57,3 +57,31 @@ def test_start_line_with_a_non_positive_speed_is_rejected():
 
     with pytest.raises(ValueError, match="speed must be > 0"):
         read_start('{"wall_base_ns": 5, "event_base_ns": 7, "speed": 0, "end_wall_ns": 99}')
+
+
+def test_evaluation_log_records_are_restamped_in_event_time():
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from gensight.demo.service import EventTimeLogExporter
+
+    wall_base = time.time_ns()
+    clock = EventClock(wall_base, event_base_ns=1_000 * NS_PER_S, speed=20.0)
+    memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(EventTimeLogExporter(memory, clock)))
+    provider.get_logger("t").emit(timestamp=wall_base + NS_PER_S, event_name="gen_ai.evaluation.result",
+                                  attributes={"gen_ai.evaluation.name": "concision"})
+    (got,) = memory.get_finished_logs()
+    assert got.log_record.timestamp == 1_020 * NS_PER_S
+    assert got.log_record.attributes["gen_ai.evaluation.name"] == "concision"
+
+
+def test_concision_judge_is_deterministic_and_fails_the_incidents_long_answers():
+    from gensight.demo.service import judge_concision
+
+    assert judge_concision(40) == judge_concision(40) == (0.933, "pass")
+    healthy = [judge_concision(t)[0] for t in range(16, 64)]
+    incident = [judge_concision(t * 8)[0] for t in range(16, 64)]
+    assert min(healthy) > 0.89 and sum(incident) / len(incident) < 0.6
+    assert judge_concision(5000) == (0.0, "fail")

@@ -134,6 +134,21 @@ def test_gateway_fans_traces_out_to_jaeger_tempo_and_gensight():
     assert any("processor:4317" in v for v in endpoints.values())
 
 
+def test_gateway_sends_logs_to_the_processor_for_evaluation_results():
+    cfg = load("gateway.yaml")
+    logs = cfg["service"]["pipelines"]["logs"]["exporters"]
+    assert any("processor:4317" in cfg["exporters"][e].get("endpoint", "") for e in logs)
+
+
+def test_loadbalancing_routes_logs_by_service_like_the_spans():
+    """Evaluation results must reach the replica that holds the calls they judge."""
+    cfg = load("loadbalancing.yaml")
+    pipelines = cfg["service"]["pipelines"]
+    trace_lb = [e for e in pipelines["traces"]["exporters"] if e.split("/")[0] == "loadbalancing"]
+    log_lb = [e for e in pipelines["logs"]["exporters"] if e.split("/")[0] == "loadbalancing"]
+    assert log_lb == trace_lb and cfg["exporters"][log_lb[0]]["routing_key"] == "service"
+
+
 def test_loadbalancing_routes_spans_by_service_to_the_processors():
     cfg = load("loadbalancing.yaml")
     traces = cfg["service"]["pipelines"]["traces"]["exporters"]

@@ -17,13 +17,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_DOC = ROOT / "docs" / "metrics.md"
-# The processor metrics issues 3 and 4 named: the dashboards must show each of them.
+# The processor metrics issues 3, 4 and 13 named: the dashboards must show each of them.
 ISSUE_METRICS = {
     "gensight.calls", "gensight.call.duration", "gensight.tokens", "gensight.cost", "gensight.sli.availability",
     "gensight.sli.latency", "gensight.sli.cost_per_call", "gensight.sli.relevance", "gensight.sli.cache_hit_ratio",
     "gensight.processor.spans", "gensight.slo.burn_rate", "gensight.slo.error_budget.remaining", "gensight.drift",
     "gensight.drift.score", "gensight.anomaly.score", "gensight.cost.rate", "gensight.budget.used",
     "gensight.alerts.active",
+    # issue 13 (quality)
+    "gensight.evaluations", "gensight.sli.quality", "gensight.sli.quality_pass_ratio", "gensight.processor.evaluations",
 }
 RULE_FILES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.rules.yml"))
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))

@@ -256,3 +256,15 @@ def test_wrong_value_types_never_crash(normaliser, otlp):
     }]))
     assert len(res.records) == 1 and res.values_dropped == 3
     assert res.records[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("chatcmpl-abc123", "chatcmpl-abc123"),
+    ("r" * 300, "r" * 256),  # clipped like every key string
+    ("", None),
+    (12345, None),  # not a string: no id to join on
+])
+def test_response_id_is_read_for_the_evaluation_join(normaliser, otlp, value, expected):
+    rec = one(normaliser, otlp, {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                                 "gen_ai.response.id": value})
+    assert rec.response_id == expected
