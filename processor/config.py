@@ -106,9 +106,10 @@ class ProcessorConfig:
     content_checks: ContentChecksConfig = field(default_factory=ContentChecksConfig)
     ui: UIConfig = field(default_factory=UIConfig)  # the status page (--ui-endpoint); off by default
     evaluations: EvaluationsConfig = field(default_factory=EvaluationsConfig)  # join + pass rule
-    # free-form sections for the analytics analysers (slo, drift, anomaly, cost, alerts): parsed
-    # by ``analyse.analytics.AnalyticsConfig.from_dict`` when the analysers are built, with the
-    # same ConfigError naming "analytics.<key>"
+    # the analytics analysers' sections (slos, drift, anomaly, cost, alerts, ...), kept as the YAML
+    # mapping: ``analyse.analytics.AnalyticsConfig.from_dict`` builds their typed ``Section``s (the
+    # same build_section path) when the analysers are built, so this module need not import every
+    # detector; errors are the same ConfigError naming "analytics.<key>"
     analytics: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:

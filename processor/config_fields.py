@@ -22,10 +22,13 @@ One code path for every section::
 against its field's type hint (``bool``, ``int``, ``float``, ``str``, ``X | None``, ``tuple[X, ...]``,
 ``Mapping``, a nested ``Section``), then ``validate(key)`` runs. CLI overrides
 (``ProcessorConfig.with_values``) go through the same coercion. A section whose YAML shape is not
-its field shape (e.g. a list of objects) overrides ``from_mapping`` and still raises
-``ConfigError``. The analytics sections (``analytics.slo``, ``analytics.drift``, ...) are parsed by
-``AnalyticsConfig.from_dict`` with the field rules below (``fields_from_mapping``), which raise the
-same ``ConfigError``.
+its field shape overrides ``from_mapping`` to translate it (a duration string, an alias key, a
+nested ``Selector``) and then calls ``build_section``, so it still raises ``ConfigError``. A field
+without a default is required (``<key>.<field>: required``; ``field(metadata={"required": hint})``
+adds a hint). The analytics sections (``analytics.drift``, ``analytics.anomaly``, ...,
+each ``analytics.slos[i]``, ``budgets[i]``, ``analytics.experiments[i]``) are ``Section`` s built
+this way by ``AnalyticsConfig.from_dict``; the common rule "every number > 0" is
+``check_positive(self, key)`` in their ``validate``.
 """
 
 from __future__ import annotations
