@@ -1,7 +1,7 @@
 """The one config build path (``Section``, ``build_section``, ``coerce``) and its shared field checks."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -94,3 +94,19 @@ def test_every_section_error_is_a_config_error_naming_the_dotted_key(data, messa
     with pytest.raises(ConfigError) as err:
         Outer.from_mapping(data, "quality")
     assert str(err.value) == message
+
+
+@dataclass(frozen=True)
+class Entry(Section):
+    name: str
+    limit: float = field(metadata={"required": "USD per month"})
+
+
+def test_a_missing_required_field_is_named():
+    with pytest.raises(ConfigError, match=r"^e\[0\]\.name: required$"):
+        Entry.from_mapping({"limit": 1.0}, "e[0]")
+
+
+def test_a_required_field_hint_is_shown():
+    with pytest.raises(ConfigError, match=r"^e\[0\]\.limit: required \(USD per month\)$"):
+        Entry.from_mapping({"name": "x"}, "e[0]")
