@@ -9,7 +9,7 @@ and what joining evaluation results costs per result.
 Rounds alternate (a), (b), (c); the best round of each counts. Prints spans/s and b/a, and the
 per-evaluation cost of (c) over (b).
 
-    python bench/evaluation_join.py [--requests 20] [--batch 2048] [--rounds 3] [--without-stopgap]
+    python bench/evaluation_join.py [--requests 20] [--batch 2048] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -87,14 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--without-stopgap", action="store_true",
-                    help="disable pipeline.fill_span_ids (the cost once the normaliser fills span ids itself)")
     args = ap.parse_args(argv)
     tune_gc()  # the collector settings gensight serve / replay run with
-    if args.without_stopgap:
-        import gensight.processor.pipeline.pipeline as pipeline_module
-
-        pipeline_module.fill_span_ids = lambda request, records: None  # type: ignore[assignment]
     traces, logs = workload(args.requests, args.batch)
     n = args.requests * args.batch
     best = {"a": float("inf"), "b": float("inf"), "c": float("inf")}

@@ -105,23 +105,6 @@ class EvaluationBatch(list):  # type: ignore[type-arg]
     __slots__ = ()
 
 
-def fill_span_ids(request: Any, records: list[CallRecord]) -> None:
-    """Give ``records`` their span ids from the parsed request when the normaliser did not (a
-    stop-gap: once the normaliser fills ``CallRecord.span_id`` this returns after one check).
-    Matched by (trace id, start, end), so rejected or skipped spans cannot shift the pairing."""
-    if not records or records[0][F_SPAN_ID]:
-        return
-    ids: dict[tuple[bytes, int, int], bytes] = {}
-    for rs in request.resource_spans:
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                ids[(span.trace_id, span.start_time_unix_nano, span.end_time_unix_nano)] = span.span_id
-    for i, r in enumerate(records):
-        sid = ids.get((r.trace_id, r.start_ns, r.end_ns))
-        if sid:
-            records[i] = r._replace(span_id=sid)
-
-
 def _remove(index: dict[Any, list[Evaluation]], key: Any, ev: Evaluation) -> None:
     """Take ``ev`` out of ``index[key]`` (dropping the key when its list empties)."""
     if key and (lst := index.get(key)) is not None:

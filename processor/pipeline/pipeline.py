@@ -45,7 +45,7 @@ from gensight.processor.export.metric_builder import build_request, self_service
 from gensight.processor.export.sink import Sink, as_sink
 from gensight.processor.normalise.evaluations import evaluations_from_logs, evaluations_from_spans
 from gensight.processor.normalise.normaliser import Normaliser
-from gensight.processor.pipeline.evaluations import EvaluationBatch, EvaluationJoin, fill_span_ids
+from gensight.processor.pipeline.evaluations import EvaluationBatch, EvaluationJoin
 from gensight.processor.pipeline.queue import BoundedQueue
 from gensight.processor.pipeline.series import SeriesRegistry
 from gensight.processor.pipeline.windows import WindowClock
@@ -185,8 +185,6 @@ class Pipeline:
         if res.records and self.live and self.config.pipeline.max_future_skew_s is not None:
             res = self._reject_future(res)
         res = self._count_normalised(res, defects)
-        if self.evaluations is not None and res.records:
-            fill_span_ids(request, res.records)
         if res.records and not self._queue.offer(res.records, len(res.records)):
             with self._lock:
                 self.counts["refused"] += len(res.records)
@@ -260,8 +258,6 @@ class Pipeline:
         res = self._count_normalised(self.normaliser.normalise(request, raw), defects)
         evals: list[Any] = []
         if self.evaluations is not None:
-            if res.records:
-                fill_span_ids(request, res.records)
             evals, malformed = evaluations_from_spans(request, raw)
             self.evaluations.malformed += malformed
         self._process(res.records, evals)
