@@ -26,6 +26,8 @@ Layout (every section and key optional)::
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import typing
 from collections.abc import Mapping
@@ -44,6 +46,8 @@ from gensight.processor.pipeline.windows import PipelineConfig
 from gensight.processor.receive.grpc_receiver import GrpcReceiverConfig
 from gensight.processor.receive.http_receiver import HttpReceiverConfig
 from gensight.processor.ui.config import UIConfig
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ConfigError", "ProcessorConfig", "config_from_mapping", "load_config"]
 
@@ -102,9 +106,10 @@ class ProcessorConfig:
     content_checks: ContentChecksConfig = field(default_factory=ContentChecksConfig)
     ui: UIConfig = field(default_factory=UIConfig)  # the status page (--ui-endpoint); off by default
     evaluations: EvaluationsConfig = field(default_factory=EvaluationsConfig)  # join + pass rule
-    # free-form sections for the analytics analysers (slo, drift, anomaly, cost, alerts): parsed
-    # by ``analyse.analytics.AnalyticsConfig.from_dict`` when the analysers are built, with the
-    # same ConfigError naming "analytics.<key>"
+    # the analytics analysers' sections (slos, drift, anomaly, cost, alerts, ...), kept as the YAML
+    # mapping: ``analyse.analytics.AnalyticsConfig.from_dict`` builds their typed ``Section``s (the
+    # same build_section path) when the analysers are built, so this module need not import every
+    # detector; errors are the same ConfigError naming "analytics.<key>"
     analytics: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -148,6 +153,7 @@ def config_from_mapping(data: Mapping[str, Any] | None) -> ProcessorConfig:
     data = data or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"<config>: must be a mapping of sections, got {type(data).__name__}")
+    data = _deprecated_aliases(data)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         if name not in _SECTION_TYPES:
@@ -156,6 +162,28 @@ def config_from_mapping(data: Mapping[str, Any] | None) -> ProcessorConfig:
     cfg = ProcessorConfig(**kwargs)
     cfg.validate()
     return cfg
+
+
+_ALIAS_KEY = "analytics.state.snapshot_interval_s"
+
+
+def _deprecated_aliases(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``analytics.state.snapshot_interval_s`` (deprecated) -> ``state.snapshot_interval_s``, with one
+    warning. The top-level key wins when both are set; the pipeline's clock is the only one."""
+    analytics = data.get("analytics")
+    old = analytics.get("state") if isinstance(analytics, Mapping) else None
+    if not isinstance(old, Mapping) or "snapshot_interval_s" not in old:
+        return data
+    interval_s = coerce(float, old["snapshot_interval_s"], _ALIAS_KEY)
+    check(0 < interval_s < math.inf, _ALIAS_KEY, f"must be > 0, got {fmt(interval_s)}")
+    state = data.get("state") or {}
+    if isinstance(state, Mapping) and "snapshot_interval_s" not in state:
+        logger.warning("gensight: analytics.state.snapshot_interval_s is deprecated: "
+                       "use state.snapshot_interval_s (now %s)", fmt(interval_s))
+        return {**data, "state": {**state, "snapshot_interval_s": interval_s}}
+    logger.warning("gensight: analytics.state.snapshot_interval_s is deprecated and ignored: "
+                   "state.snapshot_interval_s is set")
+    return data
 
 
 def load_config(path: str | os.PathLike[str] | None) -> ProcessorConfig:

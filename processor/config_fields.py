@@ -22,10 +22,13 @@ One code path for every section::
 against its field's type hint (``bool``, ``int``, ``float``, ``str``, ``X | None``, ``tuple[X, ...]``,
 ``Mapping``, a nested ``Section``), then ``validate(key)`` runs. CLI overrides
 (``ProcessorConfig.with_values``) go through the same coercion. A section whose YAML shape is not
-its field shape (e.g. a list of objects) overrides ``from_mapping`` and still raises
-``ConfigError``. The analytics sections (``analytics.slo``, ``analytics.drift``, ...) are parsed by
-``AnalyticsConfig.from_dict`` with the field rules below (``fields_from_mapping``), which raise the
-same ``ConfigError``.
+its field shape overrides ``from_mapping`` to translate it (a duration string, an alias key, a
+nested ``Selector``) and then calls ``build_section``, so it still raises ``ConfigError``. A field
+without a default is required (``<key>.<field>: required``; ``field(metadata={"required": hint})``
+adds a hint). The analytics sections (``analytics.drift``, ``analytics.anomaly``, ...,
+each ``analytics.slos[i]``, ``budgets[i]``, ``analytics.experiments[i]``) are ``Section`` s built
+this way by ``AnalyticsConfig.from_dict``; the common rule "every number > 0" is
+``check_positive(self, key)`` in their ``validate``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 
@@ -42,8 +45,6 @@ class ConfigError(ValueError):
     """A bad configuration; the message starts with the dotted key at fault."""
 
 
-# a per-field rule: (value, dotted key) -> the checked value
-FieldRule = Callable[[Any, str], Any]
 S = TypeVar("S", bound="Section")
 
 
@@ -82,6 +83,10 @@ def build_section(cls: type[S], data: Any, key: str) -> S:
         if name not in names:
             raise ConfigError(f"{key}.{name}: unknown key (expected one of: {', '.join(names)})")
         kwargs[name] = coerce(hints[name], value, f"{key}.{name}")
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            hint = f.metadata.get("required")  # field(metadata={"required": "e.g. 0.995"}) explains it
+            raise ConfigError(f"{key}.{f.name}: required" + (f" ({hint})" if hint else ""))
     try:
         obj = cls(**kwargs)
         obj.validate(key)
@@ -136,48 +141,14 @@ def reject_unknown(data: Mapping[str, Any], known: Collection[str], where: str, 
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(listed)})")
 
 
-def boolean(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}: must be true or false, got {value!r}")
-    return value
-
-
-def positive_int(value: Any, key: str, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
-    return value
-
-
-def positive_number(value: Any, key: str) -> float:
-    """A finite number > 0 (NaN and infinity are rejected), as a float."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < float(value) < math.inf:
-        raise ConfigError(f"{key}: must be a positive number, got {value!r}")
-    return float(value)
-
-
-def fields_from_mapping(cls: Any, data: Mapping[str, Any], where: str,
-                        special: Mapping[str, FieldRule] | None = None) -> dict[str, Any]:
-    """Checked keyword arguments for dataclass ``cls`` from ``data``.
-
-    Unknown keys fail. A key with a rule in ``special`` is checked by that rule; any other key by
-    the type of its field's default: bool -> true/false, int -> positive integer, float ->
-    positive finite number. Keys absent from ``data`` are left to the dataclass defaults.
-    """
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    reject_unknown(data, fields, where)
-    special = special or {}
-    kw: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{where}.{k}"
-        default = fields[k].default
-        if k in special:
-            kw[k] = special[k](v, key)
-        elif isinstance(default, bool):
-            kw[k] = boolean(v, key)
-        elif isinstance(default, int):
-            kw[k] = positive_int(v, key)
-        elif isinstance(default, float):
-            kw[k] = positive_number(v, key)
-        else:  # a programming error: every other field needs its own rule
-            raise TypeError(f"{key}: no check for a field with default {default!r}")
-    return kw
+def check_positive(section: Any, key: str, *, skip: Collection[str] = ()) -> None:
+    """Every int / float field of ``section`` (a dataclass; bools and ``None`` aside) must be > 0
+    and finite: the common rule of the analytics sections, called from their ``validate(key)``."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.name in skip or value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            check(value > 0, f"{key}.{f.name}", f"must be a positive integer, got {value!r}")
+        elif isinstance(value, float):
+            check(0 < value < math.inf, f"{key}.{f.name}", f"must be a positive number, got {fmt(value)}")

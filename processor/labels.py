@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gensight.processor.export.metric_builder import series_attributes as _mb_series_attributes
 from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL, CallRecord, SeriesKey
@@ -88,6 +89,14 @@ class Selector:
         if self.service and not any(c in self.service for c in "*?["):
             return self.service
         return "gensight"
+
+
+def with_selector(data: Any, key: str) -> Any:
+    """A config entry with its ``selector`` mapping parsed into a ``Selector`` (named
+    ``<key>.selector``), ready for ``config_fields.build_section``; other shapes pass unchanged."""
+    if isinstance(data, Mapping) and "selector" in data:
+        return {**data, "selector": Selector.from_dict(data["selector"], f"{key}.selector")}
+    return data
 
 
 def _m(value: str, pattern: str) -> bool:

@@ -23,13 +23,14 @@ never blocks the pipeline; the two output formats live in ``alert_delivery.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gensight.processor.config_fields import reject_unknown
+from gensight.processor.config_fields import Section, build_section, check, check_positive, fmt
 from gensight.processor.points import GAUGE, Analyser, Attributes, MetricPoint, Window
 from gensight.processor.records import CallRecord
 
@@ -54,23 +55,32 @@ DEFAULT_MAX_ALERTS = 10_000
 
 
 @dataclass(frozen=True)
-class RuleConfig:
+class RuleConfig(Section):
+    """``analytics.alerts.rules.<alert>``; absent keys default to the section's values."""
+
     runbook_url: str = ""
     for_s: float = 0.0
     cooldown_s: float = DEFAULT_COOLDOWN_S
     enabled: bool = True
 
+    def validate(self, key: str) -> None:
+        _non_negative(self, key, ("for_s", "cooldown_s"))
+
 
 @dataclass(frozen=True)
-class WebhookConfig:
-    url: str
+class WebhookConfig(Section):
+    url: str = ""
     timeout_s: float = 5.0
     max_queue: int = 1000
     max_attempts: int = 3
 
+    def validate(self, key: str) -> None:
+        check(self.url.startswith(("http://", "https://")), f"{key}.url", "must be an http:// or https:// URL")
+        check_positive(self, key)
+
 
 @dataclass(frozen=True)
-class AlertsConfig:
+class AlertsConfig(Section):
     cooldown_s: float = DEFAULT_COOLDOWN_S
     for_s: float = 0.0
     stale_after_s: float = DEFAULT_STALE_AFTER_S
@@ -88,77 +98,35 @@ class AlertsConfig:
         return RuleConfig(runbook_url=url, for_s=self.for_s, cooldown_s=self.cooldown_s)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "alerts") -> AlertsConfig:
+    def from_mapping(cls, data: Any, key: str = "alerts") -> AlertsConfig:
+        """As ``Section.from_mapping``; each rule's absent keys take the section's ``for_s``,
+        ``cooldown_s`` and ``runbook_base_url/<alert>``; an empty ``webhook`` is none."""
         data = dict(data or {})
-        known = {"cooldown_s", "for_s", "stale_after_s", "runbook_base_url", "rules", "webhook", "max_alerts",
-                 "trace_url_template"}
-        reject_unknown(data, known, where)
-        cooldown = _nonneg(data.get("cooldown_s", DEFAULT_COOLDOWN_S), f"{where}.cooldown_s")
-        for_s = _nonneg(data.get("for_s", 0.0), f"{where}.for_s")
-        rules: dict[str, RuleConfig] = {}
-        base = str(data.get("runbook_base_url", "") or "")
-        raw_rules = data.get("rules") or {}
-        if not isinstance(raw_rules, Mapping):
-            raise ValueError(f"{where}.rules: must be a mapping of alert name -> settings")
+        raw_rules = data.pop("rules", None) or {}
+        webhook = data.pop("webhook", None) or None
+        data["trace_url_template"] = data.get("trace_url_template") or ""
+        cfg = build_section(cls, data, key)
+        check(isinstance(raw_rules, Mapping), f"{key}.rules", "must be a mapping of alert name -> settings")
+        rules = {}
         for name, rd in raw_rules.items():
-            w = f"{where}.rules.{name}"
-            rd = dict(rd or {})
-            reject_unknown(rd, {"runbook_url", "for_s", "cooldown_s", "enabled"}, w)
-            url = str(rd.get("runbook_url") or (f"{base.rstrip('/')}/{name}" if base else ""))
-            rules[str(name)] = RuleConfig(
-                runbook_url=url,
-                for_s=_nonneg(rd.get("for_s", for_s), f"{w}.for_s"),
-                cooldown_s=_nonneg(rd.get("cooldown_s", cooldown), f"{w}.cooldown_s"),
-                enabled=bool(rd.get("enabled", True)),
-            )
-        webhook = None
-        if data.get("webhook"):
-            wd = dict(data["webhook"])
-            reject_unknown(wd, {"url", "timeout_s", "max_queue", "max_attempts"}, f"{where}.webhook")
-            webhook_url: Any = wd.get("url")
-            if not isinstance(webhook_url, str) or not webhook_url.startswith(("http://", "https://")):
-                raise ValueError(f"{where}.webhook.url: must be an http:// or https:// URL")
-            webhook = WebhookConfig(
-                url=webhook_url,
-                timeout_s=_positive(wd.get("timeout_s", 5.0), f"{where}.webhook.timeout_s"),
-                max_queue=int(_positive(wd.get("max_queue", 1000), f"{where}.webhook.max_queue")),
-                max_attempts=int(_positive(wd.get("max_attempts", 3), f"{where}.webhook.max_attempts")),
-            )
-        return cls(
-            cooldown_s=cooldown,
-            for_s=for_s,
-            stale_after_s=_positive(data.get("stale_after_s", DEFAULT_STALE_AFTER_S), f"{where}.stale_after_s"),
-            runbook_base_url=base,
-            rules=rules,
-            webhook=webhook,
-            max_alerts=int(_positive(data.get("max_alerts", DEFAULT_MAX_ALERTS), f"{where}.max_alerts")),
-            trace_url_template=_trace_url_template(data.get("trace_url_template"), f"{where}.trace_url_template"),
-        )
+            check(isinstance(rd or {}, Mapping), f"{key}.rules.{name}", f"must be a mapping, got {rd!r}")
+            defaults = dataclasses.asdict(cfg.rule(str(name)))
+            rules[str(name)] = RuleConfig.from_mapping({**defaults, **(rd or {})}, f"{key}.rules.{name}")
+        hook = None if webhook is None else WebhookConfig.from_mapping(webhook, f"{key}.webhook")
+        return dataclasses.replace(cfg, rules=rules, webhook=hook)
+
+    def validate(self, key: str = "alerts") -> None:
+        _non_negative(self, key, ("cooldown_s", "for_s"))
+        check_positive(self, key, skip=("cooldown_s", "for_s"))
+        template = self.trace_url_template
+        check(not template or "{trace_id}" in template, f"{key}.trace_url_template",
+              f"must be a URL containing {{trace_id}}, got {template!r}")
 
 
-def _trace_url_template(value: Any, where: str) -> str:
-    if value is None or value == "":
-        return ""
-    if not isinstance(value, str) or "{trace_id}" not in value:
-        raise ValueError(f"{where}: must be a URL containing {{trace_id}}, got {value!r}")
-    return value
-
-
-def _nonneg(value: Any, where: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: must be a number, got {value!r}") from None
-    if not v >= 0:
-        raise ValueError(f"{where}: must be >= 0, got {value!r}")
-    return v
-
-
-def _positive(value: Any, where: str) -> float:
-    v = _nonneg(value, where)
-    if v == 0:
-        raise ValueError(f"{where}: must be > 0")
-    return v
+def _non_negative(section: Any, key: str, names: Sequence[str]) -> None:
+    for name in names:
+        value = getattr(section, name)
+        check(value >= 0, f"{key}.{name}", f"must be >= 0, got {fmt(value)}")
 
 
 class Transition(NamedTuple):

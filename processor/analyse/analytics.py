@@ -19,7 +19,7 @@ Config (YAML section ``analytics``; every key optional)::
       trends:  {bucket_s: 600, lookback_s: 10800, quality_drop_per_h: 0.02, cost_rise_per_h: 0.02, alpha: 5e-4, ...}
       alerts:  {cooldown_s: 900, runbook_base_url: ..., rules: {...}, webhook: {url: ...}, trace_url_template: ...}
       admin:   {endpoint: 127.0.0.1:4321, token_env: GENSIGHT_ADMIN_TOKEN}
-      state:   {snapshot_interval_s: 30}
+      state:   {snapshot_interval_s: 60}  # deprecated alias of the top-level state.snapshot_interval_s
       experiments: [{name, by, control, treatment, selector, metrics, primary, guardrails, alpha, min_samples}]
 """
 
@@ -41,7 +41,13 @@ from gensight.processor.analyse.experiments import ExperimentAnalyser, Experimen
 from gensight.processor.analyse.slo import SLOAnalyser, SLOConfig
 from gensight.processor.analyse.state import StateStore
 from gensight.processor.analyse.trends import TrendAnalyser, TrendConfig
-from gensight.processor.config_fields import reject_unknown
+from gensight.processor.config_fields import (
+    ConfigError,
+    Section,
+    build_section,
+    check_positive,
+    reject_unknown,
+)
 from gensight.processor.endpoint import parse_endpoint
 from gensight.processor.points import Analyser
 
@@ -57,25 +63,46 @@ ADMIN_TOKEN_ENV = "GENSIGHT_ADMIN_TOKEN"
 
 
 @dataclass(frozen=True)
-class AdminConfig:
+class AdminConfig(Section):
     endpoint: str = DEFAULT_ADMIN_ENDPOINT
     token: str | None = None
     enabled: bool = True
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "analytics.admin",
-                  environ: Mapping[str, str] | None = None) -> AdminConfig:
+    def from_mapping(cls, data: Any, key: str = "analytics.admin",
+                     environ: Mapping[str, str] | None = None) -> AdminConfig:
+        """As ``Section.from_mapping``; ``token_env`` (not a field) names the variable holding the
+        token when ``token`` is not given (default ``GENSIGHT_ADMIN_TOKEN``)."""
         data = dict(data or {})
-        reject_unknown(data, {"endpoint", "token", "token_env", "enabled"}, where)
+        token_env = data.pop("token_env", ADMIN_TOKEN_ENV)
         env = os.environ if environ is None else environ
-        endpoint = str(data.get("endpoint", DEFAULT_ADMIN_ENDPOINT))
-        parse_endpoint(endpoint, f"{where}.endpoint")
-        token = data.get("token") or env.get(str(data.get("token_env", ADMIN_TOKEN_ENV))) or None
-        return cls(endpoint=endpoint, token=token, enabled=bool(data.get("enabled", True)))
+        if not data.get("token"):
+            data["token"] = env.get(str(token_env)) or None
+        return build_section(cls, data, key)
+
+    def validate(self, key: str = "analytics.admin") -> None:
+        parse_endpoint(self.endpoint, f"{key}.endpoint")
+
+
+@dataclass(frozen=True)
+class AnalyticsStateConfig(Section):
+    """Deprecated: ``analytics.state.snapshot_interval_s`` is an alias of the top-level
+    ``state.snapshot_interval_s`` (the pipeline's snapshot clock, the only one); see
+    ``config.config_from_mapping``, which maps it and warns once."""
+
+    snapshot_interval_s: float | None = None
+
+    def validate(self, key: str = "analytics.state") -> None:
+        check_positive(self, key)
 
 
 @dataclass(frozen=True)
 class AnalyticsConfig:
+    """The typed ``analytics`` section, built from ``ProcessorConfig.analytics`` (a plain dict: the
+    section is parsed when the analysers are built, see ``build``) by ``from_dict``. Each
+    sub-section is a ``Section`` built by ``config_fields.build_section``; the list-shaped ones
+    (``slos``, ``budgets``, ``experiments``) are parsed entry by entry, named ``<key>[i]``."""
+
     slos: tuple[SLOConfig, ...] = ()
     drift: DriftConfig = field(default_factory=DriftConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
@@ -83,7 +110,7 @@ class AnalyticsConfig:
     trends: TrendConfig = field(default_factory=TrendConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
-    snapshot_interval_s: float = 30.0
+    state: AnalyticsStateConfig = field(default_factory=AnalyticsStateConfig)
     experiments: tuple[ExperimentConfig, ...] = ()
 
     @classmethod
@@ -92,29 +119,24 @@ class AnalyticsConfig:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            raise ValueError(f"{where}: must be a mapping")
+            raise ConfigError(f"{where}: must be a mapping")
         reject_unknown(data, KNOWN_KEYS, where, sort=False)
         raw_slos = data.get("slos") or []
         if not isinstance(raw_slos, list):
-            raise ValueError(f"{where}.slos: must be a list")
-        slos = tuple(SLOConfig.from_dict(s, f"{where}.slos[{i}]") for i, s in enumerate(raw_slos))
+            raise ConfigError(f"{where}.slos: must be a list")
+        slos = tuple(SLOConfig.from_mapping(s, f"{where}.slos[{i}]") for i, s in enumerate(raw_slos))
         names = [s.name for s in slos]
         if len(set(names)) != len(names):
-            raise ValueError(f"{where}.slos: SLO names must be unique")
-        state = dict(data.get("state") or {})
-        reject_unknown(state, {"snapshot_interval_s"}, f"{where}.state")
-        interval = state.get("snapshot_interval_s", 30.0)
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not interval > 0:
-            raise ValueError(f"{where}.state.snapshot_interval_s: must be a positive number, got {interval!r}")
+            raise ConfigError(f"{where}.slos: SLO names must be unique")
         return cls(
             slos=slos,
-            drift=DriftConfig.from_dict(data.get("drift"), f"{where}.drift"),
-            anomaly=AnomalyConfig.from_dict(data.get("anomaly"), f"{where}.anomaly"),
-            cost=CostConfig.from_dict(data.get("cost"), budgets=data.get("budgets") or [], where=f"{where}.cost"),
-            trends=TrendConfig.from_dict(data.get("trends"), f"{where}.trends"),
-            alerts=AlertsConfig.from_dict(data.get("alerts"), f"{where}.alerts"),
-            admin=AdminConfig.from_dict(data.get("admin"), f"{where}.admin", environ),
-            snapshot_interval_s=float(interval),
+            drift=DriftConfig.from_mapping(data.get("drift"), f"{where}.drift"),
+            anomaly=AnomalyConfig.from_mapping(data.get("anomaly"), f"{where}.anomaly"),
+            cost=CostConfig.from_mapping(data.get("cost"), f"{where}.cost", budgets=data.get("budgets") or []),
+            trends=TrendConfig.from_mapping(data.get("trends"), f"{where}.trends"),
+            alerts=AlertsConfig.from_mapping(data.get("alerts"), f"{where}.alerts"),
+            admin=AdminConfig.from_mapping(data.get("admin"), f"{where}.admin", environ),
+            state=AnalyticsStateConfig.from_mapping(data.get("state"), f"{where}.state"),
             experiments=experiments_from_list(data.get("experiments"), f"{where}.experiments"),
         )
 
@@ -166,9 +188,10 @@ class Analytics(Analyser):
         self.store.save({name: comp.export_state() for name, comp in self._components().items()})
         self._last_snapshot = time.monotonic()
 
-    def maybe_snapshot(self) -> bool:
-        """Snapshot when ``snapshot_interval_s`` has passed since the last one (call after closes)."""
-        if self.store is None or time.monotonic() - self._last_snapshot < self.config.snapshot_interval_s:
+    def maybe_snapshot(self, interval_s: float) -> bool:
+        """Snapshot when ``interval_s`` has passed since the last one (a driver without the pipeline,
+        whose ``state.snapshot_interval_s`` clock otherwise calls ``snapshot()``)."""
+        if self.store is None or time.monotonic() - self._last_snapshot < interval_s:
             return False
         self.snapshot()
         return True

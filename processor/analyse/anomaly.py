@@ -80,7 +80,7 @@ from gensight.processor.analyse.anomaly_state import (
     explanation,
 )
 from gensight.processor.analyse.quality import scores_by_series
-from gensight.processor.config_fields import fields_from_mapping, positive_int
+from gensight.processor.config_fields import Section, check, check_positive, fmt
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
 from gensight.processor.pipeline.series import series_groups
 from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
@@ -110,7 +110,7 @@ CUSUM_CAP_H = 2.0
 
 
 @dataclass(frozen=True)
-class AnomalyConfig:
+class AnomalyConfig(Section):
     threshold: float = 0.7
     false_alarms_per_series_per_day: float = 0.1
     cusum_k: float = ev.DEFAULT_CUSUM_K
@@ -136,23 +136,16 @@ class AnomalyConfig:
     refit: str = BACKGROUND
     max_series: int = DEFAULT_MAX_SERIES
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "anomaly") -> AnomalyConfig:
-        cfg = cls(**fields_from_mapping(cls, dict(data or {}), where, {
-            "refit": _refit_mode,
-            "seed": lambda v, key: positive_int(v, key, minimum=0),  # 0 is a valid seed
-            "threshold": _unit,
-            "quantile": _unit,
-            "tail_quantile": _unit,
-            "reference_confidence": _unit,
-        }))
-        if not cfg.false_alarms_per_series_per_day > 0:
-            raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
-        if cfg.min_reference_values > cfg.reference_values:
-            raise ValueError(f"{where}.min_reference_values: must not exceed reference_values ({cfg.reference_values})")
-        if not cfg.cusum_k > 1:
-            raise ValueError(f"{where}.cusum_k: must be > 1 (normal windows average 1 nat of evidence)")
-        return cfg
+    def validate(self, key: str = "anomaly") -> None:
+        check_positive(self, key, skip=("seed",))
+        check(self.seed >= 0, f"{key}.seed", f"must be a non-negative integer, got {self.seed!r}")  # 0 is valid
+        check(self.refit in (SYNC, BACKGROUND), f"{key}.refit", f"must be 'sync' or 'background', got {self.refit!r}")
+        for name in _UNIT_FIELDS:
+            value = getattr(self, name)
+            check(0 < value < 1, f"{key}.{name}", f"must be in (0, 1), got {fmt(value)}")
+        check(self.min_reference_values <= self.reference_values, f"{key}.min_reference_values",
+              f"must not exceed reference_values ({self.reference_values})")
+        check(self.cusum_k > 1, f"{key}.cusum_k", "must be > 1 (normal windows average 1 nat of evidence)")
 
     def h(self, window_s: float) -> float:
         """The CUSUM threshold that the score ``threshold`` corresponds to."""
@@ -169,16 +162,7 @@ class AnomalyConfig:
         return h_07 * math.log(1 - self.threshold) / math.log(1 - SCORE_AT_H) if self.threshold < 1 else h_07
 
 
-def _refit_mode(v: Any, key: str) -> str:
-    if v not in (SYNC, BACKGROUND):
-        raise ValueError(f"{key}: must be 'sync' or 'background', got {v!r}")
-    return str(v)
-
-
-def _unit(v: Any, key: str) -> float:
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < 1:
-        raise ValueError(f"{key}: must be in (0, 1), got {v!r}")
-    return float(v)
+_UNIT_FIELDS = ("threshold", "quantile", "tail_quantile", "reference_confidence")  # each in (0, 1)
 
 
 class AnomalyAnalyser(Analyser):

@@ -25,15 +25,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from gensight.processor.analyse.alerts import PAGE, TICKET, AlertEngine
-from gensight.processor.config_fields import fields_from_mapping, reject_unknown
-from gensight.processor.labels import Selector
+from gensight.processor.config_fields import Section, build_section, check, check_positive
+from gensight.processor.labels import Selector, with_selector
 from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import F_COST_USD, F_SERVICE, CallRecord
 
@@ -46,38 +46,25 @@ OVERFLOW_TENANT = "_overflow"
 
 
 @dataclass(frozen=True)
-class BudgetConfig:
+class BudgetConfig(Section):
+    """One entry of ``analytics.budgets`` (named ``budgets[i]``)."""
+
     name: str
-    limit_usd: float
+    limit_usd: float = field(metadata={"required": "USD per calendar month"})
     selector: Selector = field(default_factory=Selector)
     tenant: str | None = None  # hashed tenant id
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> BudgetConfig:
-        if not isinstance(d, Mapping):
-            raise ValueError(f"{where}: must be a mapping")
-        unknown = sorted(set(d) - {"name", "limit_usd", "selector", "tenant"})
-        if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: limit_usd, name, selector, tenant)")
-        name = d.get("name")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}.name: required, a non-empty string")
-        try:
-            limit = float(d["limit_usd"])
-        except KeyError:
-            raise ValueError(f"{where}.limit_usd: required (USD per calendar month)") from None
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}.limit_usd: must be a positive number, got {d['limit_usd']!r}") from None
-        if not 0 < limit < math.inf:
-            raise ValueError(f"{where}.limit_usd: must be a positive number, got {d['limit_usd']!r}")
-        tenant = d.get("tenant")
-        if tenant is not None and not isinstance(tenant, str):
-            raise ValueError(f"{where}.tenant: must be a hashed tenant id string")
-        return cls(name, limit, Selector.from_dict(d.get("selector"), f"{where}.selector"), tenant)
+    def from_mapping(cls, data: Any, key: str) -> BudgetConfig:
+        return build_section(cls, with_selector(data, key), key)
+
+    def validate(self, key: str) -> None:
+        check(bool(self.name), f"{key}.name", "required, a non-empty string")
+        check_positive(self, key)
 
 
 @dataclass(frozen=True)
-class CostConfig:
+class CostConfig(Section):
     budgets: tuple[BudgetConfig, ...] = ()
     spike_factor: float = 2.0
     spike_window_s: float = 300.0
@@ -90,26 +77,26 @@ class CostConfig:
     false_alarms_per_series_per_day: float = 0.1
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, budgets: Any = None, where: str = "cost") -> CostConfig:
+    def from_mapping(cls, data: Any, key: str = "cost", budgets: Any = None) -> CostConfig:
+        """As ``Section.from_mapping``; the budgets are the list ``analytics.budgets`` (``budgets``),
+        each entry named ``budgets[i]``. ``budgets=None``: a ``budgets`` key of ``data`` is used."""
         data = dict(data or {})
-        reject_unknown(data, [f.name for f in fields(cls)], where)
         if budgets is None:
             raw_budgets = data.pop("budgets", None)
         elif "budgets" in data:
-            raise ValueError(f"{where}.budgets: budgets are configured under analytics.budgets, not here")
+            raise ValueError(f"{key}.budgets: budgets are configured under analytics.budgets, not here")
         else:
             raw_budgets = budgets
         if raw_budgets is not None and not isinstance(raw_budgets, list):
-            raise ValueError(f"{where}.budgets: must be a list")
-        bl = tuple(BudgetConfig.from_dict(b, f"budgets[{i}]") for i, b in enumerate(raw_budgets or []))
+            raise ValueError(f"{key}.budgets: must be a list")
+        bl = tuple(BudgetConfig.from_mapping(b, f"budgets[{i}]") for i, b in enumerate(raw_budgets or []))
         names = [b.name for b in bl]
         if len(set(names)) != len(names):
             raise ValueError("budgets: budget names must be unique")
-        kw = fields_from_mapping(cls, data, where)
-        cfg = cls(budgets=bl, **kw)
-        if not cfg.false_alarms_per_series_per_day > 0:
-            raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
-        return cfg
+        return build_section(cls, {**data, "budgets": bl}, key)
+
+    def validate(self, key: str = "cost") -> None:
+        check_positive(self, key)
 
 
 def month_of(ns: int) -> str:

@@ -66,7 +66,7 @@ from gensight.processor.analyse.drift_refs import (
 )
 from gensight.processor.analyse.evidence import chi2_logsf, chi2_two_sample
 from gensight.processor.analyse.quality import scores_by_series
-from gensight.processor.config_fields import fields_from_mapping
+from gensight.processor.config_fields import Section, build_section, check, check_positive
 from gensight.processor.labels import (
     DEFAULT_MAX_SERIES,
     matches_patterns,
@@ -103,7 +103,7 @@ MAX_LEARNING_CATEGORIES = 1000
 
 
 @dataclass(frozen=True)
-class DriftConfig:
+class DriftConfig(Section):
     reference_calls: int = 1000
     reference_period_s: float | None = None
     max_reference_sample: int = 5000
@@ -120,21 +120,19 @@ class DriftConfig:
     false_alarms_per_series_per_day: float = 0.1
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "drift") -> DriftConfig:
+    def from_mapping(cls, data: Any, key: str = "drift") -> DriftConfig:
+        """As ``Section.from_mapping``; ``reference_period_s`` also takes a duration (``7d``)."""
         from gensight.processor.analyse.slo import parse_duration_s
 
-        def period(v: Any, key: str) -> float | None:
-            return None if v is None else float(parse_duration_s(v, key))
+        if isinstance(data, Mapping) and isinstance(data.get("reference_period_s"), str):
+            data = {**data, "reference_period_s": float(parse_duration_s(data["reference_period_s"],
+                                                                          f"{key}.reference_period_s"))}
+        return build_section(cls, {} if data is None else data, key)
 
-        kw = fields_from_mapping(cls, dict(data or {}), where, {"reference_period_s": period})
-        cfg = cls(**kw)
-        if cfg.bins < 2:
-            raise ValueError(f"{where}.bins: must be at least 2")
-        if not cfg.false_alarms_per_series_per_day > 0:
-            raise ValueError(f"{where}.false_alarms_per_series_per_day: must be > 0")
-        if cfg.psi_warn > cfg.psi_alert:
-            raise ValueError(f"{where}.psi_warn: must not exceed psi_alert ({cfg.psi_alert})")
-        return cfg
+    def validate(self, key: str = "drift") -> None:
+        check_positive(self, key)
+        check(self.bins >= 2, f"{key}.bins", "must be at least 2")
+        check(self.psi_warn <= self.psi_alert, f"{key}.psi_warn", f"must not exceed psi_alert ({self.psi_alert})")
 
 
 # -- the statistics (pure functions; tested against scipy) ------------------------------------

@@ -38,8 +38,8 @@ from typing import Any, NamedTuple
 from gensight.processor.analyse.alerts import PAGE, AlertEngine
 from gensight.processor.analyse.comparison import LLM_KINDS
 from gensight.processor.analyse.sequential import Moments, difference
-from gensight.processor.config_fields import positive_int, reject_unknown
-from gensight.processor.labels import Selector
+from gensight.processor.config_fields import Section, build_section, check, fmt, reject_unknown
+from gensight.processor.labels import Selector, with_selector
 from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window
 from gensight.processor.records import (
     F_COST_USD,
@@ -70,67 +70,68 @@ LIVE_METRICS: dict[str, tuple[int, str]] = {
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_SAMPLES = 100
 MAX_EXPERIMENTS = 50
+MIN_SAMPLES_FLOOR = 2  # per arm: a variance needs two
 CONTROL = "control"
 TREATMENT = "treatment"
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(Section):
+    """One entry of ``analytics.experiments`` (named ``analytics.experiments[i]``)."""
+
     name: str
     by: str
     control: str
     treatment: str
     selector: Selector = field(default_factory=Selector)
     metrics: tuple[str, ...] = tuple(LIVE_METRICS)
-    primary: str = "error_rate"
+    primary: str = "error_rate"  # from YAML: the first of ``metrics`` unless given
     guardrails: Mapping[str, float] = field(default_factory=dict)  # metric -> max_relative
     alpha: float = DEFAULT_ALPHA
     min_samples: int = DEFAULT_MIN_SAMPLES
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> ExperimentConfig:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{where}: must be a mapping")
-        reject_unknown(data, ("name", "by", "control", "treatment", "selector", "metrics", "primary", "guardrails",
-                              "alpha", "min_samples"), where, sort=False)
-        text = {}
-        for key in ("name", "by", "control", "treatment"):
-            v = data.get(key)
-            if not isinstance(v, str) or not v:
-                raise ValueError(f"{where}.{key}: required, a non-empty string")
-            text[key] = v
-        if text["control"] == text["treatment"]:
-            raise ValueError(f"{where}.treatment: must differ from control")
-        metrics = data.get("metrics", list(LIVE_METRICS))
-        if not isinstance(metrics, list) or not metrics:
-            raise ValueError(f"{where}.metrics: must be a non-empty list of {', '.join(LIVE_METRICS)}")
-        for i, m in enumerate(metrics):
-            if m not in LIVE_METRICS:
-                raise ValueError(f"{where}.metrics[{i}]: unknown metric {m!r} (live metrics: {', '.join(LIVE_METRICS)})")
-        primary = data.get("primary", metrics[0])
-        if primary not in metrics:
-            raise ValueError(f"{where}.primary: must be one of the experiment's metrics, got {primary!r}")
-        raw_guardrails = data.get("guardrails") or {}
-        if not isinstance(raw_guardrails, Mapping):
-            raise ValueError(f"{where}.guardrails: must be a mapping of metric -> {{max_relative: x}}")
-        guardrails = {}
-        for metric, rule in raw_guardrails.items():
-            w = f"{where}.guardrails.{metric}"
-            if metric not in metrics:
-                raise ValueError(f"{w}: not one of the experiment's metrics")
-            if not isinstance(rule, Mapping):
-                raise ValueError(f"{w}: must be a mapping {{max_relative: x}}")
-            reject_unknown(rule, ("max_relative",), w)
-            v = rule.get("max_relative")
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 100:
-                raise ValueError(f"{w}.max_relative: required, a number >= 0 (0.2 = 20 % worse than control)")
-            guardrails[str(metric)] = float(v)
-        alpha = data.get("alpha", DEFAULT_ALPHA)
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 1:
-            raise ValueError(f"{where}.alpha: must be in (0, 1), got {alpha!r}")
-        min_samples = positive_int(data.get("min_samples", DEFAULT_MIN_SAMPLES), f"{where}.min_samples", minimum=2)
-        return cls(selector=Selector.from_dict(data.get("selector"), f"{where}.selector"), metrics=tuple(metrics),
-                   primary=primary, guardrails=guardrails, alpha=float(alpha), min_samples=min_samples, **text)
+    def from_mapping(cls, data: Any, key: str) -> ExperimentConfig:
+        """As ``Section.from_mapping``; ``guardrails`` is ``{metric: {max_relative: x}}`` in YAML."""
+        data = with_selector(data, key)
+        if isinstance(data, Mapping):
+            data = dict(data)
+            metrics = data.get("metrics")
+            if "primary" not in data and isinstance(metrics, list) and metrics:
+                data["primary"] = metrics[0]
+            if "guardrails" in data:
+                data["guardrails"] = _guardrails(data["guardrails"], f"{key}.guardrails")
+        return build_section(cls, data, key)
+
+    def validate(self, key: str) -> None:
+        for name in ("name", "by", "control", "treatment"):
+            check(bool(getattr(self, name)), f"{key}.{name}", "required, a non-empty string")
+        check(self.control != self.treatment, f"{key}.treatment", "must differ from control")
+        check(bool(self.metrics), f"{key}.metrics", f"must be a non-empty list of {', '.join(LIVE_METRICS)}")
+        for i, m in enumerate(self.metrics):
+            check(m in LIVE_METRICS, f"{key}.metrics[{i}]", f"unknown metric {m!r} (live metrics: {', '.join(LIVE_METRICS)})")
+        check(self.primary in self.metrics, f"{key}.primary",
+              f"must be one of the experiment's metrics, got {self.primary!r}")
+        for metric in self.guardrails:
+            check(metric in self.metrics, f"{key}.guardrails.{metric}", "not one of the experiment's metrics")
+        check(0 < self.alpha < 1, f"{key}.alpha", f"must be in (0, 1), got {fmt(self.alpha)}")
+        check(self.min_samples >= MIN_SAMPLES_FLOOR, f"{key}.min_samples",
+              f"must be an integer >= {MIN_SAMPLES_FLOOR}, got {self.min_samples!r}")
+
+
+def _guardrails(raw: Any, key: str) -> dict[str, float]:
+    """``{metric: {max_relative: x}}`` -> ``{metric: x}``, each checked and named."""
+    check(isinstance(raw, Mapping), key, "must be a mapping of metric -> {max_relative: x}")
+    out = {}
+    for metric, rule in raw.items():
+        w = f"{key}.{metric}"
+        check(isinstance(rule, Mapping), w, "must be a mapping {max_relative: x}")
+        reject_unknown(rule, ("max_relative",), w)
+        v = rule.get("max_relative")
+        check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 100, f"{w}.max_relative",
+              "required, a number >= 0 (0.2 = 20 % worse than control)")
+        out[str(metric)] = float(v)
+    return out
 
 
 def experiments_from_list(raw: Any, where: str = "analytics.experiments") -> tuple[ExperimentConfig, ...]:
@@ -140,7 +141,7 @@ def experiments_from_list(raw: Any, where: str = "analytics.experiments") -> tup
         raise ValueError(f"{where}: must be a list")
     if len(raw) > MAX_EXPERIMENTS:
         raise ValueError(f"{where}: at most {MAX_EXPERIMENTS} experiments")
-    out = tuple(ExperimentConfig.from_dict(e, f"{where}[{i}]") for i, e in enumerate(raw))
+    out = tuple(ExperimentConfig.from_mapping(e, f"{where}[{i}]") for i, e in enumerate(raw))
     names = [e.name for e in out]
     if len(set(names)) != len(names):
         raise ValueError(f"{where}: experiment names must be unique")

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from gensight.processor.analyse.alerts import PAGE, TICKET, AlertEngine
-from gensight.processor.config_fields import reject_unknown
-from gensight.processor.labels import Selector
+from gensight.processor.config_fields import Section, build_section, check, check_positive, fmt
+from gensight.processor.labels import Selector, with_selector
 from gensight.processor.points import GAUGE, Analyser, MetricPoint, Window
 from gensight.processor.records import CallRecord
 
@@ -55,10 +55,12 @@ DEFAULT_BUCKET_S = 300
 
 
 @dataclass(frozen=True)
-class SLOConfig:
+class SLOConfig(Section):
+    """One entry of ``analytics.slos`` (named ``analytics.slos[i]``)."""
+
     name: str
-    type: str
-    target: float
+    target: float = field(metadata={"required": "e.g. 0.995"})
+    type: str = AVAILABILITY
     selector: Selector = field(default_factory=Selector)
     threshold_s: float | None = None  # latency SLOs: good = duration <= threshold
     threshold_usd: float | None = None  # cost SLOs: good = cost per call <= threshold
@@ -70,63 +72,37 @@ class SLOConfig:
     min_bad_events: int = 3
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str) -> SLOConfig:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{where}: must be a mapping")
-        known = {"name", "type", "target", "selector", "threshold_s", "threshold_usd", "evaluation", "period_s", "period",
-                 "bucket_s", "min_events", "min_short_events", "min_bad_events"}
-        reject_unknown(data, known, where)
-        name = data.get("name")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}.name: required, a non-empty string")
-        typ = data.get("type", AVAILABILITY)
-        if typ not in SLO_TYPES:
-            raise ValueError(f"{where}.type: must be one of {', '.join(SLO_TYPES)}, got {typ!r}")
-        try:
-            target = float(data["target"])
-        except KeyError:
-            raise ValueError(f"{where}.target: required (e.g. 0.995)") from None
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}.target: must be a number in (0, 1), got {data['target']!r}") from None
-        if target > 1 and target < 100:
-            target = target / 100.0  # "99.5" means percent
-        if not 0 < target < 1:
-            raise ValueError(f"{where}.target: must be in (0, 1) (or a percentage), got {data['target']!r}")
-        thr_s = _opt_pos(data.get("threshold_s"), f"{where}.threshold_s")
-        thr_usd = _opt_pos(data.get("threshold_usd"), f"{where}.threshold_usd")
-        if typ == LATENCY and thr_s is None:
-            raise ValueError(f"{where}.threshold_s: required for a latency SLO")
-        if typ == COST and thr_usd is None:
-            raise ValueError(f"{where}.threshold_usd: required for a cost SLO")
-        evaluation = data.get("evaluation")
-        if typ == QUALITY and (not isinstance(evaluation, str) or not evaluation):
-            raise ValueError(f"{where}.evaluation: required for a quality SLO (a gen_ai.evaluation.name)")
-        period_s = data.get("period_s", data.get("period", DEFAULT_PERIOD_S))
-        period_s = parse_duration_s(period_s, f"{where}.period_s")
-        bucket_s = parse_duration_s(data.get("bucket_s", DEFAULT_BUCKET_S), f"{where}.bucket_s")
-        if period_s % bucket_s or period_s < max(WINDOWS_S.values()):
-            raise ValueError(f"{where}.period_s: must be a multiple of bucket_s and at least 3d, got {period_s}")
-        ints = {}
-        for k, default in (("min_events", 30), ("min_short_events", 5), ("min_bad_events", 3)):
-            v = data.get(k, default)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{where}.{k}: must be a non-negative integer, got {v!r}")
-            ints[k] = v
-        return cls(name=name, type=typ, target=target, selector=Selector.from_dict(data.get("selector"), f"{where}.selector"),
-                   threshold_s=thr_s, threshold_usd=thr_usd, evaluation=evaluation if typ == QUALITY else None,
-                   period_s=period_s, bucket_s=bucket_s, **ints)
+    def from_mapping(cls, data: Any, key: str) -> SLOConfig:
+        """As ``Section.from_mapping``; ``period`` is an alias of ``period_s``, both durations
+        (``30d``) and ``bucket_s`` take durations; a target in (1, 100) is a percentage."""
+        data = with_selector(data, key)
+        if isinstance(data, Mapping):
+            data = dict(data)
+            if "period" in data:
+                data.setdefault("period_s", data.pop("period"))
+            for name in ("period_s", "bucket_s"):
+                if name in data:
+                    data[name] = parse_duration_s(data[name], f"{key}.{name}")
+            target = data.get("target")
+            if isinstance(target, (int, float)) and not isinstance(target, bool) and 1 < target < 100:
+                data["target"] = target / 100.0  # "99.5" means percent
+        cfg = build_section(cls, data, key)
+        return cfg if cfg.type == QUALITY else replace(cfg, evaluation=None)  # only a quality SLO has one
 
-
-def _opt_pos(v: Any, where: str) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: must be a positive number, got {v!r}") from None
-    if not f > 0 or math.isinf(f):
-        raise ValueError(f"{where}: must be a positive number, got {v!r}")
-    return f
+    def validate(self, key: str) -> None:
+        check(bool(self.name), f"{key}.name", "required, a non-empty string")
+        check(self.type in SLO_TYPES, f"{key}.type", f"must be one of {', '.join(SLO_TYPES)}, got {self.type!r}")
+        check(0 < self.target < 1, f"{key}.target", f"must be in (0, 1) (or a percentage), got {fmt(self.target)}")
+        check_positive(self, key, skip=("min_events", "min_short_events", "min_bad_events"))
+        check(self.type != LATENCY or self.threshold_s is not None, f"{key}.threshold_s", "required for a latency SLO")
+        check(self.type != COST or self.threshold_usd is not None, f"{key}.threshold_usd", "required for a cost SLO")
+        check(self.type != QUALITY or bool(self.evaluation), f"{key}.evaluation",
+              "required for a quality SLO (a gen_ai.evaluation.name)")
+        check(self.period_s % self.bucket_s == 0 and self.period_s >= max(WINDOWS_S.values()), f"{key}.period_s",
+              f"must be a multiple of bucket_s and at least 3d, got {self.period_s}")
+        for name in ("min_events", "min_short_events", "min_bad_events"):
+            value = getattr(self, name)
+            check(value >= 0, f"{key}.{name}", f"must be a non-negative integer, got {value!r}")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gensight.processor.analyse.alerts import TICKET, AlertEngine
-from gensight.processor.config_fields import fields_from_mapping
+from gensight.processor.config_fields import Section, check, check_positive, fmt
 from gensight.processor.labels import series_id
 from gensight.processor.pipeline.series import series_groups
 from gensight.processor.points import MetricPoint, Window
@@ -50,7 +50,7 @@ NS_PER_H = 3600 * NS_PER_S
 
 
 @dataclass(frozen=True)
-class TrendConfig:
+class TrendConfig(Section):
     """YAML ``analytics.trends``."""
 
     enabled: bool = True
@@ -63,16 +63,13 @@ class TrendConfig:
     alpha: float = 5e-4
     max_series: int = 2000
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "analytics.trends") -> TrendConfig:
-        cfg = cls(**fields_from_mapping(cls, data or {}, where))
-        if not cfg.alpha < 1:
-            raise ValueError(f"{where}.alpha: must be in (0, 1), got {cfg.alpha!r}")
-        if cfg.lookback_s < 3 * cfg.bucket_s:
-            raise ValueError(f"{where}.lookback_s: must be at least 3 buckets ({3 * cfg.bucket_s:g} s)")
-        if cfg.min_buckets < 3 or cfg.min_buckets > cfg.lookback_s // cfg.bucket_s:
-            raise ValueError(f"{where}.min_buckets: must be 3 .. lookback_s / bucket_s, got {cfg.min_buckets}")
-        return cfg
+    def validate(self, key: str = "analytics.trends") -> None:
+        check_positive(self, key)
+        check(self.alpha < 1, f"{key}.alpha", f"must be in (0, 1), got {fmt(self.alpha)}")
+        check(self.lookback_s >= 3 * self.bucket_s, f"{key}.lookback_s",
+              f"must be at least 3 buckets ({3 * self.bucket_s:g} s)")
+        check(3 <= self.min_buckets <= self.lookback_s // self.bucket_s, f"{key}.min_buckets",
+              f"must be 3 .. lookback_s / bucket_s, got {self.min_buckets}")
 
 
 # -- the statistics (checked against scipy.stats.theilslopes / kendalltau in the tests) ----------

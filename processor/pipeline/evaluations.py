@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from gensight.processor.config_fields import Section, boolean, positive_int, positive_number, reject_unknown
+from gensight.processor.config_fields import Section, check_positive
 from gensight.processor.normalise.evaluations import Evaluation
 from gensight.processor.points import SUM, MetricPoint
 from gensight.processor.records import F_END_NS, F_RESPONSE_ID, F_SPAN_ID, CallRecord
@@ -67,11 +67,7 @@ class EvaluationsConfig(Section):
     max_labels: int = 16  # score labels per series and name; more fold into "_OTHER"
 
     def validate(self, path: str = "evaluations") -> None:
-        boolean(self.enabled, f"{path}.enabled")
-        for name in ("index_max_calls", "wait_max", "max_names_per_series", "max_labels"):
-            positive_int(getattr(self, name), f"{path}.{name}")
-        for name in ("index_max_age_s", "wait_max_age_s"):
-            positive_number(getattr(self, name), f"{path}.{name}")
+        check_positive(self, path, skip=("pass_threshold",))
         if not isinstance(self.pass_threshold, (int, float)) or isinstance(self.pass_threshold, bool) \
                 or self.pass_threshold != self.pass_threshold:
             raise ValueError(f"{path}.pass_threshold: must be a number, got {self.pass_threshold!r}")
@@ -83,17 +79,6 @@ class EvaluationsConfig(Section):
         for name, thr in self.thresholds.items():
             if not isinstance(thr, (int, float)) or isinstance(thr, bool) or thr != thr:
                 raise ValueError(f"{path}.thresholds.{name}: must be a number, got {thr!r}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "evaluations") -> EvaluationsConfig:
-        data = dict(data or {})
-        reject_unknown(data, [f for f in cls.__dataclass_fields__], where)
-        if "pass_labels" in data:
-            labels = data["pass_labels"]
-            data["pass_labels"] = tuple(labels) if isinstance(labels, (list, tuple)) else (labels,)
-        cfg = cls(**data)
-        cfg.validate(where)
-        return cfg
 
     def outcome(self, ev: Evaluation) -> str:
         """``pass``, ``fail`` or ``error`` (the rule in the class docstring)."""

@@ -220,7 +220,7 @@ def _free_port() -> int:
 def test_admin_endpoint_binds_to_loopback_by_default():
     from gensight.processor.analyse.analytics import AdminConfig
 
-    assert AdminConfig.from_dict(None, environ={}).endpoint.startswith("127.0.0.1:")
+    assert AdminConfig.from_mapping(None, environ={}).endpoint.startswith("127.0.0.1:")
 
 
 def test_admin_endpoint_does_not_start_without_a_token(monkeypatch):

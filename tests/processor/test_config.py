@@ -65,3 +65,24 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_deprecated_analytics_state_interval_sets_the_one_snapshot_clock_and_warns(caplog):
+    with caplog.at_level("WARNING", logger="gensight.processor.config"):
+        cfg = config_from_mapping({"analytics": {"state": {"snapshot_interval_s": 5}}})
+    assert cfg.state.snapshot_interval_s == 5
+    assert [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()] == [
+        "gensight: analytics.state.snapshot_interval_s is deprecated: use state.snapshot_interval_s (now 5)"]
+
+
+def test_top_level_state_interval_wins_over_the_deprecated_alias(caplog):
+    with caplog.at_level("WARNING", logger="gensight.processor.config"):
+        cfg = config_from_mapping({"state": {"snapshot_interval_s": 7},
+                                   "analytics": {"state": {"snapshot_interval_s": 5}}})
+    assert cfg.state.snapshot_interval_s == 7
+    assert sum("ignored" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_bad_deprecated_alias_value_names_the_key_it_was_given_as():
+    with pytest.raises(ConfigError, match=r"^analytics\.state\.snapshot_interval_s: "):
+        config_from_mapping({"analytics": {"state": {"snapshot_interval_s": -1}}})

@@ -1,24 +1,29 @@
-"""The shared field checks behind the analytics config classes."""
+"""The one config build path (``Section``, ``build_section``, ``coerce``) and its shared field checks."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
-from gensight.processor.config_fields import ConfigError, Section, check, fields_from_mapping, reject_unknown
+from gensight.processor.config_fields import ConfigError, Section, check, check_positive, reject_unknown
 
 
 @dataclass(frozen=True)
-class Sample:
+class Sample(Section):
+    """An analytics-style section: every number must be positive (``check_positive``)."""
+
     enabled: bool = True
     count: int = 3
     ratio: float = 0.5
     mode: str = "a"
 
+    def validate(self, key: str) -> None:
+        check_positive(self, key)
+
 
 def test_unknown_key_is_named_with_its_full_path_and_the_known_keys():
     with pytest.raises(ValueError, match=r"^sec\.sub\.colour: unknown key \(known: count, enabled, mode, ratio\)$"):
-        fields_from_mapping(Sample, {"colour": 1}, "sec.sub", {"mode": lambda v, k: v})
+        reject_unknown({"colour": 1}, ("enabled", "count", "ratio", "mode"), "sec.sub")
 
 
 def test_unknown_key_list_keeps_declared_order_when_asked():
@@ -26,35 +31,30 @@ def test_unknown_key_list_keeps_declared_order_when_asked():
         reject_unknown({"z": 1}, ("b", "a"), "x", sort=False)
 
 
-def test_fields_are_checked_by_the_type_of_their_default():
-    kw = fields_from_mapping(Sample, {"enabled": False, "count": 7, "ratio": 2}, "s")
-    assert kw == {"enabled": False, "count": 7, "ratio": 2.0}
-    assert isinstance(kw["ratio"], float)
+def test_fields_are_coerced_by_their_type_hints():
+    cfg = Sample.from_mapping({"enabled": False, "count": 7, "ratio": 2}, "s")
+    assert (cfg.enabled, cfg.count, cfg.ratio) == (False, 7, 2.0)
+    assert isinstance(cfg.ratio, float)
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("enabled", "yes", "s.enabled: must be true or false, got 'yes'"),
     ("count", 0, "s.count: must be a positive integer, got 0"),
-    ("count", True, "s.count: must be a positive integer, got True"),
+    ("count", True, "s.count: must be an integer, got True"),
     ("ratio", math.inf, "s.ratio: must be a positive number, got inf"),
     ("ratio", math.nan, "s.ratio: must be a positive number, got nan"),
     ("ratio", -1, "s.ratio: must be a positive number, got -1"),
 ])
 def test_bad_values_fail_naming_the_key(key, value, message):
-    with pytest.raises(ValueError) as err:
-        fields_from_mapping(Sample, {key: value}, "s")
+    with pytest.raises(ConfigError) as err:
+        Sample.from_mapping({key: value}, "s")
     assert str(err.value) == message
 
 
-def test_a_special_rule_gets_the_value_and_the_full_key():
-    seen = []
-    kw = fields_from_mapping(Sample, {"mode": "b"}, "s", {"mode": lambda v, k: seen.append(k) or v.upper()})
-    assert kw == {"mode": "B"} and seen == ["s.mode"]
-
-
-def test_a_field_without_a_rule_for_its_type_is_a_programming_error():
-    with pytest.raises(TypeError, match="s.mode"):
-        fields_from_mapping(Sample, {"mode": "b"}, "s")
+def test_check_positive_skips_the_named_fields():
+    check_positive(Sample(count=0), "s", skip=("count",))  # no error
+    with pytest.raises(ConfigError, match=r"^s\.count: "):
+        check_positive(Sample(count=0), "s")
 
 
 # ---------------------------------------------------------------- Section: the one build path
@@ -94,3 +94,19 @@ def test_every_section_error_is_a_config_error_naming_the_dotted_key(data, messa
     with pytest.raises(ConfigError) as err:
         Outer.from_mapping(data, "quality")
     assert str(err.value) == message
+
+
+@dataclass(frozen=True)
+class Entry(Section):
+    name: str
+    limit: float = field(metadata={"required": "USD per month"})
+
+
+def test_a_missing_required_field_is_named():
+    with pytest.raises(ConfigError, match=r"^e\[0\]\.name: required$"):
+        Entry.from_mapping({"limit": 1.0}, "e[0]")
+
+
+def test_a_required_field_hint_is_shown():
+    with pytest.raises(ConfigError, match=r"^e\[0\]\.limit: required \(USD per month\)$"):
+        Entry.from_mapping({"name": "x"}, "e[0]")

@@ -92,7 +92,7 @@ def test_active_gauge_counts_firing_alerts_and_drops_to_zero():
 
 
 def test_runbook_url_comes_from_config():
-    cfg = AlertsConfig.from_dict({"runbook_base_url": "https://runbooks.example/gensight",
+    cfg = AlertsConfig.from_mapping({"runbook_base_url": "https://runbooks.example/gensight",
                                   "rules": {"drift": {"runbook_url": "https://wiki.example/drift"}}})
     e = AlertEngine(cfg)
     ev(e, True, T0)
@@ -102,7 +102,7 @@ def test_runbook_url_comes_from_config():
 
 
 def test_disabled_rule_never_fires():
-    e = AlertEngine(AlertsConfig.from_dict({"rules": {"anomaly": {"enabled": False}}}))
+    e = AlertEngine(AlertsConfig.from_mapping({"rules": {"anomaly": {"enabled": False}}}))
     ev(e, True, T0)
     assert e.drain_transitions() == []
 
@@ -174,7 +174,7 @@ def _wait(cond, limit_s=10.0):
 
 def test_webhook_delivers_firing_and_resolved_to_a_real_server(sink):
     url, received = sink
-    e = AlertEngine(AlertsConfig.from_dict({"webhook": {"url": url}}))
+    e = AlertEngine(AlertsConfig.from_mapping({"webhook": {"url": url}}))
     try:
         ev(e, True, T0)
         ev(e, False, T0 + 60 * S)
@@ -186,7 +186,7 @@ def test_webhook_delivers_firing_and_resolved_to_a_real_server(sink):
 
 
 def test_webhook_to_a_dead_endpoint_never_blocks_and_counts_failures():
-    e = AlertEngine(AlertsConfig.from_dict({"webhook": {"url": "http://127.0.0.1:9/none", "timeout_s": 0.5,
+    e = AlertEngine(AlertsConfig.from_mapping({"webhook": {"url": "http://127.0.0.1:9/none", "timeout_s": 0.5,
                                                         "max_queue": 1, "max_attempts": 1}}))
     try:
         for i in range(20):
@@ -204,7 +204,7 @@ def test_webhook_to_a_dead_endpoint_never_blocks_and_counts_failures():
                                       ({"nope": 1}, "alerts.nope")])
 def test_bad_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
-        AlertsConfig.from_dict(bad)
+        AlertsConfig.from_mapping(bad)
 
 
 def test_snapshot_round_trip_keeps_firing_alerts():

@@ -71,7 +71,7 @@ def test_restore_refits_the_same_model_from_history():
                                       ({"iforest": "yes"}, "anomaly.iforest"), ({"bogus": 1}, "anomaly.bogus")])
 def test_bad_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
-        AnomalyConfig.from_dict(bad)
+        AnomalyConfig.from_mapping(bad, "anomaly")
 
 
 
@@ -82,7 +82,7 @@ def test_bad_config_names_the_key(bad, key):
                                        "anomaly.min_reference_values")])
 def test_bad_calibration_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
-        AnomalyConfig.from_dict(bad)
+        AnomalyConfig.from_mapping(bad, "anomaly")
 
 
 KEY = SeriesKey("svc", "chat", "openai", "gpt-4o")

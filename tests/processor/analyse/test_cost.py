@@ -50,7 +50,7 @@ def test_per_tenant_rates_use_hashed_ids_and_cap_with_overflow():
 
 
 def budget_cfg(limit=10.0, **sel):
-    return CostConfig.from_dict({}, budgets=[{"name": "team-a", "limit_usd": limit, "selector": sel or None}])
+    return CostConfig.from_mapping({}, budgets=[{"name": "team-a", "limit_usd": limit, "selector": sel or None}])
 
 
 def test_budget_used_and_levels_fire_at_80_95_100():
@@ -111,13 +111,13 @@ def test_steady_cost_does_not_spike():
                                           ([{"name": "x", "limit_usd": 5, "cap": 1}], "budgets[0].cap")])
 def test_bad_budget_config_names_the_key(budgets, key):
     with pytest.raises(ValueError, match=key.replace("[", r"\[").replace("]", r"\]")):
-        CostConfig.from_dict({}, budgets=budgets)
+        CostConfig.from_mapping({}, budgets=budgets)
 
 
 @pytest.mark.parametrize("stray", [5, [{"name": "y", "limit_usd": 1}]])
 def test_cost_budgets_key_beside_analytics_budgets_is_a_clear_error(stray):
     with pytest.raises(ValueError, match=r"analytics\.cost\.budgets: budgets are configured under analytics\.budgets"):
-        CostConfig.from_dict({"budgets": stray}, budgets=[{"name": "x", "limit_usd": 5}], where="analytics.cost")
+        CostConfig.from_mapping({"budgets": stray}, "analytics.cost", budgets=[{"name": "x", "limit_usd": 5}])
 
 
 def test_snapshot_keeps_budget_spend():

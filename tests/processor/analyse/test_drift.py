@@ -188,7 +188,7 @@ def test_snapshot_round_trip_keeps_frozen_bins():
                                       ({"psi_warn": 0.5}, "drift.psi_warn"), ({"foo": 1}, "drift.foo")])
 def test_bad_config_names_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
-        DriftConfig.from_dict(bad)
+        DriftConfig.from_mapping(bad, "drift")
 
 
 def _model_counts(d):

@@ -143,7 +143,7 @@ def test_log_record_carries_example_ids_as_a_string_array():
 
 
 def test_webhook_annotations_link_the_examples_through_the_template():
-    cfg = AlertsConfig.from_dict({"trace_url_template": "http://jaeger:16686/trace/{trace_id}"})
+    cfg = AlertsConfig.from_mapping({"trace_url_template": "http://jaeger:16686/trace/{trace_id}"})
     engine = AlertEngine(cfg)
     engine.examples = lambda *a: ("ab" * 16, "cd" * 16)
     engine.evaluate("anomaly", series_id(KEY), True, value=0.9, threshold=0.7, time_ns=W.end_ns, service="svc")
@@ -156,7 +156,7 @@ def test_webhook_annotations_link_the_examples_through_the_template():
 
 def test_trace_url_template_must_hold_the_trace_id_placeholder():
     with pytest.raises(ValueError, match="alerts.trace_url_template"):
-        AlertsConfig.from_dict({"trace_url_template": "http://jaeger/trace/"})
+        AlertsConfig.from_mapping({"trace_url_template": "http://jaeger/trace/"})
 
 
 def test_webhook_posts_example_trace_links_to_a_real_server():
@@ -179,7 +179,7 @@ def test_webhook_posts_example_trace_links_to_a_real_server():
     calls = Calls()
     tracker = ExampleTracker()
     tracker.observe(W, [calls(T0 + S, 2.0, error=True)])
-    engine = AlertEngine(AlertsConfig.from_dict({"webhook": {"url": f"http://127.0.0.1:{srv.server_address[1]}/hook"},
+    engine = AlertEngine(AlertsConfig.from_mapping({"webhook": {"url": f"http://127.0.0.1:{srv.server_address[1]}/hook"},
                                                  "trace_url_template": "http://jaeger:16686/trace/{trace_id}"}))
     engine.examples = tracker.for_alert
     try:

@@ -34,7 +34,7 @@ PER_WINDOW = 40  # calls per arm per window: 1,200 per arm over the stream, 30 l
 def config(**over) -> ExperimentConfig:
     data = {"name": "swap", "by": "feature_flag.result.variant", "control": "a", "treatment": "b",
             "min_samples": 100, **over}
-    return ExperimentConfig.from_dict(data, "analytics.experiments[0]")
+    return ExperimentConfig.from_mapping(data, "analytics.experiments[0]")
 
 
 def records(rng, n, variant, window_start, effect=Effect()):

@@ -253,8 +253,8 @@ def test_quality_slo_burn_rate_against_hand_counts():
     from gensight.processor.points import Window
     from gensight.processor.records import CallRecord
 
-    cfg = SLOConfig.from_dict({"name": "answers", "type": "quality", "evaluation": "relevance", "target": 0.9,
-                               "selector": {"service": "checkout"}}, "analytics.slos[0]")
+    cfg = SLOConfig.from_mapping({"name": "answers", "type": "quality", "evaluation": "relevance", "target": 0.9,
+                                  "selector": {"service": "checkout"}}, "analytics.slos[0]")
     slo = SLOAnalyser([cfg], AlertEngine())
     t0 = 1_700_000_400 * S - (1_700_000_400 * S) % (3600 * S)
     mine = CallRecord("chat", "checkout", "openai", "m", 0, 1, 1.0)
@@ -277,7 +277,7 @@ def test_quality_slo_needs_an_evaluation_name():
     from gensight.processor.analyse.slo import SLOConfig
 
     with pytest.raises(ValueError, match=r"analytics.slos\[0\].evaluation: required"):
-        SLOConfig.from_dict({"name": "q", "type": "quality", "target": 0.9}, "analytics.slos[0]")
+        SLOConfig.from_mapping({"name": "q", "type": "quality", "target": 0.9}, "analytics.slos[0]")
 
 
 def test_live_evaluations_from_the_far_future_are_dropped_counted(otlp):

@@ -20,7 +20,7 @@ def rec(t_ns, error=False, duration_s=0.5, cost=0.001, service="checkout", kind=
 def slo(**kw):
     base = {"name": "avail", "type": "availability", "target": 0.99}
     base.update(kw)
-    return SLOConfig.from_dict(base, "slos[0]")
+    return SLOConfig.from_mapping(base, "slos[0]")
 
 
 def test_counts_are_exact_per_bucket():
@@ -159,11 +159,11 @@ def test_slow_burn_raises_a_ticket_not_a_page():
 ])
 def test_bad_config_names_the_key(bad, msg):
     with pytest.raises(ValueError, match=msg.replace("[", r"\[").replace("]", r"\]")):
-        SLOConfig.from_dict(bad, "slos[0]")
+        SLOConfig.from_mapping(bad, "slos[0]")
 
 
 def test_percentage_target_is_accepted():
-    assert SLOConfig.from_dict({"name": "x", "target": 99.5}, "s").target == pytest.approx(0.995)
+    assert SLOConfig.from_mapping({"name": "x", "target": 99.5}, "s").target == pytest.approx(0.995)
 
 
 def test_snapshot_restores_counts():

@@ -85,7 +85,6 @@ DRIVER = textwrap.dedent('''
         "budgets": [{"name": "all", "limit_usd": 100.0}],
         "drift": {"reference_calls": 100},
         "anomaly": {"refit": "sync", "min_fit_rows": 20},
-        "state": {"snapshot_interval_s": 0.05},
     })
     a = Analytics(cfg, state_dir=sys.argv[1])
     MIN = 60 * 10**9
@@ -99,7 +98,7 @@ DRIVER = textwrap.dedent('''
             an.observe(w, recs)
         for an in a.analysers:
             an.close(w)
-        if a.maybe_snapshot():
+        if a.maybe_snapshot(0.05):
             print(f"snapshot {m + 1}", flush=True)
         time.sleep(0.01)
 ''')

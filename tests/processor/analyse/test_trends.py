@@ -135,9 +135,9 @@ def test_too_few_buckets_never_fire():
 
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match=r"analytics.trends.alpha"):
-        TrendConfig.from_dict({"alpha": 2.0})
+        TrendConfig.from_mapping({"alpha": 2.0}, "analytics.trends")
     with pytest.raises(ValueError, match=r"analytics.trends.min_buckets"):
-        TrendConfig.from_dict({"min_buckets": 40})
+        TrendConfig.from_mapping({"min_buckets": 40}, "analytics.trends")
 
 
 def test_analytics_runs_the_trend_analyser_before_the_alert_engine_and_validates_its_section():
