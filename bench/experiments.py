@@ -28,7 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from gensight.processor.analyse.comparison import compare_arms
 from gensight.processor.commands.compare import collect
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
-from gensight.processor.receive.decode import iter_json_lines, message_to_otlp_json
+from gensight.processor.receive.decode import message_to_otlp_json
+from gensight.processor.receive.json_lines import iter_json_lines
 
 T0_NS = 1_700_000_040_000_000_000
 BATCH = 1000

@@ -122,7 +122,7 @@ def _check(table: Any, args: argparse.Namespace) -> int:
 
     try:
         from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
-        from gensight.processor.receive.decode import BadLine, iter_json_lines
+        from gensight.processor.receive.json_lines import BadLine, iter_json_lines
         from gensight.processor.records import EXECUTE_TOOL, RETRIEVAL
     except ModuleNotFoundError as exc:
         print(f"{_PROG} check: needs the processor extra ({exc.name} missing): pip install 'gensight[processor]'",

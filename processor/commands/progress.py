@@ -2,7 +2,7 @@
 
 ``gensight replay`` and ``gensight compare`` read files of hundreds of MB; a day of spans took over
 a minute, silently. :func:`read_requests` yields the ``ExportTraceServiceRequest`` s of each file
-(:func:`gensight.processor.receive.decode.iter_json_lines` does the decoding; :func:`read_decoded`
+(:func:`gensight.processor.receive.json_lines.iter_json_lines` does the decoding; :func:`read_decoded`
 decodes leniently, as the receivers do) and, when stderr is a
 terminal and ``rich`` is installed, shows one bar per file: bytes read of the file's size (the
 compressed size for ``.gz``), spans read, spans/s and time left. When stderr is not a terminal
@@ -52,7 +52,7 @@ def read_requests(files: list[str], *, on_bad_line: Callable[[Any], None] | None
                   progress: bool | None = None) -> Iterator[Any]:
     """Every request of ``files`` in order ("-" = stdin): trace requests and, for evaluation
     results, logs requests; a progress bar per file on a terminal."""
-    from gensight.processor.receive.decode import iter_json_lines
+    from gensight.processor.receive.json_lines import iter_json_lines
 
     def reader(source: Any, name: str) -> Iterator[Any]:
         return iter_json_lines(source, on_bad_line=on_bad_line, logs=True)

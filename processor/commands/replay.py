@@ -42,7 +42,7 @@ def replay_files(files: list[str], config: Any, sink: Any, *, analysers: Any = N
     ``progress``: draw progress bars (None: when stderr is a terminal)."""
     from gensight.processor.commands.progress import read_decoded
     from gensight.processor.pipeline.pipeline import Pipeline
-    from gensight.processor.receive.decode import BadLine
+    from gensight.processor.receive.json_lines import BadLine
 
     pipeline = Pipeline(config, [sink], live=False, analysers=analysers)
     bad_lines = 0

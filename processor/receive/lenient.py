@@ -51,16 +51,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gensight.processor.receive.admission import Defects
 from gensight.processor.receive.decode import (
-    DEFAULT_MAX_LINE_BYTES,
-    BadLine,
     DecodeError,
     fill_from_otlp_json,
     json_loads,
-    log_bad_line,
-    read_lines,
     trace_request_from_dict,
     trace_request_from_protobuf,
 )
+from gensight.processor.receive.json_lines import DEFAULT_MAX_LINE_BYTES, BadLine, log_bad_line, read_lines
 from gensight.processor.receive.repair import (
     MAX_LABEL_CHARS,
     PARSE_ERRORS,

@@ -12,15 +12,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gensight.processor.receive.decode import (
-    BadLine,
     DecodeError,
     decode_trace_request,
     gunzip,
-    iter_json_lines,
     logs_request_to_json_line,
     metrics_request_to_json_line,
     trace_request_from_json,
 )
+from gensight.processor.receive.json_lines import BadLine, iter_json_lines
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 SPAN_ID = "eee19b7ec3c1b174"

@@ -19,7 +19,8 @@ from otlp_wire import key_value, length_delimited
 
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
 from gensight.processor.receive.admission import Defects
-from gensight.processor.receive.decode import BadLine, DecodeError, message_to_otlp_json
+from gensight.processor.receive.decode import DecodeError, message_to_otlp_json
+from gensight.processor.receive.json_lines import BadLine
 from gensight.processor.receive.lenient import decode_json, decode_protobuf, iter_decoded_lines
 
 MARKER = "ZQZQZQZQ"
