@@ -8,7 +8,8 @@ ids of calls from the offending series and window, chosen by the alert's cause:
 * latency (latency SLOs, a drift/anomaly whose top signal is latency): failed, then slowest calls
   for latency SLOs (a failed call is a bad call there too), slowest calls otherwise;
 * cost (cost SLOs, ``cost_spike``, ``budget``, a cost or token signal): the most expensive calls;
-* quality (a relevance signal): the lowest-scored retrieval calls;
+* quality (a relevance or evaluation-quality signal): the lowest-scored retrieval calls and the
+  judged calls with the lowest evaluation scores;
 * anything else: failed calls first, then the slowest.
 
 Bounded and cheap: per series and open window the tracker keeps ``MAX_EXAMPLES`` candidates of each
@@ -69,7 +70,7 @@ class _Candidates:
         self.errors: list[bytes] = []  # the window's first failed calls
         self.slowest: list[tuple[float, bytes]] = []
         self.costliest: list[tuple[float, bytes]] = []
-        self.lowest_scored: list[tuple[float, bytes]] = []  # value = -relevance
+        self.lowest_scored: list[tuple[float, bytes]] = []  # value = -relevance or -evaluation score
 
 
 def _offer(heap: list[tuple[float, bytes]], values: Sequence[Any], tids: Sequence[bytes]) -> None:
@@ -131,6 +132,22 @@ class ExampleTracker:
             if rel:
                 neg = [-inf if v is None else -v for v in cols[F_RELEVANCE]]
                 _offer(c.lowest_scored, neg, tids)
+
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        """The lowest-scored judged calls of each series: a ``quality`` alert links to the calls
+        whose evaluation scores pulled it down (the judged call's trace, in the evaluation's window)."""
+        per_series = self._windows.get(window.end_ns)
+        for ev in evaluations:
+            call, score = ev.call, ev.score
+            if call is None or score is None or not call.trace_id or not isfinite(score):
+                continue
+            if per_series is None:
+                per_series = self._windows[window.end_ns] = {}
+            k = tuple(call[:4])  # the internal series key: kind, service, provider, target
+            c = per_series.get(k)
+            if c is None:
+                c = per_series[k] = _Candidates()
+            _offer(c.lowest_scored, [-float(score)], [call.trace_id])
 
     def close(self, window: Window) -> list[MetricPoint]:
         """Forget windows before this one; this one stays until the next close, so detectors that

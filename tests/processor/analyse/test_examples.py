@@ -204,3 +204,20 @@ def test_anomaly_examples_follow_the_alerts_top_signal():
                  for sig in ("latency_p95", "error_rate")}
     assert calls.by_id[by_signal["latency_p95"][0]].duration_s == 9.0
     assert calls.by_id[by_signal["error_rate"][0]].error
+
+
+def test_quality_anomaly_links_the_judged_calls_with_the_lowest_evaluation_scores():
+    from gensight.processor.normalise.evaluations import Evaluation
+
+    calls = Calls()
+    tracker = ExampleTracker()
+    judged = [calls(T0 + i * S) for i in range(1, 9)]
+    tracker.observe(W, judged)
+    scores = [0.9, 0.2, 0.8, 0.1, 0.7, 0.3, 0.95, 0.4]
+    evaluations = [Evaluation("groundedness", s, None, None, "judge", T0 + 30 * S, b"", b"", None, call=c)
+                   for s, c in zip(scores, judged, strict=True)]
+    evaluations.append(Evaluation("groundedness", 0.0, None, None, "judge", T0 + 30 * S, b"", b"", None))  # unjoined
+    tracker.observe_evaluations(W, evaluations)
+    ids = tracker.for_alert("anomaly", series_id(KEY), "svc", (("gensight.alert.signal", "quality"),), W.end_ns)
+    by_call = {c.trace_id.hex(): s for s, c in zip(scores, judged, strict=True)}
+    assert [by_call[i] for i in ids] == [0.1, 0.2, 0.3, 0.4, 0.7]  # the five worst scores, worst first
