@@ -40,7 +40,7 @@ import json
 import logging
 import math
 import zlib
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf import message as _pb_message
@@ -53,11 +53,15 @@ __all__ = [
     "DEFAULT_MAX_DECOMPRESSED_BYTES",
     "DecodeError",
     "TooLargeError",
+    "decode_message",
     "decode_trace_request",
     "fill_from_otlp_json",
     "gunzip",
     "json_loads",
     "logs_request_to_json_line",
+    "message_from_dict",
+    "message_from_json",
+    "message_from_protobuf",
     "message_to_otlp_json",
     "metrics_request_to_json_line",
     "trace_request_from_dict",
@@ -66,6 +70,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+M = TypeVar("M", bound=_pb_message.Message)  # an OTLP export request message class
 
 # A decompressed request may be at most this big: a 64 KiB gzip body can expand to gigabytes.
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
@@ -127,16 +132,22 @@ def gunzip(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> byte
 # --------------------------------------------------------------------------- requests
 
 
-def trace_request_from_protobuf(data: bytes) -> ExportTraceServiceRequest:
-    """Parse binary protobuf; invalid wire data or invalid UTF-8 in strings -> ``DecodeError``."""
-    req = ExportTraceServiceRequest()
+def message_from_protobuf(cls: type[M], data: bytes) -> M:
+    """Parse binary protobuf into a new ``cls`` (any OTLP export request); invalid wire data or
+    invalid UTF-8 in strings -> ``DecodeError``."""
+    req = cls()
     try:
         req.ParseFromString(data)
     except _pb_message.DecodeError as exc:
-        raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
+        raise DecodeError(f"invalid protobuf {cls.__name__}: {exc}") from None
     except RecursionError:
-        raise DecodeError("invalid protobuf ExportTraceServiceRequest: nesting too deep") from None
+        raise DecodeError(f"invalid protobuf {cls.__name__}: nesting too deep") from None
     return req
+
+
+def trace_request_from_protobuf(data: bytes) -> ExportTraceServiceRequest:
+    """Parse binary protobuf; invalid wire data or invalid UTF-8 in strings -> ``DecodeError``."""
+    return message_from_protobuf(ExportTraceServiceRequest, data)
 
 
 def _reject_constant(name: str) -> Any:
@@ -150,24 +161,34 @@ def json_loads(data: bytes | str) -> Any:
     return json.loads(data, parse_constant=_reject_constant)
 
 
-def trace_request_from_json(data: bytes | str) -> ExportTraceServiceRequest:
-    """Parse one ExportTraceServiceRequest in the OTLP/JSON encoding."""
+def message_from_json(cls: type[M], data: bytes | str) -> M:
+    """Parse one ``cls`` (any OTLP export request) in the OTLP/JSON encoding."""
     try:
         obj = json_loads(data)
     except RecursionError:
         raise DecodeError("invalid JSON: nesting too deep") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DecodeError(f"invalid JSON: {exc}") from None
-    return trace_request_from_dict(obj)
+    return message_from_dict(cls, obj)
+
+
+def message_from_dict(cls: type[M], obj: Any) -> M:
+    """Build a ``cls`` from already-parsed OTLP/JSON (hex ids, int or string enums and int64s)."""
+    if not isinstance(obj, dict):
+        raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
+    req = cls()
+    fill_from_otlp_json(req, obj)
+    return req
+
+
+def trace_request_from_json(data: bytes | str) -> ExportTraceServiceRequest:
+    """Parse one ExportTraceServiceRequest in the OTLP/JSON encoding."""
+    return message_from_json(ExportTraceServiceRequest, data)
 
 
 def trace_request_from_dict(obj: Any) -> ExportTraceServiceRequest:
     """Build a request from already-parsed OTLP/JSON (hex ids, int or string enums and int64s)."""
-    if not isinstance(obj, dict):
-        raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
-    req = ExportTraceServiceRequest()
-    fill_from_otlp_json(req, obj)
-    return req
+    return message_from_dict(ExportTraceServiceRequest, obj)
 
 
 def fill_from_otlp_json(message: _pb_message.Message, obj: dict[str, Any]) -> None:
@@ -183,6 +204,25 @@ def fill_from_otlp_json(message: _pb_message.Message, obj: dict[str, Any]) -> No
         raise DecodeError(f"invalid OTLP/JSON {message.DESCRIPTOR.name}: {_short(exc)}") from None
 
 
+def decode_message(
+    cls: type[M],
+    data: bytes,
+    *,
+    encoding: str = "protobuf",
+    gzip: bool = False,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> M:
+    """Decode a request body into a ``cls``: optional gzip, then ``encoding`` = ``"protobuf"`` or
+    ``"json"``."""
+    if gzip:
+        data = gunzip(data, max_decompressed_bytes)
+    if encoding == "protobuf":
+        return message_from_protobuf(cls, data)
+    if encoding == "json":
+        return message_from_json(cls, data)
+    raise DecodeError(f"unsupported encoding {encoding!r} (expected 'protobuf' or 'json')")
+
+
 def decode_trace_request(
     data: bytes,
     *,
@@ -190,14 +230,9 @@ def decode_trace_request(
     gzip: bool = False,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> ExportTraceServiceRequest:
-    """Decode a request body: optional gzip, then ``encoding`` = ``"protobuf"`` or ``"json"``."""
-    if gzip:
-        data = gunzip(data, max_decompressed_bytes)
-    if encoding == "protobuf":
-        return trace_request_from_protobuf(data)
-    if encoding == "json":
-        return trace_request_from_json(data)
-    raise DecodeError(f"unsupported encoding {encoding!r} (expected 'protobuf' or 'json')")
+    """Decode a traces request body: optional gzip, then ``encoding`` = ``"protobuf"`` or ``"json"``."""
+    return decode_message(ExportTraceServiceRequest, data, encoding=encoding, gzip=gzip,
+                          max_decompressed_bytes=max_decompressed_bytes)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import message as _pb_message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -18,10 +17,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 
 from gensight.processor.receive.decode import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
-    DecodeError,
-    fill_from_otlp_json,
-    gunzip,
-    json_loads,
+    decode_message,
+    message_from_dict,
+    message_from_protobuf,
 )
 
 __all__ = ["ExportLogsServiceResponse", "count_log_records", "decode_logs_request", "is_logs_line",
@@ -31,23 +29,12 @@ LOGS_KEYS = ("resourceLogs", "resource_logs")
 
 
 def logs_request_from_protobuf(data: bytes) -> ExportLogsServiceRequest:
-    req = ExportLogsServiceRequest()
-    try:
-        req.ParseFromString(data)
-    except _pb_message.DecodeError as exc:
-        raise DecodeError(f"invalid protobuf ExportLogsServiceRequest: {exc}") from None
-    except RecursionError:
-        raise DecodeError("invalid protobuf ExportLogsServiceRequest: nesting too deep") from None
-    return req
+    return message_from_protobuf(ExportLogsServiceRequest, data)
 
 
 def logs_request_from_dict(obj: Any) -> ExportLogsServiceRequest:
     """A request from parsed OTLP/JSON (hex ids, int or string int64s, camel or snake case)."""
-    if not isinstance(obj, dict):
-        raise DecodeError(f"OTLP/JSON request must be a JSON object, not {type(obj).__name__}")
-    req = ExportLogsServiceRequest()
-    fill_from_otlp_json(req, obj)
-    return req
+    return message_from_dict(ExportLogsServiceRequest, obj)
 
 
 def is_logs_line(obj: Any) -> bool:
@@ -57,19 +44,8 @@ def is_logs_line(obj: Any) -> bool:
 
 def decode_logs_request(data: bytes, *, encoding: str = "protobuf", gzip: bool = False,
                         max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> ExportLogsServiceRequest:
-    if gzip:
-        data = gunzip(data, max_decompressed_bytes)
-    if encoding == "protobuf":
-        return logs_request_from_protobuf(data)
-    if encoding == "json":
-        try:
-            obj = json_loads(data)
-        except RecursionError:
-            raise DecodeError("invalid JSON: nesting too deep") from None
-        except (ValueError, TypeError) as exc:
-            raise DecodeError(f"invalid JSON: {exc}") from None
-        return logs_request_from_dict(obj)
-    raise DecodeError(f"unsupported encoding {encoding!r} (expected 'protobuf' or 'json')")
+    return decode_message(ExportLogsServiceRequest, data, encoding=encoding, gzip=gzip,
+                          max_decompressed_bytes=max_decompressed_bytes)
 
 
 def count_log_records(request: ExportLogsServiceRequest) -> int:
