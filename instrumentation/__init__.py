@@ -15,7 +15,7 @@ The public manual API is importable from here and stays import-light (no LLM SDK
 
 from __future__ import annotations
 
-from typing import Any
+from gensight._lazy import lazy_exports
 
 __all__ = ["configure", "record_evaluation", "record_feedback", "retriever", "tool", "track_llm_call", "variant"]
 
@@ -30,17 +30,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the manual API on first use (PEP 562), so importing an instrumentor stays cheap."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'gensight.instrumentation' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

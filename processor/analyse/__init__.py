@@ -8,7 +8,7 @@ experiment report behind ``gensight compare``."""
 
 from __future__ import annotations
 
-from gensight.processor._lazy import lazy_exports
+from gensight._lazy import lazy_exports
 
 __all__ = ["AdminServer", "AlertEngine", "AlertsConfig", "Analytics", "AnalyticsConfig", "AnomalyAnalyser", "AnomalyConfig", "Comparison", "ContentChecksConfig", "ContentFlagsAnalyser", "CostAnalyser", "CostConfig", "DriftAnalyser", "DriftConfig", "ExampleTracker", "ExperimentAnalyser", "ExperimentConfig", "SLIAnalyser", "SLOAnalyser", "SLOConfig", "StateError", "StateStore", "Transition", "build_analysers", "compare_arms", "run_windows"]
 
@@ -25,7 +25,7 @@ _EXPORTS = {
     "CostAnalyser": "gensight.processor.analyse.cost",
     "CostConfig": "gensight.processor.analyse.cost",
     "DriftAnalyser": "gensight.processor.analyse.drift",
-    "DriftConfig": "gensight.processor.analyse.drift",
+    "DriftConfig": "gensight.processor.analyse.drift_config",
     "ExampleTracker": "gensight.processor.analyse.examples",
     "SLIAnalyser": "gensight.processor.analyse.sli",
     "SLOAnalyser": "gensight.processor.analyse.slo",

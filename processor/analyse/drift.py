@@ -45,12 +45,12 @@ import math
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gensight.processor.analyse.alerts import TICKET, AlertEngine
+from gensight.processor.analyse.drift_config import DriftConfig
 from gensight.processor.analyse.drift_refs import (
     FROZEN,
     LEARNING,
@@ -66,9 +66,7 @@ from gensight.processor.analyse.drift_refs import (
 )
 from gensight.processor.analyse.evidence import chi2_logsf, chi2_two_sample
 from gensight.processor.analyse.quality import scores_by_series
-from gensight.processor.config_fields import Section, build_section, check, check_positive
 from gensight.processor.labels import (
-    DEFAULT_MAX_SERIES,
     matches_patterns,
     parse_series_id,
     series_attributes,
@@ -100,39 +98,6 @@ CATEGORICAL_FEATURES = ("finish_reason", "model")
 DRIFT_ALERT_SCORE = 0.5  # drift.score at which the drift alert fires (see the module docstring)
 # distinct categories a learning reference counts; calls with further ones are not counted
 MAX_LEARNING_CATEGORIES = 1000
-
-
-@dataclass(frozen=True)
-class DriftConfig(Section):
-    reference_calls: int = 1000
-    reference_period_s: float | None = None
-    max_reference_sample: int = 5000
-    bins: int = 10
-    min_eval_count: int = 500
-    max_eval_windows: int = 30
-    psi_warn: float = 0.1
-    psi_alert: float = 0.2
-    js_alert: float = 0.1
-    psi_floor: float = 1e-4
-    max_categories: int = 20
-    max_series: int = DEFAULT_MAX_SERIES
-    max_values_per_window: int = 10_000
-    false_alarms_per_series_per_day: float = 0.1
-
-    @classmethod
-    def from_mapping(cls, data: Any, key: str = "drift") -> DriftConfig:
-        """As ``Section.from_mapping``; ``reference_period_s`` also takes a duration (``7d``)."""
-        from gensight.processor.analyse.slo import parse_duration_s
-
-        if isinstance(data, Mapping) and isinstance(data.get("reference_period_s"), str):
-            data = {**data, "reference_period_s": float(parse_duration_s(data["reference_period_s"],
-                                                                          f"{key}.reference_period_s"))}
-        return build_section(cls, {} if data is None else data, key)
-
-    def validate(self, key: str = "drift") -> None:
-        check_positive(self, key)
-        check(self.bins >= 2, f"{key}.bins", "must be at least 2")
-        check(self.psi_warn <= self.psi_alert, f"{key}.psi_warn", f"must not exceed psi_alert ({self.psi_alert})")
 
 
 # -- the statistics (pure functions; tested against scipy) ------------------------------------

@@ -8,7 +8,7 @@ a ``Sink`` (``sink.py``: start, export, export_logs, force_flush, shutdown, deli
 
 from __future__ import annotations
 
-from gensight.processor._lazy import lazy_exports
+from gensight._lazy import lazy_exports
 
 __all__ = ["ExporterConfig", "JsonLinesSink", "OtlpExporter", "OtlpSink", "PrometheusConfig", "PrometheusEndpoint", "Sink", "as_sink", "build_request", "data_points", "series_attributes", "write_report"]
 

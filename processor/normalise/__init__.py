@@ -7,7 +7,7 @@ for both readers."""
 
 from __future__ import annotations
 
-from gensight.processor._lazy import lazy_exports
+from gensight._lazy import lazy_exports
 
 __all__ = ["NormaliseConfig", "NormaliseResult", "Normaliser", "normalise_records"]
 

@@ -6,7 +6,7 @@ window to the analysers, then the metric builder, then the sinks."""
 
 from __future__ import annotations
 
-from gensight.processor._lazy import lazy_exports
+from gensight._lazy import lazy_exports
 
 __all__ = ["BoundedQueue", "Pipeline", "PipelineConfig", "PipelineContext", "QueueStats", "RecordBatch", "SeriesConfig", "SeriesGroup", "SeriesRegistry", "WindowClock", "series_groups"]
 

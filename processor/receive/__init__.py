@@ -9,7 +9,7 @@ gzip, JSON lines files), strict first and lenient when only per-span defects sta
 
 from __future__ import annotations
 
-from gensight.processor._lazy import lazy_exports
+from gensight._lazy import lazy_exports
 
 __all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "Decoded", "Defects", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_request", "decode_trace_request", "iter_decoded_lines", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
 

@@ -7,8 +7,7 @@ matplotlib (no CDN, works offline); ``pages`` writes the HTML; ``server`` serves
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gensight._lazy import lazy_exports
 
 __all__ = ["StatusPage", "StatusState", "UIConfig"]
 
@@ -19,15 +18,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import on first use (PEP 562): matplotlib and aiohttp load only when the page is on."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

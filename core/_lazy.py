@@ -1,4 +1,4 @@
-"""Lazy package exports (PEP 562), shared by the stage packages' ``__init__`` modules.
+"""Lazy package exports (PEP 562), shared by the packages' ``__init__`` modules (processor stages, ui, demo, instrumentation).
 
 Why lazy: importing ``gensight.processor.export`` must not import gRPC, numpy or scikit-learn
 until a name is used, and a stage's package must not create an import cycle with the stages it
