@@ -31,9 +31,13 @@ spans with its own and folds them into its ``Admission`` (``Defects.fold``).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from gensight.processor.pipeline.queue import BoundedQueue
 
@@ -98,3 +102,16 @@ class QueueConsumer:
         if self.queue.offer(request, count_spans(request)):
             return ACCEPTED if defects is None else Admission(True, *defects.fold(0, ""))
         return Admission(False, error_message="queue full", retry_after_s=self.retry_after_s)
+
+
+def export_response(admission: Admission, logs: bool) -> tuple[Any, bool]:
+    """The OTLP answer to an accepted request (traces or logs) and whether it is partial: rejected
+    items, or a message alone (a warning, e.g. strings repaired), go into ``partial_success``.
+    One place for both receivers, so gRPC and HTTP answer alike."""
+    response: Any = ExportLogsServiceResponse() if logs else ExportTraceServiceResponse()
+    if not (admission.rejected_spans or admission.error_message):
+        return response, False
+    field = "rejected_log_records" if logs else "rejected_spans"
+    setattr(response.partial_success, field, admission.rejected_spans)
+    response.partial_success.error_message = admission.error_message
+    return response, True

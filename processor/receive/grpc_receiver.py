@@ -52,7 +52,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gensight.processor.config_fields import ConfigError, Section
 from gensight.processor.endpoint import parse_endpoint
-from gensight.processor.receive.admission import Admission, Consumer, deliver
+from gensight.processor.receive.admission import Admission, Consumer, deliver, export_response
 from gensight.processor.receive.decode import DecodeError
 from gensight.processor.receive.lenient import decode_protobuf
 from gensight.processor.receive.logs import ExportLogsServiceResponse, logs_request_from_protobuf
@@ -272,12 +272,9 @@ class GrpcReceiver:
                     retry_status(admission.error_message or "processor queue is full", admission.retry_after_s)
                 )
             context.abort(grpc.StatusCode.UNAVAILABLE, admission.error_message or "not accepting data")
-        response: Any = ExportTraceServiceResponse() if logs is None else ExportLogsServiceResponse()
-        if admission.rejected_spans or admission.error_message:  # a message alone is a warning
+        response, partial = export_response(admission, logs is not None)
+        if partial:
             self._count("accepted", "partial")
-            field = "rejected_spans" if logs is None else "rejected_log_records"
-            setattr(response.partial_success, field, admission.rejected_spans)
-            response.partial_success.error_message = admission.error_message
         else:
             self._count("accepted")
         return response

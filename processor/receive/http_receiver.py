@@ -48,15 +48,14 @@ from typing import Any, NamedTuple
 
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from gensight.processor.config_fields import ConfigError, Section
 from gensight.processor.endpoint import parse_endpoint
-from gensight.processor.receive.admission import Admission, Consumer, deliver
+from gensight.processor.receive.admission import Admission, Consumer, deliver, export_response
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.decode import DecodeError, TooLargeError, gunzip
 from gensight.processor.receive.lenient import decode_request
-from gensight.processor.receive.logs import ExportLogsServiceResponse, decode_logs_request
+from gensight.processor.receive.logs import decode_logs_request
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 _log = logging.getLogger(__name__)
@@ -304,12 +303,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code = code_pb2.RESOURCE_EXHAUSTED if admission.retry_after_s is not None else code_pb2.UNAVAILABLE
             self._status(503, code, admission.error_message or "not accepting data", json_out, extra=extra)
             return
-        response: Any = ExportTraceServiceResponse() if logs is None else ExportLogsServiceResponse()
-        if admission.rejected_spans or admission.error_message:  # a message alone is a warning
+        response, partial = export_response(admission, logs is not None)
+        if partial:
             rx.count("accepted", "partial")
-            field = "rejected_spans" if logs is None else "rejected_log_records"
-            setattr(response.partial_success, field, admission.rejected_spans)
-            response.partial_success.error_message = admission.error_message
         else:
             rx.count("accepted")
         self._message(200, response, json_out)
