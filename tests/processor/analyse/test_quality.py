@@ -182,17 +182,13 @@ def stream(otlp) -> list:
     return reqs
 
 
-def test_replay_of_trace_and_logs_lines_equals_live(tmp_path, otlp):
-    reqs = stream(otlp)
-    src = tmp_path / "mixed.jsonl"
-    src.write_text("".join(json.dumps(message_to_otlp_json(r)) + "\n" for r in reqs))
-    replay = Capture()
-    counts = replay_files([str(src)], config_from_mapping({}), replay)
-    assert counts["requests"] == len(reqs)
 
+def send_live(reqs, config: dict) -> Capture:
+    """Send ``reqs`` (traces and logs) over real gRPC to a live server with ``config``; what it
+    exported once stopped."""
     live = Capture()
-    srv = ProcessorServer(config_from_mapping({"receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None}}),
-                          sinks=[live])
+    srv = ProcessorServer(config_from_mapping({"receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None},
+                                               **config}), sinks=[live])
     srv.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as ch:
@@ -202,6 +198,17 @@ def test_replay_of_trace_and_logs_lines_equals_live(tmp_path, otlp):
                 (logs if isinstance(r, ExportLogsServiceRequest) else traces).Export(r, timeout=5)
     finally:
         srv.stop()
+    return live
+
+def test_replay_of_trace_and_logs_lines_equals_live(tmp_path, otlp):
+    reqs = stream(otlp)
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("".join(json.dumps(message_to_otlp_json(r)) + "\n" for r in reqs))
+    replay = Capture()
+    counts = replay_files([str(src)], config_from_mapping({}), replay)
+    assert counts["requests"] == len(reqs)
+
+    live = send_live(reqs, {})
 
     def quality(rows):
         return sorted(repr(r) for r in rows if r[1] in ("gensight.sli.quality", "gensight.sli.quality_pass_ratio",
@@ -224,18 +231,7 @@ def test_replay_of_the_quality_detectors_equals_live(tmp_path, otlp):
     src.write_text("".join(json.dumps(message_to_otlp_json(r)) + "\n" for r in reqs))
     replay = Capture()
     replay_files([str(src)], config_from_mapping({"analytics": DETECTORS}), replay)
-    live = Capture()
-    srv = ProcessorServer(config_from_mapping({"receivers": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": None},
-                                               "analytics": DETECTORS}), sinks=[live])
-    srv.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as ch:
-            traces = trace_service_pb2_grpc.TraceServiceStub(ch)
-            logs = logs_service_pb2_grpc.LogsServiceStub(ch)
-            for r in reqs:
-                (logs if isinstance(r, ExportLogsServiceRequest) else traces).Export(r, timeout=5)
-    finally:
-        srv.stop()
+    live = send_live(reqs, {"analytics": DETECTORS})
 
     def quality(rows):
         return sorted(repr(r) for r in rows if ("signal", "quality") in r[2] or ("feature", "quality") in r[2])
