@@ -36,14 +36,11 @@ consequence of the naming decision above, not an error.
 
 from __future__ import annotations
 
-import decimal
 import http.server
 import logging
-import math
 import re
 import threading
 import time
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -53,6 +50,16 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from gensight.processor.config_fields import ConfigError, Section
 from gensight.processor.endpoint import parse_endpoint
+from gensight.processor.export.prometheus_exposition import (
+    Family,
+    Hist,
+    Labels,
+    Series,
+    Summary,
+    TraceExemplar,
+    go_float,
+)
+from gensight.processor.export.prometheus_exposition import render as render_exposition
 from gensight.processor.export.sink import Sink
 from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
@@ -88,7 +95,7 @@ def _any_to_str(v: AnyValue) -> str:
     if kind == "int_value":
         return str(v.int_value)
     if kind == "double_value":
-        return _fmt(v.double_value)
+        return go_float(v.double_value)
     if kind == "bytes_value":
         return v.bytes_value.hex()
     if kind == "array_value":
@@ -96,27 +103,6 @@ def _any_to_str(v: AnyValue) -> str:
     if kind == "kvlist_value":
         return "{" + ",".join(f"{kv.key}:{_any_to_str(kv.value)}" for kv in v.kvlist_value.values) + "}"
     return ""
-
-
-def _fmt(x: float) -> str:
-    """Shortest round-tripping decimal without exponent, as Go's FormatFloat(x, 'f', -1)."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    text = format(decimal.Decimal(repr(x)), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(value: str, openmetrics: bool = False) -> str:
-    text = value.replace("\\", "\\\\").replace("\n", "\\n")
-    return text.replace('"', '\\"') if openmetrics else text  # OpenMetrics escapes quotes in HELP too
 
 
 @dataclass(frozen=True)
@@ -142,38 +128,12 @@ class PrometheusConfig(Section):
         self.auth.validate(f"{prefix}.auth")
 
 
-class _Family:
-    __slots__ = ("help", "type")
-
-    def __init__(self, type_: str, help_: str) -> None:
-        self.type = type_
-        self.help = help_
-
-
-# An OpenMetrics exemplar: (value, trace id hex, span id hex, timestamp in seconds)
-_Exemplar = tuple[float, str, str, float]
-
-
-class _Hist:
-    __slots__ = ("bounds", "counts", "count", "sum", "exemplars")
-
-    def __init__(self, bounds: tuple[float, ...], counts: list[int], count: int, sum_: float | None,
-                 exemplars: tuple[_Exemplar, ...] = ()) -> None:
-        self.bounds = bounds
-        self.counts = counts
-        self.count = count
-        self.sum = sum_
-        self.exemplars = exemplars
-
-
 class PrometheusStats(NamedTuple):
     series: int
     dropped_series: int  # new series refused at the max_series cap
     skipped_points: int  # exponential histograms, type clashes, empty points
     updates: int
 
-
-Labels = tuple[tuple[str, str], ...]
 
 
 class PrometheusStore:
@@ -183,8 +143,8 @@ class PrometheusStore:
         self.series_ttl_s = series_ttl_s
         self.max_series = max_series
         self._lock = threading.Lock()
-        self._families: dict[str, _Family] = {}
-        # (family, labels) -> (value | _Hist | summary tuple, last update monotonic)
+        self._families: dict[str, Family] = {}
+        # (family, labels) -> (int | float | Hist | Summary, last update monotonic)
         self._series: dict[tuple[str, Labels], tuple[Any, float]] = {}
         self._dropped_series = 0
         self._skipped_points = 0
@@ -209,12 +169,16 @@ class PrometheusStore:
         return tuple(sorted(labels.items()))
 
     def _family(self, name: str, type_: str, metric: metrics_pb2.Metric) -> bool:
+        """Whether points of ``metric`` may go into family ``name`` (a nameless metric or a type
+        clash may not: its points are skipped and counted)."""
+        if not name:
+            return False
         fam = self._families.get(name)
         if fam is None:
             help_ = metric.description or metric.name
             if metric.unit:
                 help_ = f"{help_} [{metric.unit}]"
-            self._families[name] = _Family(type_, help_)
+            self._families[name] = Family(type_, help_)
             return True
         return fam.type == type_
 
@@ -258,7 +222,7 @@ class PrometheusStore:
             for sdp in metric.summary.data_points:
                 key = (name, self._labels(resource_labels, sdp.attributes))
                 quantiles = tuple((q.quantile, q.value) for q in sdp.quantile_values)
-                self._put(key, ("summary", quantiles, sdp.count, sdp.sum), now)
+                self._put(key, Summary(quantiles, int(sdp.count), sdp.sum), now)
         elif kind == "exponential_histogram":
             self._skipped_points += len(metric.exponential_histogram.data_points)
         # kind None: a metric without data; nothing to do
@@ -286,15 +250,15 @@ class PrometheusStore:
         exemplars = _exemplars(dp.exemplars)
         key = (name, self._labels(resource_labels, dp.attributes))
         prev = self._series.get(key)
-        if accumulate and prev is not None and isinstance(prev[0], _Hist) and prev[0].bounds == bounds:
+        if accumulate and prev is not None and isinstance(prev[0], Hist) and prev[0].bounds == bounds:
             old = prev[0]
             counts = [a + b for a, b in zip(old.counts, counts, strict=True)]
             count = old.count + int(dp.count)
             if sum_ is not None and old.sum is not None:
                 sum_ = old.sum + sum_
-            self._put(key, _Hist(bounds, counts, count, sum_, exemplars or old.exemplars), now)
+            self._put(key, Hist(bounds, counts, count, sum_, exemplars or old.exemplars), now)
         else:
-            self._put(key, _Hist(bounds, counts, int(dp.count), sum_, exemplars), now)
+            self._put(key, Hist(bounds, counts, int(dp.count), sum_, exemplars), now)
 
     def _expire(self, now: float) -> None:
         if self.series_ttl_s <= 0:
@@ -307,75 +271,29 @@ class PrometheusStore:
 
     def render(self, openmetrics: bool = False) -> str:
         """The text format (0.0.4), or with ``openmetrics`` the OpenMetrics 1.0 format: the same
-        families, names and labels, plus histogram exemplars and the closing ``# EOF``."""
+        families, names and labels, plus histogram exemplars and the closing ``# EOF``. Written by
+        prometheus_client (export/prometheus_exposition.py) from a snapshot taken under the lock,
+        so a scrape holds up the export path only for the copy."""
         with self._lock:
             self._expire(time.monotonic())
-            by_family: dict[str, list[tuple[Labels, Any]]] = {}
-            for (fam_key, labels), (value, _) in self._series.items():
-                by_family.setdefault(fam_key, []).append((labels, value))
-            out: list[str] = []
-            for fam_name in sorted(by_family):
-                fam = self._families[fam_name]
-                out.append(f"# HELP {fam_name} {_escape_help(fam.help, openmetrics)}")
-                out.append(f"# TYPE {fam_name} {fam.type}")
-                for labels, value in sorted(by_family[fam_name], key=lambda x: x[0]):
-                    if isinstance(value, _Hist):
-                        self._render_hist(out, fam_name, labels, value, openmetrics)
-                    elif isinstance(value, tuple):
-                        _, quantiles, count, sum_ = value
-                        for q, v in quantiles:
-                            out.append(f"{fam_name}{_labels_text(labels + (('quantile', _fmt(q)),))} {_fmt(v)}")
-                        out.append(f"{fam_name}_sum{_labels_text(labels)} {_fmt(sum_)}")
-                        out.append(f"{fam_name}_count{_labels_text(labels)} {int(count)}")
-                    else:
-                        text = str(value) if isinstance(value, int) else _fmt(value)
-                        out.append(f"{fam_name}{_labels_text(labels)} {text}")
-            if openmetrics:
-                out.append("# EOF")
-            return "\n".join(out) + ("\n" if out else "")
-
-    @staticmethod
-    def _render_hist(out: list[str], name: str, labels: Labels, h: _Hist, openmetrics: bool = False) -> None:
-        # OpenMetrics: at most one exemplar per bucket, on the bucket its value falls in
-        by_bucket = _exemplars_by_bucket(h.bounds, h.exemplars) if openmetrics else {}
-        cumulative = 0
-        for i, (bound, n) in enumerate(zip(h.bounds, h.counts[:-1], strict=True)):
-            cumulative += n
-            out.append(f"{name}_bucket{_labels_text(labels + (('le', _fmt(bound)),))} {cumulative}"
-                       f"{by_bucket.get(i, '')}")
-        out.append(f"{name}_bucket{_labels_text(labels + (('le', '+Inf'),))} {h.count}"
-                   f"{by_bucket.get(len(h.bounds), '')}")
-        if h.sum is not None:
-            out.append(f"{name}_sum{_labels_text(labels)} {_fmt(h.sum)}")
-        out.append(f"{name}_count{_labels_text(labels)} {h.count}")
+            families = dict(self._families)
+            series: list[Series] = [(key, value) for key, (value, _) in self._series.items()]
+        return render_exposition(families, series, openmetrics)
 
     def stats(self) -> PrometheusStats:
         with self._lock:
             return PrometheusStats(len(self._series), self._dropped_series, self._skipped_points, self._updates)
 
 
-def _exemplars(pb_exemplars: Any) -> tuple[_Exemplar, ...]:
+def _exemplars(pb_exemplars: Any) -> tuple[TraceExemplar, ...]:
     """OTLP exemplars that carry a trace id, as OpenMetrics needs them."""
     out = []
     for e in pb_exemplars:
         if not e.trace_id:
             continue
         value = float(e.as_double) if e.WhichOneof("value") == "as_double" else float(e.as_int)
-        out.append((value, e.trace_id.hex(), e.span_id.hex(), e.time_unix_nano / 1e9))
+        out.append(TraceExemplar(value, e.trace_id.hex(), e.span_id.hex(), int(e.time_unix_nano)))
     return tuple(out)
-
-
-def _exemplars_by_bucket(bounds: tuple[float, ...], exemplars: tuple[_Exemplar, ...]) -> dict[int, str]:
-    """bucket index -> the exemplar suffix of its line; on a clash the later exemplar (a failed
-    call comes after the slowest one) wins, so a failure is never hidden by a slow success."""
-    out: dict[int, str] = {}
-    for value, trace_id, span_id, ts in exemplars:
-        if not math.isfinite(value):
-            continue
-        i = bisect_left(bounds, value)
-        labels = (("trace_id", trace_id), ("span_id", span_id)) if span_id else (("trace_id", trace_id),)
-        out[i] = f" # {_labels_text(labels)} {_fmt(value)} {ts:.3f}"
-    return out
 
 
 def wants_openmetrics(accept: str | None) -> bool:
@@ -385,12 +303,6 @@ def wants_openmetrics(accept: str | None) -> bool:
         if media.lower() == _OPENMETRICS and not any(p.replace(" ", "") in ("q=0", "q=0.0") for p in params):
             return True
     return False
-
-
-def _labels_text(labels: Labels) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels) + "}"
 
 
 class PrometheusEndpoint(Sink):

@@ -15,6 +15,9 @@ import urllib.request
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample, Timestamp
 
 from gensight.processor.export.prometheus import (
     PrometheusConfig,
@@ -70,50 +73,80 @@ def contract_request(calls: int = 3, temporality: int = CUMULATIVE, service: str
     return req
 
 
-def render(*requests) -> str:
+def render(*requests, openmetrics: bool = False) -> str:
     store = PrometheusStore()
     for r in requests:
         store.update(r)
-    return store.render()
+    return store.render(openmetrics=openmetrics)
+
+
+def parse(text: str, openmetrics: bool = False) -> list[Sample]:
+    """Every sample of a scrape, read back by prometheus_client's parser of that format (the
+    OpenMetrics one is strict: it rejects what Prometheus' OpenMetrics parser would)."""
+    families = openmetrics_families(text) if openmetrics else text_string_to_metric_families(text)
+    return [s for fam in families for s in fam.samples]
+
+
+def values(text: str, name: str, **labels: str) -> list[float]:
+    """Values of the samples called ``name`` whose labels include ``labels``, in scrape order."""
+    return [s.value for s in parse(text) if s.name == name and labels.items() <= s.labels.items()]
 
 
 def test_names_have_dots_replaced_and_no_suffixes():
+    names = {s.name for s in parse(render(contract_request()))}
+    assert names == {"gensight_calls", "gensight_call_duration_bucket", "gensight_call_duration_sum",
+                     "gensight_call_duration_count", "gensight_sli_latency", "gensight_sli_cost_per_call"}
+
+
+def test_family_types_and_the_untyped_counter_without_total():
+    """prometheus_client names counter samples ``<name>_total``; a monotonic Sum whose name does not
+    end in ``_total`` is therefore exposed untyped (OpenMetrics: unknown) to keep its name."""
     text = render(contract_request())
-    assert "# TYPE gensight_calls counter" in text
-    assert "gensight_calls_total" not in text
-    assert "# TYPE gensight_call_duration histogram" in text
-    assert "gensight_call_duration_seconds" not in text
-    assert "# TYPE gensight_sli_cost_per_call gauge" in text
+    types = {fam.name: fam.type for fam in text_string_to_metric_families(text)}
+    assert types == {"gensight_calls": "unknown", "gensight_call_duration": "histogram",
+                     "gensight_sli_latency": "gauge", "gensight_sli_cost_per_call": "gauge"}
+    assert "# TYPE gensight_calls untyped" in text
+    assert "# TYPE gensight_calls unknown" in render(contract_request(), openmetrics=True)
+
+
+def test_a_monotonic_sum_named_total_stays_a_counter_under_its_own_name():
+    req = ExportMetricsServiceRequest()
+    s = req.resource_metrics.add().scope_metrics.add().metrics.add(name="jobs.done_total").sum
+    s.is_monotonic = True
+    s.data_points.add(as_int=4)
+    for openmetrics in (False, True):
+        text = render(req, openmetrics=openmetrics)
+        (fam,) = openmetrics_families(text) if openmetrics else text_string_to_metric_families(text)
+        assert fam.type == "counter" and [(x.name, x.value) for x in fam.samples] == [("jobs_done_total", 4)]
 
 
 def test_resource_service_name_becomes_service_name_label_and_attribute_dots_become_underscores():
-    text = render(contract_request())
-    line = next(li for li in text.splitlines() if li.startswith("gensight_calls{"))
-    assert line == ('gensight_calls{gen_ai_operation_name="chat",gen_ai_provider_name="openai",'
-                    'gen_ai_request_model="gpt-4o",outcome="ok",service_name="chat-app"} 3')
+    (calls,) = [s for s in parse(render(contract_request())) if s.name == "gensight_calls"]
+    assert calls.labels == {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai",
+                            "gen_ai_request_model": "gpt-4o", "outcome": "ok", "service_name": "chat-app"}
+    assert calls.value == 3
 
 
 def test_histogram_exposes_cumulative_buckets_sum_and_count():
-    lines = [li for li in render(contract_request(calls=5)).splitlines() if li.startswith("gensight_call_duration")]
-    buckets = [li.split(" ")[-1] for li in lines if "_bucket" in li]
-    assert buckets == ["1", "2", "2", "5"]
-    assert any('le="0.01"' in li for li in lines) and any('le="+Inf"' in li for li in lines)
-    assert any(li.startswith("gensight_call_duration_sum{") and li.endswith(" 1.5") for li in lines)
-    assert any(li.startswith("gensight_call_duration_count{") and li.endswith(" 5") for li in lines)
+    text = render(contract_request(calls=5))
+    buckets = [(s.labels["le"], s.value) for s in parse(text) if s.name == "gensight_call_duration_bucket"]
+    assert buckets == [("0.01", 1), ("0.02", 2), ("0.04", 2), ("+Inf", 5)]
+    assert values(text, "gensight_call_duration_sum") == [1.5]
+    assert values(text, "gensight_call_duration_count") == [5]
 
 
 def test_quantile_and_overflow_attributes_are_labels():
     text = render(contract_request())
     assert 'quantile="0.99"' in text
     assert 'otel_metric_overflow="true"' in text
-    assert "} 0.000125" in text
+    assert values(text, "gensight_sli_cost_per_call", otel_metric_overflow="true") == [0.000125]
 
 
 def test_cumulative_values_replace_and_delta_values_accumulate():
-    assert 'service_name="chat-app"} 7' in render(contract_request(3), contract_request(7))
+    assert values(render(contract_request(3), contract_request(7)), "gensight_calls") == [7]
     text = render(contract_request(3, DELTA), contract_request(4, DELTA))
-    assert 'outcome="ok",service_name="chat-app"} 7' in text
-    assert any(li.startswith("gensight_call_duration_count{") and li.endswith(" 7") for li in text.splitlines())
+    assert values(text, "gensight_calls") == [7]
+    assert values(text, "gensight_call_duration_count") == [7]
 
 
 def test_services_are_separate_series():
@@ -124,7 +157,9 @@ def test_services_are_separate_series():
 def test_label_values_are_escaped():
     req = contract_request()
     req.resource_metrics[0].resource.attributes[0].value.string_value = 'we"ird\\svc\n'
-    assert 'service_name="we\\"ird\\\\svc\\n"' in render(req)
+    text = render(req)
+    assert 'service_name="we\\"ird\\\\svc\\n"' in text
+    assert values(text, "gensight_calls", service_name='we"ird\\svc\n') == [3]
 
 
 def test_series_cap_drops_new_series_and_counts():
@@ -216,7 +251,7 @@ def test_endpoint_serves_the_latest_exported_request(endpoint):
     assert prom.export(contract_request(3)) and prom.export(contract_request(9))
     status, ctype, body = get(prom.port)
     assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
-    assert 'outcome="ok",service_name="chat-app"} 9' in body
+    assert values(body, "gensight_calls", outcome="ok", service_name="chat-app") == [9]
 
 
 def test_endpoint_other_paths_are_404(endpoint):
@@ -324,7 +359,7 @@ def test_the_yaml_prometheus_section_is_the_endpoint_config():
     prom.start()
     try:
         prom.export(contract_request(2))
-        assert 'service_name="chat-app"} 2' in get(prom.port)[2]
+        assert values(get(prom.port)[2], "gensight_calls", service_name="chat-app") == [2]
     finally:
         prom.shutdown(1.0)
 
@@ -356,11 +391,6 @@ def traced_request(base_ns: int = 0):
     return build_request(sli.close(window))
 
 
-def duration_lines(text: str, model: str) -> list[str]:
-    return [line for line in text.splitlines()
-            if line.startswith("gensight_call_duration_bucket") and f'gen_ai_request_model="{model}"' in line]
-
-
 def test_classic_text_format_is_unchanged_by_exemplars():
     req = traced_request()
     bare = ExportMetricsServiceRequest()
@@ -374,19 +404,21 @@ def test_classic_text_format_is_unchanged_by_exemplars():
 
 
 def test_openmetrics_puts_each_exemplar_on_the_bucket_of_its_value():
-    store = PrometheusStore()
-    store.update(traced_request())
-    text = store.render(openmetrics=True)
+    text = render(traced_request(), openmetrics=True)
     assert text.endswith("# EOF\n")
-    lines = duration_lines(text, "gpt-4o")
-    slow = next(line for line in lines if 'le="5.12"' in line)  # 3.0 s falls in (2.56, 5.12]
-    failed = next(line for line in lines if 'le="0.04"' in line)  # 0.03 s in (0.02, 0.04]
-    assert slow.endswith(f' # {{trace_id="{(2).to_bytes(16, "big").hex()}",span_id="{(2).to_bytes(8, "big").hex()}"}} 3 30.000')
-    assert f'trace_id="{(3).to_bytes(16, "big").hex()}"' in failed
-    assert sum(" # {" in line for line in lines) == 2
+    buckets = [s for s in parse(text, openmetrics=True) if s.name == "gensight_call_duration_bucket"]
+
+    def exemplars(model: str) -> dict:
+        return {s.labels["le"]: s.exemplar for s in buckets if s.labels["gen_ai_request_model"] == model and s.exemplar}
+
+    gpt4o = exemplars("gpt-4o")
+    assert set(gpt4o) == {"5.12", "0.04"}  # the slow 3.0 s call in (2.56, 5.12], the failed 0.03 s one in (0.02, 0.04]
+    slow = gpt4o["5.12"]
+    assert slow.labels == {"trace_id": (2).to_bytes(16, "big").hex(), "span_id": (2).to_bytes(8, "big").hex()}
+    assert slow.value == 3.0 and slow.timestamp == Timestamp(30, 2)  # the span's end, to the nanosecond
+    assert gpt4o["0.04"].labels["trace_id"] == (3).to_bytes(16, "big").hex()
     # the other series carries its own call, never gpt-4o's
-    (mini,) = [line for line in duration_lines(text, "gpt-4o-mini") if " # {" in line]
-    assert f'trace_id="{(4).to_bytes(16, "big").hex()}"' in mini
+    assert [e.labels["trace_id"] for e in exemplars("gpt-4o-mini").values()] == [(4).to_bytes(16, "big").hex()]
 
 
 def test_endpoint_serves_openmetrics_only_when_asked(endpoint):
@@ -394,7 +426,7 @@ def test_endpoint_serves_openmetrics_only_when_asked(endpoint):
     prom.export(traced_request())
     status, ctype, body = get(prom.port, Accept=OPENMETRICS)
     assert status == 200 and ctype.startswith("application/openmetrics-text; version=1.0.0")
-    assert " # {trace_id=" in body and body.endswith("# EOF\n")
+    assert 'trace_id="' in body and body.endswith("# EOF\n")
     status, ctype, body = get(prom.port)
     assert ctype.startswith("text/plain; version=0.0.4") and " # {" not in body
 
