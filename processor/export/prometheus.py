@@ -253,9 +253,9 @@ class PrometheusStore:
         if accumulate and prev is not None and isinstance(prev[0], Hist) and prev[0].bounds == bounds:
             old = prev[0]
             counts = [a + b for a, b in zip(old.counts, counts, strict=True)]
-            count = old.count + int(dp.count)
-            if sum_ is not None and old.sum is not None:
-                sum_ = old.sum + sum_
+            count = old.count_value + int(dp.count)
+            if sum_ is not None and old.sum_value is not None:
+                sum_ = old.sum_value + sum_
             self._put(key, Hist(bounds, counts, count, sum_, exemplars or old.exemplars), now)
         else:
             self._put(key, Hist(bounds, counts, int(dp.count), sum_, exemplars), now)

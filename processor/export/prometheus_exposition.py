@@ -63,15 +63,15 @@ class TraceExemplar(NamedTuple):
 class Hist(NamedTuple):
     bounds: tuple[float, ...]
     counts: list[int]  # per bucket (not cumulative), len(bounds) + 1
-    count: int
-    sum: float | None
+    count_value: int
+    sum_value: float | None
     exemplars: tuple[TraceExemplar, ...] = ()
 
 
 class Summary(NamedTuple):
     quantiles: tuple[tuple[float, float], ...]  # (quantile, value)
-    count: int
-    sum: float
+    count_value: int
+    sum_value: float
 
 
 Value = int | float | Hist | Summary
@@ -135,17 +135,17 @@ class SnapshotCollector:
         for i, (bound, n) in enumerate(zip(h.bounds, h.counts[:-1], strict=True)):
             cumulative += n
             out.append(Sample(bucket, {**labels, "le": go_float(bound)}, cumulative, None, by_bucket.get(i)))
-        out.append(Sample(bucket, {**labels, "le": "+Inf"}, h.count, None, by_bucket.get(len(h.bounds))))
-        if h.sum is not None:
-            out.append(Sample(name + "_sum", labels, h.sum))
-        out.append(Sample(name + "_count", labels, h.count))
+        out.append(Sample(bucket, {**labels, "le": "+Inf"}, h.count_value, None, by_bucket.get(len(h.bounds))))
+        if h.sum_value is not None:
+            out.append(Sample(name + "_sum", labels, h.sum_value))
+        out.append(Sample(name + "_count", labels, h.count_value))
 
 
 def _summary_samples(out: list[Sample], name: str, labels: dict[str, str], s: Summary) -> None:
     for q, v in s.quantiles:
         out.append(Sample(name, {**labels, "quantile": go_float(q)}, v))
-    out.append(Sample(name + "_sum", labels, s.sum))
-    out.append(Sample(name + "_count", labels, s.count))
+    out.append(Sample(name + "_sum", labels, s.sum_value))
+    out.append(Sample(name + "_count", labels, s.count_value))
 
 
 def _exemplars_by_bucket(bounds: tuple[float, ...], exemplars: tuple[TraceExemplar, ...]) -> dict[int, Exemplar]:
