@@ -272,13 +272,16 @@ class PrometheusStore:
     def render(self, openmetrics: bool = False) -> str:
         """The text format (0.0.4), or with ``openmetrics`` the OpenMetrics 1.0 format: the same
         families, names and labels, plus histogram exemplars and the closing ``# EOF``. Written by
-        prometheus_client (export/prometheus_exposition.py) from a snapshot taken under the lock,
-        so a scrape holds up the export path only for the copy."""
+        prometheus_client (export/prometheus_exposition.py) from a ``snapshot()``, so a scrape
+        holds up the export path only for the copy."""
+        return render_exposition(*self.snapshot(), openmetrics)
+
+    def snapshot(self) -> tuple[dict[str, Family], list[Series]]:
+        """The live series (expired ones dropped first) and their families, copied under the lock;
+        values are never changed in place (an update stores a new one), so the copy is shallow."""
         with self._lock:
             self._expire(time.monotonic())
-            families = dict(self._families)
-            series: list[Series] = [(key, value) for key, (value, _) in self._series.items()]
-        return render_exposition(families, series, openmetrics)
+            return dict(self._families), [(key, value) for key, (value, _) in self._series.items()]
 
     def stats(self) -> PrometheusStats:
         with self._lock:

@@ -27,6 +27,7 @@ contract forbids, so:
 from __future__ import annotations
 
 import decimal
+import functools
 import math
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from prometheus_client.samples import Exemplar, Sample, Timestamp
 _NAMES_AS_GIVEN = openmetrics_exposition.ALLOWUTF8
 _TOTAL = "_total"
 _NS_PER_S = 1_000_000_000
+_BOUND_SETS_CACHED = 64  # distinct bucket layouts whose le spellings are kept (a handful in practice)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -132,13 +134,18 @@ class SnapshotCollector:
         by_bucket = _exemplars_by_bucket(h.bounds, h.exemplars) if self._exemplars else {}
         bucket = name + "_bucket"
         cumulative = 0
-        for i, (bound, n) in enumerate(zip(h.bounds, h.counts[:-1], strict=True)):
+        for i, (le, n) in enumerate(zip(_le_values(h.bounds), h.counts[:-1], strict=True)):
             cumulative += n
-            out.append(Sample(bucket, {**labels, "le": go_float(bound)}, cumulative, None, by_bucket.get(i)))
+            out.append(Sample(bucket, {**labels, "le": le}, cumulative, None, by_bucket.get(i)))
         out.append(Sample(bucket, {**labels, "le": "+Inf"}, h.count_value, None, by_bucket.get(len(h.bounds))))
         if h.sum_value is not None:
             out.append(Sample(name + "_sum", labels, h.sum_value))
         out.append(Sample(name + "_count", labels, h.count_value))
+
+
+@functools.lru_cache(maxsize=_BOUND_SETS_CACHED)
+def _le_values(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    return tuple(go_float(b) for b in bounds)
 
 
 def _summary_samples(out: list[Sample], name: str, labels: dict[str, str], s: Summary) -> None:
