@@ -9,7 +9,7 @@ Interface::
     prom = PrometheusEndpoint(cfg); prom.start(); prom.port
     prom.export(request) -> bool   # a ``Sink`` (export/sink.py), like OtlpSink/JsonLinesSink: update the store
     prom.force_flush(); prom.shutdown(timeout_s)
-    PrometheusStore().update(request); .render() -> str    # the pure part, usable without a server
+    PrometheusStore().update(request); .render(openmetrics=False) -> str   # the pure part, no server needed
 
 Naming (a contract -- Grafana dashboards and alert rules are written against it; it matches the
 Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffixes: false`` and
@@ -22,16 +22,19 @@ Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffi
   the same way (``service.name`` -> ``service_name``); a data point attribute wins a clash. Keys
   starting with a digit get a ``key_`` prefix.
 
-Types: Gauge -> gauge; monotonic Sum -> counter; non-monotonic Sum -> gauge; Histogram ->
-histogram; Summary -> summary. Delta temporality is accumulated into running totals (Prometheus
-needs cumulative values); cumulative values replace the previous value. Exponential histograms
-cannot be expressed in the text format and are skipped (counted in ``stats().skipped_points``).
+Types: Gauge -> gauge; monotonic Sum -> ``untyped`` (OpenMetrics: ``unknown``), or ``counter``
+when its name already ends in ``_total``; non-monotonic Sum -> gauge; Histogram -> histogram;
+Summary -> summary. The text is written by ``prometheus_client`` (export/prometheus_exposition.py),
+which names every counter sample ``<name>_total``; a counter named without it can only keep its
+name untyped. So ``# TYPE gensight_calls untyped`` (Prometheus' metadata says ``unknown``) while
+the samples stay ``gensight_calls{...}``; ``rate()``/``increase()`` work on them all the same.
+Delta temporality is accumulated into running totals (Prometheus needs cumulative values);
+cumulative values replace the previous value. Exponential histograms cannot be expressed in the
+text format and are skipped (counted in ``stats().skipped_points``), as are points of a metric
+without a name or whose type clashes with an earlier metric of the same Prometheus name.
 
 Bounded: at most ``max_series`` series (new ones beyond are dropped and counted), and a series not
 updated for ``series_ttl_s`` disappears from the output (0 keeps series forever).
-
-Note: ``promtool check metrics`` flags counters without ``_total``; that is the documented
-consequence of the naming decision above, not an error.
 """
 
 from __future__ import annotations
@@ -137,7 +140,8 @@ class PrometheusStats(NamedTuple):
 
 
 class PrometheusStore:
-    """Latest value per series, rendered on demand in the Prometheus text format (0.0.4)."""
+    """Latest value per series, rendered on demand as the Prometheus text format (0.0.4) or
+    OpenMetrics 1.0."""
 
     def __init__(self, series_ttl_s: float = 300.0, max_series: int = 50_000) -> None:
         self.series_ttl_s = series_ttl_s
