@@ -16,7 +16,8 @@ Collector's prometheus / prometheusremotewrite exporters with ``add_metric_suffi
 ``resource_to_telemetry_conversion: enabled``):
 
 - metric name = OTel name with ``.`` (and any other character outside ``[a-zA-Z0-9_:]``) -> ``_``;
-  **no** unit or type suffixes (``gensight.calls`` -> ``gensight_calls``, not ``..._total``).
+  **no** unit or type suffixes (``gensight.calls`` -> ``gensight_calls``, not ``..._total``). (A
+  ``:``, which OTel names never contain, becomes ``_`` in OpenMetrics sample lines: the encoder's.)
 - histograms: ``<name>_bucket{le="..."}`` (cumulative), ``<name>_sum``, ``<name>_count``.
 - labels: data point attribute keys with ``.`` -> ``_``; every resource attribute becomes a label
   the same way (``service.name`` -> ``service_name``); a data point attribute wins a clash. Keys

@@ -19,9 +19,12 @@ contract forbids, so:
   are unchanged; PromQL's ``rate()``/``increase()`` do not look at the type.
 - ``le`` and ``quantile`` label values keep the store's decimal spelling (``go_float``: ``0.01``,
   ``67108864``, never ``6.7108864e+07``): they are part of the series identity.
-- names are already valid legacy Prometheus names (the store sanitises them), so the encoders run
-  with ``allow-utf-8`` escaping, which leaves a valid name untouched; the default ``underscores``
-  scheme would rewrite ``:`` to ``_`` in OpenMetrics sample names.
+- names are already legacy Prometheus names (the store sanitises them); the encoders run with the
+  ``underscores`` escaping, which leaves them as they are -- a label ``__x`` (from an attribute key
+  ``__x``) stays unquoted, where ``allow-utf-8`` would quote it into a syntax Prometheus 2.x cannot
+  parse. One quirk of that scheme: prometheus_client's OpenMetrics encoder writes a ``:`` in a
+  *sample* name as ``_`` (``ns:x`` -> ``ns_x``; the classic encoder keeps it). OTel instrument
+  names cannot contain ``:``, so no Gensight metric meets it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.samples import Exemplar, Sample, Timestamp
 
-_NAMES_AS_GIVEN = openmetrics_exposition.ALLOWUTF8
+_LEGACY_NAMES = openmetrics_exposition.UNDERSCORES  # explicit: the default may change
 _TOTAL = "_total"
 _NS_PER_S = 1_000_000_000
 _BOUND_SETS_CACHED = 64  # distinct bucket layouts whose le spellings are kept (a handful in practice)
@@ -96,8 +99,8 @@ def render(families: dict[str, Family], series: list[Series], openmetrics: bool)
     """Classic text (0.0.4) or, with ``openmetrics``, OpenMetrics 1.0 with exemplars and ``# EOF``."""
     collector = SnapshotCollector(families, series, exemplars=openmetrics)
     if openmetrics:
-        return openmetrics_exposition.generate_latest(collector, escaping=_NAMES_AS_GIVEN).decode("utf-8")
-    return exposition.generate_latest(collector, escaping=_NAMES_AS_GIVEN).decode("utf-8")
+        return openmetrics_exposition.generate_latest(collector, escaping=_LEGACY_NAMES).decode("utf-8")
+    return exposition.generate_latest(collector, escaping=_LEGACY_NAMES).decode("utf-8")
 
 
 class SnapshotCollector:

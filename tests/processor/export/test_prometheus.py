@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
@@ -26,6 +28,7 @@ from gensight.processor.export.prometheus import (
     PrometheusConfig,
     PrometheusEndpoint,
     PrometheusStore,
+    label_name,
     metric_name,
 )
 from gensight.processor.receive.tls import AuthConfig
@@ -481,7 +484,7 @@ def test_an_empty_store_renders_nothing_or_only_the_eof():
 
 
 def odd_request() -> ExportMetricsServiceRequest:
-    """A summary, a non-monotonic sum, a name with ``:`` and attribute keys that need sanitising."""
+    """A summary, a non-monotonic sum, and attribute keys that need sanitising."""
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
     _attrs(rm.resource.attributes, {"9lives": "x", "host-name": "h"})
@@ -493,8 +496,6 @@ def odd_request() -> ExportMetricsServiceRequest:
     m = sm.metrics.add(name="queue.depth")
     m.sum.is_monotonic = False
     m.sum.data_points.add(as_double=-2.5)
-    m = sm.metrics.add(name="ns:ready")
-    m.gauge.data_points.add(as_int=1)
     return req
 
 
@@ -502,12 +503,27 @@ def odd_request() -> ExportMetricsServiceRequest:
 def test_summary_gauge_sum_and_sanitised_labels_in_both_formats(openmetrics):
     text = render(odd_request(), openmetrics=openmetrics)
     families = list(openmetrics_families(text) if openmetrics else text_string_to_metric_families(text))
-    assert {f.name: f.type for f in families} == {"rpc_latency": "summary", "queue_depth": "gauge", "ns:ready": "gauge"}
+    assert {f.name: f.type for f in families} == {"rpc_latency": "summary", "queue_depth": "gauge"}
     got = {(s.name, tuple(sorted(s.labels.items())), s.value) for f in families for s in f.samples}
     res = (("host_name", "h"), ("key_9lives", "x"))
     assert got == {("rpc_latency", (*res, ("quantile", "0.5")), 10.0), ("rpc_latency", (*res, ("quantile", "0.99")), 80.0),
-                   ("rpc_latency_sum", res, 123.5), ("rpc_latency_count", res, 10.0),
-                   ("queue_depth", res, -2.5), ("ns:ready", res, 1.0)}
+                   ("rpc_latency_sum", res, 123.5), ("rpc_latency_count", res, 10.0), ("queue_depth", res, -2.5)}
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["classic", "openmetrics"])
+def test_a_reserved_looking_label_stays_unquoted(openmetrics):
+    """``__x`` is reserved to Prometheus but stored as sent (checked with Prometheus 2.42), so it
+    stays as before -- not quoted into the UTF-8 syntax Prometheus 2.x cannot parse."""
+    req = contract_request()
+    _attrs(req.resource_metrics[0].resource.attributes, {"__internal": "y"})
+    assert 'gensight_calls{__internal="y",' in render(req, openmetrics=openmetrics)
+
+
+def test_a_colon_in_a_metric_name_is_kept_in_the_classic_text():
+    """(prometheus_client's OpenMetrics encoder writes it as ``_``; OTel names cannot contain ``:``.)"""
+    req = ExportMetricsServiceRequest()
+    req.resource_metrics.add().scope_metrics.add().metrics.add(name="ns:ready").gauge.data_points.add(as_int=1)
+    assert [(s.name, s.value) for s in parse(render(req))] == [("ns:ready", 1)]
 
 
 @pytest.mark.parametrize("openmetrics", [False, True], ids=["classic", "openmetrics"])
@@ -574,3 +590,50 @@ def test_real_prometheus_stores_the_contract_series_from_both_formats(endpoint, 
         got = {(s.pop("__name__"), frozenset((k, v) for k, v in s.items() if k not in ("job", "instance"))) for s in series}
         assert got == contract_series(), job
     assert {m["type"] for m in meta["gensight_calls"]} == {"unknown"}  # the documented consequence: untyped
+
+
+_finite_or_not = st.floats(allow_nan=True, allow_infinity=True)
+_metric = st.tuples(
+    st.text(max_size=12),  # OTel name: anything, even empty
+    st.sampled_from(["gauge", "counter", "updown", "delta", "histogram", "summary", "exponential"]),
+    st.dictionaries(st.text(max_size=8).filter(lambda k: not label_name(k).startswith("__")),  # the parser's rule
+                    st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**63 - 1), _finite_or_not, st.booleans()),
+                    max_size=3),
+    st.lists(_finite_or_not, min_size=1, max_size=4),
+)
+
+
+def _random_request(metrics: list) -> ExportMetricsServiceRequest:
+    req = ExportMetricsServiceRequest()
+    sm = req.resource_metrics.add().scope_metrics.add()
+    for name, kind, attrs, numbers in metrics:
+        m = sm.metrics.add(name=name, description=name)
+        if kind == "gauge":
+            _attrs(m.gauge.data_points.add(as_double=numbers[0]).attributes, attrs)
+        elif kind in ("counter", "updown", "delta"):
+            m.sum.is_monotonic = kind != "updown"
+            m.sum.aggregation_temporality = DELTA if kind == "delta" else CUMULATIVE
+            _attrs(m.sum.data_points.add(as_double=numbers[0]).attributes, attrs)
+        elif kind == "histogram":
+            dp = m.histogram.data_points.add(count=len(numbers), sum=numbers[0], explicit_bounds=sorted(numbers[1:]),
+                                             bucket_counts=[1] * len(numbers))
+            dp.exemplars.add(as_double=numbers[-1], trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+            _attrs(dp.attributes, attrs)
+        elif kind == "summary":
+            sdp = m.summary.data_points.add(count=3, sum=numbers[0])
+            sdp.quantile_values.add(quantile=0.5, value=numbers[-1])
+            _attrs(sdp.attributes, attrs)
+        else:
+            m.exponential_histogram.data_points.add(count=1)
+    return req
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_metric, max_size=6))
+def test_any_request_renders_in_both_formats_without_crashing(metrics):
+    """Bad or odd input is skipped and counted at update, never a failed scrape: whatever arrives,
+    both formats render and the classic text parses."""
+    store = PrometheusStore()
+    store.update(_random_request(metrics))
+    parse(store.render())
+    assert store.render(openmetrics=True).endswith("# EOF\n")
