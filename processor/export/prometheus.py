@@ -139,7 +139,6 @@ class PrometheusStats(NamedTuple):
     updates: int
 
 
-
 class PrometheusStore:
     """Latest value per series, rendered on demand as the Prometheus text format (0.0.4) or
     OpenMetrics 1.0."""
