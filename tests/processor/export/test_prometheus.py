@@ -1,5 +1,6 @@
 """Prometheus endpoint: naming contract, types, delta accumulation, bounds; checked with promtool
-and scraped by a real Prometheus server when Debian's prometheus is installed."""
+and scraped by a real Prometheus server when Debian's prometheus is installed. The text is written
+by prometheus_client, so tests read it back with its parsers and compare samples, not bytes."""
 
 from __future__ import annotations
 
