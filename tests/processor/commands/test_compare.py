@@ -11,8 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from ab_streams import Effect, ab_requests
+from ab_streams import T0_NS, Effect, ab_requests, draw
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from otlp_wire import key_value
 
 from gensight.processor.receive.decode import message_to_otlp_json
 
@@ -225,3 +228,109 @@ def test_readme_worked_example_two_models_on_the_fake_provider(tmp_path):
     assert doc["n"]["control"] + doc["n"]["treatment"] == 80
     cost = next(m for m in doc["metrics"] if m["metric"] == "cost_per_call_usd")
     assert cost["better"] == "treatment" and cost["relative"] < -0.9
+
+
+# -- evaluation results as OTLP log records (a spans file and a logs file) ------------------------
+
+def _rated_requests(seed: int, n: int):
+    """A/B calls whose spans carry evaluation events: the treatment is rated lower."""
+    from ab_streams import build_request, span_specs
+
+    rng = np.random.default_rng(seed)
+    specs = []
+    for variant, mean in (("control", 0.8), ("treatment", 0.7)):
+        for i, s in enumerate(span_specs(draw(rng, n), variant, T0_NS + (variant == "treatment"), 2 * 10**8)):
+            score = float(np.clip(rng.normal(mean, 0.1), 0, 1))
+            s["gen_ai.response.id"] = f"{variant}-{i}"
+            s["_evaluations"] = [("relevance", score, "pass" if score >= 0.75 else "fail")]
+            specs.append(s)
+    specs.sort(key=lambda s: s["_end"])
+    return [build_request(specs[i:i + 100]) for i in range(0, len(specs), 100)]
+
+
+def _events_to_log_records(requests, *, by_response_id: bool = False):
+    """The same evaluations as OTLP log records parented to the judged span (or naming its
+    response id), and the spans without their events."""
+    spans_only, logs = [], ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    rl.resource.attributes.append(key_value("service.name", "judge"))
+    sl = rl.scope_logs.add()
+    for r in requests:
+        r = type(r).FromString(r.SerializeToString())
+        for span in (s for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans):
+            for ev in span.events:
+                lr = sl.log_records.add(time_unix_nano=ev.time_unix_nano, event_name=ev.name)
+                lr.attributes.extend(ev.attributes)
+                if by_response_id:
+                    rid = next(kv.value for kv in span.attributes if kv.key == "gen_ai.response.id")
+                    lr.attributes.append(key_value("gen_ai.response.id", rid.string_value))
+                else:
+                    lr.trace_id, lr.span_id = span.trace_id, span.span_id
+            del span.events[:]
+        spans_only.append(r)
+    return spans_only, logs
+
+
+@pytest.fixture(scope="module")
+def rated(tmp_path_factory):
+    """(span-event file, spans file, logs file by span id, logs file by response id)."""
+    d = tmp_path_factory.mktemp("rated")
+    requests = _rated_requests(3, 300)
+    spans_only, logs = _events_to_log_records(requests)
+    _, logs_by_rid = _events_to_log_records(requests, by_response_id=True)
+    return (write_spans(d / "events.jsonl", requests), write_spans(d / "spans.jsonl", spans_only),
+            write_spans(d / "logs.jsonl", [logs]), write_spans(d / "logs_rid.jsonl", [logs_by_rid]))
+
+
+def _compare_json(*files: Path) -> tuple[dict, str]:
+    out = gensight("compare", *map(str, files), "--by", "feature_flag.result.variant", "--control", "control",
+                   "--treatment", "treatment", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout), out.stderr
+
+
+def _quality_rows(doc: dict) -> list[dict]:
+    return [m for m in doc["metrics"] if m["metric"].startswith(("quality:", "pass_ratio:"))]
+
+
+def test_log_record_evaluations_give_the_same_report_as_span_events(rated):
+    events, spans, logs, _ = rated
+    from_events, _ = _compare_json(events)
+    from_logs, _ = _compare_json(spans, logs)
+    assert [m["metric"] for m in _quality_rows(from_events)] == ["quality:relevance", "pass_ratio:relevance"]
+    assert from_logs == from_events  # every row, quality and pass ratio included
+
+
+def test_log_records_join_by_response_id_and_when_read_before_their_spans(rated):
+    events, spans, _, logs_by_rid = rated
+    from_events, _ = _compare_json(events)
+    from_logs, stderr = _compare_json(logs_by_rid, spans)  # evaluations wait for their calls
+    assert _quality_rows(from_logs) == _quality_rows(from_events)
+    assert "600 joined to their call, 0 unjoined" in stderr
+
+
+def test_quality_drop_is_found_with_the_right_sign(rated):
+    doc, _ = _compare_json(rated[1], rated[2])
+    rows = {m["metric"]: m for m in _quality_rows(doc)}
+    assert rows["quality:relevance"]["difference"] < 0 and rows["quality:relevance"]["better"] == "control"
+    assert rows["pass_ratio:relevance"]["better"] == "control"
+
+
+def test_an_evaluation_whose_call_is_absent_is_counted_not_lost(rated, tmp_path):
+    _, spans, logs, _ = rated
+    stray = ExportLogsServiceRequest()
+    lr = stray.resource_logs.add().scope_logs.add().log_records.add(
+        time_unix_nano=T0_NS + 10**9, event_name="gen_ai.evaluation.result", span_id=b"\x01" * 8,
+        trace_id=b"\x02" * 16)
+    lr.attributes.extend([key_value("gen_ai.evaluation.name", "relevance"),
+                          key_value("gen_ai.evaluation.score.value", 0.0)])
+    with_stray = write_spans(tmp_path / "stray.jsonl", [stray])
+    baseline, _ = _compare_json(spans, logs)
+    doc, stderr = _compare_json(spans, logs, with_stray)
+    assert doc == baseline  # its score is not counted for any arm
+    assert "600 joined to their call, 1 unjoined" in stderr
+
+
+def test_a_file_of_spans_alone_says_nothing_about_evaluations(ab_file):
+    _, stderr = _compare_json(ab_file)
+    assert "evaluation" not in stderr
