@@ -334,3 +334,37 @@ def test_an_evaluation_whose_call_is_absent_is_counted_not_lost(rated, tmp_path)
 def test_a_file_of_spans_alone_says_nothing_about_evaluations(ab_file):
     _, stderr = _compare_json(ab_file)
     assert "evaluation" not in stderr
+
+
+def test_replay_live_experiment_reads_quality_from_log_records_and_latency_quantiles(rated, tmp_path):
+    """The live experiment gets evaluation results through the pipeline's join (logs file next to
+    the spans file) and reports the latency quantiles too."""
+    _, spans, logs, _ = rated
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("analytics:\n  experiments:\n"
+                   "    - {name: judge, by: feature_flag.result.variant, control: control, treatment: treatment,\n"
+                   "       metrics: [quality:relevance, pass_ratio:*, latency_p95_s], min_samples: 50}\n")
+    metrics, logs_out = tmp_path / "m.jsonl", tmp_path / "l.jsonl"
+    out = gensight("replay", str(spans), str(logs), "--config", str(cfg), "-o", str(metrics),
+                   "--logs-output", str(logs_out))
+    assert out.returncode == 0, out.stderr
+    seen = set()
+    for line in metrics.read_text().splitlines():
+        for rm in json.loads(line)["resourceMetrics"]:
+            for sm in rm["scopeMetrics"]:
+                for m in sm["metrics"]:
+                    if m["name"] == "gensight.experiment.samples":
+                        for dp in m["sum"]["dataPoints"]:
+                            attrs = {a["key"]: a["value"]["stringValue"] for a in dp["attributes"]}
+                            seen.add((attrs["metric"], attrs["variant"], int(dp["asDouble"])))
+    final: dict = {}
+    for metric, variant, n in seen:  # cumulative counts: the last is the largest
+        final[(metric, variant)] = max(n, final.get((metric, variant), 0))
+    assert final[("quality:relevance", "treatment")] == 300 and final[("pass_ratio:relevance", "control")] == 300
+    assert final[("latency_p95_s", "control")] == 300
+    decided = [r for line in logs_out.read_text().splitlines() for rl in json.loads(line)["resourceLogs"]
+               for sl in rl["scopeLogs"] for r in sl["logRecords"] if r.get("eventName") == "experiment_decided"]
+    (record,) = decided
+    attrs = {a["key"]: a["value"] for a in record["attributes"]}
+    assert attrs["metric"]["stringValue"] == "quality:relevance"
+    assert attrs["gensight.experiment.better"]["stringValue"] == "control"
