@@ -368,3 +368,22 @@ def test_replay_live_experiment_reads_quality_from_log_records_and_latency_quant
     attrs = {a["key"]: a["value"] for a in record["attributes"]}
     assert attrs["metric"]["stringValue"] == "quality:relevance"
     assert attrs["gensight.experiment.better"]["stringValue"] == "control"
+
+
+def test_config_pass_rule_decides_the_pass_ratio(rated, tmp_path):
+    """--config: the processor's evaluations section (here: a score threshold instead of the labels)."""
+    _, spans, logs, _ = rated
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("evaluations:\n  pass_labels: [no-such-label]\n")  # every labelled result fails
+    out = gensight("compare", str(spans), str(logs), "--by", "feature_flag.result.variant", "--config", str(cfg),
+                   "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {m["metric"]: m for m in json.loads(out.stdout)["metrics"]}
+    assert rows["pass_ratio:relevance"]["control"] == 0.0 and rows["pass_ratio:relevance"]["treatment"] == 0.0
+
+
+def test_bad_config_is_a_clear_error(ab_file, tmp_path):
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("evaluations:\n  wait_max: 0\n")
+    out = gensight("compare", str(ab_file), "--by", "x", "--config", str(cfg))
+    assert out.returncode == 2 and "evaluations.wait_max" in out.stderr
