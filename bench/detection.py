@@ -28,8 +28,9 @@ It runs the stream through ``gensight replay --logs-output`` with the default an
 * windows to detect: the first ``firing`` alert on the incident's series (or a service-level alert:
   cost spike, model-mix drift, of its service) from the incident's start to its end, in windows
   (``ceil((fire - start) / 60 s)``); for the creep also the latency factor reached by then.
-* false alarms: ``firing`` alerts not explained by an incident (same series or service-level on the
-  same service, from its start to 1 h after its end), after a warm-up (``--warmup-h``, 3 h:
+* false alarms: ``firing`` alerts not explained by an incident (same series, or service-level on the
+  same service when the incident can cause it: a cost spike only for a cost-changing incident, a
+  model-mix drift only for a model swap; from its start to 1 h after its end), after a warm-up (``--warmup-h``, 3 h:
   references are learnt), counted as distinct (series, hour) pairs, per series per simulated day.
   Target: <= 0.1.
 
@@ -288,12 +289,18 @@ def read_alerts(path: Path) -> list[Fired]:
     return out
 
 
-def _matches(f: Fired, s: Series) -> bool:
+COST_EFFECTS = frozenset(("in_tok", "out_tok", "swap"))  # incidents that change what a call costs
+
+
+def _matches(f: Fired, s: Series, inc: Incident | None = None) -> bool:
+    """Whether alert ``f`` is about series ``s`` (and, with ``inc``, could be caused by it: a
+    service-level cost spike only by an incident that changes cost, a model-mix drift only by a
+    model swap; otherwise it is a false alarm that happened to fall inside the incident)."""
     if f.alert == "cost_spike":
-        return f.series == s.service
+        return f.series == s.service and (inc is None or not COST_EFFECTS.isdisjoint(inc.effect))
     parts = f.series.split("|")
     if len(parts) == 4 and parts[1] == "*":  # service-level model mix
-        return parts[0] == s.service
+        return parts[0] == s.service and (inc is None or "swap" in inc.effect)
     return len(parts) == 4 and parts[0] == s.service and parts[1] == s.kind and parts[3] == s.target
 
 
@@ -302,7 +309,7 @@ def evaluate(fired: list[Fired], incidents: list[Incident], days: int, warmup_h:
     rows = []
     for inc in incidents:
         s = SERIES[inc.series]
-        hits = sorted((f for f in fired if inc.start_ns <= f.time_ns <= inc.end_ns and _matches(f, s)),
+        hits = sorted((f for f in fired if inc.start_ns <= f.time_ns <= inc.end_ns and _matches(f, s, inc)),
                       key=lambda f: f.time_ns)
         row: dict[str, Any] = {"incident": inc.name, "series": f"{s.service}|{s.kind}|{s.target}",
                                "detected": bool(hits), "windows_to_detect": None, "by": None}
@@ -323,7 +330,7 @@ def evaluate(fired: list[Fired], incidents: list[Incident], days: int, warmup_h:
     for f in fired:
         if f.time_ns < warm_ns:
             continue
-        if any(inc.start_ns <= f.time_ns <= inc.end_ns + EXPLAIN_TAIL_NS and _matches(f, SERIES[inc.series])
+        if any(inc.start_ns <= f.time_ns <= inc.end_ns + EXPLAIN_TAIL_NS and _matches(f, SERIES[inc.series], inc)
                for inc in incidents):
             continue
         key = (f.alert, f.series, (f.time_ns - T0_NS) // HOUR_NS)
