@@ -81,6 +81,8 @@ from gensight.processor.analyse.anomaly_state import (
     SeriesState,
     explanation,
 )
+from gensight.processor.analyse.forest import Forest
+from gensight.processor.analyse.forest import fit_forest as _fit_forest
 from gensight.processor.analyse.quality import scores_by_series
 from gensight.processor.config_fields import Section, check, check_positive, fmt
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
@@ -481,10 +483,5 @@ class AnomalyAnalyser(Analyser):
             self.fits += 1
 
 
-def fit_forest(data: np.ndarray, cfg: AnomalyConfig) -> Any:
-    from sklearn.ensemble import IsolationForest
-
-    model = IsolationForest(n_estimators=cfg.n_estimators, max_samples=min(cfg.max_samples, len(data)),
-                            random_state=cfg.seed)
-    model.fit(data)
-    return model
+def fit_forest(data: np.ndarray, cfg: AnomalyConfig) -> Forest:
+    return _fit_forest(data, cfg.n_estimators, cfg.max_samples, cfg.seed)
