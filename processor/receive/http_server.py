@@ -100,21 +100,25 @@ async def read_body(request: web.Request, limit_bytes: int, timeout_s: float, *,
         if length == 0:
             return b""
     try:
-        async with asyncio.timeout(timeout_s):
-            if not chunked:
-                return await request.content.readexactly(length)  # type: ignore[arg-type]
-            parts: list[bytes] = []
-            total = 0
-            async for chunk in request.content.iter_any():
-                total += len(chunk)
-                if total > limit_bytes:
-                    raise BodyError(413, f"body exceeds the limit of {limit_bytes} bytes")
-                parts.append(chunk)
-            return b"".join(parts)
-    except TimeoutError:
+        return await asyncio.wait_for(_read(request, length if not chunked else None, limit_bytes), timeout_s)
+    except asyncio.TimeoutError:
         raise BodyError(408, "request body not received in time") from None
     except asyncio.IncompleteReadError:
         raise BodyError(400, "request body truncated") from None
+
+
+async def _read(request: web.Request, length: int | None, limit_bytes: int) -> bytes:
+    """``length`` bytes, or a chunked body (``length`` None) counted against ``limit_bytes``."""
+    if length is not None:
+        return await request.content.readexactly(length)
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_any():
+        total += len(chunk)
+        if total > limit_bytes:
+            raise BodyError(413, f"body exceeds the limit of {limit_bytes} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def bearer_check(authenticator: BearerAuthenticator | None) -> Callable[[web.Request], bool] | None:
@@ -172,13 +176,15 @@ class HttpServer:
         app.add_routes(self._routes)
         app.on_response_prepare.append(_server_header)
         outcomes = type("Outcomes", (_Outcomes,), {"server": self})
-        runner = web.AppRunner(app, access_log=_log, access_log_class=outcomes, handle_signals=False, keepalive_timeout=self.idle_timeout_s,
-                               lingering_time=LINGER_S, auto_decompress=False)
+        runner = web.AppRunner(app, access_log=_log, access_log_class=outcomes, handle_signals=False,
+                               keepalive_timeout=self.idle_timeout_s, lingering_time=LINGER_S, auto_decompress=False)
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(runner.setup())
+            make_handler = runner.server  # aiohttp's protocol factory, set by setup()
+            assert make_handler is not None
             self._listener = loop.run_until_complete(loop.create_server(
-                lambda: _Connection(self, runner.server), self.host or None, self._requested_port,
+                lambda: _Connection(self, make_handler), self.host or None, self._requested_port,
                 ssl=self.ssl_context, backlog=ACCEPT_BACKLOG, reuse_address=True,
                 ssl_handshake_timeout=self.idle_timeout_s if self.ssl_context else None))
         except BaseException:
