@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gensight.processor.receive.tls import BearerAuthenticator
 
@@ -177,7 +179,8 @@ class HttpServer:
         app.on_response_prepare.append(_server_header)
         outcomes = type("Outcomes", (_Outcomes,), {"server": self})
         runner = web.AppRunner(app, access_log=_log, access_log_class=outcomes, handle_signals=False,
-                               keepalive_timeout=self.idle_timeout_s, lingering_time=LINGER_S, auto_decompress=False)
+                               keepalive_timeout=self.idle_timeout_s, lingering_time=LINGER_S, auto_decompress=False,
+                               logger=_ServerLog(_log, {}))
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(runner.setup())
@@ -248,6 +251,18 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
     """on_response_prepare: runs for every answer of the application (never for the parser's own)."""
     response.headers["Server"] = SERVER_HEADER
     request[_ANSWERED_BY_APP] = True
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's log of requests it answered itself. A head its parser refused is a client's
+    fault, counted in ``protocol_errors``, and its message quotes header bytes: DEBUG only, so a
+    hostile client can neither flood the log nor put its headers there. Handler failures (500)
+    keep their traceback at ERROR."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        level = logging.DEBUG if isinstance(exc, HttpProcessingError) else logging.ERROR
+        self.log(level, msg, *args, exc_info=exc_info, **kwargs)
 
 
 class _Outcomes(AbstractAccessLogger):
