@@ -36,13 +36,18 @@ Served by ``http_server.HttpServer`` (aiohttp): at most ``workers + backlog`` op
 must arrive within ``idle_timeout_s`` and its body within ``request_timeout_s`` (408), so a slow
 sender cannot hold a connection; bounds in detail in ``http_server.py``.
 
-Where the work runs: the event loop reads the body and answers; decoding (gunzip, protobuf/JSON
-parsing, lenient repair) and delivery into the pipeline run on ``workers`` threads
-(``HttpServer.run_blocking``). Decoding is ~1 us/span plus gzip, so a 64 MiB request takes the
-better part of a second: inline, it would stall every other client and the health checks for that
-long. The thread hop costs tens of microseconds per request, small next to decoding a batch
-(docs/benchmarks.md measures both). It also keeps the consumer in the threading model it was
-written for (the gRPC receiver calls it from its worker threads too).
+Where the work runs: the event loop reads the body and answers. Decoding (protobuf/JSON parsing,
+lenient repair) and delivery into the pipeline run on the loop itself for an uncompressed body of
+at most ``INLINE_MAX_BYTES`` (256 KiB, about 900 GenAI spans: ~1 us/span to decode plus the
+consumer's normalising, a few milliseconds at most), and on ``workers`` threads
+(``HttpServer.run_blocking``) for anything larger or gzipped (a gzip body's inflated size, and so
+its cost, is unknown until inflated; up to ``max_request_body_mib``, the better part of a second,
+which inline would stall every other client and the health checks for). Why not always the
+workers: the hop to a thread and back costs more than decoding a typical exporter batch (a
+``BatchSpanProcessor`` sends up to 512 spans): OTLP/HTTP ingestion ran 0.93x the old stdlib server
+with every request on the workers and 1.15x with small bodies inline (bench/http_ingest.py,
+docs/benchmarks.md). The consumer is called from the loop or a worker thread alike; it was
+written for the gRPC receiver's worker threads and must not block either way (admission.py).
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ LOGS_PATH = "/v1/logs"
 HEALTH_PATHS = ("/healthz", "/readyz")
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+INLINE_MAX_BYTES = 256 * 1024  # uncompressed bodies up to this are decoded on the event loop (see above)
 
 
 @dataclass(frozen=True)
@@ -244,11 +250,14 @@ class HttpReceiver:
         except BodyError as exc:
             self.count("too_large" if exc.status == 413 else "invalid")
             return _response(_Answer(exc.status, _status(code_pb2.INVALID_ARGUMENT, exc.message), close=True), json_out)
+        gzipped = encoding == "gzip"
+        if not gzipped and len(body) <= INLINE_MAX_BYTES:
+            return _response(self._decode_and_deliver(body, gzipped, json_out, logs), json_out)
         assert self._server is not None
-        answer = await self._server.run_blocking(self._decode_and_deliver, body, encoding == "gzip", json_out, logs)
+        answer = await self._server.run_blocking(self._decode_and_deliver, body, gzipped, json_out, logs)
         return _response(answer, json_out)
 
-    # ---------------------------------------------------------------- decode + deliver (worker thread)
+    # ---------------------------------------------------------------- decode + deliver (loop or worker thread)
 
     def _decode_and_deliver(self, body: bytes, gzipped: bool, json_out: bool, logs: Consumer | None) -> _Answer:
         try:
