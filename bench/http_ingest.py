@@ -4,7 +4,9 @@ Each variant is a server process that imports gensight from a source tree and ru
 on loopback with a consumer that counts the spans delivered to it (no pipeline: this measures the
 HTTP layer plus decoding). This process is the client: ``--clients`` threads, each a keep-alive
 ``http.client`` connection posting ``--requests`` real protobuf ``ExportTraceServiceRequest``s of
-``--spans`` GenAI spans. Throughput = spans delivered to the consumer / wall time of the load.
+``--spans`` GenAI spans. Throughput = spans delivered to the consumer / wall time of the load; server CPU = the server
+process's CPU time during the load / spans delivered (steadier than throughput on a shared machine:
+it does not depend on how much CPU the other processes leave).
 Variants alternate within each round; ratios are to the baseline of the same round.
 
 Variants:
@@ -80,9 +82,9 @@ def serve(root: str, workers_only: bool) -> None:
     rx = HttpReceiver(cfg, consume)
     rx.start()
     print(rx.port, os.path.dirname(os.path.dirname(os.path.dirname(http_receiver.__file__ or ""))), flush=True)
-    for line in sys.stdin:  # "count" -> delivered spans so far; EOF -> stop
+    for line in sys.stdin:  # "count" -> delivered spans so far and the process's CPU seconds; EOF -> stop
         if line.strip() == "count":
-            print(delivered[0], flush=True)
+            print(delivered[0], time.process_time(), flush=True)
     rx.stop(1.0)
 
 
@@ -119,11 +121,13 @@ class Server:
         self.port = int(port)
         self.tree = self.tree.strip()
 
-    def delivered(self) -> int:
+    def delivered(self) -> tuple[int, float]:
+        """(spans delivered so far, CPU seconds the server process has used)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("count\n")
         self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
+        spans, cpu_s = self.proc.stdout.readline().split()
+        return int(spans), float(cpu_s)
 
     def stop(self) -> None:
         assert self.proc.stdin is not None
@@ -184,27 +188,33 @@ def main() -> None:
         headers["Content-Encoding"] = "gzip"
     sent = args.clients * args.requests * args.spans
     rates: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}  # server CPU microseconds per span
     trees: dict[str, str] = {}
     for _ in range(args.rounds):
         for name, (root, workers_only) in variants.items():
             server = Server(root, workers_only)
             try:
                 drive(server.port, body, args.clients, 3, headers)  # warm up: connections, caches
-                before = server.delivered()
+                spans_before, cpu_before = server.delivered()
                 elapsed = drive(server.port, body, args.clients, args.requests, headers)
-                delivered = server.delivered() - before
+                spans_after, cpu_after = server.delivered()
+                delivered = spans_after - spans_before
                 trees[name] = server.tree
             finally:
                 server.stop()
             if delivered != sent:
                 raise RuntimeError(f"{name}: {delivered} spans delivered of {sent} sent")
             rates[name].append(delivered / elapsed)
+            cpu[name].append((cpu_after - cpu_before) / delivered * 1e6)
     print(f"{len(body)} B {'gzipped ' if args.gzip else ''}requests of {args.spans} spans, {args.clients} keep-alive clients x {args.requests}, "
           f"{args.rounds} rounds; ratio = median over rounds of variant / baseline of the same round")
     for name, r in rates.items():
         ratios = [x / b for x, b in zip(r, rates["baseline"], strict=True)]
+        cpu_ratios = [x / b for x, b in zip(cpu[name], cpu["baseline"], strict=True)]
         print(f"{name:15s} {statistics.median(r) / 1e3:8.1f} k spans/s  ratio {statistics.median(ratios):.2f} "
-              f"(rounds: {', '.join(f'{x / 1e3:.0f}k' for x in r)})  receiver from {trees[name]}")
+              f"({min(ratios):.2f}-{max(ratios):.2f})  server CPU {statistics.median(cpu[name]):.2f} us/span  "
+              f"ratio {statistics.median(cpu_ratios):.2f} ({min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})  "
+              f"[{trees[name]}]")
 
 
 if __name__ == "__main__":

@@ -159,7 +159,8 @@ class HttpReceiver:
         cfg = self.config
         host, port = parse_endpoint(cfg.endpoint, "endpoint")
         server = HttpServer(
-            "http-receiver", host, port, routes=[web.route("*", "/{path:.*}", self._route)],
+            "http-receiver", host, port,
+            routes=[web.route("*", path, self._route) for path in (*self.signals, *HEALTH_PATHS, "/{path:.*}")],
             max_connections=cfg.workers + cfg.backlog, client_max_size=self.max_body_bytes,
             idle_timeout_s=cfg.idle_timeout_s, ssl_context=cfg.tls.server_ssl_context() if cfg.tls else None,
             workers=cfg.workers, auth=bearer_check(self.auth), deny=self._deny, public_paths=HEALTH_PATHS,
