@@ -34,7 +34,11 @@ only when the receiver is not shutting down and ``ready()`` holds (e.g. the queu
 Served by ``http_server.HttpServer`` (aiohttp): at most ``workers + backlog`` open connections
 (one more gets an immediate 503 + ``Retry-After``, counted as ``busy_connections``); a request head
 must arrive within ``idle_timeout_s`` and its body within ``request_timeout_s`` (408), so a slow
-sender cannot hold a connection; bounds in detail in ``http_server.py``.
+sender cannot hold a connection; bounds in detail in ``http_server.py``. Memory: at most
+``workers`` requests hold a body at once (reading, decoding, delivering: ``workers`` x
+``max_request_body_mib``, plus the decoded copy); the others wait with their bodies unread, which
+TCP turns into back-pressure on the sender, and one that waits ``request_timeout_s`` for its turn
+gets 503 + ``Retry-After`` (counted as ``refused``).
 
 Where the work runs: the event loop reads the body and answers. Decoding (protobuf/JSON parsing,
 lenient repair) and delivery into the pipeline run on the loop itself for an uncompressed body of
@@ -52,6 +56,7 @@ written for the gRPC receiver's worker threads and must not block either way (ad
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -67,7 +72,7 @@ from gensight.processor.config_fields import ConfigError, Section
 from gensight.processor.endpoint import parse_endpoint
 from gensight.processor.receive.admission import Admission, Consumer, deliver, export_response
 from gensight.processor.receive.decode import DecodeError, TooLargeError, gunzip
-from gensight.processor.receive.http_server import BodyError, HttpServer, bearer_check, read_body
+from gensight.processor.receive.http_server import BodyError, HttpServer, bearer_check, read_body, within
 from gensight.processor.receive.lenient import decode_request
 from gensight.processor.receive.logs import decode_logs_request
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
@@ -148,6 +153,7 @@ class HttpReceiver:
         self.max_body_bytes = config.max_request_body_mib * 1024 * 1024
         self.stopping = False
         self._server: HttpServer | None = None
+        self._body_slots = asyncio.Semaphore(config.workers)  # used on the server's loop only
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(HttpReceiverStats._fields, 0)
 
@@ -246,17 +252,28 @@ class HttpReceiver:
             self.count("unsupported")
             message = f"unsupported Content-Encoding {encoding!r}: use gzip"
             return _response(_Answer(415, _status(code_pb2.INVALID_ARGUMENT, message), close=True), json_out)
+        try:  # a body slot: at most ``workers`` bodies in memory; the others wait unread (TCP back-pressure)
+            await within(self._body_slots.acquire(), self.config.request_timeout_s)
+        except asyncio.TimeoutError:
+            self.count("refused")
+            return _response(_Answer(503, _status(code_pb2.UNAVAILABLE, "server busy"), {"Retry-After": "1"},
+                                     close=True), json_out)
+        try:
+            return _response(await self._read_and_deliver(request, encoding == "gzip", json_out, logs), json_out)
+        finally:
+            self._body_slots.release()
+
+    async def _read_and_deliver(self, request: web.Request, gzipped: bool, json_out: bool,
+                                logs: Consumer | None) -> _Answer:
         try:
             body = await read_body(request, self.max_body_bytes, self.config.request_timeout_s)
         except BodyError as exc:
             self.count("too_large" if exc.status == 413 else "invalid")
-            return _response(_Answer(exc.status, _status(code_pb2.INVALID_ARGUMENT, exc.message), close=True), json_out)
-        gzipped = encoding == "gzip"
+            return _Answer(exc.status, _status(code_pb2.INVALID_ARGUMENT, exc.message), close=True)
         if not gzipped and len(body) <= INLINE_MAX_BYTES:
-            return _response(self._decode_and_deliver(body, gzipped, json_out, logs), json_out)
+            return self._decode_and_deliver(body, gzipped, json_out, logs)
         assert self._server is not None
-        answer = await self._server.run_blocking(self._decode_and_deliver, body, gzipped, json_out, logs)
-        return _response(answer, json_out)
+        return await self._server.run_blocking(self._decode_and_deliver, body, gzipped, json_out, logs)
 
     # ---------------------------------------------------------------- decode + deliver (loop or worker thread)
 

@@ -102,7 +102,7 @@ async def read_body(request: web.Request, limit_bytes: int, timeout_s: float, *,
         if length == 0:
             return b""
     try:
-        return await _within(_read(request, length if not chunked else None, limit_bytes), timeout_s)
+        return await within(_read(request, length if not chunked else None, limit_bytes), timeout_s)
     except asyncio.TimeoutError:
         raise BodyError(408, "request body not received in time") from None
     except asyncio.IncompleteReadError:
@@ -110,12 +110,12 @@ async def read_body(request: web.Request, limit_bytes: int, timeout_s: float, *,
 
 
 if sys.version_info >= (3, 11):
-    async def _within(awaitable: Awaitable[T], timeout_s: float) -> T:
+    async def within(awaitable: Awaitable[T], timeout_s: float) -> T:
         """``await awaitable`` with a deadline: a timer, not a task per call as ``wait_for`` makes."""
         async with asyncio.timeout(timeout_s):
             return await awaitable
 else:  # pragma: no cover - Python 3.10
-    _within = asyncio.wait_for
+    within = asyncio.wait_for
 
 
 async def _read(request: web.Request, length: int | None, limit_bytes: int) -> bytes:

@@ -423,3 +423,30 @@ def test_large_or_gzipped_bodies_are_delivered_off_the_event_loop(start_receiver
         gate.set()
         sender.join(10)
     assert statuses == [200]
+
+
+def test_requests_beyond_the_body_slots_wait_then_get_503_with_retry_after(start_receiver, make_request):
+    """At most ``workers`` requests hold a body; one that cannot get a slot within
+    ``request_timeout_s`` is refused as busy (its body never read)."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def held(request, raw=None):
+        entered.set()
+        gate.wait(10)
+        return ACCEPTED
+
+    rx = start_receiver(held, workers=1, request_timeout_s=0.5)
+    statuses: list[int] = []
+    first = threading.Thread(target=lambda: statuses.append(
+        post(rx.port, gzip.compress(make_request(1).SerializeToString()), Content_Encoding="gzip")[0]))
+    first.start()
+    try:
+        assert entered.wait(5)  # the only slot is held by the first request's delivery
+        status, headers, body = post(rx.port, make_request(1).SerializeToString())
+        assert status == 503 and headers["Retry-After"] == "1" and status_body(body).message == "server busy"
+        assert rx.stats().refused == 1
+    finally:
+        gate.set()
+        first.join(10)
+    assert statuses == [200]
+    assert post(rx.port, make_request(1).SerializeToString())[0] == 200  # the slot is free again
