@@ -5,7 +5,8 @@ Same run, same spans (chat spans of two variants, ~15 attributes each), rounds b
 (a) ``Normaliser.normalise`` (C scanner) with no extra attributes — the processor without experiments;
 (b) the same with ``extra_attributes=("feature_flag.result.variant",)`` — one live experiment;
 (c) ``iter_json_lines`` over the spans as an OTLP/JSON lines file — the decode every reader pays;
-(d) ``gensight compare``'s reading (``commands.compare.collect``: decode + normalise + arms) of that file;
+(d) ``gensight compare``'s reading (``commands.compare.collect``: lenient decode + normalise + evaluation join
+    + arms) of that file;
 (e) the whole ``compare`` statistics on the collected arms (seconds, not per span).
 
 Prints spans/s and the ratios b/a (target: close to 1 — the experiment costs little) and d/c.

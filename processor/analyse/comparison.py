@@ -8,9 +8,11 @@ arm values, the difference with an interval, a p-value from the test that fits t
 better and the minimum detectable effect — whose :meth:`Comparison.to_json` is the ``--json``
 contract.
 
-Evaluation results (``gen_ai.evaluation.result`` span events on the evaluated span) give
-``quality:<name>`` (mean score) and ``pass_ratio:<name>`` (share of labelled results whose label
-is a pass label) metrics.
+Evaluation results (``gen_ai.evaluation.result``, as span events or as OTLP log records) are
+joined to the calls they judge by the processor's own join (``pipeline/evaluations.py``: span id,
+else ``gen_ai.response.id``); :meth:`ArmCollector.add_evaluations` takes the joined ones. They
+give ``quality:<name>`` (mean score) and ``pass_ratio:<name>`` (passed / (passed + failed) by the
+pass rule of ``EvaluationsConfig``, as the live ``gensight.sli.quality_pass_ratio``) metrics.
 """
 
 from __future__ import annotations
@@ -24,16 +26,12 @@ from typing import Any
 import numpy as np
 
 from gensight.processor.analyse import experiment_stats as st
+from gensight.processor.normalise.evaluations import Evaluation
 from gensight.processor.records import CHAT, EMBEDDINGS, F_EXTRA, TEXT_COMPLETION, CallRecord
 
 # calls compared unless --where selects an operation: LLM calls, not tools / retrievals / agents
 LLM_KINDS = frozenset((CHAT, TEXT_COMPLETION, EMBEDDINGS))
 OPERATION_KEY = "gen_ai.operation.name"
-EVALUATION_EVENT = "gen_ai.evaluation.result"
-EVALUATION_NAME = "gen_ai.evaluation.name"
-EVALUATION_SCORE = "gen_ai.evaluation.score.value"
-EVALUATION_LABEL = "gen_ai.evaluation.score.label"
-PASS_LABELS = frozenset(("pass", "passed", "true", "yes", "correct", "relevant"))
 # bounds: distinct arm values and evaluation names kept (the rest counted as overflow)
 MAX_ARMS = 1000
 MAX_EVALUATIONS = 50
@@ -70,7 +68,7 @@ class Arm:
     input_tokens: array = field(default_factory=lambda: array("d"))
     output_tokens: array = field(default_factory=lambda: array("d"))
     scores: dict[str, array] = field(default_factory=dict)
-    passes: dict[str, list[int]] = field(default_factory=dict)  # name -> [passes, labelled]
+    passes: dict[str, list[int]] = field(default_factory=dict)  # name -> [passed, passed + failed]
 
     def add(self, rec: CallRecord) -> None:
         self.calls += 1
@@ -85,16 +83,17 @@ class Arm:
         if rec.output_tokens is not None:
             self.output_tokens.append(rec.output_tokens)
 
-    def add_evaluation(self, name: str, score: float | None, label: str | None) -> bool:
-        """Record one evaluation result; False when it was dropped (too many evaluation names)."""
+    def add_evaluation(self, name: str, score: float | None, outcome: str) -> bool:
+        """Record one evaluation result (``outcome``: ``pass`` | ``fail`` | ``error``, the join's
+        pass rule; errors count in neither share); False when it was dropped (too many names)."""
         if name not in self.scores and len(self.scores) >= MAX_EVALUATIONS:
             return False
         scores = self.scores.setdefault(name, array("d"))
         passes = self.passes.setdefault(name, [0, 0])
         if score is not None and math.isfinite(score):
             scores.append(score)
-        if label:
-            passes[0] += label.lower() in PASS_LABELS
+        if outcome in ("pass", "fail"):
+            passes[0] += outcome == "pass"
             passes[1] += 1
         return True
 
@@ -111,21 +110,24 @@ class ArmCollector:
         self.arms: dict[str, Arm] = {}
         self.without_value = 0  # calls without the ``by`` attribute
         self.overflow = 0  # calls of arm values beyond MAX_ARMS
-        self.evaluations_dropped = 0
+        self.evaluations = 0  # joined evaluation results counted for an arm
+        self.evaluations_dropped = 0  # of names beyond MAX_EVALUATIONS
+        self.join: Any = None  # the EvaluationJoin that fed ``add_evaluations`` (its counts), if any
 
     @property
     def extra_attributes(self) -> tuple[str, ...]:
         """The normaliser's ``extra_attributes`` for this collector."""
         return (self.by, *self.where)
 
-    def _arm(self, value: str | None) -> Arm | None:
+    def _arm(self, value: str | None, count: bool = True) -> Arm | None:
+        """The arm of ``value``; ``count``: a call (counted when it has no arm), not an evaluation."""
         if value is None:
-            self.without_value += 1
+            self.without_value += count
             return None
         arm = self.arms.get(value)
         if arm is None:
             if len(self.arms) >= MAX_ARMS:
-                self.overflow += 1
+                self.overflow += count
                 return None
             arm = self.arms[value] = Arm()
         return arm
@@ -142,43 +144,23 @@ class ArmCollector:
             if arm is not None:
                 arm.add(rec)
 
-    def add_evaluations(self, request: Any) -> None:
-        """Evaluation results of one request: ``gen_ai.evaluation.result`` events on spans."""
-        keys = set(self.extra_attributes)
-        for rs in request.resource_spans:
-            resource = None
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    if not span.events or not any(e.name == EVALUATION_EVENT for e in span.events):
-                        continue
-                    if resource is None:
-                        resource = _attributes(rs.resource.attributes, keys)
-                    values = {**resource, **_attributes(span.attributes, keys)}
-                    if any(values.get(k) != v for k, v in self.where.items()):
-                        continue
-                    arm = self._arm(values.get(self.by))
-                    if arm is None:
-                        continue
-                    for event in span.events:
-                        if event.name == EVALUATION_EVENT:
-                            self._evaluation(arm, event)
-
-    def _evaluation(self, arm: Arm, event: Any) -> None:
-        attrs = {kv.key: kv.value for kv in event.attributes}
-        name = attrs.get(EVALUATION_NAME)
-        if name is None or not name.string_value:
-            return
-        score = None
-        v = attrs.get(EVALUATION_SCORE)
-        if v is not None:
-            which = v.WhichOneof("value")
-            if which == "double_value":
-                score = v.double_value
-            elif which == "int_value":
-                score = float(v.int_value)
-        label = attrs[EVALUATION_LABEL].string_value if EVALUATION_LABEL in attrs else None
-        if not arm.add_evaluation(name.string_value, score, label):
-            self.evaluations_dropped += 1
+    def add_evaluations(self, evaluations: Iterable[Evaluation]) -> None:
+        """Evaluation results joined to their calls (``EvaluationJoin``): each counts for the arm
+        of the call it judges, whatever the call's kind (an agent's whole answer is often what is
+        judged), when that call passes ``where``."""
+        want = self.where_values
+        for ev in evaluations:
+            if ev.call is None:
+                continue
+            extra = ev.call[F_EXTRA]
+            if extra[1:] != want:
+                continue
+            arm = self._arm(extra[0], count=False)
+            if arm is None:
+                continue
+            self.evaluations += 1
+            if not arm.add_evaluation(ev.name, ev.score, ev.outcome):
+                self.evaluations_dropped += 1
 
     def pick(self, control: str | None, treatment: str | None) -> tuple[str, str]:
         """The two arms to compare: the given values, else the two most frequent (ties: by name)."""
@@ -193,16 +175,6 @@ class ArmCollector:
                 raise ValueError(f"no second value of {self.by!r} found besides {control or treatment!r}")
             return (control or other[0], treatment or other[0])
         return control, treatment
-
-
-def _attributes(kvs: Any, keys: set[str]) -> dict[str, str]:
-    out = {}
-    for kv in kvs:
-        if kv.key in keys:
-            which = kv.value.WhichOneof("value")
-            if which in ("string_value", "int_value", "double_value", "bool_value"):
-                out[kv.key] = str(getattr(kv.value, which))
-    return out
 
 
 @dataclass(frozen=True)
@@ -248,6 +220,12 @@ class Comparison:
         }
 
 
+def _sorted(values: array) -> np.ndarray:
+    """An arm's evaluation scores in order: the report depends on the scores, not on the order the
+    join released them in (waiting evaluations leave in hash order as their calls arrive)."""
+    return np.sort(np.frombuffer(values))
+
+
 def _estimates(a: Arm, b: Arm, alpha: float, resamples: int) -> list[tuple[str, st.Estimate]]:
     out: list[tuple[str, st.Estimate]] = []
     if a.calls >= MIN_VALUES and b.calls >= MIN_VALUES:
@@ -265,7 +243,7 @@ def _estimates(a: Arm, b: Arm, alpha: float, resamples: int) -> list[tuple[str, 
     for name in sorted(set(a.scores) & set(b.scores)):
         x, y = a.scores[name], b.scores[name]
         if len(x) >= MIN_VALUES and len(y) >= MIN_VALUES:
-            out.append((QUALITY_PREFIX + name, st.bootstrap_difference(np.frombuffer(x), np.frombuffer(y),
+            out.append((QUALITY_PREFIX + name, st.bootstrap_difference(_sorted(x), _sorted(y),
                                                                        alpha=alpha, resamples=resamples)))
         (pa, na), (pb, nb) = a.passes[name], b.passes[name]
         if na >= MIN_VALUES and nb >= MIN_VALUES:

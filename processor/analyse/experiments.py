@@ -1,164 +1,69 @@
 """Live experiments: control vs treatment on the span stream, with always-valid statistics.
 
-Config (``analytics.experiments``; see docs/analytics.md)::
-
-    experiments:
-      - name: small-model
-        by: feature_flag.result.variant      # any span or resource attribute
-        control: large
-        treatment: small
-        selector: {service: checkout}        # as for SLOs (optional)
-        metrics: [error_rate, latency_mean_s, cost_per_call_usd]   # default: all live metrics
-        primary: cost_per_call_usd           # default: the first metric
-        guardrails: {error_rate: {max_relative: 0.2}, latency_mean_s: {max_relative: 0.1}}
-        alpha: 0.05
-        min_samples: 100                     # per arm, before any decision or alert
-
-The normaliser puts each record's ``by`` value in ``CallRecord.extra`` (the pipeline configures it
-with :func:`experiment_attributes`). Per experiment and metric, at each window close, the
-statistics *since the experiment's first call* are exported (:mod:`.sequential`: mSPRT p-values
-and confidence sequences, valid however often they are looked at):
+Config: ``analytics.experiments`` (:mod:`.experiment_config`; docs/analytics.md). The normaliser
+puts each record's ``by`` value in ``CallRecord.extra`` (the pipeline configures it with
+:func:`experiment_attributes`); evaluation results reach the experiment joined to the call they
+judge (the ``observe_evaluations`` hook) and count for that call's arm. Per experiment and metric,
+at each window close, the statistics *since the experiment's first call* are exported, valid
+however often they are looked at — means and rates (including ``quality:<name>`` and
+``pass_ratio:<name>``) by the mSPRT of :mod:`.sequential`, the latency quantiles by the quantile
+confidence sequences of :mod:`.sequential_quantile`:
 
 * ``gensight.experiment.samples`` (Sum, ``variant`` = control | treatment)
 * ``gensight.experiment.difference`` (Gauge, treatment − control; ``bound`` = estimate | low | high)
 * ``gensight.experiment.p_value`` (Gauge, the always-valid p-value: the running minimum)
 
 A guardrail pages (``experiment_guardrail``) when the treatment is significantly worse than it
-allows: the confidence sequence of treatment − (1 + max_relative) × control lies above 0. When the
-primary metric's p-value first drops below alpha, one ``experiment_decided`` log record says which
-side is better. All of it survives restarts through the analytics state file.
+allows: the confidence sequence of treatment − (1 + max_relative) × control lies above 0 (for
+quality metrics, where higher is better: treatment − (1 − max_relative) × control below 0). When
+the primary metric's p-value first drops below alpha, one ``experiment_decided`` log record says
+which side is better. All of it survives restarts through the analytics state file.
+
+Memory per experiment is bounded whatever the traffic: per arm and mean metric three numbers, per
+arm one latency histogram (≤ ``MAX_BUCKETS`` counters) shared by the quantile metrics, at most
+``MAX_EVALUATION_NAMES`` evaluation names per wildcard.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gensight.processor.analyse.alerts import PAGE, AlertEngine
-from gensight.processor.analyse.comparison import LLM_KINDS
-from gensight.processor.analyse.sequential import Moments, difference
-from gensight.processor.config_fields import Section, build_section, check, fmt, reject_unknown
-from gensight.processor.labels import Selector, with_selector
-from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window
-from gensight.processor.records import (
-    F_COST_USD,
-    F_DURATION_S,
-    F_ERROR,
-    F_EXTRA,
-    F_INPUT_TOKENS,
-    F_OUTPUT_TOKENS,
-    F_TTFC_S,
-    CallRecord,
+from gensight.processor.analyse.comparison import (
+    LLM_KINDS,
+    PASS_RATIO_PREFIX,
+    QUALITY_PREFIX,
+    higher_is_better,
 )
+from gensight.processor.analyse.experiment_config import (
+    LIVE_METRICS,
+    MAX_EVALUATION_NAMES,
+    MEAN_METRICS,
+    QUANTILE_METRICS,
+    WILDCARD,
+    ExperimentConfig,
+    experiment_attributes,
+    experiments_from_list,
+    metric_unit,
+)
+from gensight.processor.analyse.sequential import Moments, SequentialResult, difference
+from gensight.processor.analyse.sequential_quantile import LogHistogram, quantile_difference
+from gensight.processor.points import GAUGE, SUM, Analyser, MetricPoint, Window
+from gensight.processor.records import F_DURATION_S, F_EXTRA, CallRecord
+
+__all__ = ["DECIDED_EVENT", "DIFFERENCE", "GUARDRAIL_ALERT", "LIVE_METRICS", "P_VALUE", "SAMPLES", "Decision",
+           "ExperimentAnalyser", "ExperimentConfig", "decided_logs_request", "experiment_attributes",
+           "experiments_from_list"]
 
 SAMPLES = "gensight.experiment.samples"
 DIFFERENCE = "gensight.experiment.difference"
 P_VALUE = "gensight.experiment.p_value"
 GUARDRAIL_ALERT = "experiment_guardrail"
 DECIDED_EVENT = "experiment_decided"
-
-# live metrics -> (record field, unit). Quantiles need every value: they are offline only (compare).
-LIVE_METRICS: dict[str, tuple[int, str]] = {
-    "error_rate": (F_ERROR, "1"),
-    "latency_mean_s": (F_DURATION_S, "s"),
-    "ttfc_s": (F_TTFC_S, "s"),
-    "cost_per_call_usd": (F_COST_USD, "USD"),
-    "input_tokens": (F_INPUT_TOKENS, "{token}"),
-    "output_tokens": (F_OUTPUT_TOKENS, "{token}"),
-}
-DEFAULT_ALPHA = 0.05
-DEFAULT_MIN_SAMPLES = 100
-MAX_EXPERIMENTS = 50
-MIN_SAMPLES_FLOOR = 2  # per arm: a variance needs two
 CONTROL = "control"
 TREATMENT = "treatment"
-
-
-@dataclass(frozen=True)
-class ExperimentConfig(Section):
-    """One entry of ``analytics.experiments`` (named ``analytics.experiments[i]``)."""
-
-    name: str
-    by: str
-    control: str
-    treatment: str
-    selector: Selector = field(default_factory=Selector)
-    metrics: tuple[str, ...] = tuple(LIVE_METRICS)
-    primary: str = "error_rate"  # from YAML: the first of ``metrics`` unless given
-    guardrails: Mapping[str, float] = field(default_factory=dict)  # metric -> max_relative
-    alpha: float = DEFAULT_ALPHA
-    min_samples: int = DEFAULT_MIN_SAMPLES
-
-    @classmethod
-    def from_mapping(cls, data: Any, key: str) -> ExperimentConfig:
-        """As ``Section.from_mapping``; ``guardrails`` is ``{metric: {max_relative: x}}`` in YAML."""
-        data = with_selector(data, key)
-        if isinstance(data, Mapping):
-            data = dict(data)
-            metrics = data.get("metrics")
-            if "primary" not in data and isinstance(metrics, list) and metrics:
-                data["primary"] = metrics[0]
-            if "guardrails" in data:
-                data["guardrails"] = _guardrails(data["guardrails"], f"{key}.guardrails")
-        return build_section(cls, data, key)
-
-    def validate(self, key: str) -> None:
-        for name in ("name", "by", "control", "treatment"):
-            check(bool(getattr(self, name)), f"{key}.{name}", "required, a non-empty string")
-        check(self.control != self.treatment, f"{key}.treatment", "must differ from control")
-        check(bool(self.metrics), f"{key}.metrics", f"must be a non-empty list of {', '.join(LIVE_METRICS)}")
-        for i, m in enumerate(self.metrics):
-            check(m in LIVE_METRICS, f"{key}.metrics[{i}]", f"unknown metric {m!r} (live metrics: {', '.join(LIVE_METRICS)})")
-        check(self.primary in self.metrics, f"{key}.primary",
-              f"must be one of the experiment's metrics, got {self.primary!r}")
-        for metric in self.guardrails:
-            check(metric in self.metrics, f"{key}.guardrails.{metric}", "not one of the experiment's metrics")
-        check(0 < self.alpha < 1, f"{key}.alpha", f"must be in (0, 1), got {fmt(self.alpha)}")
-        check(self.min_samples >= MIN_SAMPLES_FLOOR, f"{key}.min_samples",
-              f"must be an integer >= {MIN_SAMPLES_FLOOR}, got {self.min_samples!r}")
-
-
-def _guardrails(raw: Any, key: str) -> dict[str, float]:
-    """``{metric: {max_relative: x}}`` -> ``{metric: x}``, each checked and named."""
-    check(isinstance(raw, Mapping), key, "must be a mapping of metric -> {max_relative: x}")
-    out = {}
-    for metric, rule in raw.items():
-        w = f"{key}.{metric}"
-        check(isinstance(rule, Mapping), w, "must be a mapping {max_relative: x}")
-        reject_unknown(rule, ("max_relative",), w)
-        v = rule.get("max_relative")
-        check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 100, f"{w}.max_relative",
-              "required, a number >= 0 (0.2 = 20 % worse than control)")
-        out[str(metric)] = float(v)
-    return out
-
-
-def experiments_from_list(raw: Any, where: str = "analytics.experiments") -> tuple[ExperimentConfig, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ValueError(f"{where}: must be a list")
-    if len(raw) > MAX_EXPERIMENTS:
-        raise ValueError(f"{where}: at most {MAX_EXPERIMENTS} experiments")
-    out = tuple(ExperimentConfig.from_mapping(e, f"{where}[{i}]") for i, e in enumerate(raw))
-    names = [e.name for e in out]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{where}: experiment names must be unique")
-    return out
-
-
-def experiment_attributes(config: Any) -> tuple[str, ...]:
-    """The normaliser's ``extra_attributes`` for a processor config: the experiments' ``by``
-    attributes, unique, in config order (empty without experiments: the normaliser skips the work).
-    Unvalidated input is ignored here; the analytics factory reports it."""
-    raw = (getattr(config, "analytics", None) or {}).get("experiments") if config is not None else None
-    out: list[str] = []
-    for e in raw if isinstance(raw, list) else ():
-        by = e.get("by") if isinstance(e, Mapping) else None
-        if isinstance(by, str) and by and by not in out:
-            out.append(by)
-    return tuple(out)
+ARMS = (CONTROL, TREATMENT)
 
 
 class Decision(NamedTuple):
@@ -178,14 +83,20 @@ class Decision(NamedTuple):
 
 
 class _Experiment:
-    """Running state of one experiment: per arm and metric moments, running-min p-values."""
+    """Running state of one experiment: per arm the moments of each mean metric, one latency
+    histogram for the quantile metrics, and the running-minimum p-value of each metric."""
 
     def __init__(self, config: ExperimentConfig, extra_index: int):
         self.config = config
         self.index = extra_index
-        self.fields = [(m, LIVE_METRICS[m][0]) for m in config.metrics]
-        self.arms = {CONTROL: {m: Moments() for m in config.metrics}, TREATMENT: {m: Moments() for m in config.metrics}}
-        self.p_min = dict.fromkeys(config.metrics, 1.0)
+        self.fields = [(m, MEAN_METRICS[m][0]) for m in config.metrics if m in MEAN_METRICS]
+        self.quantiles = config.quantiles
+        # mean metrics, evaluation ones added as their names appear
+        self.moments: dict[str, dict[str, Moments]] = {arm: {m: Moments() for m, _ in self.fields} for arm in ARMS}
+        self.latency = {arm: LogHistogram() for arm in ARMS}
+        self.p_min: dict[str, float] = {}
+        self.names: list[str] = []  # evaluation names a wildcard took, in arrival order
+        self.values_dropped = 0  # evaluation values of names beyond MAX_EVALUATION_NAMES
         self.decided = False
         self.start_ns = 0  # start of the cumulative period: the first window with a call
 
@@ -193,17 +104,34 @@ class _Experiment:
         c = self.config
         return [c.by, c.control, c.treatment]
 
-    def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
+    def metrics(self) -> list[str]:
+        """The metrics to export, in config order; wildcard-taken evaluation names in place of
+        their wildcard."""
+        out: list[str] = []
+        for m in self.config.metrics:
+            if m.endswith(WILDCARD):
+                prefix = m[:-len(WILDCARD)]
+                out.extend(prefix + name for name in sorted(self.names) if prefix + name not in self.config.metrics)
+            else:
+                out.append(m)
+        return out
+
+    def _arm(self, rec: CallRecord) -> str | None:
+        extra = rec[F_EXTRA]
+        if len(extra) <= self.index:
+            return None
+        value = extra[self.index]
         c = self.config
-        arm_of = {c.control: CONTROL, c.treatment: TREATMENT}
-        index, select = self.index, c.selector.matches
+        return CONTROL if value == c.control else TREATMENT if value == c.treatment else None
+
+    def observe(self, window: Window, records: Sequence[CallRecord]) -> None:
+        select = self.config.selector.matches
         # as in ``gensight compare``: LLM calls unless the selector names a kind (variant() also
         # tags tool and retrieval spans, whose latencies would blur a model's)
-        kinds = None if c.selector.kind else LLM_KINDS
+        kinds = None if self.config.selector.kind else LLM_KINDS
         batches: dict[str, dict[str, list[float]]] = {CONTROL: {}, TREATMENT: {}}
         for rec in records:
-            extra = rec[F_EXTRA]
-            arm = arm_of.get(extra[index]) if len(extra) > index else None
+            arm = self._arm(rec)
             if arm is None or (kinds is not None and rec.kind not in kinds) or not select(rec):
                 continue
             batch = batches[arm]
@@ -211,11 +139,84 @@ class _Experiment:
                 v: Any = rec[f]
                 if v is not None:
                     batch.setdefault(metric, []).append(float(v))
+            if self.quantiles:
+                batch.setdefault(_LATENCY, []).append(rec[F_DURATION_S])
+        self._add(window, batches)
+
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        """Joined evaluation results: each counts for the arm of the call it judges (any kind: an
+        agent's whole answer is often what is judged) when the selector matches that call."""
+        select = self.config.selector.matches
+        batches: dict[str, dict[str, list[float]]] = {CONTROL: {}, TREATMENT: {}}
+        for ev in evaluations:
+            call = ev.call
+            arm = self._arm(call) if call is not None else None
+            if arm is None or not select(call):
+                continue
+            batch = batches[arm]
+            for prefix, value in ((QUALITY_PREFIX, ev.score), (PASS_RATIO_PREFIX, _PASS_VALUE.get(ev.outcome))):
+                if value is not None and self._takes(prefix, ev.name):
+                    batch.setdefault(prefix + ev.name, []).append(float(value))
+        self._add(window, batches)
+
+    def _takes(self, prefix: str, name: str) -> bool:
+        """Whether ``prefix + name`` is tracked (named in the config, or taken by its wildcard
+        while fewer than ``MAX_EVALUATION_NAMES`` names are)."""
+        metrics = self.config.metrics
+        if prefix + name in metrics:
+            return True
+        if prefix + WILDCARD not in metrics:
+            return False
+        if name not in self.names:
+            if len(self.names) >= MAX_EVALUATION_NAMES:
+                self.values_dropped += 1
+                return False
+            self.names.append(name)
+        return True
+
+    def _add(self, window: Window, batches: dict[str, dict[str, list[float]]]) -> None:
         for arm, batch in batches.items():
             for metric, values in batch.items():
-                self.arms[arm][metric].add_batch(values)
+                if metric == _LATENCY:
+                    self.latency[arm].add_batch(values)
+                else:
+                    self.moments[arm].setdefault(metric, Moments()).add_batch(values)
             if batch and not self.start_ns:
                 self.start_ns = window.start_ns
+
+    def samples(self, metric: str) -> tuple[int, int]:
+        if metric in QUANTILE_METRICS:
+            return self.latency[CONTROL].n, self.latency[TREATMENT].n
+        c, t = self.moments[CONTROL].get(metric), self.moments[TREATMENT].get(metric)
+        return (c.n if c else 0), (t.n if t else 0)
+
+    def look(self, metric: str, alpha: float, max_relative: float | None = None) -> SequentialResult | None:
+        """The always-valid look at treatment − control; with ``max_relative``, at treatment −
+        (1 ± max_relative) × control, shifted towards the treatment being worse (a guardrail)."""
+        scale = 1.0
+        if max_relative is not None:
+            scale = 1.0 - max_relative if higher_is_better(metric) else 1.0 + max_relative
+        if metric in QUANTILE_METRICS:
+            return quantile_difference(self.latency[CONTROL], self.latency[TREATMENT], QUANTILE_METRICS[metric],
+                                       alpha, scale=scale)
+        c, t = self.moments[CONTROL].get(metric), self.moments[TREATMENT].get(metric)
+        if c is None or t is None:
+            return None
+        return difference(c, t, alpha, scale=scale)
+
+    def relative(self, metric: str) -> float:
+        """(treatment − control) / control of the point values (0 without a control value)."""
+        if metric in QUANTILE_METRICS:
+            q = QUANTILE_METRICS[metric]
+            c, t = self.latency[CONTROL].quantile(q), self.latency[TREATMENT].quantile(q)
+        else:
+            mc, mt = self.moments[CONTROL].get(metric), self.moments[TREATMENT].get(metric)
+            c, t = (mc.mean if mc else 0.0), (mt.mean if mt else 0.0)
+        return (t - c) / c if c else 0.0
+
+
+_LATENCY = "latency durations"  # batch key of the latency histogram's values (not a metric name: a space)
+_PASS_VALUE = {"pass": 1.0, "fail": 0.0}  # pass_ratio: judge errors count in neither share
 
 
 class ExperimentAnalyser(Analyser):
@@ -234,6 +235,10 @@ class ExperimentAnalyser(Analyser):
         for exp in self.experiments.values():
             exp.observe(window, records)
 
+    def observe_evaluations(self, window: Window, evaluations: Sequence[Any]) -> None:
+        for exp in self.experiments.values():
+            exp.observe_evaluations(window, evaluations)
+
     def close(self, window: Window) -> list[MetricPoint]:
         out: list[MetricPoint] = []
         for name, exp in self.experiments.items():
@@ -248,70 +253,81 @@ class ExperimentAnalyser(Analyser):
         cfg, now = exp.config, window.end_ns
         svc = cfg.selector.resource_service()
         out = []
-        for metric in cfg.metrics:
-            unit = LIVE_METRICS[metric][1]
+        for metric in exp.metrics():
+            unit = metric_unit(metric)
             base = (("experiment", name), ("metric", metric))
-            c, t = exp.arms[CONTROL][metric], exp.arms[TREATMENT][metric]
-            for variant, m in ((CONTROL, c), (TREATMENT, t)):
-                out.append(MetricPoint(SAMPLES, SUM, "{call}", svc, (*base, ("variant", variant)), float(m.n),
+            n_c, n_t = exp.samples(metric)
+            for variant, n in ((CONTROL, n_c), (TREATMENT, n_t)):
+                out.append(MetricPoint(SAMPLES, SUM, "{call}", svc, (*base, ("variant", variant)), float(n),
                                        exp.start_ns, now))
-            look = difference(c, t, cfg.alpha)
-            ready = c.n >= cfg.min_samples and t.n >= cfg.min_samples
+            look = exp.look(metric, cfg.alpha)
+            ready = n_c >= cfg.min_samples and n_t >= cfg.min_samples
+            p_min = exp.p_min.get(metric, 1.0)
             if look is not None and ready:
-                exp.p_min[metric] = min(exp.p_min[metric], look.p_value)
+                p_min = exp.p_min[metric] = min(p_min, look.p_value)
             if look is not None:
                 for bound, v in (("estimate", look.estimate), ("low", look.low), ("high", look.high)):
                     out.append(MetricPoint(DIFFERENCE, GAUGE, unit, svc, (*base, ("bound", bound)), v,
                                            window.start_ns, now))
-            out.append(MetricPoint(P_VALUE, GAUGE, "1", svc, base, exp.p_min[metric], window.start_ns, now))
+            out.append(MetricPoint(P_VALUE, GAUGE, "1", svc, base, p_min, window.start_ns, now))
             if not ready or look is None:
                 continue
-            if metric == cfg.primary and not exp.decided and exp.p_min[metric] < cfg.alpha:
+            if metric == cfg.primary and not exp.decided and p_min < cfg.alpha:
                 exp.decided = True
-                better = TREATMENT if look.estimate < 0 else CONTROL  # every live metric: lower is better
+                treatment_higher = look.estimate > 0
+                better = TREATMENT if treatment_higher == higher_is_better(metric) else CONTROL
                 self.decisions.append(Decision(name, metric, better, look.estimate, look.low, look.high,
-                                               exp.p_min[metric], c.n, t.n, now, svc))
+                                               p_min, n_c, n_t, now, svc))
             if metric in cfg.guardrails:
-                self._guardrail(name, metric, cfg, c, t, now, svc)
+                self._guardrail(name, metric, exp, now, svc)
         return out
 
-    def _guardrail(self, name: str, metric: str, cfg: ExperimentConfig, c: Moments, t: Moments, now: int,
-                   svc: str) -> None:
+    def _guardrail(self, name: str, metric: str, exp: _Experiment, now: int, svc: str) -> None:
         if self.alerts is None:
             return
+        cfg = exp.config
         max_relative = cfg.guardrails[metric]
-        shifted = difference(c, t, cfg.alpha, scale=1.0 + max_relative)
-        active = shifted is not None and shifted.low > 0
-        relative = (t.mean - c.mean) / c.mean if c.mean else 0.0
-        self.alerts.evaluate(GUARDRAIL_ALERT, f"{name}|{metric}", active, value=relative, threshold=max_relative,
-                             time_ns=now, severity=PAGE, service=svc,
+        shifted = exp.look(metric, cfg.alpha, max_relative)
+        worse = higher_is_better(metric)  # quality: worse is lower
+        active = shifted is not None and (shifted.high < 0 if worse else shifted.low > 0)
+        relative = exp.relative(metric)
+        self.alerts.evaluate(GUARDRAIL_ALERT, f"{name}|{metric}", active, value=-relative if worse else relative,
+                             threshold=max_relative, time_ns=now, severity=PAGE, service=svc,
                              attributes=(("experiment", name), ("metric", metric)))
 
     # -- state ------------------------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:
         return {
             name: {"identity": exp.identity(), "start_ns": exp.start_ns, "decided": exp.decided,
-                   "p_min": dict(exp.p_min),
-                   "arms": {arm: {m: mo.to_list() for m, mo in metrics.items()} for arm, metrics in exp.arms.items()}}
+                   "p_min": dict(exp.p_min), "names": list(exp.names),
+                   "arms": {arm: {m: mo.to_list() for m, mo in metrics.items()} for arm, metrics in exp.moments.items()},
+                   "latency": {arm: h.to_list() for arm, h in exp.latency.items()}}
             for name, exp in self.experiments.items()
         }
 
     def import_state(self, data: Mapping[str, Any]) -> None:
         """Restore experiments whose ``by``/control/treatment are unchanged (a redefined experiment
-        starts over: its old samples answer another question)."""
+        starts over: its old samples answer another question); metrics no longer configured are
+        left out."""
         for name, d in data.items():
             exp = self.experiments.get(name)
             if exp is None or d.get("identity") != exp.identity():
                 continue
             exp.start_ns = int(d.get("start_ns", 0))
             exp.decided = bool(d.get("decided", False))
+            cfg = exp.config
+            exp.names = [n for n in d.get("names", []) if isinstance(n, str)][:MAX_EVALUATION_NAMES]
             for metric, p in d.get("p_min", {}).items():
-                if metric in exp.p_min:
+                if cfg.tracks(metric):
                     exp.p_min[metric] = float(p)
             for arm, metrics in d.get("arms", {}).items():
                 for metric, moments in metrics.items():
-                    if arm in exp.arms and metric in exp.arms[arm]:
-                        exp.arms[arm][metric] = Moments.from_list(moments)
+                    if arm in exp.moments and cfg.tracks(metric) and metric not in QUANTILE_METRICS:
+                        exp.moments[arm][metric] = Moments.from_list(moments)
+            if cfg.quantiles:
+                for arm, counts in d.get("latency", {}).items():
+                    if arm in exp.latency:
+                        exp.latency[arm] = LogHistogram.from_list(counts)
 
 
 def _unique(items: Any) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """Compare two arms of recorded GenAI calls: which is cheaper, faster, more error-prone, better rated.
 
-Reads the same OTLP/JSON lines files as ``gensight replay`` ('-' = stdin, .gz ok) and splits the
+Reads the same OTLP/JSON lines files as ``gensight replay`` ('-' = stdin, .gz ok; trace lines and
+logs lines — evaluation results as log records — in one file or in separate ones) and splits the
 LLM calls by the value of one attribute (``--by``: a span attribute such as
 ``feature_flag.result.variant`` or ``gen_ai.request.model``, or a resource attribute such as
 ``service.version``). Without ``--control``/``--treatment`` the two most frequent values are
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from gensight.processor.analyse.experiment_stats import DEFAULT_ALPHA
@@ -35,26 +37,70 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="significance level, family-wise across metrics (default 0.05)")
     parser.add_argument("--split", type=float, metavar="SHARE",
                         help="expected treatment share of calls, e.g. 0.5: adds a sample-ratio-mismatch test")
+    parser.add_argument("--config", metavar="FILE",
+                        help="processor YAML config: its evaluations section (pass rule, join bounds) is used")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report with plots")
 
 
 def collect(files: list[str], by: str, where: dict[str, str], *, on_bad_line: Any = None,
-            progress: bool | None = None) -> Any:
-    """An :class:`ArmCollector` filled from ``files`` (normalised exactly as the processor does)."""
+            progress: bool | None = None, evaluations: Any = None) -> Any:
+    """An :class:`ArmCollector` filled from ``files``, read and decoded as ``gensight replay``
+    reads them (trace and logs lines, leniently); see :func:`collect_requests`."""
+    from gensight.processor.commands.progress import read_decoded
+
+    decoded = read_decoded(files, on_bad_line=on_bad_line, progress=progress)
+    return collect_requests(((d.request, d.raw) for _name, _line_no, d in decoded), by, where,
+                            evaluations=evaluations)
+
+
+def collect_requests(requests: Iterable[tuple[Any, bytes | None]], by: str, where: dict[str, str], *,
+                     evaluations: Any = None) -> Any:
+    """An :class:`ArmCollector` filled from (request, raw bytes or None) pairs, normalised and
+    joined exactly as the processor does: trace requests give calls (and span-event evaluation
+    results), logs requests give evaluation results as log records; both reach the arms through
+    the processor's bounded :class:`EvaluationJoin` (span id, else ``gen_ai.response.id``).
+    ``evaluations``: the ``EvaluationsConfig`` (pass rule, join bounds; default the processor's).
+    The join (its outcome counts) is left on the collector as ``join``."""
     from gensight.pricing import default_table
     from gensight.processor.analyse.comparison import ArmCollector
-    from gensight.processor.commands.progress import read_requests
+    from gensight.processor.normalise.evaluations import evaluations_from_logs, evaluations_from_spans
     from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
+    from gensight.processor.pipeline.evaluations import EvaluationJoin
 
     arms = ArmCollector(by, where)
+    join = arms.join = EvaluationJoin(evaluations)
     # tenant ids are never read here: no hashing key is needed
     normaliser = Normaliser(NormaliseConfig(tenant_attributes=(), extra_attributes=arms.extra_attributes),
                             default_table(), b"")
-    for request in read_requests(files, on_bad_line=on_bad_line, progress=progress):
-        arms.add_records(normaliser.normalise(request).records)
-        arms.add_evaluations(request)
+    for request, raw in requests:
+        if hasattr(request, "resource_logs"):  # evaluation results as OTLP log records
+            records: Any = ()
+            evals, malformed, _other = evaluations_from_logs(request)
+        else:
+            records = normaliser.normalise(request, raw).records
+            arms.add_records(records)
+            evals, malformed = evaluations_from_spans(request, raw)
+        join.malformed += malformed
+        joined = join.add_calls(records)  # waiting evaluations these calls judge
+        joined.extend(join.join(evals))
+        join.counted(len(joined), 0)
+        arms.add_evaluations(joined)
+        join.expire()
+    join.flush()
     return arms
+
+
+def evaluation_summary(join: Any) -> str | None:
+    """One line on the evaluation results read, or None when there were none (stderr: the
+    ``--json`` document is a contract and gets no new keys)."""
+    counts = dict(join.counts)
+    dropped = counts["dropped"] + join.malformed
+    if not (counts["joined"] or counts["unjoined"] or dropped):
+        return None
+    return (f"{_PROG}: evaluation results: {counts['joined']} joined to their call, {counts['unjoined']} "
+            f"unjoined (their call is not in the files, or beyond the join's bounds: list logs files "
+            f"before or next to their span files), {dropped} dropped (malformed, or beyond the wait buffer)")
 
 
 def _fmt(x: float | None, metric: str = "") -> str:
@@ -115,6 +161,13 @@ def run(args: argparse.Namespace) -> int:
         except ImportError:
             print(f"{_PROG}: --html needs matplotlib: pip install 'gensight[report]'", file=sys.stderr)
             return 2
+    from gensight.processor.config import ConfigError, load_config
+
+    try:
+        evaluations = load_config(args.config).evaluations
+    except ConfigError as exc:
+        print(f"{_PROG}: config error: {exc}", file=sys.stderr)
+        return 2
     bad_lines = 0
 
     def on_bad(bad: Any) -> None:
@@ -122,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         bad_lines += 1
         print(f"{_PROG}: {bad.source}:{bad.line_no}: skipped: {bad.reason}", file=sys.stderr)
 
-    arms = collect(list(args.files), args.by, where, on_bad_line=on_bad)
+    arms = collect(list(args.files), args.by, where, on_bad_line=on_bad, evaluations=evaluations)
     try:
         control, treatment = arms.pick(args.control, args.treatment)
     except ValueError as exc:
@@ -144,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
 
         write_report(args.html, result, a, b)
         print(f"{_PROG}: report written to {args.html}", file=sys.stderr)
+    if (summary := evaluation_summary(arms.join)) is not None:
+        print(summary, file=sys.stderr)
     if arms.without_value or arms.overflow:
         print(f"{_PROG}: {arms.without_value} calls without {args.by}, {arms.overflow} beyond "
               f"the first arm values were not compared", file=sys.stderr)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ab_streams import Effect, ab_requests, draw
 
-from gensight.processor.analyse.comparison import Arm, ArmCollector, compare_arms, parse_where
-from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
+from gensight.processor.analyse.comparison import Arm, compare_arms, parse_where
+from gensight.processor.commands.compare import collect_requests
 
 ALPHA = 0.05
 A_A_SEEDS = 200
@@ -106,12 +106,7 @@ def test_no_srm_p_value_without_a_split():
 
 
 def _collector(requests, by="feature_flag.result.variant", where=None):
-    arms = ArmCollector(by, where or {})
-    normaliser = Normaliser(NormaliseConfig(tenant_attributes=(), extra_attributes=arms.extra_attributes), None, b"")
-    for r in requests:
-        arms.add_records(normaliser.normalise(r).records)
-        arms.add_evaluations(r)
-    return arms
+    return collect_requests(((r, None) for r in requests), by, where or {})
 
 
 def test_collector_splits_spans_by_attribute():

@@ -20,6 +20,7 @@ from gensight.processor.analyse.experiments import (
     ExperimentConfig,
     experiment_attributes,
 )
+from gensight.processor.normalise.evaluations import Evaluation
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord
 
@@ -216,7 +217,13 @@ def test_a_redefined_experiment_starts_over(tmp_path):
 @pytest.mark.parametrize("over,message", [
     ({"by": ""}, "analytics.experiments[0].by: required"),
     ({"treatment": "a"}, "analytics.experiments[0].treatment: must differ"),
-    ({"metrics": ["latency_p95_s"]}, "analytics.experiments[0].metrics[0]: unknown metric"),
+    ({"metrics": ["latency_p99_s"]}, "analytics.experiments[0].metrics[0]: unknown metric"),
+    ({"metrics": ["error_rate", "quality:"]}, "analytics.experiments[0].metrics[1]: unknown metric"),
+    ({"metrics": ["quality:*"]}, "analytics.experiments[0].primary: must be one of the experiment.s metrics"),
+    ({"metrics": ["error_rate"], "guardrails": {"latency_p95_s": {"max_relative": 0.2}}},
+     "analytics.experiments[0].guardrails.latency_p95_s: not one of"),
+    ({"guardrails": {"quality:relevance": {"max_relative": 1.0}}},
+     "analytics.experiments[0].guardrails.quality:relevance.max_relative: required, a number >= 0 and < 1"),
     ({"primary": "ttfc_s", "metrics": ["error_rate"]}, "analytics.experiments[0].primary"),
     ({"guardrails": {"error_rate": {"max_relative": -1}}}, "analytics.experiments[0].guardrails.error_rate.max_relative"),
     ({"guardrails": {"error_rate": {"max": 1}}}, "analytics.experiments[0].guardrails.error_rate.max: unknown key"),
@@ -257,3 +264,161 @@ def test_tool_spans_of_an_arm_are_left_out_unless_the_selector_names_their_kind(
     tools.observe(w, [tool, chat])
     assert default.export_state()["swap"]["arms"]["control"]["latency_mean_s"][:2] == [1, 1.0]
     assert tools.export_state()["swap"]["arms"]["control"]["latency_mean_s"][:2] == [1, 5.0]
+
+
+# -- latency quantiles and evaluation results, live -------------------------------------------------
+
+def test_a_a_runs_cover_the_quantile_metrics(a_a_runs):
+    """The A/A checks above include the live quantiles (their crossing rate is counted there)."""
+    seen, _, _ = a_a_runs[0]
+    assert {"latency_p50_s", "latency_p95_s"} <= set(seen)
+
+
+def evaluations(rng, calls, mean, name="relevance"):
+    """One evaluation per call: a score around ``mean`` and its pass/fail outcome at 0.75."""
+    out = []
+    for call in calls:
+        score = float(np.clip(rng.normal(mean, 0.15), 0.0, 1.0))
+        out.append(Evaluation(name, score, None, None, "judge", call.end_ns + 1, b"", b"", None, call,
+                              "pass" if score >= 0.75 else "fail"))
+    return out
+
+
+def rated_stream(analyser, seed, drop=0.0, windows=WINDOWS, on_close=None):
+    rng = np.random.default_rng(seed)
+    for k in range(windows):
+        w = Window(T0 + k * WINDOW_NS, T0 + (k + 1) * WINDOW_NS)
+        a, b = records(rng, PER_WINDOW, "a", w.start_ns), records(rng, PER_WINDOW, "b", w.start_ns)
+        analyser.observe(w, a + b)
+        analyser.observe_evaluations(w, evaluations(rng, a, 0.8) + evaluations(rng, b, 0.8 - drop))
+        points = analyser.close(w)
+        if on_close is not None:
+            on_close(points)
+
+
+QUALITY_METRICS = ("quality:relevance", "pass_ratio:relevance")
+
+
+@pytest.fixture(scope="module")
+def a_a_quality_runs():
+    runs = []
+    for seed in range(SEEDS):
+        alerts = AlertEngine()
+        analyser = ExperimentAnalyser([config(metrics=["quality:*", "pass_ratio:*", "error_rate"],
+                                              guardrails={m: {"max_relative": 0.0} for m in QUALITY_METRICS})],
+                                      alerts)
+        seen: dict[str, float] = {}
+
+        def look(points, seen=seen):
+            for metric, p in p_values(points).items():
+                seen[metric] = min(seen.get(metric, 1.0), p)
+
+        rated_stream(analyser, 1000 + seed, on_close=look)
+        pages = [t for t in alerts.drain_transitions() if t.alert == GUARDRAIL_ALERT and t.state == "firing"]
+        runs.append((seen, pages))
+    return runs
+
+
+def test_a_a_quality_p_values_cross_alpha_at_most_alpha_of_the_time(a_a_quality_runs):
+    for metric in QUALITY_METRICS:
+        crossed = sum(seen[metric] < ALPHA for seen, _ in a_a_quality_runs)
+        assert crossed / SEEDS <= ALPHA, (metric, crossed)
+
+
+def test_a_a_quality_guardrails_page_at_most_alpha(a_a_quality_runs):
+    for metric in QUALITY_METRICS:
+        paged = sum(any(dict(t.attributes)["metric"] == metric for t in pages) for _, pages in a_a_quality_runs)
+        assert paged / SEEDS <= ALPHA, (metric, paged)
+
+
+def test_latency_p95_increase_is_decided_with_the_right_sign():
+    analyser = ExperimentAnalyser([config(metrics=["latency_p95_s"])])
+    last: list = []
+    stream(analyser, 11, Effect(latency=1.5), windows=60, on_close=lambda pts: last.__setitem__(slice(None), pts))
+    (decision,) = analyser.decisions
+    assert (decision.metric, decision.better) == ("latency_p95_s", "control")
+    bounds = {dict(p.attributes)["bound"]: p.value for p in last if p.name == DIFFERENCE}
+    assert 0 < bounds["low"] < bounds["estimate"] < bounds["high"]
+    true_difference = 0.5 * np.exp(np.log(0.8) + 0.6 * 1.6449)  # p95 of the lognormal, × 1.5 − × 1
+    assert bounds["low"] < true_difference < bounds["high"]
+
+
+def test_quality_drop_is_decided_with_the_right_sign():
+    analyser = ExperimentAnalyser([config(metrics=["quality:relevance", "pass_ratio:relevance"])])
+    last: list = []
+    rated_stream(analyser, 12, drop=0.05, windows=60, on_close=lambda pts: last.__setitem__(slice(None), pts))
+    (decision,) = analyser.decisions
+    assert (decision.metric, decision.better) == ("quality:relevance", "control")
+    for metric in QUALITY_METRICS:
+        bounds = {dict(p.attributes)["bound"]: p.value for p in last
+                  if p.name == DIFFERENCE and dict(p.attributes)["metric"] == metric}
+        assert bounds["high"] < 0, metric
+
+
+def test_guardrail_pages_on_a_p95_regression():
+    alerts = AlertEngine()
+    analyser = ExperimentAnalyser([config(metrics=["latency_p95_s"], guardrails={"latency_p95_s": {"max_relative": 0.2}})],
+                                  alerts)
+    stream(analyser, 13, Effect(latency=1.5), windows=60)
+    firing = [t for t in alerts.drain_transitions() if t.state == "firing"]
+    assert [(t.alert, t.severity, t.series) for t in firing] == [(GUARDRAIL_ALERT, "page", "swap|latency_p95_s")]
+
+
+def test_p95_guardrail_stays_quiet_within_its_allowance():
+    alerts = AlertEngine()
+    analyser = ExperimentAnalyser([config(metrics=["latency_p95_s"], guardrails={"latency_p95_s": {"max_relative": 0.5}})],
+                                  alerts)
+    stream(analyser, 14, Effect(latency=1.1), windows=60)
+    assert alerts.drain_transitions() == []
+
+
+def test_quality_guardrail_pages_when_the_score_falls_more_than_allowed():
+    alerts = AlertEngine()
+    analyser = ExperimentAnalyser([config(metrics=["quality:*"], primary="quality:relevance",
+                                          guardrails={"quality:relevance": {"max_relative": 0.02}})], alerts)
+    rated_stream(analyser, 15, drop=0.1, windows=60)
+    firing = [t for t in alerts.drain_transitions() if t.state == "firing"]
+    assert [t.series for t in firing] == ["swap|quality:relevance"]
+
+
+def test_wildcard_takes_evaluation_names_up_to_the_cap():
+    from gensight.processor.analyse.experiment_config import MAX_EVALUATION_NAMES
+
+    analyser = ExperimentAnalyser([config(metrics=["quality:*"], primary="quality:n0")])
+    rng = np.random.default_rng(16)
+    w = Window(T0, T0 + WINDOW_NS)
+    calls = records(rng, 4, "a", T0) + records(rng, 4, "b", T0)
+    analyser.observe(w, calls)
+    analyser.observe_evaluations(w, [e for i in range(MAX_EVALUATION_NAMES + 3)
+                                     for e in evaluations(rng, calls, 0.8, name=f"n{i}")])
+    metrics = {dict(p.attributes)["metric"] for p in analyser.close(w)}
+    assert len(metrics) == MAX_EVALUATION_NAMES and "quality:n0" in metrics
+    assert analyser.experiments["swap"].values_dropped == 3 * len(calls)
+
+
+def test_evaluations_of_other_arms_and_unjoined_ones_are_ignored():
+    analyser = ExperimentAnalyser([config(metrics=["quality:relevance"])])
+    rng = np.random.default_rng(17)
+    w = Window(T0, T0 + WINDOW_NS)
+    other = records(rng, 5, "c", T0)
+    evs = evaluations(rng, other, 0.8) + [e._replace(call=None) for e in evaluations(rng, records(rng, 5, "a", T0), 0.8)]
+    analyser.observe_evaluations(w, evs)
+    assert analyser.close(w) == []
+
+
+def test_quantile_and_quality_state_survives_a_restart(tmp_path):
+    cfg = AnalyticsConfig.from_dict({"experiments": [{"name": "swap", "by": "v", "control": "a", "treatment": "b",
+                                                      "metrics": ["latency_p95_s", "quality:*"]}]})
+    first = Analytics(cfg, state_dir=str(tmp_path))
+    rated_stream(first.experiments, 18, windows=3)
+    before = first.experiments.export_state()
+    points_before = first.experiments.close(Window(T0 + 3 * WINDOW_NS, T0 + 4 * WINDOW_NS))
+    first.shutdown()
+    second = Analytics(cfg, state_dir=str(tmp_path))
+    try:
+        assert second.experiments.export_state() == before
+        assert sum(c for _, c in before["swap"]["latency"]["control"]) == 120
+        assert before["swap"]["arms"]["treatment"]["quality:relevance"][0] == 120
+        assert second.experiments.close(Window(T0 + 3 * WINDOW_NS, T0 + 4 * WINDOW_NS)) == points_before
+    finally:
+        second.shutdown()

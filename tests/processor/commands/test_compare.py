@@ -11,8 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from ab_streams import Effect, ab_requests
+from ab_streams import T0_NS, Effect, ab_requests, draw
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from otlp_wire import key_value
 
 from gensight.processor.receive.decode import message_to_otlp_json
 
@@ -225,3 +228,162 @@ def test_readme_worked_example_two_models_on_the_fake_provider(tmp_path):
     assert doc["n"]["control"] + doc["n"]["treatment"] == 80
     cost = next(m for m in doc["metrics"] if m["metric"] == "cost_per_call_usd")
     assert cost["better"] == "treatment" and cost["relative"] < -0.9
+
+
+# -- evaluation results as OTLP log records (a spans file and a logs file) ------------------------
+
+def _rated_requests(seed: int, n: int):
+    """A/B calls whose spans carry evaluation events: the treatment is rated lower."""
+    from ab_streams import build_request, span_specs
+
+    rng = np.random.default_rng(seed)
+    specs = []
+    for variant, mean in (("control", 0.8), ("treatment", 0.7)):
+        for i, s in enumerate(span_specs(draw(rng, n), variant, T0_NS + (variant == "treatment"), 2 * 10**8)):
+            score = float(np.clip(rng.normal(mean, 0.1), 0, 1))
+            s["gen_ai.response.id"] = f"{variant}-{i}"
+            s["_evaluations"] = [("relevance", score, "pass" if score >= 0.75 else "fail")]
+            specs.append(s)
+    specs.sort(key=lambda s: s["_end"])
+    return [build_request(specs[i:i + 100]) for i in range(0, len(specs), 100)]
+
+
+def _events_to_log_records(requests, *, by_response_id: bool = False):
+    """The same evaluations as OTLP log records parented to the judged span (or naming its
+    response id), and the spans without their events."""
+    spans_only, logs = [], ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    rl.resource.attributes.append(key_value("service.name", "judge"))
+    sl = rl.scope_logs.add()
+    for r in requests:
+        r = type(r).FromString(r.SerializeToString())
+        for span in (s for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans):
+            for ev in span.events:
+                lr = sl.log_records.add(time_unix_nano=ev.time_unix_nano, event_name=ev.name)
+                lr.attributes.extend(ev.attributes)
+                if by_response_id:
+                    rid = next(kv.value for kv in span.attributes if kv.key == "gen_ai.response.id")
+                    lr.attributes.append(key_value("gen_ai.response.id", rid.string_value))
+                else:
+                    lr.trace_id, lr.span_id = span.trace_id, span.span_id
+            del span.events[:]
+        spans_only.append(r)
+    return spans_only, logs
+
+
+@pytest.fixture(scope="module")
+def rated(tmp_path_factory):
+    """(span-event file, spans file, logs file by span id, logs file by response id)."""
+    d = tmp_path_factory.mktemp("rated")
+    requests = _rated_requests(3, 300)
+    spans_only, logs = _events_to_log_records(requests)
+    _, logs_by_rid = _events_to_log_records(requests, by_response_id=True)
+    return (write_spans(d / "events.jsonl", requests), write_spans(d / "spans.jsonl", spans_only),
+            write_spans(d / "logs.jsonl", [logs]), write_spans(d / "logs_rid.jsonl", [logs_by_rid]))
+
+
+def _compare_json(*files: Path) -> tuple[dict, str]:
+    out = gensight("compare", *map(str, files), "--by", "feature_flag.result.variant", "--control", "control",
+                   "--treatment", "treatment", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout), out.stderr
+
+
+def _quality_rows(doc: dict) -> list[dict]:
+    return [m for m in doc["metrics"] if m["metric"].startswith(("quality:", "pass_ratio:"))]
+
+
+def test_log_record_evaluations_give_the_same_report_as_span_events(rated):
+    events, spans, logs, _ = rated
+    from_events, _ = _compare_json(events)
+    from_logs, _ = _compare_json(spans, logs)
+    assert [m["metric"] for m in _quality_rows(from_events)] == ["quality:relevance", "pass_ratio:relevance"]
+    assert from_logs == from_events  # every row, quality and pass ratio included
+
+
+def test_log_records_join_by_response_id_and_when_read_before_their_spans(rated):
+    events, spans, _, logs_by_rid = rated
+    from_events, _ = _compare_json(events)
+    from_logs, stderr = _compare_json(logs_by_rid, spans)  # evaluations wait for their calls
+    assert _quality_rows(from_logs) == _quality_rows(from_events)
+    assert "600 joined to their call, 0 unjoined" in stderr
+
+
+def test_quality_drop_is_found_with_the_right_sign(rated):
+    doc, _ = _compare_json(rated[1], rated[2])
+    rows = {m["metric"]: m for m in _quality_rows(doc)}
+    assert rows["quality:relevance"]["difference"] < 0 and rows["quality:relevance"]["better"] == "control"
+    assert rows["pass_ratio:relevance"]["better"] == "control"
+
+
+def test_an_evaluation_whose_call_is_absent_is_counted_not_lost(rated, tmp_path):
+    _, spans, logs, _ = rated
+    stray = ExportLogsServiceRequest()
+    lr = stray.resource_logs.add().scope_logs.add().log_records.add(
+        time_unix_nano=T0_NS + 10**9, event_name="gen_ai.evaluation.result", span_id=b"\x01" * 8,
+        trace_id=b"\x02" * 16)
+    lr.attributes.extend([key_value("gen_ai.evaluation.name", "relevance"),
+                          key_value("gen_ai.evaluation.score.value", 0.0)])
+    with_stray = write_spans(tmp_path / "stray.jsonl", [stray])
+    baseline, _ = _compare_json(spans, logs)
+    doc, stderr = _compare_json(spans, logs, with_stray)
+    assert doc == baseline  # its score is not counted for any arm
+    assert "600 joined to their call, 1 unjoined" in stderr
+
+
+def test_a_file_of_spans_alone_says_nothing_about_evaluations(ab_file):
+    _, stderr = _compare_json(ab_file)
+    assert "evaluation" not in stderr
+
+
+def test_replay_live_experiment_reads_quality_from_log_records_and_latency_quantiles(rated, tmp_path):
+    """The live experiment gets evaluation results through the pipeline's join (logs file next to
+    the spans file) and reports the latency quantiles too."""
+    _, spans, logs, _ = rated
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("analytics:\n  experiments:\n"
+                   "    - {name: judge, by: feature_flag.result.variant, control: control, treatment: treatment,\n"
+                   "       metrics: [quality:relevance, pass_ratio:*, latency_p95_s], min_samples: 50}\n")
+    metrics, logs_out = tmp_path / "m.jsonl", tmp_path / "l.jsonl"
+    out = gensight("replay", str(spans), str(logs), "--config", str(cfg), "-o", str(metrics),
+                   "--logs-output", str(logs_out))
+    assert out.returncode == 0, out.stderr
+    seen = set()
+    for line in metrics.read_text().splitlines():
+        for rm in json.loads(line)["resourceMetrics"]:
+            for sm in rm["scopeMetrics"]:
+                for m in sm["metrics"]:
+                    if m["name"] == "gensight.experiment.samples":
+                        for dp in m["sum"]["dataPoints"]:
+                            attrs = {a["key"]: a["value"]["stringValue"] for a in dp["attributes"]}
+                            seen.add((attrs["metric"], attrs["variant"], int(dp["asDouble"])))
+    final: dict = {}
+    for metric, variant, n in seen:  # cumulative counts: the last is the largest
+        final[(metric, variant)] = max(n, final.get((metric, variant), 0))
+    assert final[("quality:relevance", "treatment")] == 300 and final[("pass_ratio:relevance", "control")] == 300
+    assert final[("latency_p95_s", "control")] == 300
+    decided = [r for line in logs_out.read_text().splitlines() for rl in json.loads(line)["resourceLogs"]
+               for sl in rl["scopeLogs"] for r in sl["logRecords"] if r.get("eventName") == "experiment_decided"]
+    (record,) = decided
+    attrs = {a["key"]: a["value"] for a in record["attributes"]}
+    assert attrs["metric"]["stringValue"] == "quality:relevance"
+    assert attrs["gensight.experiment.better"]["stringValue"] == "control"
+
+
+def test_config_pass_rule_decides_the_pass_ratio(rated, tmp_path):
+    """--config: the processor's evaluations section (here: a score threshold instead of the labels)."""
+    _, spans, logs, _ = rated
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("evaluations:\n  pass_labels: [no-such-label]\n")  # every labelled result fails
+    out = gensight("compare", str(spans), str(logs), "--by", "feature_flag.result.variant", "--config", str(cfg),
+                   "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {m["metric"]: m for m in json.loads(out.stdout)["metrics"]}
+    assert rows["pass_ratio:relevance"]["control"] == 0.0 and rows["pass_ratio:relevance"]["treatment"] == 0.0
+
+
+def test_bad_config_is_a_clear_error(ab_file, tmp_path):
+    cfg = tmp_path / "gensight.yaml"
+    cfg.write_text("evaluations:\n  wait_max: 0\n")
+    out = gensight("compare", str(ab_file), "--by", "x", "--config", str(cfg))
+    assert out.returncode == 2 and "evaluations.wait_max" in out.stderr
