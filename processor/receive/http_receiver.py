@@ -48,8 +48,8 @@ consumer's normalising, a few milliseconds at most), and on ``workers`` threads
 its cost, is unknown until inflated; up to ``max_request_body_mib``, the better part of a second,
 which inline would stall every other client and the health checks for). Why not always the
 workers: the hop to a thread and back costs more than decoding a typical exporter batch (a
-``BatchSpanProcessor`` sends up to 512 spans): OTLP/HTTP ingestion ran 0.93x the old stdlib server
-with every request on the workers and 1.15x with small bodies inline (bench/http_ingest.py,
+``BatchSpanProcessor`` sends up to 512 spans): with every request on the workers the server used
+1.1-1.7x the CPU per span it uses with small bodies inline (bench/http_ingest.py,
 docs/benchmarks.md). The consumer is called from the loop or a worker thread alike; it was
 written for the gRPC receiver's worker threads and must not block either way (admission.py).
 """
