@@ -273,3 +273,34 @@ def test_binding_a_busy_port_raises_oserror(serve):
     with pytest.raises(OSError):
         other.start()
     other.shutdown(0)
+
+
+# -- TLS -----------------------------------------------------------------------------------------------
+
+
+def tls_server(serve, certs, **kw) -> HttpServer:
+    from gensight.processor.receive.tls import TlsConfig
+
+    return serve(ssl_context=TlsConfig(str(certs.server_cert), str(certs.server_key)).server_ssl_context(), **kw)
+
+
+def tls_connect(srv: HttpServer, certs) -> socket.socket:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+    return ctx.wrap_socket(connect(srv), server_hostname="localhost")
+
+
+def test_a_tls_client_that_never_completes_its_handshake_is_cut(serve, certs):
+    srv = tls_server(serve, certs)
+    with connect(srv) as s:  # plain TCP: no ClientHello ever comes
+        assert closed_within(s, IDLE_S * 6)
+
+
+def test_a_tls_connection_beyond_the_limit_gets_503_after_its_handshake(serve, certs):
+    srv = tls_server(serve, certs, max_connections=1)
+    with tls_connect(srv, certs):
+        assert wait_until(lambda: srv.open_connections == 1)
+        with tls_connect(srv, certs) as extra:
+            assert extra.recv(200).startswith(b"HTTP/1.1 503")
+    assert srv.busy_rejections == 1
