@@ -253,7 +253,10 @@ class HttpReceiver:
             message = f"unsupported Content-Encoding {encoding!r}: use gzip"
             return _response(_Answer(415, _status(code_pb2.INVALID_ARGUMENT, message), close=True), json_out)
         try:  # a body slot: at most ``workers`` bodies in memory; the others wait unread (TCP back-pressure)
-            await within(self._body_slots.acquire(), self.config.request_timeout_s)
+            if self._body_slots.locked():
+                await within(self._body_slots.acquire(), self.config.request_timeout_s)
+            else:
+                await self._body_slots.acquire()  # free: returns at once
         except asyncio.TimeoutError:
             self.count("refused")
             return _response(_Answer(503, _status(code_pb2.UNAVAILABLE, "server busy"), {"Retry-After": "1"},

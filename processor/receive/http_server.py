@@ -101,8 +101,11 @@ async def read_body(request: web.Request, limit_bytes: int, timeout_s: float, *,
             raise BodyError(413, f"body of {length} bytes exceeds the limit of {limit_bytes} bytes")
         if length == 0:
             return b""
+    reading = _read(request, length if not chunked else None, limit_bytes)
     try:
-        return await within(_read(request, length if not chunked else None, limit_bytes), timeout_s)
+        if request.content.is_eof():  # all of it has arrived (the usual small body): no deadline to arm
+            return await reading
+        return await within(reading, timeout_s)
     except asyncio.TimeoutError:
         raise BodyError(408, "request body not received in time") from None
     except asyncio.IncompleteReadError:
