@@ -5,7 +5,8 @@ admin endpoint and the status page all run on it.
 Why aiohttp: a well-kept server (HTTP/1.1 parsing in C, keep-alive, request-line and header limits,
 lingering close) that runs in one thread beside the processor's own threads, with no process
 manager; the status page already needed it. Chosen by measurement: docs/benchmarks.md, "HTTP servers
-for OTLP/HTTP ingestion".
+for OTLP/HTTP ingestion" (the candidates) and "OTLP/HTTP ingestion before and after the move to
+aiohttp" (the result).
 
 Bounds (each one a test in tests/processor/receive/test_http_server.py):
 
@@ -28,8 +29,10 @@ Bounds (each one a test in tests/processor/receive/test_http_server.py):
 - **heads**: aiohttp's parser answers 400 itself, before any endpoint sees the request, for a
   head it refuses: request line or header field over 8 KiB, more than 128 headers, a control
   character in a header value (RFC 9110 5.5). Those are counted in ``protocol_errors``.
-- **blocking work** runs on ``workers`` threads (``run_blocking``): the loop only parses and
-  answers, so one large request never stalls health checks or other clients.
+- **blocking work** runs on ``workers`` threads (``run_blocking``) wherever it may take long: the
+  receiver's large or gzipped bodies, a scrape's rendering, admin edits, charts. The loop parses,
+  answers and does only short work itself, so one large request never stalls health checks or
+  other clients.
 
 Auth: ``auth(request) -> bool`` runs for every path but ``public_paths``; a refusal is answered by
 ``deny(request)`` (default: ``401`` + ``WWW-Authenticate: Bearer``, connection closed, body unread).
@@ -39,7 +42,9 @@ Interface::
     srv = HttpServer("receiver", host, port, routes=[web.post("/x", handler)], max_connections=72,
                      client_max_size=64 << 20, idle_timeout_s=30.0, ssl_context=None, workers=8,
                      auth=bearer_check(authenticator), public_paths=("/healthz",))
-    srv.start(); srv.port; srv.busy_rejections; srv.protocol_errors; await srv.run_blocking(fn, *args); srv.shutdown(timeout_s)
+    srv.start(); srv.port; srv.busy_rejections; srv.protocol_errors; srv.open_connections
+    await srv.run_blocking(fn, *args)     # in a handler
+    srv.shutdown(timeout_s)
 """
 
 from __future__ import annotations
