@@ -452,6 +452,6 @@ class PrometheusEndpoint(Sink):
         openmetrics = wants_openmetrics(request.headers.get("Accept"))
         server = self._server
         assert server is not None
-        text = await server.run_blocking(self.store.render, openmetrics)
+        text = await server.run_blocking(lambda: self.store.render(openmetrics=openmetrics))
         return web.Response(body=text.encode("utf-8"),
                             headers={"Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE})
