@@ -7,7 +7,9 @@ Same run, same spans (chat spans of two variants, ~15 attributes each), rounds b
 (c) ``iter_json_lines`` over the spans as an OTLP/JSON lines file — the decode every reader pays;
 (d) ``gensight compare``'s reading (``commands.compare.collect``: lenient decode + normalise + evaluation join
     + arms) of that file;
-(e) the whole ``compare`` statistics on the collected arms (seconds, not per span).
+(e) the whole ``compare`` statistics on the collected arms (seconds, not per span; above 10,000 calls
+    per arm means take normal approximations);
+(f) the same on 5,000 calls per arm (the bootstrap size: 2,000 resamples per mean metric).
 
 Prints spans/s and the ratios b/a (target: close to 1 — the experiment costs little) and d/c.
 
@@ -27,13 +29,14 @@ import time
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gensight.processor.analyse.comparison import compare_arms
-from gensight.processor.commands.compare import collect
+from gensight.processor.commands.compare import collect, collect_requests
 from gensight.processor.normalise.normaliser import NormaliseConfig, Normaliser
 from gensight.processor.receive.decode import message_to_otlp_json
 from gensight.processor.receive.json_lines import iter_json_lines
 
 T0_NS = 1_700_000_040_000_000_000
 BATCH = 1000
+SMALL_ARM = 5000  # calls per arm for (f)
 FLAG = "feature_flag.result.variant"
 
 
@@ -88,8 +91,10 @@ def main() -> None:
             for r in reqs:
                 f.write(json.dumps(message_to_otlp_json(r)) + "\n")
         print(f"{args.spans} spans, {os.path.getsize(path) / 1e6:.0f} MB as OTLP/JSON lines")
-        print("| round | (a) normalise | (b) + by attribute | b/a | (c) decode file | (d) compare read | d/c | (e) stats s |")
-        print("|---|---|---|---|---|---|---|---|")
+        small = collect_requests(((r, None) for r in reqs[:2 * SMALL_ARM // BATCH]), FLAG, {}).arms
+        print("| round | (a) normalise | (b) + by attribute | b/a | (c) decode file | (d) compare read | d/c "
+              "| (e) stats s | (f) stats s, 5 k/arm |")
+        print("|---|---|---|---|---|---|---|---|---|")
         ba, dc = [], []
         for k in range(1, args.rounds + 1):
             a = rate(args.spans, lambda: [plain.normalise(r, raw) for r, raw in zip(reqs, raws, strict=True)])
@@ -101,11 +106,14 @@ def main() -> None:
             t = time.perf_counter()
             compare_arms(FLAG, "control", "treatment", arms["control"], arms["treatment"])
             e = time.perf_counter() - t
+            t = time.perf_counter()
+            compare_arms(FLAG, "control", "treatment", small["control"], small["treatment"])
+            stats_small_s = time.perf_counter() - t
             ba.append(b / a)
             dc.append(d / c)
             print(f"| {k} | {a / 1e3:.0f} k/s | {b / 1e3:.0f} k/s | {b / a:.2f} | {c / 1e3:.0f} k/s | {d / 1e3:.0f} k/s "
-                  f"| {d / c:.2f} | {e:.1f} |")
-        print(f"| **median** | | | **{statistics.median(ba):.2f}** | | | **{statistics.median(dc):.2f}** | |")
+                  f"| {d / c:.2f} | {e:.2f} | {stats_small_s:.2f} |")
+        print(f"| **median** | | | **{statistics.median(ba):.2f}** | | | **{statistics.median(dc):.2f}** | | |")
 
 
 if __name__ == "__main__":

@@ -24,14 +24,16 @@ threshold ``h`` of the CUSUM comes from ``false_alarms_per_series_per_day``:
   (conformal).
 * CUSUM per signal ``S = min(2h, max(0, S + (-ln p) - k))`` (k = ``cusum_k``, 2 nats; the cap lets
   an alert resolve within minutes of the series being normal again). Under normal
-  traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate / (windows per day x signals)``,
-  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows, 18 tests and 0.1 a
-  day, alpha = 3.9e-6 and h = 13.6.
+  traffic ``P(S >= h) <= alpha`` per window with ``alpha = rate x (1 - error_rate_budget_share) /
+  (windows per day x 17)`` (the other tests share what the error rate leaves, Bonferroni),
+  ``h = evidence.cusum_threshold(alpha, k)`` (closed form): at 60 s windows and 0.1 a day,
+  alpha = 2.7e-6 and h = 14.1.
 * the error rate is accumulated as likelihood ratios instead (``evidence.binom_llr``): a bank of
   three Page CUSUMs ``S = min(2 h_lr, max(0, S + ln L1/L0))`` against the alternatives of
   ``evidence.LR_ALTERNATIVES`` (~5 %, ~12 %, ~30 % from a 0.5 % baseline), r0 the same upper bound
   of the reference rate; ``P(S >= h_lr) <= exp(-h_lr)`` per window (Ville), so
-  ``h_lr = ln(windows per day x N_TESTS x 3 / rate)`` = 13.56 at the defaults. A -ln p CUSUM with a
+  ``h_lr = ln(windows per day x 3 / (rate x error_rate_budget_share))`` = 11.77 at the defaults
+  (a third of the series' budget: error windows carry the least evidence, a few counts). A -ln p CUSUM with a
   2-nat allowance loses most of the evidence of a window's one or two errors.
 * score per signal ``1 - 0.3 ** (S / h)`` (exported as ``gensight.anomaly.signal``): exactly 0.7 at
   ``S = h``; ``gensight.anomaly.score`` is the largest. So ``threshold`` 0.7 is crossed by normal
@@ -79,6 +81,8 @@ from gensight.processor.analyse.anomaly_state import (
     SeriesState,
     explanation,
 )
+from gensight.processor.analyse.forest import Forest
+from gensight.processor.analyse.forest import fit_forest as _fit_forest
 from gensight.processor.analyse.quality import scores_by_series
 from gensight.processor.config_fields import Section, check, check_positive, fmt
 from gensight.processor.labels import DEFAULT_MAX_SERIES, parse_series_id, series_attributes, series_id
@@ -102,6 +106,7 @@ ERROR_PRIOR = (1.0, 199.0)  # Beta prior on the error rate: mean 0.5 %, worth 20
 EXPLAIN_Q = 0.95  # window and baseline values reported for an upward signal (p95; p5 downwards)
 SYNC = "sync"
 BACKGROUND = "background"
+ERROR_RATE_BUDGET_SHARE = 1 / 3  # default analytics.anomaly.error_rate_budget_share
 SCORE_AT_H = 0.7  # the score at which the accumulated evidence equals h (the default threshold)
 # Each CUSUM is capped at this many h: an incident's evidence (hundreds of nats a window for a x3
 # latency) would otherwise take days to drain; capped, a series that is normal again drops under
@@ -113,6 +118,10 @@ CUSUM_CAP_H = 2.0
 class AnomalyConfig(Section):
     threshold: float = 0.7
     false_alarms_per_series_per_day: float = 0.1
+    # the error rate's share of the series' budget (weighted Bonferroni: the shares sum to 1): error
+    # incidents are the ones people page on and the ones whose windows carry the least evidence
+    # (a few counts), so they get a third; the other 17 tests split the rest
+    error_rate_budget_share: float = ERROR_RATE_BUDGET_SHARE
     cusum_k: float = ev.DEFAULT_CUSUM_K
     quantile: float = 0.9
     tail_quantile: float = 0.99
@@ -147,22 +156,31 @@ class AnomalyConfig(Section):
               f"must not exceed reference_values ({self.reference_values})")
         check(self.cusum_k > 1, f"{key}.cusum_k", "must be > 1 (normal windows average 1 nat of evidence)")
 
+    def alpha(self, window_s: float) -> float:
+        """Per-window level of each of the ``N_TESTS - 1`` -ln p CUSUMs: the budget left after the
+        error rate's share, split equally (Bonferroni)."""
+        rate = self.false_alarms_per_series_per_day * (1.0 - self.error_rate_budget_share)
+        return ev.per_window_alpha(rate, window_s, N_TESTS - 1)
+
+    def alpha_error_rate(self, window_s: float) -> float:
+        """Per-window level of the error rate's bank of likelihood-ratio CUSUMs (all of it)."""
+        return ev.per_window_alpha(self.false_alarms_per_series_per_day * self.error_rate_budget_share, window_s, 1)
+
     def h(self, window_s: float) -> float:
         """The CUSUM threshold that the score ``threshold`` corresponds to."""
-        alpha = ev.per_window_alpha(self.false_alarms_per_series_per_day, window_s, N_TESTS)
-        return self._at_threshold(ev.cusum_threshold(alpha, self.cusum_k))
+        return self._at_threshold(ev.cusum_threshold(self.alpha(window_s), self.cusum_k))
 
     def h_lr(self, window_s: float) -> float:
-        """The threshold of the error rate's likelihood-ratio CUSUMs: the error-rate test's share
-        of the budget (Bonferroni over ``N_TESTS``), split over the bank of alternatives."""
-        alpha = ev.per_window_alpha(self.false_alarms_per_series_per_day, window_s, N_TESTS)
-        return self._at_threshold(ev.llr_cusum_threshold(alpha / len(ERROR_LR)))
+        """The threshold of the error rate's likelihood-ratio CUSUMs: its share of the budget,
+        split over the bank of alternatives."""
+        return self._at_threshold(ev.llr_cusum_threshold(self.alpha_error_rate(window_s) / len(ERROR_LR)))
 
     def _at_threshold(self, h_07: float) -> float:
         return h_07 * math.log(1 - self.threshold) / math.log(1 - SCORE_AT_H) if self.threshold < 1 else h_07
 
 
-_UNIT_FIELDS = ("threshold", "quantile", "tail_quantile", "reference_confidence")  # each in (0, 1)
+_UNIT_FIELDS = ("threshold", "quantile", "tail_quantile", "reference_confidence",  # each in (0, 1)
+                "error_rate_budget_share")
 
 
 class AnomalyAnalyser(Analyser):
@@ -465,10 +483,5 @@ class AnomalyAnalyser(Analyser):
             self.fits += 1
 
 
-def fit_forest(data: np.ndarray, cfg: AnomalyConfig) -> Any:
-    from sklearn.ensemble import IsolationForest
-
-    model = IsolationForest(n_estimators=cfg.n_estimators, max_samples=min(cfg.max_samples, len(data)),
-                            random_state=cfg.seed)
-    model.fit(data)
-    return model
+def fit_forest(data: np.ndarray, cfg: AnomalyConfig) -> Forest:
+    return _fit_forest(data, cfg.n_estimators, cfg.max_samples, cfg.seed)

@@ -238,8 +238,11 @@ def _estimates(a: Arm, b: Arm, alpha: float, resamples: int) -> list[tuple[str, 
         if len(x) < MIN_VALUES or len(y) < MIN_VALUES:
             continue
         kind, q = CALL_METRICS[metric]
-        out.append((metric, st.bootstrap_difference(np.frombuffer(x), np.frombuffer(y), statistic=kind,
-                                                    quantile=q, alpha=alpha, resamples=resamples)))
+        xs, ys = np.frombuffer(x), np.frombuffer(y)
+        if kind == "quantile":
+            out.append((metric, st.quantile_difference(xs, ys, quantile=q, alpha=alpha)))
+        else:
+            out.append((metric, st.bootstrap_difference(xs, ys, alpha=alpha, resamples=resamples)))
     for name in sorted(set(a.scores) & set(b.scores)):
         x, y = a.scores[name], b.scores[name]
         if len(x) >= MIN_VALUES and len(y) >= MIN_VALUES:

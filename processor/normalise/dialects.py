@@ -84,6 +84,8 @@ CACHE_HIT = "gensight.cache.hit"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
 TTFC = "gen_ai.response.time_to_first_chunk"
 ERROR_TYPE = "error.type"
+# the HTTP status of a failed call: classifies an uninformative error.type (``_OTHER``, ``APIError``)
+HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")  # current, then pre-1.21 semconv
 SERVICE_NAME = "service.name"
 
 # A span carrying any of these keys is a GenAI span; everything else is skipped unread.

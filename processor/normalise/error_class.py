@@ -19,8 +19,10 @@ and every non-alphanumeric character removed (``rate_limit_error`` -> ``ratelimi
 ``other``          anything else (``_OTHER`` included; connection errors too)
 =================  ==========================================================================
 
-The HTTP status is read from the value itself (a bare ``429`` or ``HTTP 503``); a separate
-``http.response.status_code`` attribute is not read yet.
+The HTTP status is read from the value itself (a bare ``429`` or ``HTTP 503``), else from the
+span's ``http.response.status_code`` (or the older ``http.status_code``), so ``_OTHER`` or
+``APIError`` with status 429 is ``rate_limit``. A status in the value wins over the attribute; the
+rules are still tried in the order above, so a word of an earlier class wins over a later status.
 """
 
 from __future__ import annotations
@@ -52,17 +54,18 @@ _CACHE_SIZE = 1024  # error.type values are few per deployment; unbounded input 
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def error_class(error_type: str | None) -> str:
-    """The class of an ``error.type`` value (see the module docstring)."""
+def error_class(error_type: str | None, http_status: int | None = None) -> str:
+    """The class of an ``error.type`` value, with the call's HTTP status when the span has one
+    (see the module docstring)."""
     if not error_type:
-        return OTHER
+        error_type = ""
     raw = error_type.strip()
     m = _CLASS_REPR.match(raw)
     if m:
         raw = m.group(1)
     raw = raw.rsplit(".", 1)[-1] if "." in raw and " " not in raw else raw
     status_m = _STATUS.search(raw)
-    status = int(status_m.group(1)) if status_m else None
+    status = int(status_m.group(1)) if status_m else http_status
     flat = "".join(ch for ch in raw.lower() if ch.isalnum())
     for cls, words, statuses in _RULES:
         if status in statuses or any(w in flat for w in words):

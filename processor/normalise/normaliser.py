@@ -42,6 +42,7 @@ from gensight.processor.normalise.dialects import (
     ERROR_TYPE,
     ERROR_TYPE_OTHER,
     FINISH_REASONS,
+    HTTP_STATUS_KEYS,
     INPUT_TOKEN_KEYS,
     LLM_REQUEST_TYPE,
     LLM_REQUEST_TYPES,
@@ -95,6 +96,19 @@ _new_record = tuple.__new__
 # _record builds records positionally: fail at import, not with shifted fields, if they change
 if CallRecord._fields[19:] != ("trace_id", "content_flags", "span_id", "error_class", "response_id", "extra"):
     raise RuntimeError("CallRecord fields changed: update Normaliser._record")
+_HTTP_STATUS_MIN, _HTTP_STATUS_MAX = 100, 599
+
+
+def _http_status(value: Any) -> int | None:
+    """An ``http.response.status_code`` slot as a status, else None (semconv says int; some
+    instrumentations send "429"; anything else is ignored, not an error)."""
+    if type(value) is str and value.isdigit():
+        value = int(value)
+    if type(value) is int and _HTTP_STATUS_MIN <= value <= _HTTP_STATUS_MAX:
+        return value
+    return None
+
+
 class NormaliseResult(NamedTuple):
     records: list[CallRecord]
     skipped: int  # spans without any GenAI marker
@@ -140,12 +154,13 @@ _SLOT_GROUPS: tuple[tuple[str, ...], ...] = (
     (TOP_SCORE,), (CACHE_HIT,), (FINISH_REASONS,), (TTFC,), (ERROR_TYPE,), (SERVICE_NAME,),
     SERVICE_TIER_KEYS,  # read only to price a call (cost enrichment)
     (RESPONSE_ID,),  # joins evaluation results to their call
+    HTTP_STATUS_KEYS,  # read only to classify a failed call's error
 )  # fmt: skip
 _ROW_HEAD = 5  # start_ns, end_ns, status_code, trace_id, span_id
 # row positions of the slots, in _SLOT_GROUPS order
 (_OP, _OIK, _TLK, _LRT, _TOOL, _TOOL2, _TLE, _DS, _RM, _RM2, _RESP, _OIM,
  _PROVIDER, _IN, _OUT, _CACHE_READ, _CACHE_WRITE, _COST1, _COST2, _COST3, _CUR,
- _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER, _RID) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
+ _TOP, _HIT, _FIN, _TTFC, _ERR, _SVC, _TIER, _RID, _HTTP) = range(_ROW_HEAD, _ROW_HEAD + len(_SLOT_GROUPS))  # fmt: skip
 
 
 class Normaliser:
@@ -416,7 +431,7 @@ class Normaliser:
         rec = _new_record(CallRecord, (
             kind, service, provider, target, start, end, (end - start) / 1e9, in_tok, out_tok, cached, cost,
             enriched, error, error_type, finish, relevance, cache_hit, tenant, ttfc, trace_id, (), span_id,
-            error_class(error_type) if error else None, response_id, (),
+            error_class(error_type, _http_status(s[_HTTP])) if error else None, response_id, (),
         ))
         return (rec, bad) if bad else rec
 

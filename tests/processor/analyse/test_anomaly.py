@@ -10,6 +10,7 @@ from gensight.processor.analyse.alert_delivery import summary
 from gensight.processor.analyse.alerts import FIRING, AlertEngine
 from gensight.processor.analyse.analytics import run_windows
 from gensight.processor.analyse.anomaly import N_TESTS, AnomalyAnalyser, AnomalyConfig
+from gensight.processor.config_fields import ConfigError
 from gensight.processor.records import CallRecord, SeriesKey
 
 MIN = 60 * 10**9
@@ -126,19 +127,20 @@ def first_alarm(scores, after):
 def test_stationary_traffic_crosses_the_threshold_at_most_at_the_stated_rate():
     """Calibration: with the knob at 144 false alarms per series-day (alpha = 0.011 per signal and
     window, observable in a few thousand windows), the fraction of windows at or over 0.7 stays
-    within sampling error of at most 144 / 1440 = 0.1; each signal (one or two tests) at most
-    2 alpha (+ 4 s.e.).
+    within sampling error of at most 144 / 1440 = 0.1; each signal at most its share of it (+ 4 s.e.).
     The default (0.1 a day) gives no such window at all over 2,000 minutes."""
     records = calls(2000, 11)
-    loose = window_scores(AnomalyAnalyser(AnomalyConfig(iforest=False, false_alarms_per_series_per_day=144)), records)
+    cfg = AnomalyConfig(iforest=False, false_alarms_per_series_per_day=144)
+    loose = window_scores(AnomalyAnalyser(cfg), records)
     n = len(loose)
-    alpha = 144 / (1440 * N_TESTS)
     frac = sum(s >= 0.7 for s, _ in loose.values()) / n
     assert n > 1800
     assert frac <= 0.1 + 4 * math.sqrt(0.1 * 0.9 / n)
     for signal in ("latency", "output_tokens", "cost", "error_rate"):
+        # a numeric signal is two tests; the error rate's bank holds its whole share
+        alpha = cfg.alpha_error_rate(60.0) if signal == "error_rate" else 2 * cfg.alpha(60.0)
         f = sum(sig.get(signal, 0) >= 0.7 for _, sig in loose.values()) / n
-        assert f <= 2 * alpha + 4 * math.sqrt(2 * alpha / n) * 3  # runs over h are correlated: x3 the s.e.
+        assert f <= alpha + 4 * math.sqrt(alpha / n) * 3  # runs over h are correlated: x3 the s.e.
     default = window_scores(AnomalyAnalyser(AnomalyConfig(iforest=False)), records)
     assert max(s for s, _ in default.values()) < 0.7
 
@@ -261,3 +263,20 @@ def test_an_old_snapshot_with_the_error_rates_p_value_sum_still_loads():
     assert scores[120][1]["error_rate"] < 0.7
     assert "error_rate" not in b.cusum(SeriesKey("svc", "chat", "openai", "gpt-4o"))
     assert any("_lr" in k for k in b.cusum(SeriesKey("svc", "chat", "openai", "gpt-4o")))
+
+
+def test_the_error_rate_share_of_the_budget_moves_both_thresholds_and_keeps_the_total():
+    """Weighted Bonferroni: the error rate's bank and the other tests split one budget."""
+    cfg = AnomalyConfig()
+    total = cfg.alpha_error_rate(60.0) + (N_TESTS - 1) * cfg.alpha(60.0)
+    assert total == pytest.approx(0.1 / 1440)
+    assert cfg.alpha_error_rate(60.0) == pytest.approx(0.1 / 1440 / 3)
+    equal = AnomalyConfig(error_rate_budget_share=1 / N_TESTS)
+    assert cfg.h_lr(60.0) < equal.h_lr(60.0) and cfg.h(60.0) > equal.h(60.0)
+    assert equal.h_lr(60.0) == pytest.approx(math.log(1440 * N_TESTS * 3 / 0.1))
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0, -0.1])
+def test_an_error_rate_share_outside_zero_one_is_named(share):
+    with pytest.raises(ConfigError, match="anomaly.error_rate_budget_share"):
+        AnomalyConfig(error_rate_budget_share=share).validate()

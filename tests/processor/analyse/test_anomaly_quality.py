@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from gensight.processor.analyse.alerts import FIRING, AlertEngine
-from gensight.processor.analyse.anomaly import N_TESTS, AnomalyAnalyser, AnomalyConfig
+from gensight.processor.analyse.anomaly import AnomalyAnalyser, AnomalyConfig
 from gensight.processor.normalise.evaluations import Evaluation
 from gensight.processor.points import Window
 from gensight.processor.records import CallRecord, SeriesKey
@@ -59,13 +59,14 @@ def test_a_quality_drop_raises_the_quality_signal_and_the_alert_names_it():
 
 
 def test_stationary_quality_stays_within_the_stated_false_alarm_rate():
-    """At 144 false alarms per series-day (alpha per test and window = 144 / (1440 x 18)), the
+    """At 144 false alarms per series-day (alpha per test and window = the config's alpha), the
     fraction of windows where the quality signal is at or over 0.7 stays within 2 alpha (+ 12 s.e.:
     runs over h are correlated)."""
-    a = AnomalyAnalyser(AnomalyConfig(iforest=False, false_alarms_per_series_per_day=144))
+    cfg = AnomalyConfig(iforest=False, false_alarms_per_series_per_day=144)
+    a = AnomalyAnalyser(cfg)
     scores = run(a, 1500, 2)
     n = len(scores)
-    alpha = 144 / (1440 * N_TESTS)
+    alpha = cfg.alpha(60.0)
     frac = sum(s.get("quality", 0.0) >= 0.7 for s in scores.values()) / n
     assert sum("quality" in s for s in scores.values()) > 1400  # tested nearly every window
     assert frac <= 2 * alpha + 12 * math.sqrt(2 * alpha / n)

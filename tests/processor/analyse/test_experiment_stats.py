@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from scipy import stats
@@ -51,19 +49,16 @@ def test_mann_whitney_is_symmetric_in_its_arms(rng):
     assert st.mann_whitney_p(a, b) == pytest.approx(st.mann_whitney_p(b, a), rel=1e-12)
 
 
-@pytest.mark.parametrize("statistic,quantile", [("mean", 0.5), ("quantile", 0.5), ("quantile", 0.95)])
-def test_bootstrap_interval_agrees_with_scipy_bootstrap(rng, statistic, quantile):
+def test_bootstrap_interval_agrees_with_scipy_bootstrap(rng):
     a = rng.lognormal(0, 0.6, 400)
     b = rng.lognormal(0.2, 0.6, 400)
 
     def diff(x, y, axis=-1):
-        if statistic == "mean":
-            return np.mean(y, axis=axis) - np.mean(x, axis=axis)
-        return np.quantile(y, quantile, axis=axis) - np.quantile(x, quantile, axis=axis)
+        return np.mean(y, axis=axis) - np.mean(x, axis=axis)
 
     ref = stats.bootstrap((a, b), diff, n_resamples=4000, method="percentile", random_state=1,
                           confidence_level=0.95).confidence_interval
-    ours = st.bootstrap_difference(a, b, statistic=statistic, quantile=quantile, resamples=4000)
+    ours = st.bootstrap_difference(a, b, resamples=4000)
     width = ref.high - ref.low
     # two Monte-Carlo estimates of the same interval: equal within a few percent of its width
     assert ours.ci_low == pytest.approx(ref.low, abs=0.1 * width)
@@ -76,10 +71,70 @@ def test_bootstrap_is_reproducible(rng):
     assert st.bootstrap_difference(a, b) == st.bootstrap_difference(a, b)
 
 
-def test_bootstrap_quantile_p_value_is_never_zero(rng):
-    a, b = rng.normal(0, 1, 500), rng.normal(5, 1, 500)
-    e = st.bootstrap_difference(a, b, statistic="quantile", quantile=0.5, resamples=500)
-    assert e.p_value == pytest.approx(1 / 500)
+@pytest.mark.parametrize("table", [
+    ((8, 2), (1, 5)), ((3, 7), (7, 3)), ((15, 285), (15, 285)), ((10, 290), (20, 280)), ((0, 30), (4, 26)),
+    ((12, 288), (3, 27)), ((1480, 28520), (1620, 28380)), ((150_300, 149_700), (149_000, 151_000)),
+])
+def test_fisher_exact_p_matches_scipy(table):
+    assert st.fisher_exact_p(table) == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-7)
+
+
+def test_fisher_exact_p_of_a_table_with_an_empty_margin_is_one():
+    assert st.fisher_exact_p(((0, 5), (0, 7))) == 1.0
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_median_test_table_is_scipys(rng, ties):
+    a, b = rng.lognormal(0, 0.6, 301), rng.lognormal(0.1, 0.6, 250)
+    if ties:
+        a, b = np.round(a, 1), np.round(b, 1)
+    expected = stats.median_test(a, b).table  # rows above / not above the grand median, ties below
+    assert np.array_equal(np.array(st.median_test_table(a, b, 0.5)), expected)
+
+
+def test_median_p_value_is_fisher_exact_on_scipys_median_test_table(rng):
+    a, b = rng.lognormal(0, 0.6, 300), rng.lognormal(0.15, 0.6, 280)
+    table = stats.median_test(a, b).table
+    e = st.quantile_difference(a, b, quantile=0.5)
+    assert e.p_value == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-7)
+
+
+def test_p95_table_counts_values_above_scipys_pooled_percentile(rng):
+    a, b = rng.lognormal(0, 0.6, 300), rng.lognormal(0.15, 0.6, 280)
+    cut = stats.scoreatpercentile(np.concatenate([a, b]), 95)
+    expected = (((a > cut).sum(), (b > cut).sum()), ((a <= cut).sum(), (b <= cut).sum()))
+    assert st.median_test_table(a, b, 0.95) == expected
+    assert st.quantile_difference(a, b, quantile=0.95).p_value == pytest.approx(
+        stats.fisher_exact(expected).pvalue, rel=1e-7)
+
+
+@pytest.mark.parametrize("n,quantile", [(80, 0.95), (301, 0.95), (300, 0.5), (5000, 0.9), (7, 0.5)])
+def test_quantile_interval_matches_scipy_quantile_test(rng, n, quantile):
+    x = rng.lognormal(0, 0.6, n)
+    ci = stats.quantile_test(x, p=quantile).confidence_interval(0.95)
+    assert st.quantile_interval(x, quantile, 0.05) == (ci.low, ci.high)
+
+
+def test_quantile_interval_without_a_bound_stops_at_the_sample_extreme(rng):
+    x = rng.lognormal(0, 0.6, 30)  # 0.95 ** 30 > 0.025: no distribution-free 95 % upper bound of p95
+    assert np.isnan(stats.quantile_test(x, p=0.95).confidence_interval(0.95).high)
+    assert st.quantile_interval(x, 0.95, 0.05)[1] == x.max()
+
+
+@pytest.mark.parametrize("quantile", [0.5, 0.95])
+def test_quantile_difference_interval_brackets_the_difference(rng, quantile):
+    a, b = rng.lognormal(0, 0.6, 500), rng.lognormal(0.3, 0.6, 500)
+    e = st.quantile_difference(a, b, quantile=quantile)
+    assert e.difference == pytest.approx(np.quantile(b, quantile) - np.quantile(a, quantile))
+    assert 0 < e.ci_low < e.difference < e.ci_high
+    assert e.p_value < 0.05
+
+
+def test_quantile_difference_is_symmetric_in_its_arms(rng):
+    a, b = rng.lognormal(0, 0.6, 200), rng.lognormal(0.1, 0.6, 240)
+    ab, ba = st.quantile_difference(a, b, quantile=0.95), st.quantile_difference(b, a, quantile=0.95)
+    assert ab.p_value == pytest.approx(ba.p_value, rel=1e-9)
+    assert (ab.ci_low, ab.ci_high) == pytest.approx((-ba.ci_high, -ba.ci_low))
 
 
 def test_holm_matches_the_definition():
@@ -112,21 +167,13 @@ def test_minimum_detectable_effect_gives_the_intended_power():
     assert power == pytest.approx(0.8, abs=1e-3)
 
 
-@pytest.mark.parametrize("statistic,quantile", [("mean", 0.5), ("quantile", 0.5), ("quantile", 0.95)])
-def test_large_sample_interval_agrees_with_the_bootstrap(rng, statistic, quantile, monkeypatch):
+def test_large_sample_interval_agrees_with_the_bootstrap(rng, monkeypatch):
     a = rng.lognormal(0, 0.6, 12_000)
     b = rng.lognormal(0.05, 0.6, 12_000)
-    large = st.bootstrap_difference(a, b, statistic=statistic, quantile=quantile)
+    large = st.bootstrap_difference(a, b)
     monkeypatch.setattr(st, "BOOTSTRAP_MAX_N", 10**9)
-    boot = st.bootstrap_difference(a, b, statistic=statistic, quantile=quantile, resamples=1000)
+    boot = st.bootstrap_difference(a, b, resamples=1000)
     width = boot.ci_high - boot.ci_low
     assert large.ci_low == pytest.approx(boot.ci_low, abs=0.15 * width)
     assert large.ci_high == pytest.approx(boot.ci_high, abs=0.15 * width)
     assert large.difference == boot.difference
-
-
-def test_quantile_standard_error_matches_the_asymptotic_formula(rng):
-    """SE of the median of N(0, 1) samples: sqrt(q(1 − q) / n) / pdf(median) (scipy.stats.norm)."""
-    x = rng.normal(size=40_000)
-    expected = math.sqrt(0.25 / len(x)) / stats.norm.pdf(0.0)
-    assert st.quantile_standard_error(x, 0.5) == pytest.approx(expected, rel=0.1)
