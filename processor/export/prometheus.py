@@ -393,15 +393,14 @@ def _labels_text(labels: Labels) -> str:
     return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels) + "}"
 
 
-_MAX_CONNECTIONS = 18  # scrapers are few (the stdlib server before took 16 waiting + 2 workers)
-_MAX_REQUEST_BODY_BYTES = 1024  # a scrape is a GET: no body
-_IDLE_TIMEOUT_S = 30.0
-
-
 class PrometheusEndpoint(Sink):
     """``GET /metrics`` on the processor's HTTP server (``receive/http_server.py``); also a Sink
     (``export(request)``). Rendering runs on ``workers`` threads: a large store takes long enough
     to render that it would otherwise hold up the event loop."""
+
+    MAX_CONNECTIONS = 18  # scrapers are few (the stdlib server before took 16 waiting + 2 workers)
+    MAX_REQUEST_BODY_BYTES = 1024  # a scrape is a GET: no body
+    IDLE_TIMEOUT_S = 30.0
 
     def __init__(self, config: PrometheusConfig, store: PrometheusStore | None = None) -> None:
         self.config = config
@@ -418,8 +417,8 @@ class PrometheusEndpoint(Sink):
             raise ConfigError("prometheus.endpoint: not set")
         host, port = parse_endpoint(self.config.endpoint, "prometheus.endpoint")
         server = HttpServer(
-            "prometheus", host, port, routes=[web.get("/metrics", self._scrape)], max_connections=_MAX_CONNECTIONS,
-            client_max_size=_MAX_REQUEST_BODY_BYTES, idle_timeout_s=_IDLE_TIMEOUT_S,
+            "prometheus", host, port, routes=[web.get("/metrics", self._scrape)], max_connections=self.MAX_CONNECTIONS,
+            client_max_size=self.MAX_REQUEST_BODY_BYTES, idle_timeout_s=self.IDLE_TIMEOUT_S,
             ssl_context=self.config.tls.server_ssl_context() if self.config.tls else None,
             workers=self.config.workers, auth=bearer_check(self._auth),
         )
