@@ -5,7 +5,9 @@ Each server answers ``POST /v1/traces`` the same way: read the protobuf body, de
 processor's own ``decode_trace_request``, hand it to a consumer that accepts (no pipeline: this
 measures the HTTP layer plus decode), answer an ``ExportTraceServiceResponse``:
 
-(a) the current receiver: ``HttpReceiver`` on the stdlib ``BoundedHTTPServer`` (baseline);
+(a) the receiver: ``HttpReceiver`` (on the stdlib ``BoundedHTTPServer`` when this was measured;
+    on the aiohttp ``receive/http_server.HttpServer`` since the move, measured before/after by
+    ``bench/http_ingest.py``);
 (b) aiohttp (``web.Application`` on its own event-loop thread; decode in the loop);
 (c) uvicorn (httptools parser) with a bare ASGI app (no framework), same decode.
 
@@ -64,7 +66,7 @@ def consume(request: Any, raw: bytes | None = None) -> Any:
 
 # -- the three servers: each returns (port, stop) ------------------------------------------------------
 
-def start_stdlib() -> tuple[int, Callable[[], None]]:
+def start_receiver() -> tuple[int, Callable[[], None]]:
     cfg = HttpReceiverConfig(endpoint="127.0.0.1:0")
     cfg.validate()
     rx = HttpReceiver(cfg, consume)
@@ -138,7 +140,7 @@ def start_uvicorn() -> tuple[int, Callable[[], None]]:
     return port, stop
 
 
-SERVERS = {"(a) stdlib BoundedHTTPServer": start_stdlib, "(b) aiohttp": start_aiohttp, "(c) uvicorn + ASGI": start_uvicorn}
+SERVERS = {"(a) HttpReceiver": start_receiver, "(b) aiohttp": start_aiohttp, "(c) uvicorn + ASGI": start_uvicorn}
 
 
 def drive(port: int, body: bytes, clients: int, requests: int) -> float:
@@ -186,7 +188,7 @@ def main() -> None:
                 rates[name].append(total_spans / drive(port, body, args.clients, args.requests))
             finally:
                 stop()
-    base = statistics.median(rates["(a) stdlib BoundedHTTPServer"])
+    base = statistics.median(rates["(a) HttpReceiver"])
     print(f"{len(body)} B requests of {args.spans} spans, {args.clients} keep-alive clients x {args.requests}, "
           f"{args.rounds} rounds")
     for name, r in rates.items():

@@ -9,20 +9,29 @@ Routes (JSON in, JSON out)::
     GET  /v1/baseline?series=GLOB&series=GLOB     -> {"baselines": [...]}
     POST /v1/baseline/pin    {"series": [GLOB...]} -> {"pinned": n}
     POST /v1/baseline/reset  {"series": [GLOB...], "force": false} -> {"reset": n}
+
+Served by the processor's HTTP server (``receive/http_server.py``: connection and body limits,
+slow-client timeouts); the drift calls and the state save behind an edit run on its one worker
+thread, so edits are applied one at a time and never on the event loop.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from aiohttp import web
 
 from gensight.processor.analyse.drift import DriftAnalyser
+from gensight.processor.receive.http_server import BodyError, HttpServer, bearer_check, read_body
+from gensight.processor.receive.tls import BearerAuthenticator
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_CONNECTIONS = 8  # an operator's CLI, not traffic
+IDLE_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 10.0
+_EDIT_PATHS = ("/v1/baseline/pin", "/v1/baseline/reset")
 
 
 class AdminServer:
@@ -32,17 +41,17 @@ class AdminServer:
             raise ValueError("admin endpoint: a bearer token is required (analytics.admin.token or "
                              "GENSIGHT_ADMIN_TOKEN)")
         self.drift = drift
-        self._token = token.encode()
         self._on_change = on_change  # e.g. Analytics.snapshot, so an edit survives a crash
-        handler = self._handler_class()
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._host = host
+        self._server = HttpServer(
+            "admin", host, port, routes=[web.route("*", "/{path:.*}", self._route)], max_connections=MAX_CONNECTIONS,
+            client_max_size=MAX_BODY_BYTES, idle_timeout_s=IDLE_TIMEOUT_S, workers=1,
+            auth=bearer_check(BearerAuthenticator([token])), deny=_deny,
+        )
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._host, self._server.port
 
     @property
     def url(self) -> str:
@@ -50,90 +59,52 @@ class AdminServer:
         return f"http://{host}:{port}"
 
     def start(self) -> AdminServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gensight-admin", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._server.shutdown(5.0)
 
-    def _authorised(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self._token)
+    async def _route(self, request: web.Request) -> web.Response:
+        if request.method == "GET" and request.path == "/v1/baseline":
+            patterns = parse_qs(request.query_string).get("series")
+            return _json(200, {"baselines": await self._server.run_blocking(self.drift.show, patterns)})
+        if request.method != "POST" or request.path not in _EDIT_PATHS:
+            return _json(404, {"error": f"no route {request.path}"})
+        try:
+            raw = await read_body(request, MAX_BODY_BYTES, BODY_TIMEOUT_S, length_required=False)
+        except BodyError as exc:
+            return _json(exc.status, {"error": "bad or too large Content-Length" if exc.status == 413 else exc.message})
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            series = body.get("series")
+            if series is not None and (not isinstance(series, list) or not all(isinstance(s, str) for s in series)):
+                raise ValueError("'series' must be a list of strings")
+        except ValueError as exc:
+            return _json(400, {"error": f"bad request: {exc}"})
+        force = bool(body.get("force", False))
+        return _json(200, await self._server.run_blocking(self._edit, request.path, series, force))
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    def _edit(self, path: str, series: list[str] | None, force: bool) -> dict[str, Any]:
+        if path.endswith("/pin"):
+            result: dict[str, Any] = {"pinned": self.drift.pin(series)}
+        else:
+            result = {"reset": self.drift.reset(series, force=force)}
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception as exc:  # the edit is applied; persisting it is retried by the next snapshot
+                result["warning"] = f"not persisted yet: {exc}"
+        return result
 
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "gensight-admin"
 
-            def log_message(self, format: str, *args: Any) -> None:  # no access log on stderr
-                return None
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
 
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if code == 401:
-                    self.send_header("WWW-Authenticate", 'Bearer realm="gensight-admin"')
-                self.end_headers()
-                self.wfile.write(data)
 
-            def _auth(self) -> bool:
-                if server._authorised(self.headers.get("Authorization")):
-                    return True
-                self._send(401, {"error": "missing or wrong bearer token"})
-                return False
-
-            def do_GET(self) -> None:
-                if not self._auth():
-                    return
-                url = urlsplit(self.path)
-                if url.path != "/v1/baseline":
-                    self._send(404, {"error": f"no route {url.path}"})
-                    return
-                patterns = parse_qs(url.query).get("series")
-                self._send(200, {"baselines": server.drift.show(patterns)})
-
-            def do_POST(self) -> None:
-                if not self._auth():
-                    return
-                path = urlsplit(self.path).path
-                if path not in ("/v1/baseline/pin", "/v1/baseline/reset"):
-                    self._send(404, {"error": f"no route {path}"})
-                    return
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if not 0 <= length <= MAX_BODY_BYTES:
-                    self._send(413 if length > 0 else 400, {"error": "bad or too large Content-Length"})
-                    return
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                    if not isinstance(body, dict):
-                        raise ValueError("body must be a JSON object")
-                    series = body.get("series")
-                    if series is not None and (not isinstance(series, list) or
-                                               not all(isinstance(s, str) for s in series)):
-                        raise ValueError("'series' must be a list of strings")
-                except ValueError as exc:
-                    self._send(400, {"error": f"bad request: {exc}"})
-                    return
-                if path.endswith("/pin"):
-                    result: dict[str, Any] = {"pinned": server.drift.pin(series)}
-                else:
-                    result = {"reset": server.drift.reset(series, force=bool(body.get("force", False)))}
-                if server._on_change is not None:
-                    try:
-                        server._on_change()
-                    except Exception as exc:  # the edit is applied; persisting it is retried by the next snapshot
-                        result["warning"] = f"not persisted yet: {exc}"
-                self._send(200, result)
-
-        return Handler
+def _deny(request: web.Request) -> web.Response:
+    response = _json(401, {"error": "missing or wrong bearer token"})
+    response.headers["WWW-Authenticate"] = 'Bearer realm="gensight-admin"'
+    return response

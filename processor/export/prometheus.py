@@ -40,7 +40,6 @@ updated for ``series_ttl_s`` disappears from the output (0 keeps series forever)
 
 from __future__ import annotations
 
-import http.server
 import logging
 import re
 import threading
@@ -48,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
@@ -65,7 +65,7 @@ from gensight.processor.export.prometheus_exposition import (
 )
 from gensight.processor.export.prometheus_exposition import render as render_exposition
 from gensight.processor.export.sink import Sink
-from gensight.processor.receive.bounded_http import BoundedHTTPServer
+from gensight.processor.receive.http_server import HttpServer, bearer_check
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
 
 _log = logging.getLogger(__name__)
@@ -313,12 +313,18 @@ def wants_openmetrics(accept: str | None) -> bool:
 
 
 class PrometheusEndpoint(Sink):
-    """``GET /metrics`` over a bounded stdlib HTTP server; also a Sink (``export(request)``)."""
+    """``GET /metrics`` on the processor's HTTP server (``receive/http_server.py``); also a Sink
+    (``export(request)``). Rendering runs on ``workers`` threads: a large store takes long enough
+    to render that it would otherwise hold up the event loop."""
+
+    MAX_CONNECTIONS = 18  # scrapers are few (the stdlib server before took 16 waiting + 2 workers)
+    MAX_REQUEST_BODY_BYTES = 1024  # a scrape is a GET: no body
+    IDLE_TIMEOUT_S = 30.0
 
     def __init__(self, config: PrometheusConfig, store: PrometheusStore | None = None) -> None:
         self.config = config
         self.store = store or PrometheusStore(config.series_ttl_s, config.max_series)
-        self._server: BoundedHTTPServer | None = None
+        self._server: HttpServer | None = None
         self._auth: BearerAuthenticator | None = config.auth.authenticator()
 
     @property
@@ -329,15 +335,18 @@ class PrometheusEndpoint(Sink):
         if self.config.endpoint is None:
             raise ConfigError("prometheus.endpoint: not set")
         host, port = parse_endpoint(self.config.endpoint, "prometheus.endpoint")
-        handler = type("PromHandler", (_ScrapeHandler,), {"endpoint": self})
+        server = HttpServer(
+            "prometheus", host, port, routes=[web.get("/metrics", self._scrape)], max_connections=self.MAX_CONNECTIONS,
+            client_max_size=self.MAX_REQUEST_BODY_BYTES, idle_timeout_s=self.IDLE_TIMEOUT_S,
+            ssl_context=self.config.tls.server_ssl_context() if self.config.tls else None,
+            workers=self.config.workers, auth=bearer_check(self._auth),
+        )
         try:
-            self._server = BoundedHTTPServer(
-                (host, port), handler, workers=self.config.workers, backlog=16,
-                ssl_context=self.config.tls.server_ssl_context() if self.config.tls else None, idle_timeout_s=30.0,
-            )
+            server.start()
         except OSError as exc:
+            server.shutdown(0)
             raise OSError(f"cannot bind Prometheus endpoint to {self.config.endpoint}: {exc}") from None
-        self._server.start()
+        self._server = server
         _log.info("Prometheus scrape endpoint on http://%s:%d/metrics", host, self.port)
 
     def export(self, request: ExportMetricsServiceRequest) -> bool:
@@ -354,39 +363,13 @@ class PrometheusEndpoint(Sink):
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         server, self._server = self._server, None
         if server is not None:
-            server.stop(timeout_s)
+            server.shutdown(timeout_s)
         return True
 
-
-class _ScrapeHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "gensight"
-    sys_version = ""
-    endpoint: PrometheusEndpoint
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        _log.debug("%s " + format, self.client_address[0], *args)
-
-    def do_GET(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        if path != "/metrics":
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
-            return
-        auth = self.endpoint._auth
-        if auth is not None and not auth.check(self.headers.get("Authorization")):
-            self._send(401, "text/plain; charset=utf-8", b"missing or invalid bearer token\n",
-                       {"WWW-Authenticate": 'Bearer realm="gensight"'})
-            return
-        if wants_openmetrics(self.headers.get("Accept")):
-            self._send(200, OPENMETRICS_CONTENT_TYPE, self.endpoint.store.render(openmetrics=True).encode("utf-8"))
-        else:
-            self._send(200, CONTENT_TYPE, self.endpoint.store.render().encode("utf-8"))
-
-    def _send(self, status: int, ctype: str, body: bytes, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+    async def _scrape(self, request: web.Request) -> web.Response:
+        openmetrics = wants_openmetrics(request.headers.get("Accept"))
+        server = self._server
+        assert server is not None
+        text = await server.run_blocking(lambda: self.store.render(openmetrics=openmetrics))
+        return web.Response(body=text.encode("utf-8"),
+                            headers={"Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE})

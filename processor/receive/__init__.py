@@ -3,7 +3,7 @@
 Untrusted bytes come in here and leave as decoded requests handed to a ``Consumer``
 (``consumer(request, raw) -> Admission``); the receivers translate the ``Admission`` into the
 protocol's answer (OK, partial success, RESOURCE_EXHAUSTED + RetryInfo, 503 + Retry-After).
-Also here: the bounded HTTP server, TLS and bearer-token auth, and decoding (protobuf, OTLP/JSON,
+Also here: the processor's HTTP server (aiohttp, bounded; every HTTP endpoint runs on it), TLS and bearer-token auth, and decoding (protobuf, OTLP/JSON,
 gzip, JSON lines files), strict first and lenient when only per-span defects stand in the way
 (``lenient.py``, ``repair.py``: invalid UTF-8 repaired, undecodable spans rejected alone)."""
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from gensight._lazy import lazy_exports
 
-__all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "BoundedHTTPServer", "Consumer", "DecodeError", "Decoded", "Defects", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_request", "decode_trace_request", "iter_decoded_lines", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
+__all__ = ["Admission", "AuthConfig", "BadLine", "BearerAuthenticator", "Consumer", "DecodeError", "Decoded", "Defects", "GrpcReceiver", "GrpcReceiverConfig", "HttpReceiver", "HttpReceiverConfig", "HttpServer", "QueueConsumer", "TlsConfig", "TooLargeError", "count_spans", "decode_request", "decode_trace_request", "iter_decoded_lines", "iter_json_lines", "message_to_otlp_json", "parse_endpoint"]
 
 _EXPORTS = {
     "Admission": "gensight.processor.receive.admission",
@@ -33,7 +33,7 @@ _EXPORTS = {
     "parse_endpoint": "gensight.processor.endpoint",
     "HttpReceiver": "gensight.processor.receive.http_receiver",
     "HttpReceiverConfig": "gensight.processor.receive.http_receiver",
-    "BoundedHTTPServer": "gensight.processor.receive.bounded_http",
+    "HttpServer": "gensight.processor.receive.http_server",
     "AuthConfig": "gensight.processor.receive.tls",
     "BearerAuthenticator": "gensight.processor.receive.tls",
     "TlsConfig": "gensight.processor.receive.tls",

@@ -31,29 +31,48 @@ consumer raised                           500 (logged, counted)
 only when the receiver is not shutting down and ``ready()`` holds (e.g. the queue has room), else
 503 -- a load balancer then routes around a saturated replica. Neither needs a token.
 
-Concurrency is bounded by ``bounded_http.BoundedHTTPServer`` (fixed workers, bounded backlog).
-Bodies are read with a total deadline (``request_timeout_s``) so a slow sender cannot pin a worker.
+Served by ``http_server.HttpServer`` (aiohttp): at most ``workers + backlog`` open connections
+(one more gets an immediate 503 + ``Retry-After``, counted as ``busy_connections``); a request head
+must arrive within ``idle_timeout_s`` and its body within ``request_timeout_s`` (408), so a slow
+sender cannot hold a connection; bounds in detail in ``http_server.py``. Memory: at most
+``workers`` requests hold a body at once (reading, decoding, delivering: ``workers`` x
+``max_request_body_mib``, plus the decoded copy); the others wait with their bodies unread, which
+TCP turns into back-pressure on the sender, and one that waits ``request_timeout_s`` for its turn
+gets 503 + ``Retry-After`` (counted as ``refused``).
+
+Where the work runs: the event loop reads the body and answers. Decoding (protobuf/JSON parsing,
+lenient repair) and delivery into the pipeline run on the loop itself for an uncompressed body of
+at most ``INLINE_MAX_BYTES`` (256 KiB, about 900 GenAI spans: ~1 us/span to decode plus the
+consumer's normalising, a few milliseconds at most), and on ``workers`` threads
+(``HttpServer.run_blocking``) for anything larger or gzipped (a gzip body's inflated size, and so
+its cost, is unknown until inflated; up to ``max_request_body_mib``, the better part of a second,
+which inline would stall every other client and the health checks for). Why not always the
+workers: the hop to a thread and back costs more than decoding a typical exporter batch (a
+``BatchSpanProcessor`` sends up to 512 spans): with every request on the workers the server used
+1.4-2x the CPU per span of the HTTP layer it uses with small bodies inline, 1.07-1.36x end to end
+(bench/http_ingest.py, docs/benchmarks.md). The consumer is called from the loop or a worker thread alike; it was
+written for the gRPC receiver's worker threads and must not block either way (admission.py).
 """
 
 from __future__ import annotations
 
-import http.server
+import asyncio
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
 from gensight.processor.config_fields import ConfigError, Section
 from gensight.processor.endpoint import parse_endpoint
 from gensight.processor.receive.admission import Admission, Consumer, deliver, export_response
-from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.decode import DecodeError, TooLargeError, gunzip
+from gensight.processor.receive.http_server import BodyError, HttpServer, bearer_check, read_body, within
 from gensight.processor.receive.lenient import decode_request
 from gensight.processor.receive.logs import decode_logs_request
 from gensight.processor.receive.tls import AuthConfig, BearerAuthenticator, TlsConfig
@@ -62,19 +81,19 @@ _log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
 LOGS_PATH = "/v1/logs"
+HEALTH_PATHS = ("/healthz", "/readyz")
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-_READ_CHUNK_BYTES = 256 * 1024
-_DRAIN_MAX_BYTES = 4 * 1024 * 1024  # an over-limit body this much too big is read and discarded
+INLINE_MAX_BYTES = 256 * 1024  # uncompressed bodies up to this are decoded on the event loop (see above)
 
 
 @dataclass(frozen=True)
 class HttpReceiverConfig(Section):
     endpoint: str = "127.0.0.1:4318"  # bind 0.0.0.0:4318 to accept from other hosts/containers
     max_request_body_mib: int = 64  # limit for the body as sent AND after gzip decompression
-    workers: int = 8
-    backlog: int = 64  # connections waiting for a worker; beyond -> immediate 503
-    idle_timeout_s: float = 30.0  # a keep-alive connection silent this long is closed
+    workers: int = 8  # threads decoding and delivering requests
+    backlog: int = 64  # connections allowed beyond ``workers``; beyond both -> immediate 503
+    idle_timeout_s: float = 30.0  # a connection without a complete request head this long is closed
     request_timeout_s: float = 30.0  # a request body must arrive within this
     tls: TlsConfig | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -101,7 +120,7 @@ class HttpReceiverStats(NamedTuple):
     accepted: int
     partial: int
     refused: int  # 503
-    invalid: int  # 400
+    invalid: int  # 400 (including heads the HTTP parser refused)
     too_large: int  # 413
     unsupported: int  # 415
     unauthenticated: int  # 401
@@ -109,11 +128,13 @@ class HttpReceiverStats(NamedTuple):
     busy_connections: int  # connections shed because every worker and the backlog were busy
 
 
-class _BodyError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class _Answer(NamedTuple):
+    """What the worker thread decided; the loop turns it into a response."""
+
+    status: int
+    message: Any  # a protobuf message (ExportTraceServiceResponse / ExportLogsServiceResponse / Status)
+    headers: dict[str, str] | None = None
+    close: bool = False
 
 
 class HttpReceiver:
@@ -131,7 +152,8 @@ class HttpReceiver:
         self.auth: BearerAuthenticator | None = config.auth.authenticator()
         self.max_body_bytes = config.max_request_body_mib * 1024 * 1024
         self.stopping = False
-        self._server: BoundedHTTPServer | None = None
+        self._server: HttpServer | None = None
+        self._body_slots = asyncio.Semaphore(config.workers)  # used on the server's loop only
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(HttpReceiverStats._fields, 0)
 
@@ -142,26 +164,31 @@ class HttpReceiver:
     def start(self) -> None:
         cfg = self.config
         host, port = parse_endpoint(cfg.endpoint, "endpoint")
-        handler = type("BoundHandler", (_Handler,), {"receiver": self, "timeout": cfg.idle_timeout_s})
+        server = HttpServer(
+            "http-receiver", host, port,
+            routes=[web.route("*", path, self._route) for path in (*self.signals, *HEALTH_PATHS, "/{path:.*}")],
+            max_connections=cfg.workers + cfg.backlog, client_max_size=self.max_body_bytes,
+            idle_timeout_s=cfg.idle_timeout_s, ssl_context=cfg.tls.server_ssl_context() if cfg.tls else None,
+            workers=cfg.workers, auth=bearer_check(self.auth), deny=self._deny, public_paths=HEALTH_PATHS,
+        )
         try:
-            self._server = BoundedHTTPServer(
-                (host, port),
-                handler,
-                workers=cfg.workers,
-                backlog=cfg.backlog,
-                ssl_context=cfg.tls.server_ssl_context() if cfg.tls else None,
-                idle_timeout_s=cfg.idle_timeout_s,
-            )
+            server.start()
         except OSError as exc:
+            server.shutdown(0)
             raise OSError(f"cannot bind HTTP receiver to {cfg.endpoint}: {exc}") from None
-        self._server.start()
+        self._server = server
         _log.info("OTLP/HTTP receiver listening on %s:%d%s", host, self.port, " (TLS)" if cfg.tls else "")
 
     def stop(self, grace_s: float = 5.0) -> None:
         self.stopping = True
-        server, self._server = self._server, None
+        server = self._server
         if server is not None:
-            server.stop(grace_s)
+            server.shutdown(grace_s)  # requests in flight still reach the server's workers
+            with self._lock:  # the final self-telemetry is read after stop
+                self._counts["busy_connections"] += server.busy_rejections
+                self._counts["requests"] += server.protocol_errors
+                self._counts["invalid"] += server.protocol_errors
+        self._server = None
 
     def is_ready(self) -> bool:
         if self.stopping:
@@ -181,231 +208,141 @@ class HttpReceiver:
     def stats(self) -> HttpReceiverStats:
         with self._lock:
             counts = dict(self._counts)
-        counts["busy_connections"] = self._server.busy_rejections if self._server else 0
+        server = self._server
+        if server is not None:
+            counts["busy_connections"] += server.busy_rejections
+            # heads the HTTP parser refused (e.g. a control character in a header) are invalid requests
+            counts["requests"] += server.protocol_errors
+            counts["invalid"] += server.protocol_errors
         return HttpReceiverStats(**counts)
 
+    # ---------------------------------------------------------------- routing (on the event loop)
 
-def _media_type(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path, method = request.path, request.method
+        if method == "GET" and path == "/healthz":
+            return _plain(200, "ok\n")
+        if method == "GET" and path == "/readyz":
+            return _plain(200, "ready\n") if self.is_ready() else _plain(503, "not ready\n")
+        if path in self.signals:
+            if method == "POST":
+                return await self._export(request, self.signals[path])
+            return _plain(405, "method not allowed\n", {"Allow": "POST"})
+        return _plain(404, "not found\n")
 
+    def _deny(self, request: web.Request) -> web.StreamResponse:
+        """401 for a request without a valid token (the body stays unread)."""
+        json_out = _media_type(request.headers.get("Content-Type")) == JSON
+        if request.method == "POST" and request.path in self.signals:
+            self.count("requests", "unauthenticated")
+        return _response(_Answer(401, _status(code_pb2.UNAUTHENTICATED, "missing or invalid bearer token"),
+                                 {"WWW-Authenticate": 'Bearer realm="gensight"'}, close=True), json_out)
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: SDK exporters reuse connections
-    server_version = "gensight"
-    sys_version = ""
-    receiver: HttpReceiver  # set on the per-server subclass
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        _log.debug("%s " + format, self.client_address[0], *args)
-
-    # ---------------------------------------------------------------- routing
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        path = self.path.split("?", 1)[0]
-        if path == "/healthz":
-            self._plain(200, "ok\n")
-        elif path == "/readyz":
-            if self.receiver.is_ready():
-                self._plain(200, "ready\n")
-            else:
-                self._plain(503, "not ready\n")
-        elif path in self.receiver.signals:
-            self._method_not_allowed()
-        else:
-            self._plain(404, "not found\n")
-
-    def do_POST(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        if path not in self.receiver.signals:
-            self._discard_body_or_close()
-            self._plain(404, "not found\n")
-            return
-        self._export(self.receiver.signals[path])
-
-    def _other(self) -> None:
-        if self.path.split("?", 1)[0] in self.receiver.signals:
-            self._discard_body_or_close()
-            self._method_not_allowed()
-        else:
-            self._discard_body_or_close()
-            self._plain(404, "not found\n")
-
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other  # noqa: N815
-
-    # ---------------------------------------------------------------- export
-
-    def _export(self, logs: Consumer | None) -> None:
+    async def _export(self, request: web.Request, logs: Consumer | None) -> web.StreamResponse:
         """/v1/traces, or /v1/logs when ``logs`` (its consumer) is given."""
-        rx = self.receiver
-        rx.count("requests")
-        media = _media_type(self.headers.get("Content-Type"))
+        self.count("requests")
+        media = _media_type(request.headers.get("Content-Type"))
         json_out = media == JSON
-        if rx.auth is not None and not rx.auth.check(self.headers.get("Authorization")):
-            rx.count("unauthenticated")
-            self.close_connection = True  # body not read
-            self._status(401, code_pb2.UNAUTHENTICATED, "missing or invalid bearer token", json_out,
-                         extra={"WWW-Authenticate": 'Bearer realm="gensight"'})
-            return
         if media not in (PROTOBUF, JSON):
-            rx.count("unsupported")
-            self.close_connection = True
-            self._status(415, code_pb2.INVALID_ARGUMENT,
-                         f"unsupported Content-Type {media or '(none)'!r}: use {PROTOBUF} or {JSON}", True)
-            return
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+            self.count("unsupported")
+            message = f"unsupported Content-Type {media or '(none)'!r}: use {PROTOBUF} or {JSON}"
+            return _response(_Answer(415, _status(code_pb2.INVALID_ARGUMENT, message), close=True), True)
+        encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding not in ("identity", "gzip"):
-            rx.count("unsupported")
-            self.close_connection = True
-            self._status(415, code_pb2.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}: use gzip", json_out)
-            return
+            self.count("unsupported")
+            message = f"unsupported Content-Encoding {encoding!r}: use gzip"
+            return _response(_Answer(415, _status(code_pb2.INVALID_ARGUMENT, message), close=True), json_out)
+        try:  # a body slot: at most ``workers`` bodies in memory; the others wait unread (TCP back-pressure)
+            if self._body_slots.locked():
+                await within(self._body_slots.acquire(), self.config.request_timeout_s)
+            else:
+                await self._body_slots.acquire()  # free: returns at once
+        except asyncio.TimeoutError:
+            self.count("refused")
+            return _response(_Answer(503, _status(code_pb2.UNAVAILABLE, "server busy"), {"Retry-After": "1"},
+                                     close=True), json_out)
         try:
-            body = self._read_body()
-            if encoding == "gzip":
-                body = gunzip(body, rx.max_body_bytes)
+            return _response(await self._read_and_deliver(request, encoding == "gzip", json_out, logs), json_out)
+        finally:
+            self._body_slots.release()
+
+    async def _read_and_deliver(self, request: web.Request, gzipped: bool, json_out: bool,
+                                logs: Consumer | None) -> _Answer:
+        try:
+            body = await read_body(request, self.max_body_bytes, self.config.request_timeout_s)
+        except BodyError as exc:
+            self.count("too_large" if exc.status == 413 else "invalid")
+            return _Answer(exc.status, _status(code_pb2.INVALID_ARGUMENT, exc.message), close=True)
+        if not gzipped and len(body) <= INLINE_MAX_BYTES:
+            return self._decode_and_deliver(body, gzipped, json_out, logs)
+        assert self._server is not None
+        return await self._server.run_blocking(self._decode_and_deliver, body, gzipped, json_out, logs)
+
+    # ---------------------------------------------------------------- decode + deliver (loop or worker thread)
+
+    def _decode_and_deliver(self, body: bytes, gzipped: bool, json_out: bool, logs: Consumer | None) -> _Answer:
+        try:
+            if gzipped:
+                body = gunzip(body, self.max_body_bytes)
             # strict; per-span defects tolerated only when that fails. ``raw`` (protobuf only) lets
             # the normaliser's C scanner read the bytes (the repaired ones, when repaired)
             if logs is None:
                 decoded = decode_request(body, "json" if json_out else "protobuf")
             else:
                 log_request = decode_logs_request(body, encoding="json" if json_out else "protobuf")
-        except _BodyError as exc:
-            rx.count("too_large" if exc.status == 413 else "invalid")
-            self.close_connection = True
-            self._status(exc.status, code_pb2.INVALID_ARGUMENT, exc.message, json_out)
-            return
         except TooLargeError as exc:
-            rx.count("too_large")
-            self._status(413, code_pb2.INVALID_ARGUMENT, exc.message, json_out)
-            return
+            self.count("too_large")
+            return _Answer(413, _status(code_pb2.INVALID_ARGUMENT, exc.message))
         except DecodeError as exc:
-            rx.count("invalid")
-            self._status(400, code_pb2.INVALID_ARGUMENT, exc.message, json_out)
-            return
-        if rx.stopping:
-            rx.count("refused")
-            self._status(503, code_pb2.UNAVAILABLE, "shutting down", json_out)
-            return
+            self.count("invalid")
+            return _Answer(400, _status(code_pb2.INVALID_ARGUMENT, exc.message))
+        if self.stopping:
+            self.count("refused")
+            return _Answer(503, _status(code_pb2.UNAVAILABLE, "shutting down"))
         try:
             if logs is None:
-                admission: Admission = deliver(rx.consumer, decoded.request, decoded.raw, decoded.defects)
+                admission: Admission = deliver(self.consumer, decoded.request, decoded.raw, decoded.defects)
             else:
                 admission = logs(log_request, None if json_out else body)
         except Exception:
             _log.exception("trace consumer failed; answering 500")
-            rx.count("internal_errors")
-            self._status(500, code_pb2.INTERNAL, "internal error while processing the request", json_out)
-            return
+            self.count("internal_errors")
+            return _Answer(500, _status(code_pb2.INTERNAL, "internal error while processing the request"))
         if not admission.accepted:
-            rx.count("refused")
-            extra = {}
+            self.count("refused")
+            headers = {}
             if admission.retry_after_s is not None:
-                extra["Retry-After"] = str(max(1, math.ceil(admission.retry_after_s)))
+                headers["Retry-After"] = str(max(1, math.ceil(admission.retry_after_s)))
             code = code_pb2.RESOURCE_EXHAUSTED if admission.retry_after_s is not None else code_pb2.UNAVAILABLE
-            self._status(503, code, admission.error_message or "not accepting data", json_out, extra=extra)
-            return
+            return _Answer(503, _status(code, admission.error_message or "not accepting data"), headers)
         response, partial = export_response(admission, logs is not None)
         if partial:
-            rx.count("accepted", "partial")
+            self.count("accepted", "partial")
         else:
-            rx.count("accepted")
-        self._message(200, response, json_out)
+            self.count("accepted")
+        return _Answer(200, response)
 
-    def _read_body(self) -> bytes:
-        limit = self.receiver.max_body_bytes
-        deadline = time.monotonic() + self.receiver.config.request_timeout_s
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked(limit, deadline)
-        length_s = self.headers.get("Content-Length")
-        if length_s is None:
-            raise _BodyError(411, "Content-Length or chunked Transfer-Encoding required")
-        try:
-            length = int(length_s)
-        except ValueError:
-            raise _BodyError(400, f"invalid Content-Length {length_s[:32]!r}") from None
-        if length < 0:
-            raise _BodyError(400, "negative Content-Length")
-        if length > limit:
-            if length - limit <= _DRAIN_MAX_BYTES:
-                # read and discard a modest excess so the client sees the 413 instead of a reset
-                self._read_exact(length, deadline, keep=False)
-            raise _BodyError(413, f"body of {length} bytes exceeds the limit of {limit} bytes")
-        return self._read_exact(length, deadline)
 
-    def _read_exact(self, n: int, deadline: float, keep: bool = True) -> bytes:
-        parts: list[bytes] = []
-        remaining = n
-        while remaining:
-            if time.monotonic() > deadline:
-                raise _BodyError(408, "request body not received in time")
-            chunk = self.rfile.read(min(remaining, _READ_CHUNK_BYTES))
-            if not chunk:
-                raise _BodyError(400, "request body truncated")
-            if keep:
-                parts.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(parts)
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
 
-    def _read_chunked(self, limit: int, deadline: float) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _BodyError(400, "invalid chunked encoding") from None
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                raise _BodyError(413, f"body exceeds the limit of {limit} bytes")
-            parts.append(self._read_exact(size, deadline))
-            self.rfile.readline(16)  # CRLF after each chunk
 
-    def _discard_body_or_close(self) -> None:
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) <= 1024 * 1024:
-            try:
-                self.rfile.read(int(length))
-                return
-            except OSError:
-                pass
-        if length not in (None, "0"):
-            self.close_connection = True
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
+def _status(code: int, message: str) -> Any:
+    return status_pb2.Status(code=code, message=message)
 
-    # ---------------------------------------------------------------- responses
 
-    def _method_not_allowed(self) -> None:
-        self._plain(405, "method not allowed\n", extra={"Allow": "POST"})
+def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=text, headers=headers)
 
-    def _plain(self, status: int, text: str, extra: dict[str, str] | None = None) -> None:
-        self._send(status, "text/plain; charset=utf-8", text.encode(), extra)
 
-    def _message(self, status: int, message: Any, json_out: bool, extra: dict[str, str] | None = None) -> None:
-        if json_out:
-            body = json_format.MessageToJson(message, indent=None).encode()
-            self._send(status, JSON, body, extra)
-        else:
-            self._send(status, PROTOBUF, message.SerializeToString(), extra)
-
-    def _status(self, http_status: int, code: int, message: str, json_out: bool, extra: dict[str, str] | None = None) -> None:
-        self._message(http_status, status_pb2.Status(code=code, message=message), json_out, extra)
-
-    def _send(self, status: int, content_type: str, body: bytes, extra: dict[str, str] | None) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (extra or {}).items():
-                self.send_header(key, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-        except OSError:
-            self.close_connection = True
+def _response(answer: _Answer, json_out: bool) -> web.Response:
+    """The answer in the request's encoding (JSON when its own type was unsupported)."""
+    if json_out:
+        body = json_format.MessageToJson(answer.message, indent=None).encode()
+        response = web.Response(status=answer.status, body=body, content_type=JSON, headers=answer.headers)
+    else:
+        response = web.Response(status=answer.status, body=answer.message.SerializeToString(), content_type=PROTOBUF,
+                                headers=answer.headers)
+    if answer.close:
+        response.force_close()
+    return response

@@ -1,10 +1,11 @@
-"""The status page server: aiohttp on its own event-loop thread; also a pipeline sink.
+"""The status page server: on the processor's HTTP server (``receive/http_server.py``: aiohttp on its
+own event-loop thread, with connection, head and body limits and keep-alive timeouts, shared with
+the receiver, the scrape and the admin endpoints); also a pipeline sink.
 
-Why aiohttp: a well-kept HTTP server (request-line, header and body limits, keep-alive timeouts)
-that runs in one thread beside the processor's own threads, with no process manager. The page is
-read-only: GET and HEAD only (others get 405), no request body is read (``client_max_size`` 1 KiB).
-Charts are drawn in one worker thread (``CHART_WORKERS``) so a burst of image requests cannot
-take more than one core of matplotlib at a time; the event loop stays free for pages.
+The page is read-only: GET and HEAD only (others get 405), no request body is read
+(``client_max_size`` 1 KiB). Charts are drawn in the server's one worker thread (``CHART_WORKERS``)
+so a burst of image requests cannot take more than one core of matplotlib at a time; the event loop
+stays free for pages.
 
 Access: the endpoint binds loopback unless ``ui.endpoint`` names another address; when the
 ``ui.token_env`` variable is set, every request must carry the token (``Authorization: Bearer``,
@@ -13,11 +14,8 @@ the ``gensight_ui`` cookie, or ``?token=`` once, which sets that cookie and redi
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gensight.processor.export.sink import Sink
@@ -28,9 +26,10 @@ from gensight.processor.ui.state import StatusState
 log = logging.getLogger(__name__)
 
 COOKIE = "gensight_ui"
-REQUIRED_MODULES = ("aiohttp", "matplotlib")  # the ``ui`` extra
+REQUIRED_MODULES = ("aiohttp", "matplotlib")  # the ``ui`` extra (aiohttp comes with ``processor``)
 CHART_WORKERS = 1
 MAX_REQUEST_BODY_BYTES = 1024
+MAX_CONNECTIONS = 64  # browsers open a handful each
 KEEPALIVE_TIMEOUT_S = 15.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'none'; "
@@ -51,15 +50,11 @@ class StatusPage(Sink):
         self.state = state or StatusState(config.history_windows)
         self.trace_url_template = trace_url_template
         self.token = token if token is not None else config.token()
-        self._port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: Any = None
-        self._thread: threading.Thread | None = None
-        self._charts = ThreadPoolExecutor(max_workers=CHART_WORKERS, thread_name_prefix="gensight-ui-chart")
+        self._server: Any = None  # receive.http_server.HttpServer once started
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._server.port if self._server is not None else 0
 
     @property
     def url(self) -> str:
@@ -81,50 +76,30 @@ class StatusPage(Sink):
     def start(self) -> None:
         from aiohttp import web
 
+        from gensight.processor.receive.http_server import HttpServer
+
         host, port = self.config.host_port()
         if not is_loopback(host) and not self.token:
             log.warning("gensight: status page on non-loopback %s without a token (set %s)", host,
                         self.config.token_env)
-        async def guard(request: Any, handler: Any) -> Any:
-            return await self._guard(request, handler)
-
-        app = web.Application(middlewares=[web.middleware(guard)], client_max_size=MAX_REQUEST_BODY_BYTES)
-        app.router.add_get("/", self._root)
-        app.router.add_get("/ui", self._root)
-        app.router.add_get("/ui/", self._overview)
-        app.router.add_get("/ui/series/{sid}", self._series)
-        app.router.add_get("/ui/chart/{name}", self._chart)
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S)
+        routes = [web.get("/", self._root), web.get("/ui", self._root), web.get("/ui/", self._overview),
+                  web.get("/ui/series/{sid}", self._series), web.get("/ui/chart/{name}", self._chart)]
+        server = HttpServer("ui", host, port, routes=routes, max_connections=MAX_CONNECTIONS,
+                            client_max_size=MAX_REQUEST_BODY_BYTES, idle_timeout_s=KEEPALIVE_TIMEOUT_S,
+                            workers=CHART_WORKERS, auth=self._authorised if self.token else None, deny=_deny,
+                            middlewares=[self._guard])
         try:
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, host, port, backlog=64)
-            loop.run_until_complete(site.start())
+            server.start()
         except OSError as exc:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
+            server.shutdown(0)
             raise OSError(f"ui.endpoint: cannot listen on {self.config.endpoint}: {exc}") from None
-        sockets = getattr(site._server, "sockets", None)  # the bound socket: port 0 asks the OS for a free one
-        self._port = int(sockets[0].getsockname()[1]) if sockets else port
-        self._loop, self._runner = loop, runner
-        self._thread = threading.Thread(target=loop.run_forever, name="gensight-ui", daemon=True)
-        self._thread.start()
+        self._server = server
         log.info("gensight: status page on %s", self.url)
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return True
-        try:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout_s)
-        except Exception:  # noqa: BLE001 - stopping must not raise
-            log.debug("status page cleanup failed", exc_info=True)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        if not loop.is_running():
-            loop.close()
-        self._charts.shutdown(wait=False, cancel_futures=True)
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown(timeout_s)
         return True
 
     # -- handlers ----------------------------------------------------------------------------------
@@ -136,22 +111,19 @@ class StatusPage(Sink):
                    request.query.get("token", "")]
         return any(o and hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
 
-    async def _guard(self, request: Any, handler: Any) -> Any:  # aiohttp middleware
+    async def _guard(self, request: Any, handler: Any) -> Any:  # aiohttp middleware, outside the token check
         from aiohttp import web
 
         if request.method not in ("GET", "HEAD"):
             resp = web.Response(status=405, text="read-only\n", headers={"Allow": "GET, HEAD"})
-        elif not self._authorised(request):
-            resp = web.Response(status=401, text="missing or invalid token\n",
-                                headers={"WWW-Authenticate": 'Bearer realm="gensight-ui"'})
-        elif "token" in request.query:
+        elif "token" in request.query and self._authorised(request):
             # the token came in the URL: keep it in a cookie, drop it from the address bar
             rest = [(k, v) for k, v in request.query.items() if k != "token"]
             resp = web.HTTPSeeOther(request.rel_url.with_query(rest))
             resp.set_cookie(COOKIE, request.query["token"], httponly=True, samesite="Strict", path="/ui")
         else:
             try:
-                resp = await handler(request)
+                resp = await handler(request)  # the server's token check, then the page
             except web.HTTPException as exc:
                 resp = exc
         resp.headers.update(SECURITY_HEADERS)
@@ -194,9 +166,14 @@ class StatusPage(Sink):
         last = detail.history[-1].time_ns if detail.history else 0
         # redrawn when the series gets a window or an alert changes; cached otherwise
         key = (detail.sid, size, hash((last, tuple(detail.periods))))
-        loop = asyncio.get_running_loop()
-        svg = await loop.run_in_executor(self._charts, charts.chart_svg, key, detail.history, detail.periods, size)
+        svg = await self._server.run_blocking(charts.chart_svg, key, detail.history, detail.periods, size)
         return web.Response(text=svg, content_type="image/svg+xml", charset="utf-8")
+
+
+def _deny(request: Any) -> Any:
+    from aiohttp import web
+
+    return web.Response(status=401, text="missing or invalid token\n", headers={"WWW-Authenticate": 'Bearer realm="gensight-ui"'})
 
 
 def build_status_page(config: Any) -> StatusPage | None:

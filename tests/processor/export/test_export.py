@@ -27,7 +27,6 @@ from gensight.processor.export.jsonlines import JsonLinesSink
 from gensight.processor.export.otlp import OtlpExporter
 from gensight.processor.export.otlp_settings import ExporterConfig, resolve_settings
 from gensight.processor.export.otlp_transport import count_items
-from gensight.processor.receive.bounded_http import BoundedHTTPServer
 from gensight.processor.receive.grpc_receiver import retry_status
 
 
@@ -139,12 +138,16 @@ class HttpSink:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.server = BoundedHTTPServer(("127.0.0.1", 0), Handler, workers=2, backlog=8, idle_timeout_s=5)
-        self.server.start()
-        self.port = self.server.port
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.port = int(self.server.server_address[1])
 
     def stop(self) -> None:
-        self.server.stop(1.0)
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 
 import pytest
 from google.rpc import status_pb2
@@ -18,7 +19,7 @@ from recorder import Recorder
 
 from gensight.processor.receive.admission import ACCEPTED, Admission
 from gensight.processor.receive.decode import message_to_otlp_json
-from gensight.processor.receive.http_receiver import HttpReceiver, HttpReceiverConfig
+from gensight.processor.receive.http_receiver import INLINE_MAX_BYTES, HttpReceiver, HttpReceiverConfig
 from gensight.processor.receive.tls import AuthConfig, TlsConfig
 
 PB = "application/x-protobuf"
@@ -391,3 +392,61 @@ def test_sdk_exporter_treats_partial_success_as_success_without_retry(start_rece
     rx = start_receiver(rec)
     assert exporters(rx.port).export(sdk_spans(2)) == SpanExportResult.SUCCESS
     assert len(rec.requests) == 1 and rx.stats().partial == 1
+
+
+# ---------------------------------------------------------------- where decoding runs
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["large", "gzipped"])
+def test_large_or_gzipped_bodies_are_delivered_off_the_event_loop(start_receiver, make_request, gzipped):
+    """While the consumer holds a worker thread on such a body, the server still answers."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def held(request, raw=None):
+        entered.set()
+        gate.wait(10)
+        return ACCEPTED
+
+    rx = start_receiver(held)
+    n = 2
+    while len(body := make_request(n).SerializeToString()) <= INLINE_MAX_BYTES and not gzipped:
+        n *= 2
+    headers = {"Content_Encoding": "gzip"} if gzipped else {}
+    statuses: list[int] = []
+    sender = threading.Thread(target=lambda: statuses.append(
+        post(rx.port, gzip.compress(body) if gzipped else body, **headers)[0]))
+    sender.start()
+    try:
+        assert entered.wait(5)
+        assert post(rx.port, b"", None, method="GET", path="/healthz")[0] == 200
+    finally:
+        gate.set()
+        sender.join(10)
+    assert statuses == [200]
+
+
+def test_requests_beyond_the_body_slots_wait_then_get_503_with_retry_after(start_receiver, make_request):
+    """At most ``workers`` requests hold a body; one that cannot get a slot within
+    ``request_timeout_s`` is refused as busy (its body never read)."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def held(request, raw=None):
+        entered.set()
+        gate.wait(10)
+        return ACCEPTED
+
+    rx = start_receiver(held, workers=1, request_timeout_s=0.5)
+    statuses: list[int] = []
+    first = threading.Thread(target=lambda: statuses.append(
+        post(rx.port, gzip.compress(make_request(1).SerializeToString()), Content_Encoding="gzip")[0]))
+    first.start()
+    try:
+        assert entered.wait(5)  # the only slot is held by the first request's delivery
+        status, headers, body = post(rx.port, make_request(1).SerializeToString())
+        assert status == 503 and headers["Retry-After"] == "1" and status_body(body).message == "server busy"
+        assert rx.stats().refused == 1
+    finally:
+        gate.set()
+        first.join(10)
+    assert statuses == [200]
+    assert post(rx.port, make_request(1).SerializeToString())[0] == 200  # the slot is free again
