@@ -31,9 +31,13 @@ feature, Pearson's chi-square two-sample test of the horizon's counts against th
 ``-ln p - ln m`` maps to ``1 - 0.5 ** (evidence / h)`` with ``h = ln(windows per day /
 false_alarms_per_series_per_day)``, i.e. 0.5 exactly at the per-window level ``rate / (windows per
 day x m)``. The effect size maps to ``min(1, stat / (2 x alert threshold))`` (PSI for numeric, JS
-for categorical features: 0.5 exactly at ``psi_alert`` / ``js_alert``). A feature's score is the
-smaller of the two, the series' ``gensight.drift.score`` the largest over its features; so a score
->= 0.5 needs p below the calibrated level **and** PSI >= 0.2 (JS >= 0.1): normal traffic reaches it
+for categorical features: 0.5 exactly at ``psi_alert`` / ``js_alert``); for a numeric feature
+also ``min(1, W1 / |reference mean| / (2 x min_relative_shift))`` (0.5 at a Wasserstein-1 shift of
+``min_relative_shift``, 5 %, of the reference mean), because PSI is blind to units: on a
+near-constant latency (a fake or cached backend, p50 0.395 s, p95 0.41 s) a 2 % shift moves half
+the mass across the narrow frozen bins and reads PSI 0.5. A feature's score is the smallest, the series' ``gensight.drift.score`` the largest over its features; so a score
+>= 0.5 needs p below the calibrated level **and** PSI >= 0.2 (JS >= 0.1) **and**, numeric, a
+shift of >= 5 % of the mean: normal traffic reaches it
 on at most ``false_alarms_per_series_per_day`` (0.1) windows per series per day, and a trivial
 shift on a busy series (significant, tiny) does not. Alert ``drift`` (ticket) while the score is
 >= 0.5. The ``model`` mix compares model names without snapshot dates (:func:`normalise_model`).
@@ -314,14 +318,17 @@ class DriftAnalyser(Analyser):
                     scored = self._score_feature(f)
                     if scored is None:
                         continue
-                    stats, logp = scored
+                    stats, logp, shift = scored
                     attrs_base = series_attributes(key) if key.kind != "*" else ()
                     for method, value in stats.items():
                         out.append(MetricPoint("gensight.drift", GAUGE, "1", key.service,
                                                (*attrs_base, ("feature", name), ("method", method)),
                                                value, window.start_ns, now))
                     stat, thr = (stats["psi"], cfg.psi_alert) if "psi" in stats else (stats["js"], cfg.js_alert)
-                    tested[name] = (logp, stat, thr, min(1.0, stat / (2 * thr)))
+                    severity = min(1.0, stat / (2 * thr))
+                    if shift is not None:  # numeric: the shift must also matter in the feature's own units
+                        severity = min(severity, shift / (2 * cfg.min_relative_shift))
+                    tested[name] = (logp, stat, thr, severity)
                 if not tested:
                     continue
                 m = len(tested)
@@ -342,9 +349,10 @@ class DriftAnalyser(Analyser):
                                                      ("gensight.alert.baseline", 0.0)))
         return out
 
-    def _score_feature(self, f: _Feature) -> tuple[dict[str, float], float] | None:
-        """The drift statistics of a feature over its horizon, and ``ln p`` of Pearson's
-        chi-square two-sample test of the horizon's counts against the reference counts."""
+    def _score_feature(self, f: _Feature) -> tuple[dict[str, float], float, float | None] | None:
+        """The drift statistics of a feature over its horizon, ``ln p`` of Pearson's chi-square
+        two-sample test of the horizon's counts against the reference counts, and (numeric
+        features) the Wasserstein-1 distance relative to the reference mean."""
         cfg = self.config
         ref = f.ref
         if isinstance(ref, NumericRef):
@@ -364,12 +372,14 @@ class DriftAnalyser(Analyser):
             n = counts.sum()
             cur_p = counts / n
             cur_x = np.where(counts > 0, sums / np.maximum(counts, 1), ref.means)
-            std = max(ref.std, 1e-9, 0.01 * abs(float(np.dot(ref.probs, ref.means))))
+            mean = abs(float(np.dot(ref.probs, ref.means)))
+            std = max(ref.std, 1e-9, 0.01 * mean)
+            w1 = wasserstein_binned(ref.probs, ref.means, cur_p, cur_x)
             return {
                 "psi": psi(ref.probs, cur_p, cfg.psi_floor),
                 "ks": ks_binned(ref.probs, cur_p),
-                "wasserstein": wasserstein_binned(ref.probs, ref.means, cur_p, cur_x) / std,
-            }, chi2_logsf(*chi2_two_sample(ref.probs * ref.n, counts))
+                "wasserstein": w1 / std,
+            }, chi2_logsf(*chi2_two_sample(ref.probs * ref.n, counts)), w1 / max(mean, 1e-12)
         ccur = f.current
         assert isinstance(ccur, Counter)
         vec = ref.vector(ccur)
@@ -378,7 +388,7 @@ class DriftAnalyser(Analyser):
         counts, _ = self._horizon(f)
         if counts is None:
             return None
-        return {"js": js_distance(ref.probs, counts)}, chi2_logsf(*chi2_two_sample(ref.probs * ref.n, counts))
+        return {"js": js_distance(ref.probs, counts)}, chi2_logsf(*chi2_two_sample(ref.probs * ref.n, counts)), None
 
     def _horizon(self, f: _Feature) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Sum the most recent windows until they hold ``min_eval_count`` values."""

@@ -31,6 +31,9 @@ class DriftConfig(Section):
     max_series: int = DEFAULT_MAX_SERIES
     max_values_per_window: int = 10_000
     false_alarms_per_series_per_day: float = 0.1
+    # a numeric feature drifts only if its distribution moved at least this share of its mean
+    # (Wasserstein-1 / |reference mean|): PSI alone flags 2 % shifts of near-constant latencies
+    min_relative_shift: float = 0.05
 
     @classmethod
     def from_mapping(cls, data: Any, key: str = "drift") -> DriftConfig:

@@ -241,3 +241,39 @@ def test_a_small_sample_does_not_make_a_large_psi_an_alert():
     scores = [p.value for p in pts if p.name == "gensight.drift.score"]
     assert max(psis) > 0.2  # the effect-size alone would alert
     assert max(scores) < 0.5
+
+
+def tight_stream(minutes, per_min, seed, start_min=0, scale=1.0):
+    """A near-constant latency (a fake or cached backend): 0.395 s +- 1 %, times ``scale``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for m in range(start_min, start_min + minutes):
+        for i in range(per_min):
+            t = T0 + m * MIN + (i + 1) * (MIN // (per_min + 1))
+            out.append(rec(t, float(0.395 * scale * rng.lognormal(0.0, 0.01))))
+    return out
+
+
+def test_a_two_percent_shift_of_a_near_constant_latency_is_no_drift_alert():
+    """PSI reads such a shift as large (the frozen bins are narrow) and the chi-square as
+    significant; it is not 5 % of the mean, so the score stays under 0.5."""
+    alerts = AlertEngine()
+    d = DriftAnalyser(DriftConfig(), alerts)
+    pts = run_windows([d, alerts], tight_stream(30, 50, 24) + tight_stream(20, 50, 25, start_min=30, scale=1.02), 60)
+    assert drift_points(pts, "duration", "psi")[-1] > 0.2  # PSI alone would alert
+    scores = [p.value for p in pts if p.name == "gensight.drift.score"]
+    assert max(scores) < 0.5
+    assert alerts.state_of("drift", "chat-svc|chat|openai|gpt-4o-mini") != FIRING
+
+
+def test_a_twenty_percent_shift_of_a_near_constant_latency_is_a_drift_alert():
+    alerts = AlertEngine()
+    d = DriftAnalyser(DriftConfig(), alerts)
+    run_windows([d, alerts], tight_stream(30, 50, 26) + tight_stream(20, 50, 27, start_min=30, scale=1.2), 60)
+    assert alerts.state_of("drift", "chat-svc|chat|openai|gpt-4o-mini") == FIRING
+
+
+@pytest.mark.parametrize("bad", [0, -0.05])
+def test_a_non_positive_min_relative_shift_names_the_key(bad):
+    with pytest.raises(ValueError, match="drift.min_relative_shift"):
+        DriftConfig.from_mapping({"min_relative_shift": bad}, "drift")
