@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from http_ingest import drive as _drive  # bench/: the same load client for both benchmarks
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -144,30 +144,8 @@ SERVERS = {"(a) HttpReceiver": start_receiver, "(b) aiohttp": start_aiohttp, "(c
 
 
 def drive(port: int, body: bytes, clients: int, requests: int) -> float:
-    errors: list[str] = []
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            for _ in range(requests):
-                conn.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    errors.append(str(resp.status))
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"non-200 answers: {errors[:5]}")
-    return elapsed
+    """``clients`` keep-alive connections posting ``body`` ``requests`` times each; seconds taken."""
+    return _drive(port, body, clients, requests, {"Content-Type": "application/x-protobuf"})
 
 
 def main() -> None:
