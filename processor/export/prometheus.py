@@ -153,6 +153,10 @@ class PrometheusStore:
         self._dropped_series = 0
         self._skipped_points = 0
         self._updates = 0
+        # the text of the last scrape per format, with the store version it shows: scrapes (every
+        # 15 s per scraper) outnumber exports (one per window), and rendering costs ~25 us a series
+        self._version = 0
+        self._rendered: dict[bool, tuple[int, str]] = {}
 
     # ------------------------------------------------------------------ update
 
@@ -160,6 +164,7 @@ class PrometheusStore:
         now = time.monotonic()
         with self._lock:
             self._updates += 1
+            self._version += 1
             for rm in request.resource_metrics:
                 resource_labels = {label_name(kv.key): _any_to_str(kv.value) for kv in rm.resource.attributes}
                 for sm in rm.scope_metrics:
@@ -268,8 +273,11 @@ class PrometheusStore:
         if self.series_ttl_s <= 0:
             return
         cutoff = now - self.series_ttl_s
-        for key in [k for k, (_, t) in self._series.items() if t < cutoff]:
+        expired = [k for k, (_, t) in self._series.items() if t < cutoff]
+        for key in expired:
             del self._series[key]
+        if expired:
+            self._version += 1
 
     # ------------------------------------------------------------------ render
 
@@ -277,15 +285,30 @@ class PrometheusStore:
         """The text format (0.0.4), or with ``openmetrics`` the OpenMetrics 1.0 format: the same
         families, names and labels, plus histogram exemplars and the closing ``# EOF``. Written by
         prometheus_client (export/prometheus_exposition.py) from a ``snapshot()``, so a scrape
-        holds up the export path only for the copy."""
-        return render_exposition(*self.snapshot(), openmetrics)
+        holds up the export path only for the copy. Until the next update or expiry, later scrapes
+        of the same format get the same text without rendering it again."""
+        with self._lock:
+            self._expire(time.monotonic())
+            version = self._version
+            cached = self._rendered.get(openmetrics)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            families, series = self._copy()
+        text = render_exposition(families, series, openmetrics)
+        with self._lock:
+            if self._version == version:  # no update while rendering: the text is current
+                self._rendered[openmetrics] = (version, text)
+        return text
 
     def snapshot(self) -> tuple[dict[str, Family], list[Series]]:
         """The live series (expired ones dropped first) and their families, copied under the lock;
         values are never changed in place (an update stores a new one), so the copy is shallow."""
         with self._lock:
             self._expire(time.monotonic())
-            return dict(self._families), [(key, value) for key, (value, _) in self._series.items()]
+            return self._copy()
+
+    def _copy(self) -> tuple[dict[str, Family], list[Series]]:
+        return dict(self._families), [(key, value) for key, (value, _) in self._series.items()]
 
     def stats(self) -> PrometheusStats:
         with self._lock:

@@ -184,6 +184,30 @@ def test_idle_series_expire():
     assert store.render() == ""
 
 
+def test_a_scrape_between_two_updates_reuses_the_text_of_the_last_one():
+    store = PrometheusStore()
+    store.update(contract_request())
+    first = store.render()
+    assert store.render() is first  # not rendered again
+    assert store.render(openmetrics=True) is not first  # each format its own text
+
+
+def test_a_scrape_after_an_update_shows_the_update():
+    store = PrometheusStore()
+    store.update(contract_request(service="before"))
+    assert 'service_name="before"' in store.render()
+    store.update(contract_request(service="after"))
+    assert 'service_name="after"' in store.render()
+
+
+def test_a_series_that_expires_leaves_the_reused_text():
+    store = PrometheusStore(series_ttl_s=0.2)
+    store.update(contract_request())
+    assert store.render() != "" and store.render() != ""
+    time.sleep(0.3)
+    assert store.render() == ""
+
+
 def test_exponential_histograms_are_skipped_and_counted():
     req = ExportMetricsServiceRequest()
     m = req.resource_metrics.add().scope_metrics.add().metrics.add(name="x.exp")
