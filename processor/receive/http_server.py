@@ -147,9 +147,10 @@ def bearer_check(authenticator: BearerAuthenticator | None) -> Callable[[web.Req
     return lambda request: authenticator.check(request.headers.get("Authorization"))
 
 
-def deny_plain(realm: str = "gensight") -> Callable[[web.Request], web.StreamResponse]:
+def deny_plain(realm: str = "gensight", message: str = "missing or invalid bearer token"
+               ) -> Callable[[web.Request], web.StreamResponse]:
     def deny(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=401, text="missing or invalid bearer token\n",
+        return web.Response(status=401, text=f"{message}\n",
                             headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
     return deny
 

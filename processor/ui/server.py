@@ -76,7 +76,7 @@ class StatusPage(Sink):
     def start(self) -> None:
         from aiohttp import web
 
-        from gensight.processor.receive.http_server import HttpServer
+        from gensight.processor.receive.http_server import HttpServer, deny_plain
 
         host, port = self.config.host_port()
         if not is_loopback(host) and not self.token:
@@ -86,7 +86,8 @@ class StatusPage(Sink):
                   web.get("/ui/series/{sid}", self._series), web.get("/ui/chart/{name}", self._chart)]
         server = HttpServer("ui", host, port, routes=routes, max_connections=MAX_CONNECTIONS,
                             client_max_size=MAX_REQUEST_BODY_BYTES, idle_timeout_s=KEEPALIVE_TIMEOUT_S,
-                            workers=CHART_WORKERS, auth=self._authorised if self.token else None, deny=_deny,
+                            workers=CHART_WORKERS, auth=self._authorised if self.token else None,
+                            deny=deny_plain("gensight-ui", "missing or invalid token"),  # header, cookie or ?token=
                             middlewares=[self._guard])
         try:
             server.start()
@@ -168,12 +169,6 @@ class StatusPage(Sink):
         key = (detail.sid, size, hash((last, tuple(detail.periods))))
         svg = await self._server.run_blocking(charts.chart_svg, key, detail.history, detail.periods, size)
         return web.Response(text=svg, content_type="image/svg+xml", charset="utf-8")
-
-
-def _deny(request: Any) -> Any:
-    from aiohttp import web
-
-    return web.Response(status=401, text="missing or invalid token\n", headers={"WWW-Authenticate": 'Bearer realm="gensight-ui"'})
 
 
 def build_status_page(config: Any) -> StatusPage | None:
