@@ -35,12 +35,12 @@ for categorical features: 0.5 exactly at ``psi_alert`` / ``js_alert``); for a nu
 also ``min(1, W1 / |reference mean| / (2 x min_relative_shift))`` (0.5 at a Wasserstein-1 shift of
 ``min_relative_shift``, 5 %, of the reference mean), because PSI is blind to units: on a
 near-constant latency (a fake or cached backend, p50 0.395 s, p95 0.41 s) a 2 % shift moves half
-the mass across the narrow frozen bins and reads PSI 0.5. A feature's score is the smallest, the series' ``gensight.drift.score`` the largest over its features; so a score
->= 0.5 needs p below the calibrated level **and** PSI >= 0.2 (JS >= 0.1) **and**, numeric, a
-shift of >= 5 % of the mean: normal traffic reaches it
-on at most ``false_alarms_per_series_per_day`` (0.1) windows per series per day, and a trivial
-shift on a busy series (significant, tiny) does not. Alert ``drift`` (ticket) while the score is
->= 0.5. The ``model`` mix compares model names without snapshot dates (:func:`normalise_model`).
+the mass across the narrow frozen bins and reads PSI 0.5. A feature's score is the smallest, the
+series' ``gensight.drift.score`` the largest over its features; so a score >= 0.5 needs p below
+the calibrated level **and** PSI >= 0.2 (JS >= 0.1) **and**, numeric, a shift of >= 5 % of the
+mean: normal traffic reaches it on at most ``false_alarms_per_series_per_day`` (0.1) windows per
+series per day, and a trivial shift on a busy series (significant, tiny) does not. Alert ``drift``
+(ticket) while the score is >= 0.5. The ``model`` mix compares model names without snapshot dates (:func:`normalise_model`).
 """
 
 from __future__ import annotations
